@@ -1,0 +1,3 @@
+"""Model pipeline: causal wavelet features, walk-forward evaluation, ONNX model bundles."""
+
+__version__ = "0.1.0"

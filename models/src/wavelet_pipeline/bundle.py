@@ -1,0 +1,166 @@
+"""The model bundle on disk (DESIGN §3): writing it and verifying it.
+
+``manifest.json`` lists the sha256 of every other file in the bundle, so the sha256 of
+the manifest's bytes identifies the whole bundle: it is the bundle digest the server
+reports and the operator pins (``EXPECTED_BUNDLE_DIGEST``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+
+from . import onnx_tools
+from .features import FeatureSpec, denoised_series, feature_matrix
+
+MANIFEST = "manifest.json"
+FEATURE_NAMES = "feature_names.json"
+VECTORS = "vectors/parity.json"
+SCHEMA_VERSION = 1
+MODEL_FILES = {
+    "xgboost": "xgboost_optimized.onnx",
+    "lstm": "lstm_optimized.onnx",
+    "transformer": "transformer_optimized.onnx",
+    "ensemble": "ensemble_optimized.onnx",
+    "lstm_int8": "lstm_optimized.int8.onnx",
+    "transformer_int8": "transformer_optimized.int8.onnx",
+}
+# Stored predictions are onnxruntime's float32 outputs; a rerun must agree to this.
+PREDICTION_TOLERANCE = 1e-6
+FEATURE_TOLERANCE = 1e-12
+
+
+def sha256_file(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def bundle_digest(bundle: Path) -> str:
+    return "sha256:" + sha256_file(bundle / MANIFEST)
+
+
+def _json_ready(value: Any) -> Any:
+    """JSON has no NaN: missing values (history too short) are written as null."""
+    if isinstance(value, dict):
+        return {k: _json_ready(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_ready(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _json_ready(value.tolist())
+    if isinstance(value, (np.floating, float)):
+        return None if math.isnan(value) else float(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
+def json_text(value: Any) -> str:
+    return json.dumps(_json_ready(value), indent=2, allow_nan=False) + "\n"
+
+
+def io_signature(graph: onnx.ModelProto) -> dict[str, Any]:
+    def describe(values: Any) -> list[dict[str, Any]]:
+        out = []
+        for v in values:
+            dims = [d.dim_value if d.HasField("dim_value") else None for d in v.type.tensor_type.shape.dim]
+            out.append({"name": v.name, "type": "float32", "shape": dims})
+        return out
+
+    return {"inputs": describe(graph.graph.input), "outputs": describe(graph.graph.output)}
+
+
+def parity_case(name: str, prices: np.ndarray, spec: FeatureSpec, graphs: dict[str, onnx.ModelProto], intervals: Any) -> dict[str, Any]:
+    """Raw prices → denoised series → feature rows → every model's prediction and interval."""
+    X = feature_matrix(prices, spec)
+    rows = X[~np.isnan(X).any(axis=1)]
+    if rows.size == 0:
+        raise ValueError(f"parity case {name}: no feature rows (need {spec.min_prices} prices)")
+    predictions = {m: onnx_tools.predict(g, rows) for m, g in graphs.items()}
+    return {
+        "name": name,
+        "prices": prices,
+        "denoised": denoised_series(prices, spec),
+        "features": rows,
+        "predictions": predictions,
+        "intervals": {m: dict(zip(("lower", "upper"), intervals(m, predictions[m], rows))) for m in graphs},
+    }
+
+
+def write_bundle(out: Path, manifest: dict[str, Any], graphs: dict[str, onnx.ModelProto], extra_files: dict[str, bytes]) -> str:
+    """Write graphs and files, then the manifest with every hash; returns the bundle digest."""
+    out.mkdir(parents=True, exist_ok=True)
+    for stale in out.glob("*.onnx"):
+        stale.unlink()
+    for name, graph in graphs.items():
+        onnx.save(graph, out / MODEL_FILES[name])
+        entry = manifest["models"][name]
+        entry["file"] = MODEL_FILES[name]
+        entry["sha256"] = sha256_file(out / MODEL_FILES[name])
+        entry["bytes"] = (out / MODEL_FILES[name]).stat().st_size
+        entry.update(io_signature(graph))
+    for relative, data in extra_files.items():
+        (out / relative).parent.mkdir(parents=True, exist_ok=True)
+        (out / relative).write_bytes(data)
+    manifest["files"] = {
+        str(p.relative_to(out)): sha256_file(p) for p in sorted(out.rglob("*")) if p.is_file() and p.name != MANIFEST
+    }
+    (out / MANIFEST).write_text(json_text(manifest))
+    return bundle_digest(out)
+
+
+def verify_bundle(bundle: Path) -> list[str]:
+    """Every problem found (empty when the bundle is sound): hashes, files, signatures, vectors."""
+    problems: list[str] = []
+    try:
+        manifest = json.loads((bundle / MANIFEST).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        return [f"{MANIFEST}: {exc}"]
+    if manifest.get("schema_version") != SCHEMA_VERSION:
+        problems.append(f"schema_version {manifest.get('schema_version')!r} is not {SCHEMA_VERSION}")
+    listed = manifest.get("files", {})
+    present = {str(p.relative_to(bundle)) for p in bundle.rglob("*") if p.is_file() and p.name != MANIFEST}
+    for missing in sorted(set(listed) - present):
+        problems.append(f"{missing}: listed in the manifest but missing")
+    for extra in sorted(present - set(listed)):
+        problems.append(f"{extra}: present but not listed in the manifest")
+    for relative in sorted(set(listed) & present):
+        if sha256_file(bundle / relative) != listed[relative]:
+            problems.append(f"{relative}: sha256 differs from the manifest")
+    if problems:
+        return problems
+
+    names = json.loads((bundle / FEATURE_NAMES).read_text())
+    if names != manifest["features"]["names"]:
+        problems.append(f"{FEATURE_NAMES} differs from manifest features.names")
+    graphs: dict[str, onnx.ModelProto] = {}
+    for model, entry in manifest["models"].items():
+        if entry["sha256"] != listed.get(entry["file"]):
+            problems.append(f"{model}: models.{model}.sha256 differs from files[{entry['file']}]")
+            continue
+        graph = onnx.load(bundle / entry["file"])
+        onnx.checker.check_model(graph)
+        if io_signature(graph) != {"inputs": entry["inputs"], "outputs": entry["outputs"]}:
+            problems.append(f"{model}: graph inputs/outputs differ from the manifest")
+        graphs[model] = graph
+
+    spec = FeatureSpec(**{k: manifest["features"][k] for k in ("series", "window", "trailing", "wavelet", "levels")})
+    vectors = json.loads((bundle / VECTORS).read_text())
+    for case in vectors["cases"]:
+        prices = np.asarray(case["prices"], dtype=np.float64)
+        X = feature_matrix(prices, spec)
+        rows = X[~np.isnan(X).any(axis=1)]
+        if rows.shape != np.asarray(case["features"]).shape or np.max(np.abs(rows - case["features"]), initial=0) > FEATURE_TOLERANCE:
+            problems.append(f"vectors {case['name']}: features do not reproduce")
+            continue
+        for model, graph in graphs.items():
+            if rows.size == 0:
+                continue
+            got = onnx_tools.predict(graph, rows)
+            if np.max(np.abs(got - np.asarray(case["predictions"][model]))) > PREDICTION_TOLERANCE:
+                problems.append(f"vectors {case['name']}: {model} predictions do not reproduce")
+    return problems

@@ -1,0 +1,200 @@
+"""The model card: what the bundle predicts, how it was evaluated, and plots."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from .config import BundleConfig  # noqa: E402
+from .walkforward import MODELS, WalkForward  # noqa: E402
+
+ROLLING_DAYS = 250
+
+
+def _png(fig: plt.Figure) -> bytes:
+    buffer = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buffer, format="png", dpi=110, metadata={"Software": None})
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def plots(config: BundleConfig, wf: WalkForward) -> dict[str, bytes]:
+    mask = wf.years_mask(config.test_years)
+    dates, y = wf.dates[mask], wf.y[mask]
+    ens = wf.predictions["ensemble"][mask]
+    out: dict[str, bytes] = {}
+
+    fig, ax = plt.subplots(figsize=(10, 4))
+    if config.target.kind == "return":
+        ax.plot(dates, y, color="0.7", lw=0.6, label="actual next-day return")
+        ax.plot(dates, ens, color="tab:blue", lw=0.9, label="ensemble forecast")
+        ax.set_ylabel("log return (%)")
+    else:
+        ax.plot(dates, y, color="0.6", lw=0.6, label="realized 5-day volatility")
+        ax.plot(dates, ens, color="tab:blue", lw=0.9, label="ensemble forecast")
+        ax.plot(dates, wf.baselines["garch"][mask], color="tab:orange", lw=0.8, label="GARCH(1,1)")
+        ax.set_ylabel("volatility (%)")
+    ax.fill_between(dates, wf.lower["ensemble"][mask], wf.upper["ensemble"][mask], color="tab:blue", alpha=0.12, label="90% interval")
+    ax.set_title(f"{config.name}: out-of-sample forecasts, {config.test_years[0]}–{config.test_years[-1]}")
+    ax.legend(loc="upper left", fontsize=8)
+    out["plots/predictions_vs_actual.png"] = _png(fig)
+
+    fig, ax = plt.subplots(figsize=(10, 3.5))
+    for name in ("ensemble", "xgboost"):
+        inside = ((y >= wf.lower[name][mask]) & (y <= wf.upper[name][mask])).astype(float)
+        ax.plot(dates, pd.Series(inside).rolling(ROLLING_DAYS).mean(), lw=1, label=name)
+    ax.axhline(0.9, color="k", ls="--", lw=0.8, label="nominal 90%")
+    ax.set_ylim(0.6, 1.0)
+    ax.set_ylabel(f"coverage, rolling {ROLLING_DAYS} days")
+    ax.set_title("Conformal interval coverage over time")
+    ax.legend(loc="lower left", fontsize=8)
+    out["plots/coverage.png"] = _png(fig)
+
+    if config.target.kind == "return":
+        fig, ax = plt.subplots(figsize=(10, 3.5))
+        ax.plot(dates, np.exp(np.cumsum(y) / 100.0), color="k", lw=1, label="buy and hold")
+        for name in ("ensemble", "xgboost"):
+            strategy = np.sign(wf.predictions[name][mask]) * y
+            ax.plot(dates, np.exp(np.cumsum(strategy) / 100.0), lw=1, label=f"sign of {name} forecast (long/short)")
+        ax.set_ylabel("growth of 1 (log returns, no costs)")
+        ax.set_title("Cumulative return of a sign strategy vs buy and hold")
+        ax.legend(loc="upper left", fontsize=8)
+        out["plots/strategy.png"] = _png(fig)
+    return out
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def _table(header: list[str], rows: list[list[Any]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(_fmt(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _metric_table(evaluation: dict[str, Any]) -> str:
+    models, base = evaluation["models"], evaluation["baselines"]
+    names = list(next(iter(models.values())))
+    columns = names + sorted({m for row in base.values() for m in row} - set(names))
+    rows = [[f"**{n}**", *[models[n].get(c) for c in columns]] for n in (*MODELS, *(k for k in models if k not in MODELS))]
+    rows += [[f"baseline: {n}", *[base[n].get(c) for c in columns]] for n in base]
+    return _table(["forecast", *columns], rows)
+
+
+def markdown(config: BundleConfig, manifest: dict[str, Any], plot_files: list[str]) -> str:
+    ev = manifest["evaluation"]
+    feats = manifest["features"]
+    lines = [
+        f"# Model card: {config.name} {config.version}",
+        "",
+        f"{config.description}.",
+        "",
+        "## What it predicts",
+        f"- Target `{config.target.name}`: {config.target.units}; horizon {config.target.horizon} trading day(s).",
+        f"- Data: {manifest['data']['source']}, {manifest['data']['start']} to {manifest['data']['end']} "
+        f"({manifest['data']['rows']} daily closes; rows dropped under the missing-value rule: "
+        f"{manifest['data']['missing_policy_dropped_rows']}).",
+        f"- Input: {feats['window']} features `{feats['names'][0]}` … `{feats['names'][-1]}`, the last {feats['window']} values of the "
+        f"causally denoised `{feats['series']}` series. Each value uses only prices up to its own day: a {feats['trailing']}-day "
+        f"trailing window, {feats['wavelet']} DWT with {feats['levels']} levels (periodization), universal soft threshold, "
+        f"inverse DWT, last value kept. A request may also send at least {feats['min_prices']} raw prices instead.",
+        "- Models: XGBoost, LSTM and a small Transformer (PyTorch), tuned with Optuna on validation years before the first "
+        "out-of-sample year, and a stacked ensemble (non-negative weights and an intercept) fit on out-of-fold predictions only.",
+        "",
+        "## How it was evaluated",
+        f"- {ev['scheme']}; test years {ev['test_years'][0]}–{ev['test_years'][-1]} "
+        f"({ev['period']['days']} days, {ev['period']['start']} to {ev['period']['end']}). "
+        f"Refits also run from {config.first_oos_year} so the ensemble and the intervals of the first test year have "
+        "out-of-sample history to learn from.",
+        "- Training rows are purged: a refit before day t learns only from targets already realized at t.",
+        "- Every baseline below is computed on the same days.",
+        "",
+        "### Out-of-sample metrics",
+        "",
+        _metric_table(ev),
+        "",
+    ]
+    if config.target.kind == "return":
+        lines += [
+            "`r2_oos_vs_historical_mean` is Campbell–Thompson's out-of-sample R² against the expanding historical mean; "
+            "`theil_u_vs_random_walk` is RMSE over the RMSE of a zero-return (random walk in price) forecast, below 1 beats it.",
+            "",
+        ]
+    else:
+        lines += ["QLIKE and MSE are on variances (Patton 2011); lower is better. GARCH(1,1) is refit each year with `arch`; "
+                  "HAR is Corsi's regression on daily, weekly and monthly squared returns.", ""]
+    dm_header = list(next(iter(ev["diebold_mariano"].values())))
+    dm_rows = [[m, *[f"{ev['diebold_mariano'][m][t]['statistic']:.3f} (p={ev['diebold_mariano'][m][t]['p_value']:.3f})" for t in dm_header]]
+               for m in ev["diebold_mariano"]]
+    lines += ["### Diebold–Mariano tests", "", "Negative statistic: the model's loss is lower. Harvey–Leybourne–Newbold corrected.", "",
+              _table(["model", *dm_header], dm_rows), ""]
+
+    cov = ev["coverage"]
+    lines += [
+        "### Prediction intervals",
+        "",
+        f"Split conformal, nominal {int(cov['nominal'] * 100)}%, scale `{config.interval_scale}`; each test year is calibrated on the "
+        f"{config.calibration_years} out-of-sample years before it. The shipped calibration uses the last {config.calibration_years} "
+        "test years.",
+        "",
+        _table(["model", "coverage", "mean width", *map(str, config.test_years)],
+               [[m, cov[m]["coverage"], cov[m]["mean_width"], *cov[m]["by_year"].values()] for m in cov if m != "nominal"]),
+        "",
+    ]
+    if "anchor" in ev:
+        anchor = ev["anchor"]
+        rows = [[f"ours: {m}", r["MAPE"], r["R"], r["TheilU"]] for m, r in anchor["ours"].items()]
+        rows.append(["Bao, Yue & Rao (2017) WSAEs-LSTM", *anchor["bao_yue_rao_2017_wsae_lstm"].values()])
+        lines += [
+            "### Published anchor: next-day S&P 500 close, Oct 2010 – Sep 2016",
+            "",
+            _table(["forecast", "MAPE", "R", "Theil U"], rows),
+            "",
+            anchor["note"] + " The published numbers were obtained with wavelet denoising applied to whole series, which leaks "
+            "the future (see the leakage tests); on this honest setup no model here beats the random walk on price level.",
+            "",
+        ]
+    q = manifest["quantized"]
+    lines += ["### Int8 quantization (onnxruntime static QDQ quantization of MatMul/Gemm)", "",
+              f"Shipped only if the out-of-sample primary loss worsens by at most {q['tolerance']['primary_loss_relative']:.0%}"
+              + (f" and directional accuracy drops by at most {q['tolerance']['directional_accuracy_drop']:.1%}" if "directional_accuracy_drop" in q["tolerance"] else "")
+              + ". Latency is onnxruntime on one thread.", ""]
+    qrows = []
+    for m in ("lstm", "transformer"):
+        r = q[m]
+        qrows.append([m, r["bytes_fp32"], r["bytes_int8"], r["latency_fp32"]["single_row_us"], r["latency_int8"]["single_row_us"],
+                      r["latency_fp32"]["batch_per_row_us"], r["latency_int8"]["batch_per_row_us"],
+                      r["primary_loss_change_relative"], r["max_abs_diff_vs_fp32"], "yes" if r["shipped"] else "no"])
+    lines += [_table(["model", "bytes fp32", "bytes int8", "µs/row fp32 (1)", "µs/row int8 (1)", "µs/row fp32 (batch)",
+                      "µs/row int8 (batch)", "loss change", "max |Δ| vs fp32", "shipped"], qrows), ""]
+    lines += ["### Export parity (onnxruntime vs native model, test-year rows)", "",
+              _table(["model", "max abs diff", "max rel diff"], [[m, p["max_abs_diff"], p["max_rel_diff"]] for m, p in manifest["parity"].items()]), ""]
+    lines += ["## Plots", ""] + [f"![{f}]({f})" for f in plot_files] + [""]
+    t = manifest["training"]
+    lines += [
+        "## Reproducing",
+        "",
+        f"Trained in {t['seconds']:.0f} s on {t['machine']} with seed {config.seed}: "
+        f"`{t['command']}`. Retraining with the same seed and pinned requirements reproduces the metrics within "
+        f"{t['reproducibility_tolerance']:.0%} relative (`wavelet-pipeline reproduce <bundle>` checks this).",
+        "",
+        "## Limitations",
+        "- Daily closes only; no transaction costs, slippage or borrowing costs in the strategy plot.",
+        "- Forecasts of daily index returns are close to unpredictable; judge every model by the baselines beside it.",
+        "- The intervals assume the calibration years resemble the future; coverage by year shows where they did not.",
+        "",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,151 @@
+"""Command line: train bundles, verify them, reproduce them, check price files.
+
+    wavelet-pipeline train spx-return-1d [--quick] [--out DIR]
+    wavelet-pipeline train-csv prices.csv --target log_return_1d --name my-bundle
+    wavelet-pipeline verify models/bundles/spx-return-1d
+    wavelet-pipeline reproduce models/bundles/spx-return-1d
+    wavelet-pipeline check-csv prices.csv [--missing drop]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+from .bundle import MANIFEST, bundle_digest, verify_bundle
+from .config import BUNDLES, BundleConfig
+from .data import DataError, load_csv
+from .features import FeatureSpec
+from .targets import TARGETS
+
+DEFAULT_OUT = Path(__file__).resolve().parents[2] / "bundles"
+
+
+def _years(text: str) -> tuple[int, ...]:
+    first, _, last = text.partition("-")
+    return tuple(range(int(first), int(last or first) + 1))
+
+
+def _config_for(name: str, quick: bool, seed: int | None) -> BundleConfig:
+    config = BUNDLES[name]
+    if seed is not None:
+        config = dataclasses.replace(config, seed=seed)
+    return config.quick_variant() if quick else config
+
+
+def _train(config: BundleConfig, out: Path, command: str) -> int:
+    from .train import train_bundle  # heavy imports only when training
+
+    digest = train_bundle(config, out, command)
+    manifest = json.loads((out / MANIFEST).read_text())
+    print(f"wrote {out} ({digest}) in {manifest['training']['seconds']:.0f} s")
+    _print_summary(manifest)
+    return 0
+
+
+def _print_summary(manifest: dict) -> None:
+    ev = manifest["evaluation"]
+    primary = ev["primary_metric"]
+    print(f"out-of-sample {ev['period']['start']}..{ev['period']['end']} ({ev['period']['days']} days), {primary}:")
+    for name, row in {**ev["models"], **{f"baseline:{k}": v for k, v in ev["baselines"].items()}}.items():
+        if primary in row:
+            extra = f"  coverage {ev['coverage'][name]['coverage']:.3f}" if name in ev["coverage"] else ""
+            print(f"  {name:<24} {row[primary]:.6g}{extra}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="wavelet-pipeline", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    train = sub.add_parser("train", help="train one of the default bundles")
+    train.add_argument("bundle", choices=sorted(BUNDLES))
+    train.add_argument("--out", type=Path, help="output directory (default: models/bundles/<name>)")
+    train.add_argument("--quick", action="store_true", help="cut-down run (two test years, few trials) for tests")
+    train.add_argument("--seed", type=int)
+
+    csv = sub.add_parser("train-csv", help="train a bundle from your own daily prices")
+    csv.add_argument("csv", type=Path)
+    csv.add_argument("--name", required=True)
+    csv.add_argument("--target", choices=sorted(TARGETS), default="log_return_1d")
+    csv.add_argument("--missing", choices=["error", "drop"], default="error")
+    csv.add_argument("--test-years", type=_years, default=_years("2011-2018"), help="e.g. 2011-2018")
+    csv.add_argument("--first-oos-year", type=int, default=None, help="first refit year (default: 4 before the test years)")
+    csv.add_argument("--out", type=Path)
+    csv.add_argument("--quick", action="store_true")
+
+    verify = sub.add_parser("verify", help="check a bundle's hashes, graphs and parity vectors")
+    verify.add_argument("bundles", nargs="+", type=Path)
+
+    reproduce = sub.add_parser("reproduce", help="retrain a default bundle with its seed and compare its metrics")
+    reproduce.add_argument("bundle", type=Path)
+
+    check = sub.add_parser("check-csv", help="validate a price file and summarize it")
+    check.add_argument("csv", type=Path)
+    check.add_argument("--missing", choices=["error", "drop"], default="error")
+
+    args = parser.parse_args(argv)
+    command = "wavelet-pipeline " + " ".join(sys.argv[1:] if argv is None else argv)
+    try:
+        if args.command == "train":
+            config = _config_for(args.bundle, args.quick, args.seed)
+            return _train(config, args.out or DEFAULT_OUT / config.name, command)
+        if args.command == "train-csv":
+            load_csv(args.csv, missing=args.missing)  # fail fast, before any import of torch
+            target = TARGETS[args.target]
+            config = BundleConfig(
+                name=args.name, version="1.0.0", description=f"{args.target} of {args.csv.name}", data=str(args.csv),
+                target=target, missing=args.missing,
+                features=FeatureSpec(series="log_return_pct" if target.kind == "return" else "squared_return_pct"),
+                interval_scale="rms_features" if target.kind == "return" else "prediction",
+                test_years=args.test_years, first_oos_year=args.first_oos_year or args.test_years[0] - 4,
+            )
+            return _train(config.quick_variant() if args.quick else config, args.out or DEFAULT_OUT / args.name, command)
+        if args.command == "verify":
+            failed = 0
+            for path in args.bundles:
+                problems = verify_bundle(path)
+                print(f"{path}: {'ok ' + bundle_digest(path) if not problems else 'FAILED'}")
+                for problem in problems:
+                    print(f"  - {problem}")
+                failed += bool(problems)
+            return 1 if failed else 0
+        if args.command == "reproduce":
+            return _reproduce(args.bundle)
+        if args.command == "check-csv":
+            series = load_csv(args.csv, missing=args.missing)
+            print(json.dumps(series.describe(), indent=2))
+            return 0
+    except DataError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 2
+
+
+def _reproduce(path: Path) -> int:
+    from .train import REPRODUCIBILITY_TOLERANCE, train_bundle
+
+    recorded = json.loads((path / MANIFEST).read_text())
+    training = recorded["training"]
+    config = _config_for(recorded["name"], training["config"]["quick"], training["seed"])
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / recorded["name"]
+        train_bundle(config, out, training["command"])
+        fresh = json.loads((out / MANIFEST).read_text())
+    primary = recorded["evaluation"]["primary_metric"]
+    worst = 0.0
+    for model, row in recorded["evaluation"]["models"].items():
+        old, new = row[primary], fresh["evaluation"]["models"][model][primary]
+        change = abs(new - old) / abs(old)
+        worst = max(worst, change)
+        print(f"{model:<20} {primary} recorded {old:.6g} retrained {new:.6g} (relative change {change:.2e})")
+    ok = worst <= REPRODUCIBILITY_TOLERANCE
+    print(f"{'reproduced' if ok else 'NOT reproduced'}: worst relative change {worst:.2e} (tolerance {REPRODUCIBILITY_TOLERANCE})")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

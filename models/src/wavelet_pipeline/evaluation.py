@@ -1,0 +1,160 @@
+"""Out-of-sample metrics on the test years, every model beside the naive baselines."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from . import metrics as M
+from .config import BundleConfig
+from .walkforward import MODELS, QUANTIZED, WalkForward
+
+# Bao, Yue & Rao (2017), PLoS ONE 12(7): e0180944, Table 6, S&P 500, WSAEs-LSTM.
+BAO_2017_SP500 = {"MAPE": 0.011, "R": 0.946, "TheilU": 0.007}
+# An int8 variant ships only if its primary out-of-sample loss (MSE for returns, QLIKE for
+# volatility) is at most this much worse than the float model's, relative.
+QUANTIZED_LOSS_TOLERANCE = 0.01
+# ... and, for returns, its directional accuracy at most this much lower (fraction).
+QUANTIZED_DIRECTION_TOLERANCE = 0.005
+
+
+def _return_metrics(y: np.ndarray, f: np.ndarray, hist_mean: np.ndarray) -> dict[str, float]:
+    zero = np.zeros_like(y)
+    return {
+        "rmse": M.rmse(y, f),
+        "mae": M.mae(y, f),
+        "directional_accuracy": M.directional_accuracy(y, f),
+        "r2_oos_vs_historical_mean": M.r2_oos(y, f, hist_mean),
+        "theil_u_vs_random_walk": M.theil_u2(y, f, zero),
+    }
+
+
+def _vol_losses(y: np.ndarray, f: np.ndarray) -> np.ndarray:
+    ratio = (y * y) / (f * f)
+    return ratio - np.log(ratio) - 1.0
+
+
+def _vol_metrics(y: np.ndarray, f: np.ndarray) -> dict[str, float]:
+    return {
+        "qlike": M.qlike(y * y, f * f),
+        "mse_variance": M.mse(y * y, f * f),
+        "rmse_vol": M.rmse(y, f),
+        "mae_vol": M.mae(y, f),
+    }
+
+
+def _rounded(table: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+    return {k: {m: M.significant(v) for m, v in row.items()} for k, row in table.items()}
+
+
+def evaluate(config: BundleConfig, wf: WalkForward) -> dict[str, Any]:
+    mask = wf.years_mask(config.test_years)
+    y, dates = wf.y[mask], wf.dates[mask]
+    preds = {name: values[mask] for name, values in wf.predictions.items()}
+    base = {name: values[mask] for name, values in wf.baselines.items()}
+    result: dict[str, Any] = {
+        "scheme": "walk-forward, expanding window, every model refit at the start of each test year",
+        "period": {"start": f"{dates[0]:%Y-%m-%d}", "end": f"{dates[-1]:%Y-%m-%d}", "days": int(mask.sum())},
+        "test_years": list(config.test_years),
+    }
+    if config.target.kind == "return":
+        hist = base["historical_mean"]
+        models = {name: _return_metrics(y, preds[name], hist) for name in preds}
+        baseline_rows = {name: _return_metrics(y, base[name], hist) for name in base}
+        del baseline_rows["random_walk"]["directional_accuracy"]  # a zero forecast calls no direction
+        ups = y[y != 0] > 0
+        baseline_rows["always_up"] = {"directional_accuracy": float(ups.mean())}
+        tests = {
+            name: {
+                "vs_random_walk": M.diebold_mariano((y - preds[name]) ** 2, y**2, 1),
+                "vs_historical_mean": M.diebold_mariano((y - preds[name]) ** 2, (y - hist) ** 2, 1),
+            }
+            for name in MODELS
+        }
+        primary = "rmse"
+    else:
+        models = {name: _vol_metrics(y, preds[name]) for name in preds}
+        baseline_rows = {name: _vol_metrics(y, base[name]) for name in base}
+        h = config.target.horizon
+        tests = {
+            name: {
+                "qlike_vs_garch": M.diebold_mariano(_vol_losses(y, preds[name]), _vol_losses(y, base["garch"]), h),
+                "qlike_vs_har": M.diebold_mariano(_vol_losses(y, preds[name]), _vol_losses(y, base["har"]), h),
+            }
+            for name in MODELS
+        }
+        primary = "qlike"
+    result["primary_metric"] = primary
+    result["models"] = _rounded(models)
+    result["baselines"] = _rounded(baseline_rows)
+    result["diebold_mariano"] = {k: {t: {m: M.significant(v) for m, v in r.items()} for t, r in row.items()} for k, row in tests.items()}
+    result["coverage"] = _coverage(config, wf, mask)
+    result["quantized"] = _quantized(config, models)
+    if config.anchor_period is not None:
+        result["anchor"] = _anchor(config, wf)
+    return result
+
+
+def _coverage(config: BundleConfig, wf: WalkForward, mask: np.ndarray) -> dict[str, Any]:
+    out: dict[str, Any] = {"nominal": 0.9}
+    for name in wf.predictions:
+        lo, hi, y = wf.lower[name][mask], wf.upper[name][mask], wf.y[mask]
+        inside = (y >= lo) & (y <= hi)
+        years = wf.dates[mask].year
+        out[name] = {
+            "coverage": M.significant(float(inside.mean())),
+            "mean_width": M.significant(float(np.mean(hi - lo))),
+            "by_year": {int(yr): M.significant(float(inside[years == yr].mean())) for yr in config.test_years},
+        }
+    return out
+
+
+def _quantized(config: BundleConfig, models: dict[str, dict[str, float]]) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "tolerance": {
+            "primary_loss_relative": QUANTIZED_LOSS_TOLERANCE,
+            **({"directional_accuracy_drop": QUANTIZED_DIRECTION_TOLERANCE} if config.target.kind == "return" else {}),
+        }
+    }
+    loss = "rmse" if config.target.kind == "return" else "qlike"
+    for name in QUANTIZED:
+        fp32, int8 = models[name], models[f"{name}_int8"]
+        # MSE ratio = RMSE ratio squared.
+        worse = (int8[loss] / fp32[loss]) ** (2 if loss == "rmse" else 1) - 1.0
+        ok = worse <= QUANTIZED_LOSS_TOLERANCE
+        entry = {"primary_loss_change_relative": M.significant(worse)}
+        if config.target.kind == "return":
+            drop = fp32["directional_accuracy"] - int8["directional_accuracy"]
+            entry["directional_accuracy_drop"] = M.significant(drop)
+            ok = ok and drop <= QUANTIZED_DIRECTION_TOLERANCE
+        entry["within_tolerance"] = bool(ok)
+        out[name] = entry
+    return out
+
+
+def _anchor(config: BundleConfig, wf: WalkForward) -> dict[str, Any]:
+    """Next-day close as a price level, over the period Bao, Yue & Rao report."""
+    start, end = config.anchor_period  # type: ignore[misc]
+    mask = (wf.dates >= start) & (wf.dates <= end)
+    close = wf.table.close[wf.rows][mask]
+    actual = close * np.exp(wf.y[mask] / 100.0)
+
+    def level_metrics(predicted: np.ndarray) -> dict[str, float]:
+        return {
+            "MAPE": M.significant(M.mape(actual, predicted)),
+            "R": M.significant(M.correlation(actual, predicted)),
+            "TheilU": M.significant(M.theil_u1(actual, predicted)),
+        }
+
+    rows = {name: level_metrics(close * np.exp(wf.predictions[name][mask] / 100.0)) for name in MODELS}
+    rows["random_walk"] = level_metrics(close)
+    return {
+        "period": {"start": start, "end": end, "days": int(mask.sum()), "dates_are": "forecast origins t (target is the close of t+1)"},
+        "ours": rows,
+        "bao_yue_rao_2017_wsae_lstm": BAO_2017_SP500,
+        "note": (
+            "Price-level metrics are dominated by the level itself: the random walk scores R≈1 and a "
+            "small MAPE without any skill. Compare every model with the random-walk row."
+        ),
+    }

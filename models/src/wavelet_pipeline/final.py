@@ -1,0 +1,66 @@
+"""The models that ship: refit on every row, exported, checked against the native models."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import onnx
+
+from . import onnx_tools
+from .metrics import significant
+from .conformal import Calibration, calibrate
+from .config import BundleConfig
+from .forecasters import registry
+from .forecasters.ensemble import BASE_MODELS, StackWeights, ensemble_onnx, fit_stack
+from .splits import Table
+from .walkforward import QUANTIZED, WalkForward
+
+
+@dataclass
+class FinalModels:
+    graphs: dict[str, onnx.ModelProto] = field(default_factory=dict)  # model name → graph, int8 variants as "<name>_int8"
+    parity: dict[str, dict[str, float]] = field(default_factory=dict)
+    calibration: dict[str, Calibration] = field(default_factory=dict)
+    stack: StackWeights | None = None
+    quantized_report: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def fit_final(config: BundleConfig, table: Table, wf: WalkForward, params: dict[str, dict[str, Any]], shipped_int8: dict[str, bool]) -> FinalModels:
+    """Refit on all rows; parity is measured on the test-year feature rows."""
+    target = config.target
+    check_rows = wf.X[wf.years_mask(config.test_years)]
+    out = FinalModels()
+    native = {}
+    for kind in BASE_MODELS:
+        model = registry.make(kind, params[kind], seed=config.seed, link=target.link)
+        model.fit(table.X, target.to_link(table.y))
+        graph = model.to_onnx()
+        native[kind] = target.from_link(model.predict(check_rows))
+        out.graphs[kind] = graph
+        out.parity[kind] = onnx_tools.parity(native[kind], onnx_tools.predict(graph, check_rows))
+        if kind in QUANTIZED:
+            int8 = onnx_tools.quantize_int8(model.to_onnx(for_quantization=True), table.X)
+            out.quantized_report[kind] = {
+                "bytes_fp32": len(graph.SerializeToString()),
+                "bytes_int8": len(int8.SerializeToString()),
+                "latency_fp32": onnx_tools.latency_us(graph, check_rows[:1000]),
+                "latency_int8": onnx_tools.latency_us(int8, check_rows[:1000]),
+                "max_abs_diff_vs_fp32": significant(float(np.max(np.abs(onnx_tools.predict(int8, check_rows) - native[kind])))),
+                "shipped": shipped_int8[kind],
+            }
+            if shipped_int8[kind]:
+                out.graphs[f"{kind}_int8"] = int8
+
+    out.stack = fit_stack(np.column_stack([wf.predictions[k] for k in BASE_MODELS]), wf.y)
+    out.graphs["ensemble"] = ensemble_onnx({k: out.graphs[k] for k in BASE_MODELS}, out.stack)
+    combined = out.stack.combine(np.column_stack([native[k] for k in BASE_MODELS]))
+    out.parity["ensemble"] = onnx_tools.parity(combined, onnx_tools.predict(out.graphs["ensemble"], check_rows))
+
+    last = max(config.test_years)
+    recent = wf.years_mask(list(range(last - config.calibration_years + 1, last + 1)))
+    for name in out.graphs:
+        usable = recent & ~np.isnan(wf.predictions[name])
+        out.calibration[name] = calibrate(wf.y[usable], wf.predictions[name][usable], wf.X[usable], config.interval_scale)
+    return out

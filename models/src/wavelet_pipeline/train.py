@@ -1,0 +1,164 @@
+"""From a BundleConfig to a bundle directory: tune, walk forward, refit, export, document."""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib.metadata
+import platform
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import bundle, card, tuning, walkforward
+from .baselines import daily_returns
+from .config import BundleConfig
+from .data import BUILTIN_SERIES, PriceSeries, load_builtin, load_csv
+from .evaluation import evaluate
+from .final import FinalModels, fit_final
+from .forecasters.ensemble import BASE_MODELS
+from .splits import build_table
+
+# Retraining with the same seed must land within this relative distance of every
+# recorded primary metric (it is exact on one machine; BLAS and thread scheduling on
+# another may move the last digits of the neural nets).
+REPRODUCIBILITY_TOLERANCE = 0.02
+LIBRARIES = ("numpy", "pandas", "PyWavelets", "torch", "xgboost", "optuna", "onnx", "onnxruntime", "onnxmltools", "arch", "scipy")
+
+
+def load_series(config: BundleConfig) -> PriceSeries:
+    if config.data in BUILTIN_SERIES:
+        return load_builtin(config.data)
+    return load_csv(config.data, missing=config.missing)
+
+
+def _parity_cases(series: PriceSeries, config: BundleConfig) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(config.seed)
+    n = config.features.min_prices + 40
+    shock = 100.0 * np.exp(np.cumsum(rng.normal(0.0, 0.01, n)))
+    shock[n // 2 :] *= 0.9  # a 10 % fall on one day
+    return {
+        f"{series.name}-last-{n + 40}": series.close.to_numpy()[-(n + 40) :],
+        "constant": np.full(n, 100.0),
+        "geometric-trend": 100.0 * 1.001 ** np.arange(n),
+        "random-walk-with-crash": shock,
+    }
+
+
+def build_manifest(
+    config: BundleConfig,
+    series: PriceSeries,
+    params: dict[str, dict[str, Any]],
+    tuning_records: dict[str, dict[str, Any]],
+    evaluation: dict[str, Any],
+    quantized: dict[str, Any],
+    final: FinalModels,
+    y_train: np.ndarray,
+    seconds: float,
+    command: str,
+) -> dict[str, Any]:
+    models: dict[str, Any] = {}
+    for name in final.graphs:
+        kind = name.removesuffix("_int8")
+        entry: dict[str, Any] = {"precision": "int8-static" if name.endswith("_int8") else "float32"}
+        if kind in BASE_MODELS:
+            entry["hyperparameters"] = params[kind]
+            entry["tuning"] = tuning_records[kind]
+        else:
+            entry.update(final.stack.describe())  # type: ignore[union-attr]
+        entry["calibration"] = final.calibration[name].describe()
+        models[name] = entry
+    last = max(config.test_years)
+    return {
+        "schema_version": bundle.SCHEMA_VERSION,
+        "name": config.name,
+        "version": config.version,
+        "created": dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat(),
+        "description": config.description,
+        "target": config.target.describe(),
+        "features": config.features.describe(),
+        "default_model": "ensemble",
+        "models": models,
+        "conformal": {
+            "method": "split conformal, score |y - prediction| / scale, interval prediction ± quantile * scale",
+            "level": final.calibration["ensemble"].level,
+            "scale": config.interval_scale,
+            "scale_floor": final.calibration["ensemble"].scale_floor,
+            "lower_bound_zero": config.target.kind == "volatility",
+            "calibration_years": list(range(last - config.calibration_years + 1, last + 1)),
+        },
+        "target_range": {
+            "min": float(y_train.min()),
+            "max": float(y_train.max()),
+            "p001": float(np.quantile(y_train, 0.001)),
+            "p999": float(np.quantile(y_train, 0.999)),
+            "note": "realized targets of the training rows; predictions outside [min, max] are anomalies",
+        },
+        "evaluation": evaluation,
+        "parity": final.parity,
+        "quantized": {
+            "tolerance": quantized["tolerance"],
+            **{k: {**quantized[k], **final.quantized_report[k]} for k in walkforward.QUANTIZED},
+        },
+        "data": {**series.describe(), "used_from": config.data_start or series.start},
+        "training": {
+            "seconds": round(seconds, 1),
+            "command": command,
+            "machine": f"{platform.machine()}, {platform.system()}, Python {sys.version.split()[0]}",
+            "seed": config.seed,
+            "config": config.describe(),
+            "library_versions": {lib: importlib.metadata.version(lib) for lib in LIBRARIES},
+            "reproducibility_tolerance": REPRODUCIBILITY_TOLERANCE,
+        },
+    }
+
+
+def train_bundle(config: BundleConfig, out: Path, command: str) -> str:
+    """Train and write the bundle; returns its digest."""
+    started = time.monotonic()
+    series = load_series(config)
+    table = build_table(series, config.features, config.target, config.data_start)
+    close = series.close if config.data_start is None else series.close[config.data_start :]
+    returns = daily_returns(close)
+
+    params, records = {}, {}
+    budget = config.tuning
+    for kind in BASE_MODELS:
+        params[kind], records[kind] = tuning.tune(
+            kind, table, before_year=config.first_oos_year, folds=budget.folds, trials=getattr(budget, kind),
+            timeout=budget.timeout_seconds, seed=config.seed, link_fn=config.target.to_link, link=config.target.link,
+        )
+
+    wf = walkforward.run(config, table, returns, params)
+    evaluation = evaluate(config, wf)
+    quantized = evaluation.pop("quantized")
+    shipped = {k: bool(quantized[k]["within_tolerance"]) for k in walkforward.QUANTIZED}
+    final = fit_final(config, table, wf, params, shipped)
+    seconds = time.monotonic() - started
+    manifest = build_manifest(config, series, params, records, evaluation, quantized, final, table.y, seconds, command)
+
+    positive = config.target.kind == "volatility"
+    cases = [
+        bundle.parity_case(name, prices, config.features, final.graphs,
+                           lambda m, p, rows: final.calibration[m].interval(p, rows, positive=positive))
+        for name, prices in _parity_cases(series, config).items()
+    ]
+    figures = card.plots(config, wf)
+    files: dict[str, bytes] = dict(figures)
+    files[bundle.FEATURE_NAMES] = (bundle.json_text(config.features.names)).encode()
+    files[bundle.VECTORS] = bundle.json_text({
+        "description": "raw prices -> denoised series -> feature rows -> each model's prediction (onnxruntime, float32) and interval",
+        "feature_tolerance": 1e-9,
+        "cases": cases,
+    }).encode()
+    files["model_card.md"] = card.markdown(config, manifest, sorted(figures)).encode()
+
+    staging = out.with_name(out.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    digest = bundle.write_bundle(staging, manifest, final.graphs, files)
+    shutil.rmtree(out, ignore_errors=True)
+    staging.rename(out)
+    return digest

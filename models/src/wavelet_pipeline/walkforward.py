@@ -1,0 +1,108 @@
+"""Walk-forward evaluation: expanding window, every model refit at the start of each year.
+
+For every out-of-sample year Y the base models train on the purged rows before Y and
+predict Y. The ensemble's weights for Y are fit on the base models' predictions for the
+out-of-sample years before Y, and each model's conformal interval for Y is calibrated on
+its own residuals in the `calibration_years` before Y. So every prediction, weight and
+interval reported for a day was made with data that existed before that day.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from . import baselines, onnx_tools
+from .conformal import calibrate
+from .config import BundleConfig
+from .forecasters import registry
+from .forecasters.ensemble import BASE_MODELS, fit_stack
+from .splits import Table, year_split
+
+QUANTIZED = ("lstm", "transformer")
+MODELS = (*BASE_MODELS, "ensemble")
+
+
+@dataclass
+class WalkForward:
+    table: Table
+    rows: np.ndarray  # table rows of every out-of-sample year, in order
+    predictions: dict[str, np.ndarray] = field(default_factory=dict)  # NaN where a model had no history yet
+    lower: dict[str, np.ndarray] = field(default_factory=dict)
+    upper: dict[str, np.ndarray] = field(default_factory=dict)
+    baselines: dict[str, np.ndarray] = field(default_factory=dict)
+    stack_weights: dict[int, dict[str, object]] = field(default_factory=dict)
+
+    @property
+    def dates(self) -> pd.DatetimeIndex:
+        return self.table.dates[self.rows]
+
+    @property
+    def y(self) -> np.ndarray:
+        return self.table.y[self.rows]
+
+    @property
+    def X(self) -> np.ndarray:
+        return self.table.X[self.rows]
+
+    def years_mask(self, years: list[int] | tuple[int, ...]) -> np.ndarray:
+        return np.isin(self.dates.year, years)
+
+
+def _baselines(config: BundleConfig, returns: pd.Series, table: Table, train: np.ndarray, test: np.ndarray) -> dict[str, np.ndarray]:
+    dates, h = table.dates[test], table.horizon
+    if config.target.kind == "return":
+        return {
+            "random_walk": np.zeros(test.size),
+            "historical_mean": baselines.historical_mean(returns, dates, h),
+        }
+    return {
+        "garch": baselines.garch_vol(returns, dates, h),
+        "har": baselines.har_vol(returns, table.dates[train], table.y[train] ** 2, dates),
+        "random_walk": baselines.random_walk_vol(returns, dates, h),
+    }
+
+
+def run(config: BundleConfig, table: Table, returns: pd.Series, params: dict[str, dict[str, Any]]) -> WalkForward:
+    years = list(range(config.first_oos_year, max(config.test_years) + 1))
+    wf = WalkForward(table=table, rows=np.concatenate([table.rows_in_year(y) for y in years]))
+    n = wf.rows.size
+    names = (*MODELS, *(f"{q}_int8" for q in QUANTIZED))
+    for name in names:
+        wf.predictions[name] = np.full(n, np.nan)
+        wf.lower[name] = np.full(n, np.nan)
+        wf.upper[name] = np.full(n, np.nan)
+    position = {row: i for i, row in enumerate(wf.rows)}
+    target, positive = config.target, config.target.kind == "volatility"
+
+    for year in tqdm(years, desc=f"walk-forward {config.name}", unit="year"):
+        train, test = year_split(table, year)
+        at = np.array([position[r] for r in test])
+        X_train, z_train, X_test = table.X[train], target.to_link(table.y[train]), table.X[test]
+        for kind in BASE_MODELS:
+            model = registry.make(kind, params[kind], seed=config.seed, link=target.link)
+            model.fit(X_train, z_train)
+            wf.predictions[kind][at] = target.from_link(model.predict(X_test))
+            if kind in QUANTIZED:
+                wf.predictions[f"{kind}_int8"][at] = onnx_tools.predict(onnx_tools.quantize_int8(model.to_onnx(for_quantization=True), X_train), X_test)
+
+        earlier = np.arange(at[0])  # out-of-sample positions before this year
+        if earlier.size:
+            stack = fit_stack(np.column_stack([wf.predictions[k][earlier] for k in BASE_MODELS]), wf.y[earlier])
+            wf.predictions["ensemble"][at] = stack.combine(np.column_stack([wf.predictions[k][at] for k in BASE_MODELS]))
+            wf.stack_weights[year] = stack.describe()
+
+        calibration = wf.years_mask(list(range(year - config.calibration_years, year)))
+        for name in names:
+            usable = calibration & ~np.isnan(wf.predictions[name])
+            if usable.any():
+                cal = calibrate(wf.y[usable], wf.predictions[name][usable], wf.X[usable], config.interval_scale)
+                wf.lower[name][at], wf.upper[name][at] = cal.interval(wf.predictions[name][at], X_test, positive=positive)
+
+        for name, values in _baselines(config, returns, table, train, test).items():
+            wf.baselines.setdefault(name, np.full(n, np.nan))[at] = values
+    return wf

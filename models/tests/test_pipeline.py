@@ -1,0 +1,119 @@
+"""End to end in quick mode: train a bundle, verify it, tamper with it, retrain it."""
+
+import dataclasses
+import json
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from wavelet_pipeline import walkforward
+from wavelet_pipeline.baselines import daily_returns
+from wavelet_pipeline.bundle import MANIFEST, MODEL_FILES, bundle_digest, sha256_file, verify_bundle
+from wavelet_pipeline.cli import main
+from wavelet_pipeline.config import SPX_RETURN_1D, SPX_VOL_5D
+from wavelet_pipeline.data import load_builtin
+from wavelet_pipeline.forecasters import xgboost_model
+from wavelet_pipeline.splits import build_table
+from wavelet_pipeline.train import train_bundle
+
+pytestmark = pytest.mark.slow
+QUICK_BUDGET_SECONDS = 120
+
+
+@pytest.fixture(scope="session")
+def quick_bundles(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("bundles")
+    out = {}
+    for config in (SPX_RETURN_1D, SPX_VOL_5D):
+        started = time.monotonic()
+        out[config.name] = root / config.name
+        train_bundle(config.quick_variant(), out[config.name], "test")
+        assert time.monotonic() - started < QUICK_BUDGET_SECONDS
+    return out
+
+
+@pytest.mark.parametrize("name", ["spx-return-1d", "spx-vol-5d"])
+def test_quick_bundle_is_complete_and_verifies(quick_bundles: dict[str, Path], name: str) -> None:
+    bundle = quick_bundles[name]
+    assert verify_bundle(bundle) == []
+    manifest = json.loads((bundle / MANIFEST).read_text())
+    for file in ("feature_names.json", "model_card.md", "vectors/parity.json", "plots/predictions_vs_actual.png", "plots/coverage.png"):
+        assert (bundle / file).is_file(), file
+    for model in ("xgboost", "lstm", "transformer", "ensemble"):
+        entry = manifest["models"][model]
+        assert entry["file"] == MODEL_FILES[model]
+        assert entry["sha256"] == sha256_file(bundle / entry["file"]) == manifest["files"][entry["file"]]
+        assert entry["inputs"] == [{"name": "features", "type": "float32", "shape": [None, 10]}]
+        assert entry["outputs"] == [{"name": "prediction", "type": "float32", "shape": [None, 1]}]
+        assert manifest["parity"][model]["max_rel_diff"] <= 1e-4, "ONNX must match the native model"
+    assert set(manifest["evaluation"]["baselines"]) >= ({"random_walk", "historical_mean", "always_up"} if name.startswith("spx-return") else {"garch", "har", "random_walk"})
+    card = (bundle / "model_card.md").read_text()
+    for baseline in manifest["evaluation"]["baselines"]:
+        assert f"baseline: {baseline}" in card
+    assert bundle_digest(bundle).startswith("sha256:")
+
+
+def test_tampering_is_detected(quick_bundles: dict[str, Path], tmp_path: Path) -> None:
+    copy = tmp_path / "copy"
+    shutil.copytree(quick_bundles["spx-return-1d"], copy)
+    with (copy / "lstm_optimized.onnx").open("ab") as f:
+        f.write(b"\0")
+    (copy / "stray.txt").write_text("x")
+    (copy / "plots/coverage.png").unlink()
+    problems = verify_bundle(copy)
+    assert "lstm_optimized.onnx: sha256 differs from the manifest" in problems
+    assert "stray.txt: present but not listed in the manifest" in problems
+    assert "plots/coverage.png: listed in the manifest but missing" in problems
+
+
+def test_parity_vectors_that_do_not_reproduce_are_reported(quick_bundles: dict[str, Path], tmp_path: Path) -> None:
+    copy = tmp_path / "copy"
+    shutil.copytree(quick_bundles["spx-vol-5d"], copy)
+    vectors = json.loads((copy / "vectors/parity.json").read_text())
+    vectors["cases"][0]["predictions"]["ensemble"][0] += 0.01
+    (copy / "vectors/parity.json").write_text(json.dumps(vectors))
+    manifest = json.loads((copy / MANIFEST).read_text())
+    manifest["files"]["vectors/parity.json"] = sha256_file(copy / "vectors/parity.json")
+    (copy / MANIFEST).write_text(json.dumps(manifest))
+    assert verify_bundle(copy) == [f"vectors {vectors['cases'][0]['name']}: ensemble predictions do not reproduce"]
+
+
+def test_cli_verify_exit_codes(quick_bundles: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["verify", str(quick_bundles["spx-return-1d"])]) == 0
+    broken = tmp_path / "broken"
+    shutil.copytree(quick_bundles["spx-return-1d"], broken)
+    (broken / "feature_names.json").write_text("[]")
+    assert main(["verify", str(broken)]) == 1
+    assert "FAILED" in capsys.readouterr().out
+
+
+def test_retraining_with_the_same_seed_reproduces_the_metrics(quick_bundles: dict[str, Path], tmp_path: Path) -> None:
+    again = tmp_path / "again"
+    train_bundle(SPX_RETURN_1D.quick_variant(), again, "test")
+    first = json.loads((quick_bundles["spx-return-1d"] / MANIFEST).read_text())["evaluation"]
+    second = json.loads((again / MANIFEST).read_text())["evaluation"]
+    assert first["models"] == second["models"]
+    assert first["coverage"] == second["coverage"]
+
+
+def test_walk_forward_forecasts_do_not_change_when_the_future_is_removed() -> None:
+    """Whole-pipeline leakage check: cutting every price after 2016 changes no 2016 forecast."""
+    config = dataclasses.replace(SPX_VOL_5D.quick_variant(), first_oos_year=2015, test_years=(2016,))
+    series = load_builtin("sp500")
+    params = {"xgboost": xgboost_model.DEFAULT_PARAMS, "lstm": {"lr": 3e-3, "weight_decay": 1e-4, "dropout": 0.0, "max_epochs": 3, "hidden": 8, "layers": 1},
+              "transformer": {"lr": 3e-3, "weight_decay": 1e-4, "dropout": 0.0, "max_epochs": 3, "d_model": 16, "heads": 2, "layers": 1, "ff": 32}}
+
+    def forecasts(close):
+        table = build_table(type(series)(series.name, series.source, close), config.features, config.target, config.data_start)
+        wf = walkforward.run(config, table, daily_returns(close[config.data_start:]), params)
+        mask = wf.years_mask([2016])
+        return {name: values[mask] for name, values in {**wf.predictions, **wf.baselines}.items()}
+
+    full = forecasts(series.close)
+    # Keep the 5 trading days after 2016 that the last 2016 targets need, nothing more.
+    cut = forecasts(series.close[: series.close.index.searchsorted(np.datetime64("2017-01-01")) + 5])
+    for name in full:
+        np.testing.assert_array_equal(full[name], cut[name], err_msg=name)

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Every test tier that can run on this machine. Installs what it needs first.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+started=$SECONDS
+
+step() { printf '\n==> %s (%ds)\n' "$*" $((SECONDS - started)); }
+
+step "npm workspaces"
+scripts/node-deps.sh
+step "Python venv for models/"
+venv=$(scripts/python-env.sh)
+
+step "TypeScript type check"
+npm run --silent typecheck
+
+step "models/: pytest (features, leakage, loaders, metrics, quick pipeline, default bundles)"
+(cd models && "$venv/bin/python" -m pytest -q)
+
+step "server/ and operator/: vitest"
+npx vitest run
+
+step "all tiers passed in $((SECONDS - started)) s"

@@ -1,0 +1,16 @@
+import { defineConfig } from "vitest/config";
+
+export default defineConfig({
+  test: {
+    projects: [
+      {
+        test: {
+          name: "server",
+          root: "server",
+          include: ["test/**/*.test.ts"],
+          environment: "node",
+        },
+      },
+    ],
+  },
+});
