@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
-# Ensures the model pipeline's Python venv exists and prints its path.
+# Ensures a pinned Python venv exists and prints its path.
+#   scripts/python-env.sh [requirements.txt]   (default: models/requirements.txt)
 # The venv (torch alone is ~4 GB) and pip's downloads live in a cache outside the
-# repository, keyed by the hash of models/requirements.txt, so a clean clone reuses them.
+# repository, keyed by the hash of the requirements file, so a clean clone reuses them.
 # The pipeline itself is not installed into it (the venv is shared by every checkout):
 # callers put models/src on PYTHONPATH.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cache=${WAVELET_CACHE:-$HOME/.cache/wavelet-platform}
-req="$root/models/requirements.txt"
+req=$(realpath "${1:-$root/models/requirements.txt}")
 key=$(sha256sum "$req" | cut -c1-12)
 venv="$cache/venv-$key"
 
@@ -19,10 +20,10 @@ if [ ! -f "$venv/.complete" ]; then
     fi
   done
   if [ -z "$py" ]; then
-    echo "python-env: Python 3.11 is required (models/requirements.txt is pinned for it); none found on PATH" >&2
+    echo "python-env: Python 3.11 is required ($req is pinned for it); none found on PATH" >&2
     exit 1
   fi
-  echo "python-env: creating $venv (first run downloads ~4 GB from PyPI)" >&2
+  echo "python-env: creating $venv from $req" >&2
   rm -rf "$venv"
   mkdir -p "$cache"
   "$py" -m venv "$venv"

@@ -7,18 +7,23 @@ started=$SECONDS
 
 step() { printf '\n==> %s (%ds)\n' "$*" $((SECONDS - started)); }
 
+step "system packages (redis-server)"
+scripts/system-deps.sh
 step "npm workspaces"
 scripts/node-deps.sh
 step "Python venv for models/"
 venv=$(scripts/python-env.sh)
 
-step "TypeScript type check"
+step "TypeScript: type check and build"
 npm run --silent typecheck
 
 step "models/: pytest (features, leakage, loaders, metrics, quick pipeline, default bundles)"
 (cd models && "$venv/bin/python" -m pytest -q)
 
-step "server/ and operator/: vitest"
+step "server/: vitest (unit, real HTTP, real Redis, server processes)"
 npx vitest run
+
+step "server/: schemathesis fuzzing of /openapi.json"
+scripts/fuzz-api.sh 200
 
 step "all tiers passed in $((SECONDS - started)) s"

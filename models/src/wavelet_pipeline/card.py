@@ -163,8 +163,9 @@ def markdown(config: BundleConfig, manifest: dict[str, Any], plot_files: list[st
             "",
             _table(["forecast", "MAPE", "R", "Theil U"], rows),
             "",
-            anchor["note"] + " The published numbers were obtained with wavelet denoising applied to whole series, which leaks "
-            "the future (see the leakage tests); on this honest setup no model here beats the random walk on price level.",
+            anchor["note"] + " On these days the published MAPE and Theil U are themselves worse than the random walk's. "
+            "Whole-series wavelet denoising, common in published wavelet pipelines, leaks the future (the leakage tests show it); "
+            "the features here are causal.",
             "",
         ]
     q = manifest["quantized"]

@@ -4,6 +4,7 @@
     wavelet-pipeline train-csv prices.csv --target log_return_1d --name my-bundle
     wavelet-pipeline verify models/bundles/spx-return-1d
     wavelet-pipeline reproduce models/bundles/spx-return-1d
+    wavelet-pipeline report models/bundles/*
     wavelet-pipeline check-csv prices.csv [--missing drop]
 """
 
@@ -83,6 +84,9 @@ def main(argv: list[str] | None = None) -> int:
     reproduce = sub.add_parser("reproduce", help="retrain a default bundle with its seed and compare its metrics")
     reproduce.add_argument("bundle", type=Path)
 
+    report = sub.add_parser("report", help="print a markdown summary of bundles (the README's model table)")
+    report.add_argument("bundles", nargs="+", type=Path)
+
     check = sub.add_parser("check-csv", help="validate a price file and summarize it")
     check.add_argument("csv", type=Path)
     check.add_argument("--missing", choices=["error", "drop"], default="error")
@@ -113,6 +117,9 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"  - {problem}")
                 failed += bool(problems)
             return 1 if failed else 0
+        if args.command == "report":
+            print(_report([json.loads((p / MANIFEST).read_text()) for p in args.bundles]))
+            return 0
         if args.command == "reproduce":
             return _reproduce(args.bundle)
         if args.command == "check-csv":
@@ -123,6 +130,37 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 2
+
+
+def _report(manifests: list[dict]) -> str:
+    """Out-of-sample metrics next to the baselines, interval coverage and training time."""
+    lines = []
+    for m in manifests:
+        ev = m["evaluation"]
+        metrics = ["rmse", "directional_accuracy", "r2_oos_vs_historical_mean"] if ev["primary_metric"] == "rmse" else ["qlike", "mse_variance", "rmse_vol"]
+        lines += [
+            f"**{m['name']}** ({m['target']['name']}, {ev['period']['start']} to {ev['period']['end']}, {ev['period']['days']} days, "
+            f"trained in {m['training']['seconds']:.0f} s)",
+            "",
+            "| forecast | " + " | ".join(metrics) + " | 90% interval coverage |",
+            "|---|" + "---|" * (len(metrics) + 1),
+        ]
+        rows = {**{k: v for k, v in ev["models"].items() if not k.endswith("_int8")}, **{f"baseline: {k}": v for k, v in ev["baselines"].items()}}
+        for name, row in rows.items():
+            cells = [f"{row[k]:.4f}" if k in row else "–" for k in metrics]
+            cov = ev["coverage"].get(name)
+            lines.append(f"| {name} | " + " | ".join(cells) + f" | {cov['coverage']:.3f} |" if cov else f"| {name} | " + " | ".join(cells) + " | – |")
+        if "anchor" in ev:
+            a = ev["anchor"]
+            lines += ["", f"Price level, {a['period']['start']} to {a['period']['end']} (Bao, Yue & Rao 2017 period):", "",
+                      "| forecast | MAPE | R | Theil U |", "|---|---|---|---|"]
+            for name in ("ensemble", "random_walk"):
+                r = a["ours"][name]
+                lines.append(f"| ours: {name} | {r['MAPE']:.4f} | {r['R']:.4f} | {r['TheilU']:.4f} |")
+            b = a["bao_yue_rao_2017_wsae_lstm"]
+            lines.append(f"| Bao, Yue & Rao (2017) WSAEs-LSTM, as published | {b['MAPE']} | {b['R']} | {b['TheilU']} |")
+        lines.append("")
+    return "\n".join(lines)
 
 
 def _reproduce(path: Path) -> int:

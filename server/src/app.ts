@@ -1,0 +1,172 @@
+import { randomUUID } from "node:crypto";
+import cors from "@fastify/cors";
+import helmet from "@fastify/helmet";
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from "fastify";
+import { validatorCompiler } from "fastify-type-provider-zod";
+import type { Redis } from "ioredis";
+import type { Config } from "./config.js";
+import { Predictor } from "./inference/predictor.js";
+import { ModelRegistry } from "./inference/registry.js";
+import { requireKey } from "./plugins/auth.js";
+import { PredictionCache } from "./plugins/cache.js";
+import { docsPlugin } from "./plugins/docs.js";
+import { errorsPlugin } from "./plugins/errors.js";
+import { createMetrics, type Metrics, metricsPlugin } from "./plugins/metrics.js";
+import { rateLimitPlugin } from "./plugins/rateLimit.js";
+import { connectRedis } from "./plugins/redis.js";
+import { adminRoutes } from "./routes/admin.js";
+import { healthRoutes } from "./routes/health.js";
+import { metricsRoute, registryMetrics } from "./routes/metrics.js";
+import { predictRoutes } from "./routes/predict.js";
+import { DEFAULT_SHAPE, type FeatureShape } from "./schemas/api.js";
+
+export const API_VERSION = "1.0.0";
+
+export interface BuildOptions {
+  config: Config;
+  /** pino options, or false for silence (tests). */
+  logger?: FastifyServerOptions["logger"];
+  /** Whether /metrics is served by this app (false when a separate listener serves it). */
+  serveMetrics?: boolean;
+}
+
+export interface WaveletApp {
+  registry: ModelRegistry;
+  metrics: Metrics;
+  redis: Redis | undefined;
+  /** Health turns 503 from here on, so load balancers stop sending new requests. */
+  beginShutdown(): void;
+}
+
+declare module "fastify" {
+  interface FastifyInstance {
+    wavelet: WaveletApp;
+  }
+}
+
+const REQUEST_ID = /^[\w.:-]{1,128}$/;
+
+/** The whole HTTP API, bundle loaded, not listening: server.ts and tests decide that. */
+export async function buildApp(opts: BuildOptions): Promise<FastifyInstance> {
+  const { config } = opts;
+  const app = Fastify({
+    logger: opts.logger ?? {
+      level: config.LOG_LEVEL,
+      redact: { paths: ['req.headers["x-api-key"]', "req.headers.authorization"], censor: "[redacted]" },
+    },
+    bodyLimit: config.BODY_LIMIT,
+    requestTimeout: config.REQUEST_TIMEOUT_MS,
+    requestIdHeader: "x-request-id",
+    genReqId: (req) => {
+      const given = req.headers["x-request-id"];
+      return typeof given === "string" && REQUEST_ID.test(given) ? given : randomUUID();
+    },
+    trustProxy: true,
+  });
+  app.setValidatorCompiler(validatorCompiler);
+  // Responses are built by typed handlers from the same schemas; validating them again on
+  // the hot path would cost more than the model run. The schemas still document them.
+  app.setSerializerCompiler(() => (data) => JSON.stringify(data));
+
+  const metrics = createMetrics();
+  const redis = config.REDIS_URL ? connectRedis(config.REDIS_URL, app.log, metrics) : undefined;
+  let shuttingDown = false;
+  let shape: FeatureShape | undefined;
+  const registry = new ModelRegistry({
+    modelDir: config.MODEL_DIR,
+    bundle: {
+      models: config.MODELS,
+      quantized: config.QUANTIZED,
+      onLoad: (model, seconds) => metrics.loadSeconds.set({ model }, seconds),
+    },
+    loading: config.MODEL_LOADING,
+    runner: {
+      microBatch: config.MICRO_BATCH,
+      maxBatch: config.MICRO_BATCH_MAX,
+      maxWaitMs: config.MICRO_BATCH_WAIT_MS,
+      onRun: (model, rows, seconds) => {
+        metrics.inferences.inc({ model }, rows);
+        metrics.inferenceLatency.observe({ model }, seconds);
+        metrics.batchSize.observe({ model }, rows);
+      },
+    },
+    expectedDigest: config.EXPECTED_BUNDLE_DIGEST,
+    log: app.log,
+    onSwap: (next) => {
+      metrics.bundleInfo.reset();
+      metrics.bundleInfo.set({ bundle: next.name, version: next.version, digest: next.digest }, 1);
+      metrics.reloads.inc({ result: "ok" });
+    },
+    onReloadFailed: () => metrics.reloads.inc({ result: "failed" }),
+    accept: (bundle) =>
+      shape && (bundle.window !== shape.window || bundle.manifest.features.min_prices !== shape.minPrices)
+        ? `bundle ${bundle.name} takes ${bundle.window} features from ${bundle.manifest.features.min_prices} prices, ` +
+          `the API this process publishes takes ${shape.window} from ${shape.minPrices}; restart the server to serve it`
+        : undefined,
+  });
+  app.decorate("wavelet", { registry, metrics, redis, beginShutdown: () => (shuttingDown = true) } satisfies WaveletApp);
+  app.addHook("onClose", async () => {
+    await registry.close();
+    redis?.disconnect();
+  });
+  app.addHook("onSend", async (request, reply) => {
+    void reply.header("x-request-id", request.id);
+  });
+
+  await registry.start();
+  const first = registry.serving?.bundle;
+  shape = first ? { window: first.window, minPrices: first.manifest.features.min_prices } : DEFAULT_SHAPE;
+
+  await app.register(errorsPlugin);
+  await app.register(metricsPlugin, { metrics });
+  await app.register(helmet, {
+    contentSecurityPolicy: {
+      directives: {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "img-src": ["'self'", "data:"],
+        "worker-src": ["'self'", "blob:"],
+        "connect-src": ["'self'"],
+      },
+    },
+  });
+  if (config.ALLOWED_ORIGINS.length) {
+    await app.register(cors, {
+      origin: config.ALLOWED_ORIGINS.includes("*") ? true : config.ALLOWED_ORIGINS,
+      methods: ["GET", "POST"],
+      allowedHeaders: ["Content-Type", "X-API-Key", "Authorization", "X-Request-Id"],
+      exposedHeaders: ["X-Request-Id", "Retry-After"],
+      maxAge: 600,
+    });
+  }
+  const rateLimited = config.RATE_LIMIT_MAX > 0;
+  if (rateLimited) {
+    await app.register(rateLimitPlugin, { max: config.RATE_LIMIT_MAX, windowMs: config.RATE_LIMIT_WINDOW_MS, redis, metrics });
+  }
+  await app.register(docsPlugin, { version: API_VERSION });
+
+  const cache = new PredictionCache(config.CACHE_TTL, config.CACHE_MAX_ENTRIES, redis, metrics, app.log);
+  await app.register(predictRoutes, {
+    registry,
+    predictor: new Predictor(metrics),
+    cache,
+    limits: { maxBatchSamples: config.MAX_BATCH_SAMPLES, maxStreamLength: config.MAX_STREAM_LENGTH },
+    shape,
+    preHandler: requireKey(config.API_KEY, "predict"),
+    rateLimit: rateLimited ? { max: config.RATE_LIMIT_MAX, timeWindow: config.RATE_LIMIT_WINDOW_MS } : undefined,
+  });
+  await app.register(healthRoutes, {
+    registry,
+    loading: config.MODEL_LOADING,
+    startedAt: Date.now(),
+    shuttingDown: () => shuttingDown,
+  });
+  await app.register(adminRoutes, { registry, preHandler: requireKey(config.ADMIN_API_KEY ?? config.API_KEY, "admin") });
+  if (config.ENABLE_METRICS && opts.serveMetrics !== false) {
+    await app.register(metricsRoute, { metrics: registryMetrics(metrics.registry) });
+  }
+
+  await app.ready();
+  return app;
+}

@@ -1,0 +1,184 @@
+import { createHash } from "node:crypto";
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
+import * as ort from "onnxruntime-node";
+import { type FeatureParams, featureParams } from "../features/wavelet.js";
+import { type Manifest, type ModelEntry, manifestSchema } from "../schemas/manifest.js";
+
+/**
+ * A model bundle on disk (DESIGN §3), verified before anything is served from it: the
+ * manifest is schema-checked, every file it lists must match its sha256, and each model's
+ * graph must have the inputs and outputs the manifest states. A model is warmed by one
+ * inference on a zero row before it counts as loaded.
+ */
+
+export type ModelType = "xgboost" | "lstm" | "transformer" | "ensemble";
+
+export class BundleError extends Error {
+  override name = "BundleError";
+}
+
+export interface LoadedModel {
+  name: ModelType;
+  entry: ModelEntry;
+  session: ort.InferenceSession;
+  loadSeconds: number;
+}
+
+export interface BundleOptions {
+  models: readonly ModelType[];
+  quantized: boolean;
+  onLoad?: (model: ModelType, seconds: number) => void;
+}
+
+const sha256 = (data: Buffer | string) => createHash("sha256").update(data).digest("hex");
+
+// One intra-op thread: rows then never depend on how they were batched (the tree ensemble
+// splits work across threads differently for small and large batches), and throughput
+// comes from WORKERS processes instead.
+const SESSION_OPTIONS: ort.InferenceSession.SessionOptions = {
+  intraOpNumThreads: 1,
+  interOpNumThreads: 1,
+  executionMode: "sequential",
+  graphOptimizationLevel: "all",
+  logSeverityLevel: 3,
+};
+
+export class Bundle {
+  private readonly loaded = new Map<ModelType, LoadedModel>();
+  private readonly loading = new Map<ModelType, Promise<LoadedModel>>();
+
+  private constructor(
+    readonly dir: string,
+    readonly manifest: Manifest,
+    readonly digest: string,
+    readonly features: FeatureParams,
+    readonly options: BundleOptions,
+  ) {}
+
+  get name(): string {
+    return this.manifest.name;
+  }
+
+  get version(): string {
+    return this.manifest.version;
+  }
+
+  get window(): number {
+    return this.manifest.features.window;
+  }
+
+  /** Read and verify the manifest and every file's hash; load no model yet. */
+  static async open(dir: string, options: BundleOptions): Promise<Bundle> {
+    let raw: Buffer;
+    try {
+      raw = await readFile(join(dir, "manifest.json"));
+    } catch (error) {
+      throw new BundleError(`cannot read ${join(dir, "manifest.json")}: ${(error as Error).message}`);
+    }
+    let json: unknown;
+    try {
+      json = JSON.parse(raw.toString("utf8"));
+    } catch (error) {
+      throw new BundleError(`manifest.json is not JSON: ${(error as Error).message}`);
+    }
+    const parsed = manifestSchema.safeParse(json);
+    if (!parsed.success) {
+      const issues = parsed.error.issues.map((i) => `${i.path.join(".") || "manifest"}: ${i.message}`);
+      throw new BundleError(`manifest.json is invalid: ${issues.join("; ")}`);
+    }
+    const manifest = parsed.data;
+    const mismatched: string[] = [];
+    await Promise.all(
+      Object.entries(manifest.files).map(async ([file, expected]) => {
+        const data = await readFile(join(dir, file)).catch(() => undefined);
+        if (data === undefined) mismatched.push(`${file} is missing`);
+        else if (sha256(data) !== expected) mismatched.push(`${file} does not match its sha256`);
+      }),
+    );
+    if (mismatched.length) throw new BundleError(`bundle ${dir} failed verification: ${mismatched.sort().join("; ")}`);
+    for (const model of options.models) {
+      const entry = manifest.models[Bundle.fileKey(manifest, model, options.quantized)];
+      if (!entry) throw new BundleError(`bundle ${manifest.name} has no model ${model}`);
+      if (manifest.files[entry.file] !== entry.sha256) throw new BundleError(`models.${model}.sha256 differs from files["${entry.file}"]`);
+    }
+    const names = JSON.parse(await readFile(join(dir, "feature_names.json"), "utf8")) as unknown;
+    if (JSON.stringify(names) !== JSON.stringify(manifest.features.names)) {
+      throw new BundleError("feature_names.json differs from manifest features.names");
+    }
+    return new Bundle(dir, manifest, `sha256:${sha256(raw)}`, featureParams(manifest.features), options);
+  }
+
+  /** The manifest key serving `model`: the int8 variant when asked for and shipped. */
+  private static fileKey(manifest: Manifest, model: ModelType, quantized: boolean): string {
+    const int8 = `${model}_int8`;
+    return quantized && manifest.models[int8] ? int8 : model;
+  }
+
+  isConfigured(model: string): model is ModelType {
+    return (this.options.models as readonly string[]).includes(model);
+  }
+
+  status(model: ModelType): "loaded" | "loading" | "not_loaded" {
+    if (this.loaded.has(model)) return "loaded";
+    return this.loading.has(model) ? "loading" : "not_loaded";
+  }
+
+  loadedModel(model: ModelType): LoadedModel | undefined {
+    return this.loaded.get(model);
+  }
+
+  /** Load, check and warm one configured model; concurrent callers share one load. */
+  load(model: ModelType): Promise<LoadedModel> {
+    const done = this.loaded.get(model);
+    if (done) return Promise.resolve(done);
+    let pending = this.loading.get(model);
+    if (!pending) {
+      pending = this.createSession(model).finally(() => this.loading.delete(model));
+      this.loading.set(model, pending);
+    }
+    return pending;
+  }
+
+  async loadAll(): Promise<void> {
+    await Promise.all(this.options.models.map((m) => this.load(m)));
+  }
+
+  private async createSession(model: ModelType): Promise<LoadedModel> {
+    const started = performance.now();
+    const entry = this.manifest.models[Bundle.fileKey(this.manifest, model, this.options.quantized)]!;
+    const bytes = await readFile(join(this.dir, entry.file));
+    if (sha256(bytes) !== entry.sha256) throw new BundleError(`${entry.file} changed on disk since the bundle was verified`);
+    const session = await ort.InferenceSession.create(bytes, SESSION_OPTIONS);
+    try {
+      const [input, output] = [entry.inputs[0]!, entry.outputs[0]!];
+      if (session.inputNames.join() !== input.name || session.outputNames.join() !== output.name) {
+        throw new BundleError(
+          `${entry.file}: graph has inputs [${session.inputNames}] and outputs [${session.outputNames}], manifest says ${input.name} → ${output.name}`,
+        );
+      }
+      if (input.shape[1] !== this.window || output.shape[1] !== 1) {
+        throw new BundleError(`${entry.file}: shapes ${JSON.stringify(input.shape)} → ${JSON.stringify(output.shape)} do not fit window ${this.window}`);
+      }
+      const warm = await session.run({ [input.name]: new ort.Tensor("float32", new Float32Array(this.window), [1, this.window]) });
+      const value = (warm[output.name]!.data as Float32Array)[0];
+      if (warm[output.name]!.dims.join() !== "1,1" || !Number.isFinite(value)) {
+        throw new BundleError(`${entry.file}: warm-up inference gave ${String(value)} with shape ${warm[output.name]!.dims}`);
+      }
+    } catch (error) {
+      await session.release();
+      throw error;
+    }
+    const loaded: LoadedModel = { name: model, entry, session, loadSeconds: (performance.now() - started) / 1000 };
+    this.loaded.set(model, loaded);
+    this.options.onLoad?.(model, loaded.loadSeconds);
+    return loaded;
+  }
+
+  async close(): Promise<void> {
+    await Promise.allSettled([...this.loading.values()]);
+    const sessions = [...this.loaded.values()].map((m) => m.session.release());
+    this.loaded.clear();
+    await Promise.allSettled(sessions);
+  }
+}

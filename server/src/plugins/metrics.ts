@@ -1,0 +1,96 @@
+import type { FastifyInstance } from "fastify";
+import fp from "fastify-plugin";
+import client from "prom-client";
+
+/**
+ * Prometheus metrics. Every label is bounded: routes are route patterns (or "unmatched"),
+ * models are the four model types, never ids or raw inputs. The registry belongs to one
+ * app, so tests and workers never share counters by accident.
+ */
+
+// Predictions are percent returns or percent volatilities: a few units either way.
+const PREDICTION_BUCKETS = [-10, -5, -3, -2, -1, -0.5, -0.25, 0, 0.25, 0.5, 1, 2, 3, 5, 10];
+const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
+
+export function createMetrics() {
+  const registry = new client.Registry();
+  const m = {
+    registry,
+    requests: new client.Counter({ name: "http_requests_total", help: "HTTP requests", labelNames: ["route", "method", "status"], registers: [registry] }),
+    latency: new client.Histogram({
+      name: "http_request_duration_seconds",
+      help: "HTTP request latency",
+      labelNames: ["route", "method"],
+      buckets: LATENCY_BUCKETS,
+      registers: [registry],
+    }),
+    inFlight: new client.Gauge({ name: "http_requests_in_flight", help: "requests being served", registers: [registry] }),
+    inferences: new client.Counter({ name: "model_inference_rows_total", help: "rows predicted", labelNames: ["model"], registers: [registry] }),
+    inferenceLatency: new client.Histogram({
+      name: "model_inference_duration_seconds",
+      help: "duration of one ONNX run",
+      labelNames: ["model"],
+      buckets: LATENCY_BUCKETS,
+      registers: [registry],
+    }),
+    batchSize: new client.Histogram({
+      name: "model_batch_size",
+      help: "rows per ONNX run",
+      labelNames: ["model"],
+      buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096],
+      registers: [registry],
+    }),
+    loadSeconds: new client.Gauge({ name: "model_load_seconds", help: "time to load and warm a model", labelNames: ["model"], registers: [registry] }),
+    bundleInfo: new client.Gauge({ name: "model_bundle_info", help: "the bundle being served (value 1)", labelNames: ["bundle", "version", "digest"], registers: [registry] }),
+    reloads: new client.Counter({ name: "model_reloads_total", help: "bundle reloads", labelNames: ["result"], registers: [registry] }),
+    cacheHits: new client.Counter({ name: "prediction_cache_hits_total", help: "cache hits", labelNames: ["backend"], registers: [registry] }),
+    cacheMisses: new client.Counter({ name: "prediction_cache_misses_total", help: "cache misses", labelNames: ["backend"], registers: [registry] }),
+    rateLimited: new client.Counter({ name: "rate_limited_requests_total", help: "requests refused with 429", registers: [registry] }),
+    redisErrors: new client.Counter({ name: "redis_errors_total", help: "failed Redis operations", labelNames: ["operation"], registers: [registry] }),
+    redisFallbacks: new client.Counter({
+      name: "redis_fallbacks_total",
+      help: "operations done without Redis while it was unavailable (cache skipped, rate limit counted locally)",
+      labelNames: ["operation"],
+      registers: [registry],
+    }),
+    redisUp: new client.Gauge({ name: "redis_up", help: "1 when the Redis connection is ready", registers: [registry] }),
+    predictions: new client.Histogram({
+      name: "prediction_value",
+      help: "predicted values, in target units",
+      labelNames: ["model"],
+      buckets: PREDICTION_BUCKETS,
+      registers: [registry],
+    }),
+    outOfRange: new client.Counter({
+      name: "predictions_out_of_training_range_total",
+      help: "predictions outside the range of targets the bundle was trained on",
+      labelNames: ["model"],
+      registers: [registry],
+    }),
+  };
+  client.collectDefaultMetrics({ register: registry });
+  return m;
+}
+
+export type Metrics = ReturnType<typeof createMetrics>;
+
+declare module "fastify" {
+  interface FastifyRequest {
+    startedAt?: number;
+  }
+}
+
+/** Request counters, latency and in-flight gauge for every route. */
+export const metricsPlugin = fp(async (app: FastifyInstance, opts: { metrics: Metrics }) => {
+  const { metrics } = opts;
+  app.addHook("onRequest", async (request) => {
+    request.startedAt = performance.now();
+    metrics.inFlight.inc();
+  });
+  app.addHook("onResponse", async (request, reply) => {
+    metrics.inFlight.dec();
+    const route = request.routeOptions.url ?? "unmatched";
+    metrics.requests.inc({ route, method: request.method, status: String(reply.statusCode) });
+    metrics.latency.observe({ route, method: request.method }, (performance.now() - (request.startedAt ?? 0)) / 1000);
+  });
+});

@@ -1,0 +1,94 @@
+import type { FastifyInstance } from "fastify";
+import type { ZodTypeProvider } from "fastify-type-provider-zod";
+import { z } from "zod";
+import { MODEL_TYPES } from "../config.js";
+import type { ModelRegistry } from "../inference/registry.js";
+import { unavailable } from "../plugins/errors.js";
+import { healthResponse, modelsResponse } from "../schemas/api.js";
+
+export interface HealthRoutesOptions {
+  registry: ModelRegistry;
+  loading: "eager" | "lazy";
+  startedAt: number;
+  shuttingDown: () => boolean;
+}
+
+export async function healthRoutes(app: FastifyInstance, opts: HealthRoutesOptions) {
+  const { registry } = opts;
+  const api = app.withTypeProvider<ZodTypeProvider>();
+
+  api.get(
+    "/health",
+    {
+      schema: {
+        summary: "Ready when every configured model is loaded, verified and warmed",
+        description: "200 when ready; 503 with reasons otherwise (also while shutting down). Reports the bundle name, version and digest.",
+        tags: ["operations"],
+        response: { 200: healthResponse, 503: healthResponse },
+      },
+    },
+    async (_request, reply) => {
+      const { ready, reasons } = registry.readiness();
+      if (opts.shuttingDown()) reasons.push("shutting down");
+      const serving = registry.serving;
+      const models = Object.fromEntries(
+        (serving?.bundle.options.models ?? []).map((m) => [m, serving!.bundle.status(m)] as const),
+      );
+      void reply.status(ready && !opts.shuttingDown() ? 200 : 503);
+      return {
+        status: reply.statusCode === 200 ? ("ok" as const) : ("unavailable" as const),
+        reasons,
+        ...(serving ? { bundle: { name: serving.bundle.name, version: serving.bundle.version, digest: serving.bundle.digest } } : {}),
+        models,
+        loading: opts.loading,
+        uptime_seconds: Math.round((Date.now() - opts.startedAt) / 1000),
+        ...(registry.lastReload ? { last_reload: registry.lastReload } : {}),
+      };
+    },
+  );
+
+  api.get(
+    "/livez",
+    { schema: { summary: "Liveness: the process answers", tags: ["operations"], response: { 200: z.object({ status: z.literal("alive") }) } } },
+    async () => ({ status: "alive" as const }),
+  );
+
+  api.get(
+    "/models",
+    {
+      schema: {
+        summary: "The bundle being served: models, versions, digests and out-of-sample metrics",
+        tags: ["models"],
+        response: { 200: modelsResponse },
+      },
+    },
+    async () => {
+      const serving = registry.serving;
+      if (!serving) throw unavailable("no bundle loaded", registry.readiness().reasons);
+      const { bundle } = serving;
+      const m = bundle.manifest;
+      const evaluation = (m as { evaluation?: { models?: Record<string, Record<string, number>> } & Record<string, unknown> }).evaluation;
+      return {
+        bundle: { name: bundle.name, version: bundle.version, digest: bundle.digest, created: m.created, description: (m as { description?: string }).description },
+        target: m.target,
+        features: { names: m.features.names, window: m.features.window, min_prices: m.features.min_prices, series: m.features.series },
+        default_model: m.default_model,
+        models: MODEL_TYPES.map((name) => {
+          const loaded = bundle.loadedModel(name);
+          const entry = loaded?.entry ?? m.models[name]!;
+          return {
+            name,
+            file: entry.file,
+            sha256: entry.sha256,
+            precision: entry.precision,
+            status: bundle.isConfigured(name) ? bundle.status(name) : ("not_configured" as const),
+            ...(loaded ? { load_seconds: loaded.loadSeconds } : {}),
+            confidence_level: entry.calibration.level,
+            ...(evaluation?.models?.[name] ? { metrics: evaluation.models[name] } : {}),
+          };
+        }),
+        ...(evaluation ? { evaluation: { period: evaluation.period, baselines: evaluation.baselines, primary_metric: evaluation.primary_metric } } : {}),
+      };
+    },
+  );
+}

@@ -1,0 +1,125 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { cpSync, mkdtempSync } from "node:fs";
+import { connect, createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import type { FastifyInstance } from "fastify";
+import { buildApp } from "../src/app.js";
+import { parseConfig } from "../src/config.js";
+import { BUNDLES_DIR } from "./bundles.js";
+
+export const SERVER_JS = resolve(import.meta.dirname, "../dist/server.js");
+export const RETURN_BUNDLE = join(BUNDLES_DIR, "spx-return-1d");
+export const VOL_BUNDLE = join(BUNDLES_DIR, "spx-vol-5d");
+export const GUIDE_FEATURES = [0.1, 0.2, -0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0];
+
+/** An app on the default bundle with test-friendly settings; `env` overrides any of them. */
+export function testApp(env: Record<string, string> = {}): Promise<FastifyInstance> {
+  return buildApp({ config: parseConfig({ LOG_LEVEL: "silent", RATE_LIMIT_MAX: "0", ...env }), logger: false });
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolvePort(port));
+    });
+  });
+}
+
+/** A copy of a bundle in a fresh temp directory, for tests that change files. */
+export function copyBundle(source: string): string {
+  const dir = join(mkdtempSync(join(tmpdir(), "bundle-")), "bundle");
+  cpSync(source, dir, { recursive: true });
+  return dir;
+}
+
+export async function waitFor<T>(probe: () => Promise<T | undefined> | T | undefined, timeoutMs = 10_000, what = "condition"): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      const value = await probe();
+      if (value !== undefined) return value;
+    } catch {
+      // not yet
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+export interface ServerProcess {
+  child: ChildProcess;
+  url: string;
+  port: number;
+  output: () => string;
+  exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+/** The real server process (built dist/server.js) on a free port, once /health answers 200. */
+export async function startServer(env: Record<string, string> = {}, ready = true): Promise<ServerProcess> {
+  const port = env.PORT ? Number(env.PORT) : await freePort();
+  const child = spawn(process.execPath, [SERVER_JS], {
+    env: { ...process.env, HOST: "127.0.0.1", PORT: String(port), LOG_LEVEL: "warn", RATE_LIMIT_MAX: "0", ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let output = "";
+  child.stdout!.on("data", (d: Buffer) => (output += d.toString()));
+  child.stderr!.on("data", (d: Buffer) => (output += d.toString()));
+  const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => child.once("exit", (code, signal) => r({ code, signal })));
+  const url = `http://127.0.0.1:${port}`;
+  if (ready) {
+    await waitFor(
+      async () => {
+        if (child.exitCode !== null) throw new Error(`server exited: ${output}`);
+        return (await fetch(`${url}/health`)).status === 200 ? true : undefined;
+      },
+      20_000,
+      `server on ${port}`,
+    ).catch((error: Error) => {
+      child.kill("SIGKILL");
+      throw new Error(`${error.message}\n${output}`);
+    });
+  }
+  return { child, url, port, output: () => output, exit };
+}
+
+export interface RedisProcess {
+  url: string;
+  port: number;
+  stop: () => Promise<void>;
+  start: () => Promise<void>;
+}
+
+/** A real redis-server (Debian's) on a free port, without persistence. */
+export async function startRedis(): Promise<RedisProcess> {
+  const port = await freePort();
+  let child: ChildProcess | undefined;
+  const start = async () => {
+    child = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], { stdio: "ignore" });
+    await waitFor(
+      () =>
+        new Promise<true | undefined>((r) => {
+          const socket = connect(port, "127.0.0.1", () => {
+            socket.end();
+            r(true);
+          });
+          socket.on("error", () => r(undefined));
+        }),
+      10_000,
+      "redis-server",
+    );
+  };
+  const stop = async () => {
+    if (!child || child.exitCode !== null) return;
+    const exited = new Promise((r) => child!.once("exit", r));
+    child.kill("SIGKILL");
+    await exited;
+  };
+  await start();
+  return { url: `redis://127.0.0.1:${port}/0`, port, stop, start };
+}
+
+export const json = (body: unknown) => ({ headers: { "content-type": "application/json" }, payload: JSON.stringify(body) });

@@ -1,0 +1,148 @@
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { ConfigError, DEFAULT_MODEL_DIR, parseConfig } from "../src/config.js";
+import { GUIDE_FEATURES, RETURN_BUNDLE, copyBundle, json, testApp } from "./helpers.js";
+
+const KEY = "k".repeat(24);
+const OTHER_KEY = "o".repeat(24);
+const ADMIN_KEY = "a".repeat(24);
+
+describe("configuration", () => {
+  it("has working defaults and no default secrets", () => {
+    const c = parseConfig({});
+    expect(c.PORT).toBe(8000);
+    expect(c.MODEL_DIR).toBe(DEFAULT_MODEL_DIR);
+    expect(c.MODELS).toEqual(["xgboost", "lstm", "transformer", "ensemble"]);
+    expect(c.API_KEY).toBeUndefined();
+    expect(c.ADMIN_API_KEY).toBeUndefined();
+    expect(c.ENABLE_METRICS).toBe(true);
+  });
+
+  it("reads the guide's production settings", () => {
+    const c = parseConfig({
+      MODEL_DIR: "/app/models",
+      LOG_LEVEL: "INFO",
+      WORKERS: "4",
+      API_KEY: `${KEY}, ${OTHER_KEY}`,
+      ALLOWED_ORIGINS: "https://yourdomain.com",
+      ENABLE_METRICS: "true",
+      METRICS_PORT: "9090",
+      REDIS_URL: "redis://redis:6379/0",
+      CACHE_TTL: "300",
+    });
+    expect(c).toMatchObject({ LOG_LEVEL: "info", WORKERS: 4, API_KEY: [KEY, OTHER_KEY], ALLOWED_ORIGINS: ["https://yourdomain.com"], METRICS_PORT: 9090 });
+  });
+
+  it("stops on bad values with one readable line per variable, secrets hidden", () => {
+    let message = "";
+    try {
+      parseConfig({ PORT: "eighty", WORKERS: "0", LOG_LEVEL: "LOUD", REDIS_URL: "http://x", API_KEY: "short-secret", MODELS: "xgboost,arima" });
+    } catch (error) {
+      expect(error).toBeInstanceOf(ConfigError);
+      message = (error as Error).message;
+    }
+    for (const name of ["PORT=", "WORKERS=", "LOG_LEVEL=", "REDIS_URL=", "API_KEY=(hidden)", "MODELS="]) expect(message).toContain(name);
+    expect(message).not.toContain("short-secret");
+  });
+
+  it("requires a metrics port for several workers", () => {
+    expect(() => parseConfig({ WORKERS: "2" })).toThrow(/METRICS_PORT.*required when WORKERS > 1/);
+    expect(() => parseConfig({ METRICS_PORT: "8000" })).toThrow(/must differ from PORT/);
+  });
+});
+
+describe("API keys", () => {
+  it("guard prediction routes, accept several keys in header or bearer form, and leave health open", async () => {
+    const app = await testApp({ API_KEY: `${KEY},${OTHER_KEY}` });
+    const predict = (headers: Record<string, string>) => app.inject({ method: "POST", url: "/predict", ...json({ features: GUIDE_FEATURES }), headers: { "content-type": "application/json", ...headers } });
+    expect((await predict({})).statusCode).toBe(401);
+    expect((await predict({ "x-api-key": "wrong-key-wrong-key-wrong" })).statusCode).toBe(403);
+    expect((await predict({ "x-api-key": KEY })).statusCode).toBe(200);
+    expect((await predict({ authorization: `Bearer ${OTHER_KEY}` })).statusCode).toBe(200);
+    expect((await app.inject({ method: "GET", url: "/health" })).statusCode).toBe(200);
+    expect((await app.inject({ method: "POST", url: "/admin/reload", headers: { "x-api-key": KEY } })).statusCode).toBe(200);
+    await app.close();
+  });
+
+  it("a separate admin key guards admin routes only", async () => {
+    const app = await testApp({ API_KEY: KEY, ADMIN_API_KEY: ADMIN_KEY });
+    expect((await app.inject({ method: "POST", url: "/admin/reload", headers: { "x-api-key": KEY } })).statusCode).toBe(403);
+    expect((await app.inject({ method: "POST", url: "/admin/reload", headers: { "x-api-key": ADMIN_KEY } })).statusCode).toBe(200);
+    const res = await app.inject({ method: "POST", url: "/predict", ...json({ features: GUIDE_FEATURES }), headers: { "content-type": "application/json", "x-api-key": ADMIN_KEY } });
+    expect(res.statusCode).toBe(403);
+    await app.close();
+  });
+});
+
+describe("CORS", () => {
+  it("allows only the configured origins", async () => {
+    const app = await testApp({ ALLOWED_ORIGINS: "https://yourdomain.com" });
+    const preflight = (origin: string) =>
+      app.inject({ method: "OPTIONS", url: "/predict", headers: { origin, "access-control-request-method": "POST" } });
+    expect((await preflight("https://yourdomain.com")).headers["access-control-allow-origin"]).toBe("https://yourdomain.com");
+    expect((await preflight("https://evil.example")).headers["access-control-allow-origin"]).toBeUndefined();
+    await app.close();
+  });
+
+  it("sends no CORS headers when no origin is allowed", async () => {
+    const app = await testApp();
+    const res = await app.inject({ method: "GET", url: "/health", headers: { origin: "https://yourdomain.com" } });
+    expect(res.headers["access-control-allow-origin"]).toBeUndefined();
+    await app.close();
+  });
+});
+
+describe("which models load, and when", () => {
+  it("MODELS loads only those; asking another answers 503 as the guide shows", async () => {
+    const app = await testApp({ MODELS: "xgboost,ensemble" });
+    const health = (await app.inject({ method: "GET", url: "/health" })).json();
+    expect(health.models).toEqual({ xgboost: "loaded", ensemble: "loaded" });
+    const res = await app.inject({ method: "POST", url: "/predict", ...json({ features: GUIDE_FEATURES, model_type: "lstm" }) });
+    expect(res.statusCode).toBe(503);
+    expect(res.json().message).toBe("Model lstm not loaded");
+    await app.close();
+  });
+
+  it("MODEL_LOADING=lazy is ready once verified and loads a model on its first request", async () => {
+    const app = await testApp({ MODEL_LOADING: "lazy" });
+    const before = await app.inject({ method: "GET", url: "/health" });
+    expect(before.statusCode).toBe(200);
+    expect(before.json().models.transformer).toBe("not_loaded");
+    const res = await app.inject({ method: "POST", url: "/predict", ...json({ features: GUIDE_FEATURES, model_type: "transformer" }) });
+    expect(res.statusCode).toBe(200);
+    expect((await app.inject({ method: "GET", url: "/health" })).json().models).toMatchObject({ transformer: "loaded", xgboost: "not_loaded" });
+    await app.close();
+  });
+
+  it("QUANTIZED serves the int8 variants the bundle ships", async () => {
+    const app = await testApp({ QUANTIZED: "true" });
+    const models = (await app.inject({ method: "GET", url: "/models" })).json().models;
+    const lstm = models.find((m: { name: string }) => m.name === "lstm");
+    expect(lstm.file).toBe("lstm_optimized.int8.onnx");
+    expect(lstm.precision).toBe("int8-static");
+    expect((await app.inject({ method: "POST", url: "/predict", ...json({ features: GUIDE_FEATURES, model_type: "lstm" }) })).statusCode).toBe(200);
+    await app.close();
+  });
+
+  it("EXPECTED_BUNDLE_DIGEST that differs keeps the server unready", async () => {
+    const app = await testApp({ EXPECTED_BUNDLE_DIGEST: `sha256:${"0".repeat(64)}` });
+    const res = await app.inject({ method: "GET", url: "/health" });
+    expect(res.statusCode).toBe(503);
+    expect(res.json().reasons[0]).toMatch(/is not the expected sha256:0000/);
+    await app.close();
+  });
+
+  it("a bundle that fails verification at start leaves the server up, unready, with the reason", async () => {
+    const dir = copyBundle(RETURN_BUNDLE);
+    const graph = join(dir, "xgboost_optimized.onnx");
+    writeFileSync(graph, Buffer.concat([readFileSync(graph), Buffer.from([0])]));
+    const app = await testApp({ MODEL_DIR: dir });
+    const res = await app.inject({ method: "GET", url: "/health" });
+    expect(res.statusCode).toBe(503);
+    expect(res.json().reasons[0]).toContain("xgboost_optimized.onnx does not match its sha256");
+    const predict = await app.inject({ method: "POST", url: "/predict", ...json({ features: GUIDE_FEATURES }) });
+    expect(predict.statusCode).toBe(503);
+    await app.close();
+  });
+});
