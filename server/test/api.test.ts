@@ -114,6 +114,7 @@ describe("inputs", () => {
 });
 
 describe("bad input gets a 4xx JSON error naming the field, never a 5xx", () => {
+  const PRICES = Array.from({ length: 42 }, (_, i) => 100 + i);
   const cases: [string, string, unknown, number, string][] = [
     ["too few features", "/predict", { features: [1, 2, 3] }, 400, "features"],
     ["too many features", "/predict", { features: Array(11).fill(0.1) }, 400, "features"],
@@ -122,11 +123,11 @@ describe("bad input gets a 4xx JSON error naming the field, never a 5xx", () => 
     ["features not an array", "/predict", { features: "0.1,0.2" }, 400, "features"],
     ["unknown model type", "/predict", { features: GUIDE_FEATURES, model_type: "prophet" }, 400, "model_type"],
     ["unknown field", "/predict", { features: GUIDE_FEATURES, extra: 1 }, 400, "extra"],
-    ["both features and prices", "/predict", { features: GUIDE_FEATURES, prices: [1, 2] }, 400, "features"],
+    ["both features and prices", "/predict", { features: GUIDE_FEATURES, prices: PRICES }, 400, "features"],
     ["neither features nor prices", "/predict", { model_type: "lstm" }, 400, "features"],
     ["too few prices", "/predict", { prices: [100, 101, 102] }, 400, "prices"],
-    ["a negative price", "/predict", { prices: [100, -1, 102] }, 400, "prices[1]"],
-    ["a zero price", "/predict", { prices: [100, 0, 102] }, 400, "prices[1]"],
+    ["a negative price", "/predict", { prices: PRICES.map((p, i) => (i === 1 ? -1 : p)) }, 400, "prices[1]"],
+    ["a zero price", "/predict", { prices: PRICES.map((p, i) => (i === 1 ? 0 : p)) }, 400, "prices[1]"],
     ["a feature beyond ±1e6", "/predict", { features: [1e7, ...GUIDE_FEATURES.slice(1)] }, 400, "features[0]"],
     ["a price beyond 1e15", "/predict", { prices: Array(42).fill(1e16) }, 400, "prices[0]"],
     ["confidence not boolean", "/predict", { features: GUIDE_FEATURES, return_confidence: "yes" }, 400, "return_confidence"],

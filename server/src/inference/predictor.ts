@@ -65,13 +65,16 @@ export class Predictor {
   /** Values already known (from the cache) still count in the prediction metrics. */
   observe(bundle: Bundle, model: ModelType, values: Float64Array): void {
     const { min, max } = bundle.manifest.target_range;
+    const histogram = this.metrics.predictions.labels(model);
+    let outside = 0;
     for (const v of values) {
       if (!Number.isFinite(v)) {
         throw new AppError(422, "non_finite_prediction", `model ${model} produced a non-finite prediction for these inputs`);
       }
-      this.metrics.predictions.observe({ model }, v);
-      if (v < min || v > max) this.metrics.outOfRange.inc({ model });
+      histogram.observe(v);
+      if (v < min || v > max) outside++;
     }
+    if (outside) this.metrics.outOfRange.inc({ model }, outside);
   }
 
   /** prediction ± quantile × scale, the scale from the row or the prediction (DESIGN §3). */

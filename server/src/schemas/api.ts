@@ -41,9 +41,35 @@ function featuresOrPrices<T extends z.ZodRawShape>(fields: T, id: string, exampl
 
 // Features are denoised percent returns (or their squares): a million is already absurd, and
 // the bound keeps every model's float32 arithmetic finite. Prices may be in any currency.
-const FEATURE_BOUND = 1e6;
-const feature = z.number().min(-FEATURE_BOUND).max(FEATURE_BOUND).meta({ description: "a feature value, |x| ≤ 1e6" });
-const price = z.number().min(1e-10).max(1e15).meta({ description: "a closing price, 1e-10 to 1e15" });
+const FEATURES = { minimum: -1e6, maximum: 1e6 };
+const PRICES = { minimum: 1e-10, maximum: 1e15 };
+
+/**
+ * An array of bounded numbers, checked in one loop. Per-element zod schemas cost about a
+ * quarter of a microsecond a number, which was most of a 1,000-row batch's overhead; the
+ * JSON Schema (for /openapi.json) is stated alongside, and errors still name the index.
+ */
+function numbers(items: { minimum: number; maximum: number }, minItems: number, maxItems: number, description: string) {
+  const size = minItems === maxItems ? `exactly ${minItems}` : `${minItems} to ${maxItems}`;
+  return z
+    .custom<number[]>((v) => Array.isArray(v), { message: `expected an array of ${size} numbers` })
+    .check((ctx) => {
+      const v = ctx.value;
+      if (v.length < minItems || v.length > maxItems) {
+        ctx.issues.push({ code: "custom", message: `expected ${size} numbers, got ${v.length}`, input: v });
+        return;
+      }
+      for (let i = 0; i < v.length; i++) {
+        const x: unknown = v[i];
+        if (typeof x !== "number" || !(x >= items.minimum && x <= items.maximum)) {
+          const message = typeof x === "number" ? `must be a finite number from ${items.minimum} to ${items.maximum}` : `expected a number, got ${x === null ? "null" : typeof x}`;
+          ctx.issues.push({ code: "custom", message, input: x, path: [i] });
+          return;
+        }
+      }
+    })
+    .meta({ type: "array", minItems, maxItems, items: { type: "number", ...items }, description });
+}
 export const modelType = z.enum(MODEL_TYPES).default("ensemble").meta({ description: "which model answers" });
 
 const bundleRef = z.object({ name: z.string(), version: z.string(), digest: z.string() });
@@ -61,15 +87,16 @@ export const errorSchema = z
   .meta({ id: "Error" });
 
 export function apiSchemas(limits: Limits, shape: FeatureShape) {
-  const vector = z.array(feature).length(shape.window);
+  const vector = (description: string) => numbers(FEATURES, shape.window, shape.window, description);
   const predictRequest = featuresOrPrices(
     {
-      features: vector.optional().meta({
-        description: "the bundle's feature vector (GET /models: features.names); give this or prices",
-      }),
-      prices: z.array(price).min(shape.minPrices).max(MAX_PRICES).optional().meta({
-        description: "daily closing prices, oldest first; the server computes the causal wavelet features of the last day",
-      }),
+      features: vector("the bundle's feature vector (GET /models: features.names); give this or prices").optional(),
+      prices: numbers(
+        PRICES,
+        shape.minPrices,
+        MAX_PRICES,
+        "daily closing prices, oldest first; the server computes the causal wavelet features of the last day",
+      ).optional(),
       model_type: modelType,
       return_confidence: z.boolean().default(false),
     },
@@ -91,7 +118,7 @@ export function apiSchemas(limits: Limits, shape: FeatureShape) {
 
   const batchRequest = z
     .object({
-      samples: z.array(vector).min(1).max(limits.maxBatchSamples),
+      samples: z.array(vector("one feature vector")).min(1).max(limits.maxBatchSamples),
       model_type: modelType,
       return_confidence: z.boolean().default(false),
     })
@@ -121,12 +148,13 @@ export function apiSchemas(limits: Limits, shape: FeatureShape) {
 
   const streamRequest = featuresOrPrices(
     {
-      features: z.array(feature).min(shape.window).max(limits.maxStreamLength).optional().meta({
-        description: "a series of the bundle's per-day feature values; each window of window_size values is one feature vector",
-      }),
-      prices: z.array(price).min(shape.minPrices).max(limits.maxStreamLength).optional().meta({
-        description: "daily closes; one prediction per day that has enough history",
-      }),
+      features: numbers(
+        FEATURES,
+        shape.window,
+        limits.maxStreamLength,
+        "a series of the bundle's per-day feature values; each window of window_size values is one feature vector",
+      ).optional(),
+      prices: numbers(PRICES, shape.minPrices, limits.maxStreamLength, "daily closes; one prediction per day that has enough history").optional(),
       window_size: z.literal(shape.window).optional().meta({ description: "the bundle's window (the default)" }),
       model_type: modelType,
       return_confidence: z.boolean().default(false),
