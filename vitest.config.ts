@@ -5,6 +5,14 @@ export default defineConfig({
     projects: [
       {
         test: {
+          name: "operator",
+          root: "operator",
+          include: ["test/**/*.test.ts"],
+          environment: "node",
+        },
+      },
+      {
+        test: {
           name: "server",
           root: "server",
           include: ["test/**/*.test.ts"],

@@ -1,0 +1,221 @@
+import { z } from "zod";
+
+/**
+ * The WaveletModel resource. These zod schemas are the single source of the CRD's OpenAPI
+ * schema (api/crd.ts generates crds/waveletmodel.yaml from them, CEL rules included) and
+ * of the operator's types. The API server enforces the rules; the operator parses objects
+ * from its caches with the same schemas and reports anything it cannot serve.
+ */
+
+export const GROUP = "wavelet.dev";
+export const VERSION = "v1alpha1";
+export const KIND = "WaveletModel";
+export const PLURAL = "waveletmodels";
+export const API_VERSION = `${GROUP}/${VERSION}`;
+
+export const MODEL_TYPES = ["xgboost", "lstm", "transformer", "ensemble"] as const;
+export const COLORS = ["blue", "green"] as const;
+export type Color = (typeof COLORS)[number];
+
+const cel = (rule: string, message: string) => ({ rule, message });
+const quantity = z.union([z.number().int(), z.string()]).meta({ "x-kubernetes-int-or-string": true });
+
+export const bundleSpec = z
+  .object({
+    image: z
+      .string()
+      .optional()
+      .meta({
+        description: "an image holding the bundle directory at `path`, pinned by digest (name@sha256:…)",
+        "x-kubernetes-validations": [
+          cel("self.matches('^[^@\\\\s]+@sha256:[0-9a-f]{64}$')", "bundle.image must be pinned by digest: name@sha256:<64 hex digits>"),
+        ],
+      }),
+    path: z.string().default("/bundle").meta({ description: "the bundle directory inside `image`" }),
+    builtin: z
+      .string()
+      .optional()
+      .meta({
+        description: "the name of a bundle built into the server image (models/bundles/<name>)",
+        "x-kubernetes-validations": [cel("self.matches('^[a-z0-9][a-z0-9.-]*$')", "bundle.builtin must be a bundle name like spx-return-1d")],
+      }),
+    digest: z.string().meta({
+      description: "the sha256 of the bundle's manifest.json (sha256:…); pods serving any other bundle never become ready",
+      "x-kubernetes-validations": [cel("self.matches('^sha256:[0-9a-f]{64}$')", "bundle.digest must be sha256:<64 hex digits>")],
+    }),
+    version: z.string().optional().meta({ description: "the bundle version, shown by kubectl get wm" }),
+  })
+  .meta({
+    description: "which model bundle to serve",
+    "x-kubernetes-validations": [cel("has(self.image) != has(self.builtin)", "bundle needs exactly one of image or builtin")],
+  });
+
+export const serverSpec = z
+  .object({
+    image: z.string().optional().meta({ description: "the inference server image (default: the operator's --server-image)" }),
+    imagePullPolicy: z.enum(["Always", "IfNotPresent", "Never"]).optional(),
+    resources: z
+      .object({
+        requests: z.record(z.string(), quantity).optional(),
+        limits: z.record(z.string(), quantity).optional(),
+      })
+      .optional(),
+    env: z
+      .array(
+        z.object({
+          name: z.string(),
+          value: z.string().optional(),
+          valueFrom: z.record(z.string(), z.unknown()).optional().meta({ "x-kubernetes-preserve-unknown-fields": true }),
+        }),
+      )
+      .optional()
+      .meta({ description: "extra environment variables of the server (its settings, see the README)" }),
+    apiKeySecretRef: z
+      .object({ name: z.string(), key: z.string().default("api-key") })
+      .optional()
+      .meta({ description: "a Secret key holding the API key(s) the server requires (API_KEY)" }),
+    loading: z.enum(["eager", "lazy"]).default("eager"),
+    quantized: z.boolean().default(false),
+  })
+  .default({ loading: "eager", quantized: false });
+
+export const autoscalingSpec = z
+  .object({
+    minReplicas: z.number().int().min(1).max(1000),
+    maxReplicas: z.number().int().min(1).max(1000),
+    targetCPUUtilizationPercentage: z.number().int().min(1).max(100).optional(),
+    targetMemoryUtilizationPercentage: z.number().int().min(1).max(100).optional(),
+  })
+  .meta({
+    "x-kubernetes-validations": [
+      cel("self.minReplicas <= self.maxReplicas", "autoscaling.minReplicas must not exceed maxReplicas"),
+      cel(
+        "has(self.targetCPUUtilizationPercentage) || has(self.targetMemoryUtilizationPercentage)",
+        "autoscaling needs a CPU or memory target",
+      ),
+    ],
+  });
+
+export const analysisSpec = z
+  .object({
+    enabled: z.boolean().default(false),
+    requests: z.number().int().min(1).max(10000).default(20).meta({ description: "golden requests sent to both colours" }),
+    maxErrorRate: z.number().min(0).max(1).default(0),
+    maxP99LatencyMs: z.number().min(1).max(60000).default(250),
+  })
+  .default({ enabled: false, requests: 20, maxErrorRate: 0, maxP99LatencyMs: 250 });
+
+export const rolloutSpec = z
+  .object({
+    autoPromote: z.boolean().default(true),
+    scaleDownDelaySeconds: z.number().int().min(0).max(86400).default(30),
+    progressDeadlineSeconds: z.number().int().min(10).max(86400).default(600),
+    analysis: analysisSpec,
+  })
+  .default({ autoPromote: true, scaleDownDelaySeconds: 30, progressDeadlineSeconds: 600, analysis: analysisSpec.parse(undefined) });
+
+export const serviceSpec = z
+  .object({
+    type: z.enum(["ClusterIP", "NodePort", "LoadBalancer"]).default("ClusterIP"),
+    port: z.number().int().min(1).max(65535).default(80),
+  })
+  .default({ type: "ClusterIP", port: 80 });
+
+export const waveletModelSpec = z
+  .object({
+    bundle: bundleSpec,
+    models: z
+      .array(z.enum(MODEL_TYPES))
+      .min(1)
+      .optional()
+      .meta({ description: "models to load (default: all four)", "x-kubernetes-list-type": "set" }),
+    defaultModel: z.enum(MODEL_TYPES).optional(),
+    server: serverSpec,
+    replicas: z.number().int().min(0).max(1000).optional().meta({ description: "fixed replica count (or autoscaling)" }),
+    autoscaling: autoscalingSpec.optional(),
+    service: serviceSpec,
+    rollout: rolloutSpec,
+  })
+  .meta({
+    "x-kubernetes-validations": [
+      cel("!(has(self.replicas) && has(self.autoscaling))", "set replicas or autoscaling, not both"),
+      cel(
+        "!has(self.defaultModel) || !has(self.models) || self.defaultModel in self.models",
+        "defaultModel must be one of models",
+      ),
+    ],
+  });
+
+export type WaveletModelSpec = z.output<typeof waveletModelSpec>;
+
+export const condition = z.object({
+  type: z.string(),
+  status: z.enum(["True", "False", "Unknown"]),
+  reason: z.string(),
+  message: z.string(),
+  lastTransitionTime: z.string(),
+  observedGeneration: z.number().int().optional(),
+});
+export type Condition = z.infer<typeof condition>;
+
+const bundleRef = z.object({ digest: z.string(), version: z.string().optional(), source: z.string() });
+
+export const rolloutStatus = z.object({
+  phase: z.enum(["Deploying", "AwaitingPromotion", "Analyzing", "ScalingDown", "Failed"]),
+  color: z.enum(COLORS).meta({ description: "the colour being rolled out (Deploying…) or scaled down (ScalingDown)" }),
+  templateHash: z.string(),
+  startedAt: z.string().meta({ description: "when this rollout began (RFC 3339)" }),
+  since: z.string().meta({ description: "when this phase began (RFC 3339)" }),
+  message: z.string().optional(),
+});
+
+export const waveletModelStatus = z.object({
+  observedGeneration: z.number().int().optional(),
+  phase: z.enum(["Pending", "Ready", "Progressing", "Degraded"]).optional(),
+  conditions: z.array(condition).optional().meta({ "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"] }),
+  activeColor: z.enum(COLORS).optional(),
+  previewColor: z.enum(COLORS).optional(),
+  activeTemplateHash: z.string().optional(),
+  activeBundle: bundleRef.optional(),
+  previewBundle: bundleRef.optional(),
+  replicas: z.number().int().optional(),
+  readyReplicas: z.number().int().optional(),
+  endpoint: z.string().optional(),
+  previewEndpoint: z.string().optional(),
+  rollout: rolloutStatus.optional(),
+  failedTemplateHash: z.string().optional().meta({ description: "a template that failed; not retried until the spec changes" }),
+  lastGoodSpec: z
+    .record(z.string(), z.unknown())
+    .optional()
+    .meta({ description: "the spec the active colour serves; annotate wavelet.dev/rollback=true to return to it", "x-kubernetes-preserve-unknown-fields": true }),
+});
+
+export type WaveletModelStatus = z.infer<typeof waveletModelStatus>;
+export type RolloutStatus = z.infer<typeof rolloutStatus>;
+
+/** A WaveletModel as the operator reads it from its cache (spec defaults applied). */
+export const waveletModel = z.object({
+  apiVersion: z.string(),
+  kind: z.string(),
+  metadata: z.looseObject({
+    name: z.string(),
+    namespace: z.string(),
+    uid: z.string(),
+    generation: z.number().int().optional(),
+    resourceVersion: z.string().optional(),
+    annotations: z.record(z.string(), z.string()).optional(),
+    labels: z.record(z.string(), z.string()).optional(),
+    deletionTimestamp: z.string().optional(),
+  }),
+  spec: waveletModelSpec,
+  status: waveletModelStatus.optional(),
+});
+
+export type WaveletModel = z.output<typeof waveletModel>;
+
+/** Annotations a person sets with kubectl annotate; the operator removes them once handled. */
+export const ANNOTATIONS = {
+  promote: "wavelet.dev/promote",
+  abort: "wavelet.dev/abort",
+  rollback: "wavelet.dev/rollback",
+} as const;

@@ -1,0 +1,37 @@
+import { hostname } from "node:os";
+import { z } from "zod";
+
+/** The operator's settings, from the environment, parsed once; bad values stop the start. */
+const bool = z
+  .string()
+  .trim()
+  .toLowerCase()
+  .pipe(z.enum(["true", "false", "1", "0"]))
+  .transform((v) => v === "true" || v === "1");
+
+export const configSchema = z.object({
+  SERVER_IMAGE: z.string().min(1).default("wavelet-server:0.1.0"),
+  WATCH_NAMESPACE: z.string().optional(),
+  OPERATOR_NAMESPACE: z.string().default("wavelet-system"),
+  LEADER_ELECTION: bool.default(true),
+  LEASE_NAME: z.string().default("wavelet-operator"),
+  POD_NAME: z.string().default(`${hostname()}-${process.pid}`),
+  LEASE_DURATION_SECONDS: z.coerce.number().int().min(2).default(15),
+  RENEW_DEADLINE_SECONDS: z.coerce.number().int().min(1).default(10),
+  RETRY_PERIOD_SECONDS: z.coerce.number().int().min(1).default(2),
+  WORKERS: z.coerce.number().int().min(1).max(64).default(4),
+  RESYNC_SECONDS: z.coerce.number().int().min(10).default(300),
+  PORT: z.coerce.number().int().min(1).max(65535).default(8080),
+  LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
+});
+
+export type OperatorConfig = z.infer<typeof configSchema>;
+
+export function parseConfig(env: Record<string, string | undefined>): OperatorConfig {
+  const present = Object.fromEntries(Object.keys(configSchema.shape).flatMap((k) => (env[k] ? [[k, env[k]]] : [])));
+  const parsed = configSchema.safeParse(present);
+  if (!parsed.success) {
+    throw new Error(`invalid configuration:\n${parsed.error.issues.map((i) => `  ${String(i.path[0])}: ${i.message}`).join("\n")}`);
+  }
+  return parsed.data;
+}

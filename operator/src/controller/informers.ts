@@ -1,0 +1,131 @@
+import {
+  AppsV1Api,
+  AutoscalingV2Api,
+  CoreV1Api,
+  CustomObjectsApi,
+  type Informer,
+  type KubeConfig,
+  type KubernetesListObject,
+  type KubernetesObject,
+  type ObjectCache,
+  type V1Deployment,
+  type V1Service,
+  type V2HorizontalPodAutoscaler,
+  makeInformer,
+} from "@kubernetes/client-node";
+import { GROUP, PLURAL, VERSION } from "../api/waveletmodel.js";
+import { MANAGED_SELECTOR, ownerKey } from "../reconcile/names.js";
+import { type Clock, sleep } from "./clock.js";
+
+/**
+ * Watch-backed caches of the WaveletModels and of the children the operator owns (selected
+ * by the managed-by label, so memory is bounded by what the operator manages). Every event
+ * becomes the key of the WaveletModel it concerns; reconciles read only these caches.
+ * client-node's informers stop on a watch error, so each restarts itself with a backoff.
+ */
+
+export interface Caches {
+  models: ObjectCache<KubernetesObject>;
+  deployments: ObjectCache<V1Deployment>;
+  services: ObjectCache<V1Service>;
+  hpas: ObjectCache<V2HorizontalPodAutoscaler>;
+}
+
+export interface InformerSet {
+  caches: Caches;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  synced(): boolean;
+}
+
+type Log = { warn: (msg: string, extra?: unknown) => void };
+
+export function createInformers(kc: KubeConfig, namespace: string | undefined, enqueue: (key: string) => void, clock: Clock, log: Log): InformerSet {
+  const custom = kc.makeApiClient(CustomObjectsApi);
+  const apps = kc.makeApiClient(AppsV1Api);
+  const core = kc.makeApiClient(CoreV1Api);
+  const autoscaling = kc.makeApiClient(AutoscalingV2Api);
+  const scope = (path: string) => (namespace ? path.replace(/^(\/apis?\/[^/]+(?:\/[^/]+)?)\//, `$1/namespaces/${namespace}/`) : path);
+  const list = <T extends KubernetesObject>(fn: () => Promise<unknown>) => fn as () => Promise<KubernetesListObject<T>>;
+
+  const models = makeInformer<KubernetesObject>(
+    kc,
+    scope(`/apis/${GROUP}/${VERSION}/${PLURAL}`),
+    list(() =>
+      namespace
+        ? custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace, plural: PLURAL })
+        : custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: PLURAL }),
+    ),
+  );
+  const deployments = makeInformer<V1Deployment>(
+    kc,
+    scope("/apis/apps/v1/deployments"),
+    list(() =>
+      namespace
+        ? apps.listNamespacedDeployment({ namespace, labelSelector: MANAGED_SELECTOR })
+        : apps.listDeploymentForAllNamespaces({ labelSelector: MANAGED_SELECTOR }),
+    ),
+    MANAGED_SELECTOR,
+  );
+  const services = makeInformer<V1Service>(
+    kc,
+    scope("/api/v1/services"),
+    list(() =>
+      namespace ? core.listNamespacedService({ namespace, labelSelector: MANAGED_SELECTOR }) : core.listServiceForAllNamespaces({ labelSelector: MANAGED_SELECTOR }),
+    ),
+    MANAGED_SELECTOR,
+  );
+  const hpas = makeInformer<V2HorizontalPodAutoscaler>(
+    kc,
+    scope("/apis/autoscaling/v2/horizontalpodautoscalers"),
+    list(() =>
+      namespace
+        ? autoscaling.listNamespacedHorizontalPodAutoscaler({ namespace, labelSelector: MANAGED_SELECTOR })
+        : autoscaling.listHorizontalPodAutoscalerForAllNamespaces({ labelSelector: MANAGED_SELECTOR }),
+    ),
+    MANAGED_SELECTOR,
+  );
+
+  const modelKey = (o: KubernetesObject) => enqueue(`${o.metadata?.namespace}/${o.metadata?.name}`);
+  const childKey = (o: KubernetesObject) => {
+    const key = ownerKey(o);
+    if (key) enqueue(key);
+  };
+  const all: [string, Informer<KubernetesObject>, (o: KubernetesObject) => void][] = [
+    ["waveletmodels", models, modelKey],
+    ["deployments", deployments as unknown as Informer<KubernetesObject>, childKey],
+    ["services", services as unknown as Informer<KubernetesObject>, childKey],
+    ["hpas", hpas as unknown as Informer<KubernetesObject>, childKey],
+  ];
+  const started = new Set<string>();
+  let stopping = false;
+  for (const [name, informer, toKey] of all) {
+    for (const verb of ["add", "update", "delete"] as const) informer.on(verb, toKey);
+    let failures = 0;
+    informer.on("error", (err: unknown) => {
+      if (stopping) return;
+      failures++;
+      const delay = Math.min(30_000, 250 * 2 ** Math.min(failures, 7));
+      log.warn(`${name} watch failed; restarting in ${delay} ms`, { err: String((err as Error)?.message ?? err) });
+      void sleep(clock, delay).then(() => {
+        if (!stopping) informer.start().then(() => (failures = 0)).catch(() => undefined);
+      });
+    });
+    informer.on("connect", () => started.add(name));
+  }
+
+  return {
+    caches: { models, deployments, services, hpas },
+    async start() {
+      await Promise.all(all.map(async ([name, informer]) => {
+        await informer.start();
+        started.add(name);
+      }));
+    },
+    async stop() {
+      stopping = true;
+      await Promise.allSettled(all.map(([, informer]) => informer.stop()));
+    },
+    synced: () => started.size === all.length,
+  };
+}

@@ -1,0 +1,112 @@
+import {
+  CoreV1Api,
+  CustomObjectsApi,
+  type KubeConfig,
+  type KubernetesObject,
+  KubernetesObjectApi,
+  PatchStrategy,
+  setHeaderOptions,
+} from "@kubernetes/client-node";
+import { GROUP, PLURAL, VERSION, type WaveletModel, type WaveletModelSpec, type WaveletModelStatus } from "../api/waveletmodel.js";
+import { FIELD_MANAGER } from "../reconcile/names.js";
+
+/**
+ * The few writes the operator makes. Children and status go through server-side apply
+ * with one field manager (force: the operator owns what it applies). The spec is only
+ * written on an explicit rollback request, with a resourceVersion precondition: a 409
+ * means someone changed it meanwhile, and the pass is retried.
+ */
+
+export interface EventRecord {
+  type: "Normal" | "Warning";
+  reason: string;
+  message: string;
+}
+
+export class KubeClient {
+  private readonly objects: KubernetesObjectApi;
+  private readonly custom: CustomObjectsApi;
+  private readonly core: CoreV1Api;
+
+  constructor(kc: KubeConfig, private readonly component = "wavelet-operator") {
+    this.objects = KubernetesObjectApi.makeApiClient(kc);
+    this.custom = kc.makeApiClient(CustomObjectsApi);
+    this.core = kc.makeApiClient(CoreV1Api);
+  }
+
+  apply<T extends KubernetesObject>(object: T): Promise<T> {
+    return this.objects.patch(object, undefined, undefined, FIELD_MANAGER, true, PatchStrategy.ServerSideApply);
+  }
+
+  async deleteIfPresent(object: KubernetesObject): Promise<void> {
+    try {
+      await this.objects.delete(object);
+    } catch (error) {
+      if (statusCode(error) !== 404) throw error;
+    }
+  }
+
+  async applyStatus(wm: WaveletModel, status: WaveletModelStatus): Promise<void> {
+    await this.custom.patchNamespacedCustomObjectStatus(
+      {
+        group: GROUP,
+        version: VERSION,
+        namespace: wm.metadata.namespace,
+        plural: PLURAL,
+        name: wm.metadata.name,
+        body: { apiVersion: wm.apiVersion, kind: wm.kind, metadata: { name: wm.metadata.name, namespace: wm.metadata.namespace }, status },
+        fieldManager: FIELD_MANAGER,
+        force: true,
+      },
+      setHeaderOptions("Content-Type", PatchStrategy.ServerSideApply),
+    );
+  }
+
+  /** Merge-patch the WaveletModel itself: remove handled annotations, and on rollback restore a spec. */
+  async patchModel(wm: WaveletModel, change: { clearAnnotations: string[]; spec?: WaveletModelSpec }): Promise<void> {
+    const body: Record<string, unknown> = {
+      metadata: {
+        resourceVersion: wm.metadata.resourceVersion,
+        annotations: Object.fromEntries(change.clearAnnotations.map((a) => [a, null])),
+      },
+    };
+    if (change.spec) body.spec = change.spec;
+    await this.custom.patchNamespacedCustomObject(
+      { group: GROUP, version: VERSION, namespace: wm.metadata.namespace, plural: PLURAL, name: wm.metadata.name, body },
+      setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
+    );
+  }
+
+  async event(wm: WaveletModel, e: EventRecord, now: Date): Promise<void> {
+    await this.core.createNamespacedEvent({
+      namespace: wm.metadata.namespace,
+      body: {
+        metadata: { generateName: `${wm.metadata.name}.`, namespace: wm.metadata.namespace },
+        involvedObject: {
+          apiVersion: wm.apiVersion,
+          kind: wm.kind,
+          name: wm.metadata.name,
+          namespace: wm.metadata.namespace,
+          uid: wm.metadata.uid,
+          ...(wm.metadata.resourceVersion ? { resourceVersion: wm.metadata.resourceVersion } : {}),
+        },
+        type: e.type,
+        reason: e.reason,
+        message: e.message,
+        source: { component: this.component },
+        reportingComponent: this.component,
+        reportingInstance: this.component,
+        firstTimestamp: now,
+        lastTimestamp: now,
+        count: 1,
+      },
+    });
+  }
+}
+
+/** The HTTP status of a client-node error, if it has one. */
+export function statusCode(error: unknown): number | undefined {
+  const e = error as { code?: unknown; statusCode?: unknown; response?: { statusCode?: unknown } };
+  for (const v of [e?.code, e?.statusCode, e?.response?.statusCode]) if (typeof v === "number") return v;
+  return undefined;
+}

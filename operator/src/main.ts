@@ -1,0 +1,150 @@
+#!/usr/bin/env node
+/**
+ * The operator process.
+ *
+ *   node dist/main.js              run (KUBECONFIG or in-cluster credentials)
+ *   node dist/main.js crd          print the WaveletModel CRD (crds/waveletmodel.yaml)
+ *   node dist/main.js manifests [--namespace ns] [--image img] [--server-image img] [--replicas n]
+ *                                  print the operator's ServiceAccount, RBAC and Deployment
+ *
+ * It never installs its own CRD. With leader election (the default) only the replica that
+ * holds the Lease reconciles; the others keep warm caches and take over when it goes.
+ */
+import { createServer } from "node:http";
+import { parseArgs } from "node:util";
+import { CoordinationV1Api, KubeConfig } from "@kubernetes/client-node";
+import { stringify } from "yaml";
+import { waveletModelCrd } from "./api/crd.js";
+import type { WaveletModel } from "./api/waveletmodel.js";
+import { parseConfig } from "./config.js";
+import { systemClock } from "./controller/clock.js";
+import { Controller } from "./controller/controller.js";
+import { createInformers } from "./controller/informers.js";
+import { LeaderElector } from "./controller/leader.js";
+import { WorkQueue } from "./controller/queue.js";
+import { operatorManifests } from "./deploy.js";
+import { KubeClient } from "./kube/client.js";
+import { createLog } from "./log.js";
+import { createMetrics } from "./metrics.js";
+import { httpAnalyzer } from "./reconcile/analysis.js";
+import { Reconciler } from "./reconcile/reconciler.js";
+
+const yamlDocuments = (objects: unknown[]) => objects.map((o) => stringify(o, { lineWidth: 0 })).join("---\n");
+
+async function run(): Promise<void> {
+  const config = parseConfig(process.env);
+  const log = createLog(config.LOG_LEVEL, { component: "wavelet-operator", pod: config.POD_NAME });
+  const kc = new KubeConfig();
+  kc.loadFromDefault();
+  const clock = systemClock;
+  const metrics = createMetrics();
+  const queue = new WorkQueue(clock);
+  const informers = createInformers(kc, config.WATCH_NAMESPACE, (key) => queue.add(key), clock, log);
+  const reconciler = new Reconciler({
+    caches: informers.caches,
+    writer: new KubeClient(kc),
+    clock,
+    settings: { defaultServerImage: config.SERVER_IMAGE },
+    analyzer: httpAnalyzer,
+    metrics,
+    log,
+  });
+  const controller = new Controller(queue, (key) => reconciler.reconcile(key), metrics, log);
+  const elector = config.LEADER_ELECTION
+    ? new LeaderElector(
+        kc.makeApiClient(CoordinationV1Api),
+        {
+          namespace: config.OPERATOR_NAMESPACE,
+          name: config.LEASE_NAME,
+          identity: config.POD_NAME,
+          leaseDurationSeconds: config.LEASE_DURATION_SECONDS,
+          renewDeadlineSeconds: config.RENEW_DEADLINE_SECONDS,
+          retryPeriodSeconds: config.RETRY_PERIOD_SECONDS,
+        },
+        clock,
+        log,
+      )
+    : undefined;
+
+  const server = createServer(async (req, res) => {
+    if (req.url === "/healthz") return void res.writeHead(200).end("ok");
+    if (req.url === "/readyz") return void res.writeHead(informers.synced() ? 200 : 503).end(informers.synced() ? "ok" : "caches not synced");
+    if (req.url === "/metrics") {
+      const models = informers.caches.models.list() as unknown as WaveletModel[];
+      metrics.rollouts.reset();
+      for (const wm of models) metrics.rollouts.inc({ phase: wm.status?.phase ?? "Pending" });
+      metrics.queueDepth.set(queue.length);
+      return void res.writeHead(200, { "content-type": metrics.registry.contentType }).end(await metrics.registry.metrics());
+    }
+    res.writeHead(404).end();
+  });
+  server.listen(config.PORT);
+
+  let stopping = false;
+  let resync: { cancel(): void } | undefined;
+  const stop = async (code: number, why: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info(`stopping: ${why}`);
+    resync?.cancel();
+    await controller.stop();
+    await elector?.stop();
+    await informers.stop();
+    server.close();
+    process.exit(code);
+  };
+  process.on("SIGTERM", () => void stop(0, "SIGTERM"));
+  process.on("SIGINT", () => void stop(0, "SIGINT"));
+
+  // Caches fill while waiting for the lease, so a new leader starts with warm caches.
+  await informers.start();
+  log.info("caches synced");
+  const lead = () => {
+    metrics.leader.set(1);
+    controller.start(config.WORKERS);
+    for (const wm of informers.caches.models.list()) queue.add(`${wm.metadata?.namespace}/${wm.metadata?.name}`);
+    const tick = () => {
+      for (const wm of informers.caches.models.list()) queue.add(`${wm.metadata?.namespace}/${wm.metadata?.name}`);
+      resync = clock.setTimeout(tick, config.RESYNC_SECONDS * 1000);
+    };
+    resync = clock.setTimeout(tick, config.RESYNC_SECONDS * 1000);
+  };
+  if (!elector) return lead();
+  const outcome = await elector.run(lead);
+  metrics.leader.set(0);
+  if (outcome === "lost") await stop(1, "lost leadership");
+}
+
+async function main(argv: string[]): Promise<void> {
+  const { positionals, values } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      namespace: { type: "string", default: "wavelet-system" },
+      image: { type: "string", default: "wavelet-operator:0.1.0" },
+      "server-image": { type: "string", default: "wavelet-server:0.1.0" },
+      replicas: { type: "string", default: "2" },
+    },
+  });
+  switch (positionals[0] ?? "run") {
+    case "crd":
+      process.stdout.write(yamlDocuments([waveletModelCrd()]));
+      return;
+    case "manifests":
+      process.stdout.write(
+        yamlDocuments(
+          operatorManifests({ namespace: values.namespace!, image: values.image!, serverImage: values["server-image"]!, replicas: Number(values.replicas) }),
+        ),
+      );
+      return;
+    case "run":
+      return run();
+    default:
+      throw new Error(`unknown command ${positionals[0]}; use run, crd or manifests`);
+  }
+}
+
+main(process.argv.slice(2)).catch((error: unknown) => {
+  process.stderr.write(`${(error as Error).message ?? error}\n`);
+  process.exit(2);
+});

@@ -1,0 +1,31 @@
+import client from "prom-client";
+
+/** Operator metrics; labels are bounded (results, phases), never object names. */
+export function createMetrics() {
+  const registry = new client.Registry();
+  const m = {
+    registry,
+    reconciles: new client.Counter({ name: "wavelet_operator_reconciles_total", help: "reconcile passes", labelNames: ["result"], registers: [registry] }),
+    reconcileSeconds: new client.Histogram({
+      name: "wavelet_operator_reconcile_duration_seconds",
+      help: "duration of a reconcile pass",
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers: [registry],
+    }),
+    queueDepth: new client.Gauge({ name: "wavelet_operator_workqueue_depth", help: "keys waiting in the work queue", registers: [registry] }),
+    rollouts: new client.Gauge({ name: "wavelet_operator_models", help: "WaveletModels by phase", labelNames: ["phase"], registers: [registry] }),
+    rolloutSeconds: new client.Histogram({
+      name: "wavelet_operator_rollout_duration_seconds",
+      help: "time from a rollout's start to its promotion or failure",
+      labelNames: ["result"],
+      buckets: [1, 2, 5, 10, 30, 60, 120, 300, 600, 1800],
+      registers: [registry],
+    }),
+    applies: new client.Counter({ name: "wavelet_operator_applies_total", help: "server-side applies of children", labelNames: ["kind"], registers: [registry] }),
+    leader: new client.Gauge({ name: "wavelet_operator_leader", help: "1 while this replica leads", registers: [registry] }),
+  };
+  client.collectDefaultMetrics({ register: registry });
+  return m;
+}
+
+export type Metrics = ReturnType<typeof createMetrics>;

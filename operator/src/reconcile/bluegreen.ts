@@ -1,0 +1,275 @@
+import {
+  ANNOTATIONS,
+  type Color,
+  type RolloutStatus,
+  type WaveletModel,
+  type WaveletModelSpec,
+  type WaveletModelStatus,
+} from "../api/waveletmodel.js";
+import { activeReplicas } from "./hpa.js";
+import { otherColor } from "./names.js";
+
+/**
+ * The blue-green decision, a pure function of what is observed (DESIGN §5):
+ *
+ * 1. A new template goes to the idle colour, scaled to the active colour's current replicas.
+ * 2. When that colour is fully available with the new template (and analysis, if enabled,
+ *    passed), the active Service and the HPA switch to it, automatically or on the
+ *    wavelet.dev/promote annotation.
+ * 3. The old colour keeps its pods for scaleDownDelaySeconds, then goes to zero.
+ * 4. A rollout that misses its deadline, fails analysis or is aborted leaves the traffic on
+ *    the old colour, scales the new one to zero and is not retried until the spec changes;
+ *    status keeps the last good spec, and wavelet.dev/rollback=true puts it back.
+ *
+ * Everything needed to resume lives in the status the previous pass wrote, so a restarted
+ * operator continues where the last one stopped.
+ */
+
+export interface ColorState {
+  templateHash: string | undefined;
+  specReplicas: number;
+  readyReplicas: number;
+  availableReplicas: number;
+  /** The Deployment controller has seen the latest spec and every replica is updated and available. */
+  rolledOut: boolean;
+}
+
+export type AnalysisVerdict = { result: "pass" | "fail"; message: string };
+
+export interface Observation {
+  wm: WaveletModel;
+  now: number;
+  desiredHash: string;
+  /** The spec the active colour serves (status.lastGoodSpec), when there is an active colour. */
+  activeSpec: WaveletModelSpec | undefined;
+  colors: Partial<Record<Color, ColorState>>;
+  /** Given when status says Analyzing: the reconciler ran the analysis this pass. */
+  analysis?: AnalysisVerdict;
+}
+
+/** What to apply for one colour; "keep" leaves the Deployment as it is (or absent). */
+export type ColorPlan = { spec: WaveletModelSpec; replicas: number } | "keep";
+
+export interface PlanEvent {
+  type: "Normal" | "Warning";
+  reason: string;
+  message: string;
+}
+
+export interface Plan {
+  colors: Record<Color, ColorPlan>;
+  active: Color;
+  preview: Color;
+  status: Pick<WaveletModelStatus, "activeColor" | "previewColor" | "activeTemplateHash" | "lastGoodSpec" | "rollout" | "failedTemplateHash">;
+  events: PlanEvent[];
+  /** Come back by then even if nothing changes (deadlines, scale-down delay, analysis). */
+  requeueAfterMs?: number;
+  clearAnnotations: string[];
+  /** The wavelet.dev/rollback annotation asked to put this spec back. */
+  rollbackSpec?: WaveletModelSpec;
+}
+
+const iso = (ms: number) => new Date(ms).toISOString();
+const isSet = (wm: WaveletModel, annotation: string) => ["true", "yes", "1"].includes((wm.metadata.annotations?.[annotation] ?? "").toLowerCase());
+
+/** Colour `color` runs template `hash` on every replica it should have. */
+function ready(state: ColorState | undefined, hash: string): boolean {
+  return !!state && state.templateHash === hash && state.rolledOut && state.availableReplicas >= state.specReplicas;
+}
+
+export function decide(o: Observation): Plan {
+  const { wm, now, desiredHash } = o;
+  const status = wm.status ?? {};
+  const rollout = status.rollout;
+  const deadlineMs = wm.spec.rollout.progressDeadlineSeconds * 1000;
+  const events: PlanEvent[] = [];
+  const clearAnnotations: string[] = [];
+
+  // First deployment: blue, no traffic to protect.
+  if (!status.activeColor || !o.activeSpec || !status.activeTemplateHash) {
+    const replicas = activeReplicas(wm, o.colors.blue?.specReplicas);
+    const plan: Plan = {
+      colors: { blue: { spec: wm.spec, replicas }, green: "keep" },
+      active: "blue",
+      preview: "blue",
+      status: {},
+      events,
+      clearAnnotations,
+    };
+    if (ready(o.colors.blue, desiredHash)) {
+      events.push({ type: "Normal", reason: "Deployed", message: `blue serves bundle ${wm.spec.bundle.digest}` });
+      plan.status = { activeColor: "blue", previewColor: "blue", activeTemplateHash: desiredHash, lastGoodSpec: wm.spec as never };
+      return plan;
+    }
+    const since = rollout?.templateHash === desiredHash ? rollout.since : iso(now);
+    if (!rollout || rollout.templateHash !== desiredHash) events.push({ type: "Normal", reason: "Deploying", message: "creating blue" });
+    const overdue = now - Date.parse(since) > deadlineMs;
+    plan.status = {
+      rollout: {
+        phase: overdue ? "Failed" : "Deploying",
+        color: "blue",
+        templateHash: desiredHash,
+        startedAt: since,
+        since,
+        ...(overdue ? { message: `blue did not become available within ${wm.spec.rollout.progressDeadlineSeconds}s` } : {}),
+      },
+    };
+    // With nothing else to serve, keep waiting for blue even past the deadline.
+    plan.requeueAfterMs = overdue ? 10_000 : Math.max(1000, Date.parse(since) + deadlineMs - now);
+    if (overdue && rollout?.phase !== "Failed") events.push({ type: "Warning", reason: "ProgressDeadlineExceeded", message: plan.status.rollout!.message! });
+    return plan;
+  }
+
+  const active = status.activeColor;
+  const idle = otherColor(active);
+  const activeHash = status.activeTemplateHash;
+  const activeState = o.colors[active];
+  const replicasNow = activeReplicas(wm, activeState?.specReplicas);
+  const plan: Plan = {
+    colors: { [active]: { spec: o.activeSpec, replicas: replicasNow }, [idle]: "keep" } as Record<Color, ColorPlan>,
+    active,
+    preview: active,
+    status: { activeColor: active, previewColor: active, activeTemplateHash: activeHash, lastGoodSpec: o.activeSpec as never, failedTemplateHash: status.failedTemplateHash },
+    events,
+    clearAnnotations,
+  };
+  const scaleIdleToZero = () => {
+    if (o.colors[idle]) plan.colors[idle] = { spec: wm.spec, replicas: 0 };
+  };
+
+  if (isSet(wm, ANNOTATIONS.rollback)) {
+    clearAnnotations.push(ANNOTATIONS.rollback);
+    if (desiredHash !== activeHash) {
+      plan.rollbackSpec = o.activeSpec;
+      events.push({ type: "Normal", reason: "RolledBack", message: `spec returned to the one ${active} serves (bundle ${o.activeSpec.bundle.digest})` });
+    }
+  }
+
+  // The spec is what the active colour already serves: steady state.
+  if (desiredHash === activeHash) {
+    plan.status.failedTemplateHash = undefined;
+    if (rollout && rollout.phase !== "ScalingDown" && rollout.phase !== "Failed") {
+      events.push({ type: "Normal", reason: "RolloutCancelled", message: `the spec went back to what ${active} serves` });
+    }
+    if (rollout?.phase === "ScalingDown") {
+      const due = Date.parse(rollout.since) + wm.spec.rollout.scaleDownDelaySeconds * 1000;
+      if (now < due) {
+        plan.status.rollout = rollout; // the old colour keeps its pods until then
+        plan.requeueAfterMs = due - now;
+        return plan;
+      }
+      events.push({ type: "Normal", reason: "ScaledDown", message: `${idle} scaled to zero after ${wm.spec.rollout.scaleDownDelaySeconds}s` });
+    }
+    scaleIdleToZero();
+    return plan;
+  }
+
+  // A template that already failed: keep serving the old one until the spec changes.
+  if (desiredHash === status.failedTemplateHash) {
+    plan.status.rollout = rollout?.phase === "Failed" ? rollout : undefined;
+    scaleIdleToZero();
+    return plan;
+  }
+
+  // Roll out the desired template on the idle colour.
+  let current: RolloutStatus;
+  if (rollout && rollout.templateHash === desiredHash && rollout.phase !== "ScalingDown" && rollout.phase !== "Failed") {
+    current = rollout;
+  } else {
+    current = { phase: "Deploying", color: idle, templateHash: desiredHash, startedAt: iso(now), since: iso(now) };
+    events.push({ type: "Normal", reason: "RolloutStarted", message: `deploying bundle ${wm.spec.bundle.digest} on ${idle} with ${replicasNow} replicas` });
+  }
+  plan.colors[idle] = { spec: wm.spec, replicas: replicasNow };
+  plan.preview = idle;
+  plan.status.previewColor = idle;
+  plan.status.rollout = current;
+
+  const fail = (reason: string, message: string): Plan => {
+    events.push({ type: "Warning", reason, message: `${message}; ${active} keeps the traffic` });
+    plan.colors[idle] = { spec: wm.spec, replicas: 0 };
+    plan.preview = active;
+    plan.status.previewColor = active;
+    plan.status.failedTemplateHash = desiredHash;
+    plan.status.rollout = { phase: "Failed", color: idle, templateHash: desiredHash, startedAt: current.startedAt, since: iso(now), message };
+    return plan;
+  };
+  const promote = (how: string): Plan => {
+    events.push({ type: "Normal", reason: "Promoted", message: `${idle} now serves bundle ${wm.spec.bundle.digest} (${how})` });
+    plan.active = idle;
+    plan.preview = idle;
+    // The old colour keeps its pods (untouched) until the scale-down delay has passed.
+    plan.colors[active] = "keep";
+    plan.status = {
+      activeColor: idle,
+      previewColor: idle,
+      activeTemplateHash: desiredHash,
+      lastGoodSpec: wm.spec as never,
+      failedTemplateHash: undefined,
+      rollout: { phase: "ScalingDown", color: active, templateHash: desiredHash, startedAt: current.startedAt, since: iso(now) },
+    };
+    plan.requeueAfterMs = wm.spec.rollout.scaleDownDelaySeconds * 1000;
+    return plan;
+  };
+
+  if (isSet(wm, ANNOTATIONS.abort)) {
+    clearAnnotations.push(ANNOTATIONS.abort);
+    return fail("RolloutAborted", "aborted by the wavelet.dev/abort annotation");
+  }
+  const promoteAsked = isSet(wm, ANNOTATIONS.promote);
+  const previewReady = ready(o.colors[idle], desiredHash);
+  const phaseStarted = Date.parse(current.since);
+  const overdue = now - phaseStarted > deadlineMs;
+
+  switch (current.phase) {
+    case "Deploying":
+      if (!previewReady) {
+        if (overdue) return fail("ProgressDeadlineExceeded", `${idle} did not become available within ${wm.spec.rollout.progressDeadlineSeconds}s`);
+        plan.requeueAfterMs = phaseStarted + deadlineMs - now;
+        return plan;
+      }
+      events.push({ type: "Normal", reason: "PreviewReady", message: `${idle} is available with the new bundle` });
+      if (wm.spec.rollout.analysis.enabled) {
+        plan.status.rollout = { ...current, phase: "Analyzing", since: iso(now) };
+        plan.requeueAfterMs = 0;
+        return plan;
+      }
+      if (wm.spec.rollout.autoPromote || promoteAsked) {
+        if (promoteAsked) clearAnnotations.push(ANNOTATIONS.promote);
+        return promote(promoteAsked ? "promoted by annotation" : "auto-promoted");
+      }
+      plan.status.rollout = { ...current, phase: "AwaitingPromotion", since: iso(now) };
+      events.push({ type: "Normal", reason: "AwaitingPromotion", message: `annotate ${ANNOTATIONS.promote}=true to switch traffic to ${idle}` });
+      return plan;
+
+    case "Analyzing":
+      if (!previewReady) return fail("PreviewLost", `${idle} stopped being available during analysis`);
+      if (!o.analysis) {
+        if (overdue) return fail("AnalysisDeadlineExceeded", "analysis did not finish in time");
+        plan.requeueAfterMs = 1000;
+        return plan;
+      }
+      if (o.analysis.result === "fail") return fail("AnalysisFailed", o.analysis.message);
+      events.push({ type: "Normal", reason: "AnalysisPassed", message: o.analysis.message });
+      if (wm.spec.rollout.autoPromote || promoteAsked) {
+        if (promoteAsked) clearAnnotations.push(ANNOTATIONS.promote);
+        return promote("analysis passed");
+      }
+      plan.status.rollout = { ...current, phase: "AwaitingPromotion", since: iso(now) };
+      return plan;
+
+    case "AwaitingPromotion":
+      if (!previewReady) {
+        plan.status.rollout = { ...current, phase: "Deploying", since: iso(now) };
+        plan.requeueAfterMs = deadlineMs;
+        return plan;
+      }
+      if (promoteAsked) {
+        clearAnnotations.push(ANNOTATIONS.promote);
+        return promote("promoted by annotation");
+      }
+      return plan;
+
+    default:
+      return plan;
+  }
+}

@@ -1,0 +1,120 @@
+import { createHash } from "node:crypto";
+import type { V1Container, V1Deployment, V1EnvVar, V1PodTemplateSpec } from "@kubernetes/client-node";
+import type { Color, WaveletModel, WaveletModelSpec } from "../api/waveletmodel.js";
+import { canonical } from "./canonical.js";
+import { LABELS, TEMPLATE_HASH, commonLabels, deploymentName, ownerReference } from "./names.js";
+
+/**
+ * The Deployment of one colour, a pure function of the spec it serves. The template hash
+ * covers everything that changes what a pod serves (bundle, server image and settings),
+ * not the replica count, so scaling never starts a rollout.
+ */
+
+export interface DeploymentSettings {
+  /** The server image when the spec names none (the operator's --server-image). */
+  defaultServerImage: string;
+}
+
+export const SERVER_PORT = 8000;
+const BUNDLE_MOUNT = "/models/bundle";
+/** Where the server image keeps its built-in bundles (Dockerfile.server). */
+export const BUILTIN_BUNDLES = "/app/models/bundles";
+
+function serverEnv(spec: WaveletModelSpec): V1EnvVar[] {
+  const env: V1EnvVar[] = [
+    { name: "MODEL_DIR", value: spec.bundle.builtin ? `${BUILTIN_BUNDLES}/${spec.bundle.builtin}` : BUNDLE_MOUNT },
+    { name: "EXPECTED_BUNDLE_DIGEST", value: spec.bundle.digest },
+    { name: "MODEL_LOADING", value: spec.server.loading },
+    { name: "QUANTIZED", value: String(spec.server.quantized) },
+    { name: "PORT", value: String(SERVER_PORT) },
+  ];
+  if (spec.models) env.push({ name: "MODELS", value: spec.models.join(",") });
+  if (spec.defaultModel) env.push({ name: "DEFAULT_MODEL", value: spec.defaultModel });
+  if (spec.server.apiKeySecretRef) {
+    const { name, key } = spec.server.apiKeySecretRef;
+    env.push({ name: "API_KEY", valueFrom: { secretKeyRef: { name, key } } });
+  }
+  // The user's settings come last and win, except the ones the rollout depends on.
+  const reserved = new Set(["MODEL_DIR", "EXPECTED_BUNDLE_DIGEST", "PORT"]);
+  for (const e of spec.server.env ?? []) if (!reserved.has(e.name)) env.push(e as V1EnvVar);
+  return env;
+}
+
+/** The pod template without the colour label: identical for both colours of one spec. */
+function podTemplate(wm: WaveletModel, spec: WaveletModelSpec, settings: DeploymentSettings): V1PodTemplateSpec {
+  const server: V1Container = {
+    name: "server",
+    image: spec.server.image ?? settings.defaultServerImage,
+    ...(spec.server.imagePullPolicy ? { imagePullPolicy: spec.server.imagePullPolicy } : {}),
+    ports: [{ name: "http", containerPort: SERVER_PORT, protocol: "TCP" }],
+    env: serverEnv(spec),
+    readinessProbe: { httpGet: { path: "/health", port: "http" }, periodSeconds: 5, failureThreshold: 2, timeoutSeconds: 2 },
+    livenessProbe: { httpGet: { path: "/livez", port: "http" }, initialDelaySeconds: 10, periodSeconds: 10, timeoutSeconds: 2 },
+    ...(spec.server.resources ? { resources: spec.server.resources as V1Container["resources"] } : {}),
+    securityContext: { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, runAsNonRoot: true, capabilities: { drop: ["ALL"] } },
+    volumeMounts: [{ name: "tmp", mountPath: "/tmp" }, ...(spec.bundle.image ? [{ name: "bundle", mountPath: BUNDLE_MOUNT, readOnly: true }] : [])],
+  };
+  // A bundle image is copied into a volume the server reads: the image only needs `cp`.
+  const initContainers: V1Container[] = spec.bundle.image
+    ? [
+        {
+          name: "bundle",
+          image: spec.bundle.image,
+          command: ["cp", "-R", `${spec.bundle.path.replace(/\/$/, "")}/.`, BUNDLE_MOUNT],
+          volumeMounts: [{ name: "bundle", mountPath: BUNDLE_MOUNT }],
+          securityContext: { allowPrivilegeEscalation: false, runAsNonRoot: true, capabilities: { drop: ["ALL"] } },
+        },
+      ]
+    : [];
+  return {
+    metadata: {
+      labels: commonLabels(wm),
+      annotations: { "prometheus.io/scrape": "true", "prometheus.io/port": String(SERVER_PORT), "prometheus.io/path": "/metrics" },
+    },
+    spec: {
+      ...(initContainers.length ? { initContainers } : {}),
+      containers: [server],
+      volumes: [{ name: "tmp", emptyDir: {} }, ...(spec.bundle.image ? [{ name: "bundle", emptyDir: {} }] : [])],
+      // The server drains in-flight requests and streams within 20 s of SIGTERM.
+      terminationGracePeriodSeconds: 30,
+      securityContext: { runAsNonRoot: true, runAsUser: 10001, seccompProfile: { type: "RuntimeDefault" } },
+    },
+  };
+}
+
+export function templateHash(wm: WaveletModel, spec: WaveletModelSpec, settings: DeploymentSettings): string {
+  return createHash("sha256").update(canonical(podTemplate(wm, spec, settings))).digest("hex").slice(0, 16);
+}
+
+export function desiredDeployment(
+  wm: WaveletModel,
+  spec: WaveletModelSpec,
+  color: Color,
+  replicas: number,
+  settings: DeploymentSettings,
+): V1Deployment {
+  const template = podTemplate(wm, spec, settings);
+  const hash = templateHash(wm, spec, settings);
+  const selector = { [LABELS.instance]: wm.metadata.name, [LABELS.model]: wm.metadata.name, [LABELS.color]: color };
+  template.metadata!.labels = { ...template.metadata!.labels, [LABELS.color]: color };
+  template.metadata!.annotations = { ...template.metadata!.annotations, [TEMPLATE_HASH]: hash };
+  return {
+    apiVersion: "apps/v1",
+    kind: "Deployment",
+    metadata: {
+      name: deploymentName(wm, color),
+      namespace: wm.metadata.namespace,
+      labels: { ...commonLabels(wm), [LABELS.color]: color },
+      annotations: { [TEMPLATE_HASH]: hash },
+      ownerReferences: [ownerReference(wm)],
+    },
+    spec: {
+      replicas,
+      selector: { matchLabels: selector },
+      strategy: { type: "RollingUpdate", rollingUpdate: { maxSurge: "25%", maxUnavailable: 0 } },
+      revisionHistoryLimit: 2,
+      progressDeadlineSeconds: spec.rollout.progressDeadlineSeconds,
+      template,
+    },
+  };
+}

@@ -1,0 +1,37 @@
+import type { V2HorizontalPodAutoscaler, V2MetricSpec } from "@kubernetes/client-node";
+import type { Color, WaveletModel } from "../api/waveletmodel.js";
+import { commonLabels, deploymentName, hpaName, ownerReference } from "./names.js";
+
+/** The HorizontalPodAutoscaler of the active colour, when the spec asks for autoscaling. */
+export function desiredHpa(wm: WaveletModel, active: Color): V2HorizontalPodAutoscaler | undefined {
+  const scaling = wm.spec.autoscaling;
+  if (!scaling) return undefined;
+  const metrics: V2MetricSpec[] = [];
+  const resource = (name: string, averageUtilization: number): V2MetricSpec => ({
+    type: "Resource",
+    resource: { name, target: { type: "Utilization", averageUtilization } },
+  });
+  if (scaling.targetCPUUtilizationPercentage) metrics.push(resource("cpu", scaling.targetCPUUtilizationPercentage));
+  if (scaling.targetMemoryUtilizationPercentage) metrics.push(resource("memory", scaling.targetMemoryUtilizationPercentage));
+  return {
+    apiVersion: "autoscaling/v2",
+    kind: "HorizontalPodAutoscaler",
+    metadata: { name: hpaName(wm), namespace: wm.metadata.namespace, labels: commonLabels(wm), ownerReferences: [ownerReference(wm)] },
+    spec: {
+      scaleTargetRef: { apiVersion: "apps/v1", kind: "Deployment", name: deploymentName(wm, active) },
+      minReplicas: scaling.minReplicas,
+      maxReplicas: scaling.maxReplicas,
+      metrics,
+    },
+  };
+}
+
+/**
+ * How many replicas the active colour should have: the fixed count, or under autoscaling
+ * whatever the HPA last chose (the Deployment's current count) within its bounds.
+ */
+export function activeReplicas(wm: WaveletModel, current: number | undefined): number {
+  const scaling = wm.spec.autoscaling;
+  if (!scaling) return wm.spec.replicas ?? 1;
+  return Math.min(scaling.maxReplicas, Math.max(scaling.minReplicas, current ?? scaling.minReplicas));
+}

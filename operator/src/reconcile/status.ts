@@ -1,0 +1,100 @@
+import type { Condition, WaveletModelSpec, WaveletModelStatus } from "../api/waveletmodel.js";
+import type { Observation, Plan } from "./bluegreen.js";
+import { canonical } from "./canonical.js";
+import { previewServiceName } from "./names.js";
+import { endpoint } from "./service.js";
+
+/**
+ * The status a reconcile pass writes (once per pass): conditions with observedGeneration,
+ * a phase for kubectl, the colours, bundles, replicas and endpoints. A condition keeps its
+ * lastTransitionTime while its status stays the same.
+ */
+
+function bundleRef(spec: WaveletModelSpec | undefined) {
+  if (!spec) return undefined;
+  const source = spec.bundle.image ?? `builtin:${spec.bundle.builtin}`;
+  return { digest: spec.bundle.digest, source, ...(spec.bundle.version ? { version: spec.bundle.version } : {}) };
+}
+
+function condition(
+  previous: Condition[] | undefined,
+  type: string,
+  value: boolean,
+  reason: string,
+  message: string,
+  now: string,
+  generation: number | undefined,
+): Condition {
+  const status = value ? "True" : "False";
+  const before = previous?.find((c) => c.type === type);
+  return {
+    type,
+    status,
+    reason,
+    message,
+    lastTransitionTime: before && before.status === status ? before.lastTransitionTime : now,
+    ...(generation !== undefined ? { observedGeneration: generation } : {}),
+  };
+}
+
+export function buildStatus(o: Observation, plan: Plan): WaveletModelStatus {
+  const { wm } = o;
+  const now = new Date(o.now).toISOString();
+  const generation = wm.metadata.generation;
+  const previous = wm.status?.conditions;
+  const rollout = plan.status.rollout;
+  const activeColor = plan.status.activeColor;
+  const activeState = activeColor ? o.colors[activeColor] : undefined;
+  const activeReady = !!activeState && activeState.templateHash === plan.status.activeTemplateHash && activeState.availableReplicas >= activeState.specReplicas;
+  const failed = rollout?.phase === "Failed";
+  const progressing = !!rollout && !failed;
+  const lastGood = plan.status.lastGoodSpec as unknown as WaveletModelSpec | undefined;
+
+  const conditions = [
+    condition(
+      previous,
+      "Ready",
+      activeReady,
+      activeReady ? "ActiveAvailable" : activeColor ? "ActiveUnavailable" : "NotDeployed",
+      activeReady ? `${activeColor} serves bundle ${lastGood?.bundle.digest}` : activeColor ? `${activeColor} is not fully available` : "no colour is serving yet",
+      now,
+      generation,
+    ),
+    condition(
+      previous,
+      "Progressing",
+      progressing,
+      progressing ? rollout!.phase : "Idle",
+      progressing ? `${rollout!.phase} ${rollout!.color}${rollout!.message ? `: ${rollout!.message}` : ""}` : "no rollout in progress",
+      now,
+      generation,
+    ),
+    condition(
+      previous,
+      "Degraded",
+      failed || (!!activeColor && !activeReady),
+      failed ? "RolloutFailed" : activeColor && !activeReady ? "ActiveUnavailable" : "AsExpected",
+      failed ? rollout!.message ?? "rollout failed" : activeColor && !activeReady ? `${activeColor} is not fully available` : "serving as specified",
+      now,
+      generation,
+    ),
+  ];
+  const degraded = conditions[2]!.status === "True";
+  return {
+    observedGeneration: generation,
+    phase: degraded ? "Degraded" : progressing ? "Progressing" : activeReady ? "Ready" : "Pending",
+    conditions,
+    ...plan.status,
+    previewColor: plan.preview,
+    activeBundle: bundleRef(lastGood),
+    previewBundle: bundleRef(plan.preview === activeColor ? lastGood : wm.spec),
+    replicas: activeState?.specReplicas ?? 0,
+    readyReplicas: activeState?.readyReplicas ?? 0,
+    ...(activeColor ? { endpoint: endpoint(wm), previewEndpoint: endpoint(wm, previewServiceName(wm)) } : {}),
+  };
+}
+
+/** An unchanged status is not written again. */
+export function sameStatus(a: WaveletModelStatus | undefined, b: WaveletModelStatus): boolean {
+  return canonical(a ?? {}) === canonical(b);
+}

@@ -1,0 +1,209 @@
+import { describe, expect, it } from "vitest";
+import type { WaveletModel, WaveletModelStatus } from "../src/api/waveletmodel.js";
+import { type Observation, decide } from "../src/reconcile/bluegreen.js";
+import { buildStatus } from "../src/reconcile/status.js";
+import { DIGEST_B, color, model } from "./fixtures.js";
+
+const T0 = Date.parse("2026-01-01T00:00:00Z");
+const iso = (ms: number) => new Date(ms).toISOString();
+const OLD = "hash-old";
+const NEW = "hash-new";
+
+/** A model whose blue colour serves `OLD`, now asked for `spec` (by default a new bundle). */
+function serving(spec: Record<string, unknown> = { bundle: { builtin: "spx-vol-5d", digest: DIGEST_B } }, status: WaveletModelStatus = {}, annotations?: Record<string, string>) {
+  const old = model();
+  const wm = model(spec, { status: { activeColor: "blue", activeTemplateHash: OLD, lastGoodSpec: old.spec as never, ...status } });
+  if (annotations) wm.metadata.annotations = annotations;
+  return { wm, old };
+}
+
+function observe(wm: WaveletModel, colors: Observation["colors"], now = T0, extra: Partial<Observation> = {}): Observation {
+  const activeSpec = wm.status?.lastGoodSpec ? (wm.status.lastGoodSpec as never) : undefined;
+  return { wm, now, desiredHash: NEW, activeSpec, colors, ...extra };
+}
+
+describe("first deployment", () => {
+  it("creates blue and becomes Ready when it is available", () => {
+    const wm = model();
+    const starting = decide({ wm, now: T0, desiredHash: NEW, activeSpec: undefined, colors: {} });
+    expect(starting.colors.blue).toEqual({ spec: wm.spec, replicas: 3 });
+    expect(starting.colors.green).toBe("keep");
+    expect(starting.status.rollout).toMatchObject({ phase: "Deploying", color: "blue" });
+    expect(starting.events.map((e) => e.reason)).toEqual(["Deploying"]);
+
+    const done = decide({ wm, now: T0 + 5000, desiredHash: NEW, activeSpec: undefined, colors: { blue: color(NEW, 3) } });
+    expect(done.status).toMatchObject({ activeColor: "blue", activeTemplateHash: NEW, lastGoodSpec: wm.spec });
+    expect(done.status.rollout).toBeUndefined();
+    expect(done.events.map((e) => e.reason)).toEqual(["Deployed"]);
+  });
+});
+
+describe("a steady model", () => {
+  it("re-applies the active colour from the spec it serves and changes nothing else", () => {
+    const { wm, old } = serving({});
+    const plan = decide(observe(wm, { blue: color(OLD, 3) }, T0, { desiredHash: OLD }));
+    expect(plan.colors).toEqual({ blue: { spec: old.spec, replicas: 3 }, green: "keep" });
+    expect(plan.active).toBe("blue");
+    expect(plan.events).toEqual([]);
+    expect(plan.requeueAfterMs).toBeUndefined();
+  });
+
+  it("applies a new replica count at once, without a rollout", () => {
+    const { wm } = serving({ replicas: 5 });
+    const plan = decide(observe(wm, { blue: color(OLD, 3) }, T0, { desiredHash: OLD }));
+    expect(plan.colors.blue).toMatchObject({ replicas: 5 });
+    expect(plan.status.rollout).toBeUndefined();
+  });
+});
+
+describe("a bundle change", () => {
+  it("deploys the idle colour at the active colour's current replicas, not the HPA minimum", () => {
+    const autoscaled = { bundle: { builtin: "spx-vol-5d", digest: DIGEST_B }, replicas: undefined, autoscaling: { minReplicas: 2, maxReplicas: 10, targetCPUUtilizationPercentage: 60 } };
+    const { wm } = serving(autoscaled);
+    const plan = decide(observe(wm, { blue: color(OLD, 7) }));
+    expect(plan.colors.green).toEqual({ spec: wm.spec, replicas: 7 });
+    expect(plan.colors.blue).toMatchObject({ replicas: 7 });
+    expect(plan.active).toBe("blue");
+    expect(plan.preview).toBe("green");
+    expect(plan.status.rollout).toMatchObject({ phase: "Deploying", color: "green", templateHash: NEW, since: iso(T0) });
+    expect(plan.events.map((e) => e.reason)).toEqual(["RolloutStarted"]);
+  });
+
+  it("keeps the traffic on blue while green is not fully available", () => {
+    const { wm } = serving(undefined, { rollout: { phase: "Deploying", color: "green", templateHash: NEW, startedAt: iso(T0), since: iso(T0) } });
+    const plan = decide(observe(wm, { blue: color(OLD, 3), green: color(NEW, 3, 2) }, T0 + 10_000));
+    expect(plan.active).toBe("blue");
+    expect(plan.events).toEqual([]);
+    expect(plan.requeueAfterMs).toBe(600_000 - 10_000);
+  });
+
+  it("does not count pods of an older template as available", () => {
+    const { wm } = serving(undefined, { rollout: { phase: "Deploying", color: "green", templateHash: NEW, startedAt: iso(T0), since: iso(T0) } });
+    const plan = decide(observe(wm, { blue: color(OLD, 3), green: color("something-else", 3) }, T0 + 1000));
+    expect(plan.active).toBe("blue");
+  });
+
+  it("switches traffic when green is available, keeps blue for the delay, then scales it to zero", () => {
+    const deploying = serving(undefined, { rollout: { phase: "Deploying", color: "green", templateHash: NEW, startedAt: iso(T0), since: iso(T0) } });
+    const promoted = decide(observe(deploying.wm, { blue: color(OLD, 3), green: color(NEW, 3) }, T0 + 20_000));
+    expect(promoted.active).toBe("green");
+    expect(promoted.colors.blue).toBe("keep");
+    expect(promoted.status).toMatchObject({ activeColor: "green", activeTemplateHash: NEW, lastGoodSpec: deploying.wm.spec });
+    expect(promoted.status.rollout).toMatchObject({ phase: "ScalingDown", color: "blue", since: iso(T0 + 20_000) });
+    expect(promoted.events.map((e) => e.reason)).toEqual(["PreviewReady", "Promoted"]);
+    expect(promoted.requeueAfterMs).toBe(30_000);
+
+    const after = model({ bundle: { builtin: "spx-vol-5d", digest: DIGEST_B } }, { status: { ...promoted.status } });
+    const waiting = decide(observe(after, { blue: color(OLD, 3), green: color(NEW, 3) }, T0 + 40_000));
+    expect(waiting.colors.blue).toBe("keep");
+    expect(waiting.requeueAfterMs).toBe(10_000);
+    const scaled = decide(observe(after, { blue: color(OLD, 3), green: color(NEW, 3) }, T0 + 50_001));
+    expect(scaled.colors.blue).toEqual({ spec: after.spec, replicas: 0 });
+    expect(scaled.status.rollout).toBeUndefined();
+    expect(scaled.events.map((e) => e.reason)).toEqual(["ScaledDown"]);
+  });
+
+  it("fails at the deadline: blue keeps the traffic, green goes to zero, and it is not retried", () => {
+    const { wm, old } = serving(undefined, { rollout: { phase: "Deploying", color: "green", templateHash: NEW, startedAt: iso(T0), since: iso(T0) } });
+    const failed = decide(observe(wm, { blue: color(OLD, 3), green: color(NEW, 3, 1) }, T0 + 600_001));
+    expect(failed.active).toBe("blue");
+    expect(failed.colors.green).toEqual({ spec: wm.spec, replicas: 0 });
+    expect(failed.status).toMatchObject({ activeColor: "blue", failedTemplateHash: NEW, lastGoodSpec: old.spec });
+    expect(failed.status.rollout).toMatchObject({ phase: "Failed", message: "green did not become available within 600s" });
+    expect(failed.events[0]).toMatchObject({ type: "Warning", reason: "ProgressDeadlineExceeded" });
+
+    const again = model({ bundle: { builtin: "spx-vol-5d", digest: DIGEST_B } }, { status: failed.status });
+    const later = decide(observe(again, { blue: color(OLD, 3), green: color(NEW, 0, 0) }, T0 + 700_000));
+    expect(later.active).toBe("blue");
+    expect(later.colors.green).toMatchObject({ replicas: 0 });
+    expect(later.events).toEqual([]);
+    // A different spec is a new attempt.
+    const next = decide({ ...observe(again, { blue: color(OLD, 3) }, T0 + 800_000), desiredHash: "hash-newer" });
+    expect(next.status.rollout).toMatchObject({ phase: "Deploying", templateHash: "hash-newer" });
+  });
+
+  it("rolls back to the last good spec on request", () => {
+    const { wm, old } = serving(undefined, { failedTemplateHash: NEW }, { "wavelet.dev/rollback": "true" });
+    const plan = decide(observe(wm, { blue: color(OLD, 3) }));
+    expect(plan.rollbackSpec).toEqual(old.spec);
+    expect(plan.clearAnnotations).toEqual(["wavelet.dev/rollback"]);
+    expect(plan.events.map((e) => e.reason)).toEqual(["RolledBack"]);
+  });
+
+  it("cancels a rollout when the spec returns to what the active colour serves", () => {
+    const { wm } = serving({}, { rollout: { phase: "Deploying", color: "green", templateHash: NEW, startedAt: iso(T0), since: iso(T0) } });
+    const plan = decide(observe(wm, { blue: color(OLD, 3), green: color(NEW, 3, 1) }, T0, { desiredHash: OLD }));
+    expect(plan.colors.green).toMatchObject({ replicas: 0 });
+    expect(plan.status.rollout).toBeUndefined();
+    expect(plan.events.map((e) => e.reason)).toEqual(["RolloutCancelled"]);
+  });
+});
+
+describe("manual promotion, abort and analysis", () => {
+  const manual = { bundle: { builtin: "spx-vol-5d", digest: DIGEST_B }, rollout: { autoPromote: false } };
+  const deploying = { rollout: { phase: "Deploying" as const, color: "green" as const, templateHash: NEW, startedAt: iso(T0), since: iso(T0) } };
+
+  it("waits for the promote annotation when autoPromote is off", () => {
+    const { wm } = serving(manual, deploying);
+    const waiting = decide(observe(wm, { blue: color(OLD, 3), green: color(NEW, 3) }, T0 + 1000));
+    expect(waiting.active).toBe("blue");
+    expect(waiting.status.rollout?.phase).toBe("AwaitingPromotion");
+    expect(waiting.events.map((e) => e.reason)).toEqual(["PreviewReady", "AwaitingPromotion"]);
+    // No deadline while a person decides.
+    const asked = serving(manual, { rollout: waiting.status.rollout! }, { "wavelet.dev/promote": "true" }).wm;
+    const promoted = decide(observe(asked, { blue: color(OLD, 3), green: color(NEW, 3) }, T0 + 10_000_000));
+    expect(promoted.active).toBe("green");
+    expect(promoted.clearAnnotations).toEqual(["wavelet.dev/promote"]);
+  });
+
+  it("aborts on the abort annotation", () => {
+    const { wm } = serving(manual, deploying, { "wavelet.dev/abort": "true" });
+    const plan = decide(observe(wm, { blue: color(OLD, 3), green: color(NEW, 3) }, T0 + 1000));
+    expect(plan.active).toBe("blue");
+    expect(plan.status.rollout).toMatchObject({ phase: "Failed", message: "aborted by the wavelet.dev/abort annotation" });
+    expect(plan.clearAnnotations).toEqual(["wavelet.dev/abort"]);
+  });
+
+  it("analyzes before promoting, and a failed analysis keeps the old colour", () => {
+    const analyzed = { bundle: { builtin: "spx-vol-5d", digest: DIGEST_B }, rollout: { analysis: { enabled: true } } };
+    const { wm } = serving(analyzed, deploying);
+    const start = decide(observe(wm, { blue: color(OLD, 3), green: color(NEW, 3) }, T0 + 1000));
+    expect(start.status.rollout?.phase).toBe("Analyzing");
+    expect(start.requeueAfterMs).toBe(0);
+    const analyzing = serving(analyzed, { rollout: start.status.rollout! }).wm;
+    const passed = decide(observe(analyzing, { blue: color(OLD, 3), green: color(NEW, 3) }, T0 + 2000, { analysis: { result: "pass", message: "ok" } }));
+    expect(passed.active).toBe("green");
+    expect(passed.events.map((e) => e.reason)).toEqual(["AnalysisPassed", "Promoted"]);
+    const failed = decide(observe(analyzing, { blue: color(OLD, 3), green: color(NEW, 3) }, T0 + 2000, { analysis: { result: "fail", message: "p99 too high" } }));
+    expect(failed.active).toBe("blue");
+    expect(failed.status.rollout).toMatchObject({ phase: "Failed", message: "p99 too high" });
+  });
+});
+
+describe("status", () => {
+  it("reports conditions with observedGeneration, the phase, colours, bundles and endpoint", () => {
+    const { wm } = serving(undefined, { rollout: { phase: "Deploying", color: "green", templateHash: NEW, startedAt: iso(T0), since: iso(T0) } });
+    wm.metadata.generation = 4;
+    const o = observe(wm, { blue: color(OLD, 3), green: color(NEW, 3, 1) }, T0 + 1000);
+    const status = buildStatus(o, decide(o));
+    expect(status).toMatchObject({ observedGeneration: 4, phase: "Progressing", activeColor: "blue", previewColor: "green", replicas: 3, readyReplicas: 3 });
+    expect(status.endpoint).toBe("http://spx.ns.svc:80");
+    expect(status.previewBundle?.digest).toBe(DIGEST_B);
+    const byType = Object.fromEntries(status.conditions!.map((c) => [c.type, c]));
+    expect(byType.Ready).toMatchObject({ status: "True", observedGeneration: 4 });
+    expect(byType.Progressing).toMatchObject({ status: "True", reason: "Deploying" });
+    expect(byType.Degraded).toMatchObject({ status: "False" });
+    // Unchanged conditions keep their transition time.
+    const again = buildStatus({ ...o, wm: { ...wm, status }, now: T0 + 60_000 }, decide({ ...o, wm: { ...wm, status }, now: T0 + 60_000 }));
+    expect(again.conditions![0]!.lastTransitionTime).toBe(status.conditions![0]!.lastTransitionTime);
+  });
+
+  it("is Degraded after a failed rollout while the old colour still serves", () => {
+    const { wm } = serving(undefined, { rollout: { phase: "Deploying", color: "green", templateHash: NEW, startedAt: iso(T0), since: iso(T0) } });
+    const o = observe(wm, { blue: color(OLD, 3), green: color(NEW, 3, 0) }, T0 + 700_000);
+    const status = buildStatus(o, decide(o));
+    expect(status.phase).toBe("Degraded");
+    expect(status.conditions!.find((c) => c.type === "Degraded")).toMatchObject({ status: "True", reason: "RolloutFailed" });
+    expect(status.conditions!.find((c) => c.type === "Ready")).toMatchObject({ status: "True" });
+  });
+});

@@ -1,0 +1,86 @@
+import { readFileSync } from "node:fs";
+import { resolve } from "node:path";
+import { describe, expect, it } from "vitest";
+import { parse } from "yaml";
+import { waveletModelCrd } from "../src/api/crd.js";
+import { desiredDeployment, templateHash } from "../src/reconcile/deployment.js";
+import { activeReplicas, desiredHpa } from "../src/reconcile/hpa.js";
+import { desiredServices } from "../src/reconcile/service.js";
+import { DIGEST_A, DIGEST_B, model } from "./fixtures.js";
+
+const settings = { defaultServerImage: "wavelet-server:test" };
+
+describe("Deployment of a colour", () => {
+  it("serves a built-in bundle with the digest pinned and probes on the server's routes", () => {
+    const wm = model();
+    const d = desiredDeployment(wm, wm.spec, "blue", 3, settings);
+    expect(d.metadata?.name).toBe("spx-blue");
+    expect(d.metadata?.ownerReferences?.[0]).toMatchObject({ kind: "WaveletModel", name: "spx", uid: "uid-1", controller: true });
+    expect(d.spec?.replicas).toBe(3);
+    expect(d.spec?.selector.matchLabels).toMatchObject({ "wavelet.dev/color": "blue", "wavelet.dev/model": "spx" });
+    const server = d.spec!.template.spec!.containers[0]!;
+    expect(server.image).toBe("wavelet-server:test");
+    const env = Object.fromEntries(server.env!.map((e) => [e.name, e.value]));
+    expect(env).toMatchObject({ MODEL_DIR: "/app/models/bundles/spx-return-1d", EXPECTED_BUNDLE_DIGEST: DIGEST_A });
+    expect(server.readinessProbe?.httpGet?.path).toBe("/health");
+    expect(server.livenessProbe?.httpGet?.path).toBe("/livez");
+    expect(d.spec!.template.spec!.initContainers).toBeUndefined();
+  });
+
+  it("copies a bundle image into a shared volume with an init container", () => {
+    const image = `registry.example/bundle@sha256:${"c".repeat(64)}`;
+    const wm = model({ bundle: { image, digest: DIGEST_A } });
+    const pod = desiredDeployment(wm, wm.spec, "green", 2, settings).spec!.template.spec!;
+    expect(pod.initContainers?.[0]).toMatchObject({ image, command: ["cp", "-R", "/bundle/.", "/models/bundle"] });
+    expect(pod.containers[0]!.volumeMounts).toContainEqual({ name: "bundle", mountPath: "/models/bundle", readOnly: true });
+    expect(pod.containers[0]!.env!.find((e) => e.name === "MODEL_DIR")?.value).toBe("/models/bundle");
+  });
+
+  it("has one template hash for both colours, unchanged by replicas, changed by the bundle", () => {
+    const wm = model();
+    const blue = desiredDeployment(wm, wm.spec, "blue", 3, settings);
+    const green = desiredDeployment(wm, wm.spec, "green", 7, settings);
+    expect(blue.metadata?.annotations?.["wavelet.dev/template-hash"]).toBe(green.metadata?.annotations?.["wavelet.dev/template-hash"]);
+    expect(templateHash(wm, model({ replicas: 9 }).spec, settings)).toBe(templateHash(wm, wm.spec, settings));
+    expect(templateHash(wm, model({ bundle: { builtin: "spx-vol-5d", digest: DIGEST_B } }).spec, settings)).not.toBe(templateHash(wm, wm.spec, settings));
+  });
+
+  it("passes the API key from a Secret and keeps user env from overriding the digest", () => {
+    const wm = model({ server: { apiKeySecretRef: { name: "keys" }, env: [{ name: "EXPECTED_BUNDLE_DIGEST", value: "x" }, { name: "CACHE_TTL", value: "9" }] } });
+    const env = desiredDeployment(wm, wm.spec, "blue", 1, settings).spec!.template.spec!.containers[0]!.env!;
+    expect(env.find((e) => e.name === "API_KEY")?.valueFrom?.secretKeyRef).toEqual({ name: "keys", key: "api-key" });
+    expect(env.filter((e) => e.name === "EXPECTED_BUNDLE_DIGEST").map((e) => e.value)).toEqual([DIGEST_A]);
+    expect(env.find((e) => e.name === "CACHE_TTL")?.value).toBe("9");
+  });
+});
+
+describe("Services and HPA", () => {
+  it("the active Service selects the active colour with the spec's type and port; preview is internal", () => {
+    const wm = model({ service: { type: "LoadBalancer", port: 8080 } });
+    const [active, preview] = desiredServices(wm, "green", "blue");
+    expect(active!.metadata?.name).toBe("spx");
+    expect(active!.spec).toMatchObject({ type: "LoadBalancer", selector: { "wavelet.dev/color": "green" } });
+    expect(active!.spec!.ports![0]).toMatchObject({ port: 8080, targetPort: "http" });
+    expect(preview!.metadata?.name).toBe("spx-preview");
+    expect(preview!.spec).toMatchObject({ type: "ClusterIP", selector: { "wavelet.dev/color": "blue" } });
+  });
+
+  it("the HPA targets the active colour, only under autoscaling", () => {
+    expect(desiredHpa(model(), "blue")).toBeUndefined();
+    const wm = model({ replicas: undefined, autoscaling: { minReplicas: 2, maxReplicas: 6, targetCPUUtilizationPercentage: 70 } });
+    const hpa = desiredHpa(wm, "green")!;
+    expect(hpa.spec).toMatchObject({ minReplicas: 2, maxReplicas: 6, scaleTargetRef: { kind: "Deployment", name: "spx-green" } });
+    expect(hpa.spec!.metrics).toEqual([{ type: "Resource", resource: { name: "cpu", target: { type: "Utilization", averageUtilization: 70 } } }]);
+    expect(activeReplicas(wm, 9)).toBe(6);
+    expect(activeReplicas(wm, 4)).toBe(4);
+    expect(activeReplicas(wm, undefined)).toBe(2);
+    expect(activeReplicas(model({ replicas: 5 }), 2)).toBe(5);
+  });
+});
+
+describe("the CRD", () => {
+  it("crds/waveletmodel.yaml is what the zod schemas generate (npm run crd -w operator)", () => {
+    const committed = parse(readFileSync(resolve(import.meta.dirname, "../../crds/waveletmodel.yaml"), "utf8"));
+    expect(committed).toEqual(waveletModelCrd());
+  });
+});
