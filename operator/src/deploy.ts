@@ -9,7 +9,8 @@ import { GROUP, PLURAL } from "./api/waveletmodel.js";
  */
 
 export const CLUSTER_RULES: V1PolicyRule[] = [
-  { apiGroups: [GROUP], resources: [PLURAL], verbs: ["get", "list", "watch", "patch"] },
+  // update: handled annotations are removed, and a rollback restores the spec, by a conditional replace.
+  { apiGroups: [GROUP], resources: [PLURAL], verbs: ["get", "list", "watch", "update"] },
   { apiGroups: [GROUP], resources: [`${PLURAL}/status`], verbs: ["patch"] },
   // Owner references with blockOwnerDeletion need this where OwnerReferencesPermissionEnforcement is on.
   { apiGroups: [GROUP], resources: [`${PLURAL}/finalizers`], verbs: ["update"] },
@@ -32,24 +33,21 @@ export interface InstallOptions {
 
 export const OPERATOR_NAME = "wavelet-operator";
 
-export function rbac(namespace: string, serviceAccount = OPERATOR_NAME): KubernetesObject[] {
+/** ServiceAccount and RBAC; `name` and `rules` are for tests that run several operators or withhold a permission. */
+export function rbac(namespace: string, name = OPERATOR_NAME, rules: V1PolicyRule[] = CLUSTER_RULES): KubernetesObject[] {
+  const subjects = [{ kind: "ServiceAccount", name, namespace }];
+  const role = (kind: string, roleName: string) => ({ apiGroup: "rbac.authorization.k8s.io", kind, name: roleName });
   return [
-    { apiVersion: "v1", kind: "ServiceAccount", metadata: { name: serviceAccount, namespace } },
-    { apiVersion: "rbac.authorization.k8s.io/v1", kind: "ClusterRole", metadata: { name: OPERATOR_NAME }, rules: CLUSTER_RULES } as KubernetesObject,
-    {
-      apiVersion: "rbac.authorization.k8s.io/v1",
-      kind: "ClusterRoleBinding",
-      metadata: { name: OPERATOR_NAME },
-      roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: OPERATOR_NAME },
-      subjects: [{ kind: "ServiceAccount", name: serviceAccount, namespace }],
-    } as KubernetesObject,
-    { apiVersion: "rbac.authorization.k8s.io/v1", kind: "Role", metadata: { name: `${OPERATOR_NAME}-leader-election`, namespace }, rules: LEASE_RULES } as KubernetesObject,
+    { apiVersion: "v1", kind: "ServiceAccount", metadata: { name, namespace } },
+    { apiVersion: "rbac.authorization.k8s.io/v1", kind: "ClusterRole", metadata: { name }, rules } as KubernetesObject,
+    { apiVersion: "rbac.authorization.k8s.io/v1", kind: "ClusterRoleBinding", metadata: { name }, roleRef: role("ClusterRole", name), subjects } as KubernetesObject,
+    { apiVersion: "rbac.authorization.k8s.io/v1", kind: "Role", metadata: { name: `${name}-leader-election`, namespace }, rules: LEASE_RULES } as KubernetesObject,
     {
       apiVersion: "rbac.authorization.k8s.io/v1",
       kind: "RoleBinding",
-      metadata: { name: `${OPERATOR_NAME}-leader-election`, namespace },
-      roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name: `${OPERATOR_NAME}-leader-election` },
-      subjects: [{ kind: "ServiceAccount", name: serviceAccount, namespace }],
+      metadata: { name: `${name}-leader-election`, namespace },
+      roleRef: role("Role", `${name}-leader-election`),
+      subjects,
     } as KubernetesObject,
   ];
 }

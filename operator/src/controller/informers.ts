@@ -99,17 +99,25 @@ export function createInformers(kc: KubeConfig, namespace: string | undefined, e
   ];
   const started = new Set<string>();
   let stopping = false;
+  /** Start again until it works (the API server may still be down), backing off to 30 s. */
+  const restart = async (name: string, informer: Informer<KubernetesObject>) => {
+    for (let attempt = 0; !stopping; attempt++) {
+      await sleep(clock, Math.min(30_000, 250 * 2 ** Math.min(attempt, 7)));
+      if (stopping) return;
+      try {
+        await informer.start();
+        return;
+      } catch (err) {
+        log.warn(`${name} restart failed; retrying`, { err: String((err as Error)?.message ?? err) });
+      }
+    }
+  };
   for (const [name, informer, toKey] of all) {
     for (const verb of ["add", "update", "delete"] as const) informer.on(verb, toKey);
-    let failures = 0;
     informer.on("error", (err: unknown) => {
       if (stopping) return;
-      failures++;
-      const delay = Math.min(30_000, 250 * 2 ** Math.min(failures, 7));
-      log.warn(`${name} watch failed; restarting in ${delay} ms`, { err: String((err as Error)?.message ?? err) });
-      void sleep(clock, delay).then(() => {
-        if (!stopping) informer.start().then(() => (failures = 0)).catch(() => undefined);
-      });
+      log.warn(`${name} watch failed; restarting it`, { err: String((err as Error)?.message ?? err) });
+      void restart(name, informer);
     });
     informer.on("connect", () => started.add(name));
   }

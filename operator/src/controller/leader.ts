@@ -4,12 +4,16 @@ import { type Clock, sleep } from "./clock.js";
 
 /**
  * Leader election on a coordination.k8s.io Lease, as client-go does it: the holder renews
- * the lease every retry period; others take it over once it has not been renewed for a
- * lease duration. Every write carries the resourceVersion it read, so of two candidates
- * racing for an expired lease one gets a 409 and stays a follower. A leader that cannot
- * renew within the renew deadline stops leading (the process then exits, so no two
- * replicas ever act at once).
+ * the lease every retry period; others take it over once they have seen the same record
+ * unchanged for a lease duration, timed by their own clock (the times written in the
+ * record come from another machine's clock and only serve people reading it). Every write
+ * carries the resourceVersion it read, so of two candidates racing for an expired lease
+ * one gets a 409 and stays a follower. A leader that cannot renew within the renew
+ * deadline stops leading (the process then exits, so no two replicas ever act at once).
  */
+
+/** MicroTime: the API server insists on exactly six fractional digits. */
+const microTime = (ms: number) => `${new Date(ms).toISOString().slice(0, -1)}000Z` as unknown as Date;
 
 export interface LeaderOptions {
   namespace: string;
@@ -25,6 +29,8 @@ type Log = { info: (msg: string, extra?: unknown) => void; warn: (msg: string, e
 export class LeaderElector {
   private stopped = false;
   private leading = false;
+  /** The lease record as last seen, and when (by this process's clock) it was first seen so. */
+  private observed: { record: string; at: number } | undefined;
 
   constructor(
     private readonly api: CoordinationV1Api,
@@ -65,14 +71,24 @@ export class LeaderElector {
     this.stopped = true;
     if (!this.leading) return;
     this.leading = false;
-    try {
-      const lease = await this.read();
-      if (lease?.spec?.holderIdentity !== this.options.identity) return;
-      lease.spec.holderIdentity = undefined;
-      lease.spec.leaseDurationSeconds = 1;
-      await this.api.replaceNamespacedLease({ name: this.options.name, namespace: this.options.namespace, body: lease });
-    } catch (error) {
-      this.log.warn("could not release the lease", { err: String(error) });
+    // A renewal still in flight may win the race (409): read again and retry.
+    for (let attempt = 0; attempt < 3; attempt++) {
+      try {
+        const lease = await this.read();
+        if (lease?.spec?.holderIdentity !== this.options.identity) return;
+        lease.spec.holderIdentity = undefined;
+        lease.spec.leaseDurationSeconds = 1;
+        // Times read back are Dates again; the API server wants them with six digits.
+        if (lease.spec.renewTime) lease.spec.renewTime = microTime(new Date(lease.spec.renewTime).getTime());
+        if (lease.spec.acquireTime) lease.spec.acquireTime = microTime(new Date(lease.spec.acquireTime).getTime());
+        await this.api.replaceNamespacedLease({ name: this.options.name, namespace: this.options.namespace, body: lease });
+        return;
+      } catch (error) {
+        if (statusCode(error) !== 409) {
+          this.log.warn("could not release the lease", { err: String(error).slice(0, 300) });
+          return;
+        }
+      }
     }
   }
 
@@ -87,7 +103,8 @@ export class LeaderElector {
 
   private async tryAcquireOrRenew(): Promise<boolean> {
     const { name, namespace, identity, leaseDurationSeconds } = this.options;
-    const now = new Date(this.clock.now());
+    const nowMs = this.clock.now();
+    const now = microTime(nowMs);
     try {
       const lease = await this.read();
       if (!lease) {
@@ -101,10 +118,11 @@ export class LeaderElector {
         return true;
       }
       const spec = lease.spec ?? {};
-      const held = spec.holderIdentity && spec.holderIdentity !== identity;
-      const renewed = spec.renewTime ? new Date(spec.renewTime).getTime() : 0;
-      const expired = renewed + (spec.leaseDurationSeconds ?? leaseDurationSeconds) * 1000 < now.getTime();
-      if (held && !expired) return false;
+      const record = JSON.stringify([spec.holderIdentity, spec.renewTime, spec.leaseDurationSeconds]);
+      if (this.observed?.record !== record) this.observed = { record, at: nowMs };
+      const heldByOther = !!spec.holderIdentity && spec.holderIdentity !== identity;
+      const duration = (spec.leaseDurationSeconds ?? leaseDurationSeconds) * 1000;
+      if (heldByOther && nowMs < this.observed.at + duration) return false;
       const takingOver = spec.holderIdentity !== identity;
       lease.spec = {
         ...spec,
@@ -113,11 +131,12 @@ export class LeaderElector {
         renewTime: now,
         ...(takingOver ? { acquireTime: now, leaseTransitions: (spec.leaseTransitions ?? 0) + 1 } : {}),
       };
+      if (spec.acquireTime && !takingOver) lease.spec.acquireTime = microTime(new Date(spec.acquireTime).getTime());
       await this.api.replaceNamespacedLease({ name, namespace, body: lease });
       return true;
     } catch (error) {
       const code = statusCode(error);
-      if (code !== 409) this.log.warn("lease update failed", { err: String((error as Error)?.message ?? error), code });
+      if (code !== 409) this.log.warn("lease update failed", { err: String((error as Error)?.message ?? error).slice(0, 300), code });
       return false;
     }
   }

@@ -46,8 +46,8 @@ export class KubeClient {
     }
   }
 
-  async applyStatus(wm: WaveletModel, status: WaveletModelStatus): Promise<void> {
-    await this.custom.patchNamespacedCustomObjectStatus(
+  async applyStatus(wm: WaveletModel, status: WaveletModelStatus): Promise<string | undefined> {
+    const written = await this.custom.patchNamespacedCustomObjectStatus(
       {
         group: GROUP,
         version: VERSION,
@@ -60,21 +60,27 @@ export class KubeClient {
       },
       setHeaderOptions("Content-Type", PatchStrategy.ServerSideApply),
     );
+    return (written as KubernetesObject).metadata?.resourceVersion;
   }
 
-  /** Merge-patch the WaveletModel itself: remove handled annotations, and on rollback restore a spec. */
-  async patchModel(wm: WaveletModel, change: { clearAnnotations: string[]; spec?: WaveletModelSpec }): Promise<void> {
-    const body: Record<string, unknown> = {
-      metadata: {
-        resourceVersion: wm.metadata.resourceVersion,
-        annotations: Object.fromEntries(change.clearAnnotations.map((a) => [a, null])),
-      },
-    };
-    if (change.spec) body.spec = change.spec;
-    await this.custom.patchNamespacedCustomObject(
-      { group: GROUP, version: VERSION, namespace: wm.metadata.namespace, plural: PLURAL, name: wm.metadata.name, body },
-      setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
-    );
+  /**
+   * Replace the WaveletModel as read from the cache, without the handled annotations and,
+   * on rollback, with the last good spec (a whole-spec replace: a merge patch would keep
+   * fields the old spec did not have). The read resourceVersion makes it conditional.
+   */
+  async updateModel(raw: KubernetesObject, change: { clearAnnotations: string[]; spec?: WaveletModelSpec }): Promise<string | undefined> {
+    const annotations = { ...raw.metadata?.annotations };
+    for (const a of change.clearAnnotations) delete annotations[a];
+    const body = { ...raw, metadata: { ...raw.metadata, annotations }, ...(change.spec ? { spec: change.spec } : {}) };
+    const written = await this.custom.replaceNamespacedCustomObject({
+      group: GROUP,
+      version: VERSION,
+      namespace: raw.metadata!.namespace!,
+      plural: PLURAL,
+      name: raw.metadata!.name!,
+      body,
+    });
+    return (written as KubernetesObject).metadata?.resourceVersion;
   }
 
   async event(wm: WaveletModel, e: EventRecord, now: Date): Promise<void> {

@@ -23,8 +23,9 @@ import { buildStatus, sameStatus } from "./status.js";
 export interface Writer {
   apply<T extends KubernetesObject>(object: T): Promise<unknown>;
   deleteIfPresent(object: KubernetesObject): Promise<void>;
-  applyStatus(wm: WaveletModel, status: NonNullable<WaveletModel["status"]>): Promise<void>;
-  patchModel(wm: WaveletModel, change: { clearAnnotations: string[]; spec?: WaveletModel["spec"] }): Promise<void>;
+  /** Each write answers the resourceVersion the object has afterwards. */
+  applyStatus(wm: WaveletModel, status: NonNullable<WaveletModel["status"]>): Promise<string | undefined>;
+  updateModel(raw: KubernetesObject, change: { clearAnnotations: string[]; spec?: WaveletModel["spec"] }): Promise<string | undefined>;
   event(wm: WaveletModel, e: EventRecord, now: Date): Promise<void>;
 }
 
@@ -57,9 +58,10 @@ function colorState(d: V1Deployment | undefined): ColorState | undefined {
 
 export class Reconciler {
   /**
-   * The resourceVersion each model had when this operator last wrote it. Until the cache
-   * shows a newer version, a pass would decide from a status older than its own write (and,
-   * say, announce a promotion twice), so it waits for the watch to catch up instead.
+   * The resourceVersion each model had before this operator last changed it. While the
+   * cache still shows that version, a pass would decide from a status older than its own
+   * write (and, say, announce a promotion twice), so it waits for the watch to catch up.
+   * A write that changed nothing (same version after) is not waited for.
    */
   private readonly written = new Map<string, string>();
 
@@ -104,8 +106,8 @@ export class Reconciler {
     const plan = decide(observation);
 
     if (plan.rollbackSpec || plan.clearAnnotations.length) {
-      await writer.patchModel(wm, { clearAnnotations: plan.clearAnnotations, ...(plan.rollbackSpec ? { spec: plan.rollbackSpec } : {}) });
-      if (seen !== undefined) this.written.set(key, seen);
+      const after = await writer.updateModel(raw, { clearAnnotations: plan.clearAnnotations, ...(plan.rollbackSpec ? { spec: plan.rollbackSpec } : {}) });
+      this.wrote(key, seen, after);
       // A rollback changes the spec: the resulting watch event starts the next pass from it.
       if (plan.rollbackSpec) {
         await this.record(wm, plan.events, now);
@@ -133,12 +135,13 @@ export class Reconciler {
 
     await this.record(wm, plan.events, now);
     const status = buildStatus(observation, plan);
-    if (!sameStatus(wm.status, status)) {
-      await writer.applyStatus(wm, status);
-      if (seen !== undefined) this.written.set(key, seen);
-    }
+    if (!sameStatus(wm.status, status)) this.wrote(key, seen, await writer.applyStatus(wm, status));
     this.observeRollout(wm, plan.events, now);
     return plan.requeueAfterMs === undefined ? {} : { requeueAfterMs: plan.requeueAfterMs };
+  }
+
+  private wrote(key: string, before: string | undefined, after: string | undefined): void {
+    if (before !== undefined && after !== undefined && before !== after) this.written.set(key, before);
   }
 
   private async record(wm: WaveletModel, events: EventRecord[], now: number): Promise<void> {

@@ -1,0 +1,253 @@
+import { execFileSync } from "node:child_process";
+import { resolve } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { inject } from "vitest";
+import { CLUSTER_RULES } from "../../src/deploy.js";
+import {
+  type Admin,
+  type OperatorProcess,
+  admin,
+  condition,
+  eventReasons,
+  models,
+  operatorNamespace,
+  serviceAccountKubeconfig,
+  startOperator,
+  waitFor,
+} from "./harness.js";
+
+const DIGEST_A = `sha256:${"a".repeat(64)}`;
+const DIGEST_B = `sha256:${"b".repeat(64)}`;
+const root = resolve(import.meta.dirname, "../../..");
+let a: Admin;
+let seq = 0;
+const uniqueNamespace = (stem: string) => `${stem}-${Date.now().toString(36)}-${seq++}`;
+
+beforeAll(() => {
+  a = admin();
+});
+
+const spec = (over: Record<string, unknown> = {}) => ({
+  bundle: { builtin: "spx-return-1d", digest: DIGEST_A, version: "1.0.0" },
+  replicas: 2,
+  rollout: { scaleDownDelaySeconds: 2, progressDeadlineSeconds: 30 },
+  ...over,
+});
+
+const deployment = (ns: string, name: string) => a.apps.readNamespacedDeployment({ name, namespace: ns });
+const service = (ns: string, name: string) => a.core.readNamespacedService({ name, namespace: ns });
+const exists = async (read: () => Promise<unknown>) =>
+  read().then(
+    () => true,
+    () => false,
+  );
+
+describe("the CRD", () => {
+  const ns = "default";
+  const rejected = async (body: Record<string, unknown>) => {
+    try {
+      await models(a, ns).create(`bad-${seq++}`, body, true);
+      return "accepted";
+    } catch (error) {
+      const body = (error as { body?: unknown }).body;
+      return typeof body === "string" ? (JSON.parse(body) as { message: string }).message : String(error);
+    }
+  };
+
+  it("accepts the examples in crds/examples", () => {
+    const out = execFileSync(inject("kubectl"), ["apply", "--dry-run=server", "-n", ns, "-f", `${root}/crds/examples`], {
+      encoding: "utf8",
+      env: { ...process.env, KUBECONFIG: inject("kubeconfig") },
+    });
+    expect(out).toContain("spx-return-1d created (server dry run)");
+    expect(out).toContain("spx-vol-5d created (server dry run)");
+  });
+
+  it.each([
+    ["replicas and autoscaling together", { replicas: 2, autoscaling: { minReplicas: 1, maxReplicas: 3, targetCPUUtilizationPercentage: 50 } }, "set replicas or autoscaling, not both"],
+    ["an image not pinned by digest", { bundle: { image: "repo/bundle:latest", digest: DIGEST_A } }, "bundle.image must be pinned by digest"],
+    ["both image and builtin", { bundle: { image: `repo/b@sha256:${"c".repeat(64)}`, builtin: "spx", digest: DIGEST_A } }, "bundle needs exactly one of image or builtin"],
+    ["neither image nor builtin", { bundle: { digest: DIGEST_A } }, "bundle needs exactly one of image or builtin"],
+    ["a malformed digest", { bundle: { builtin: "spx", digest: "md5:1234" } }, "bundle.digest must be sha256:<64 hex digits>"],
+    ["min above max", { replicas: undefined, autoscaling: { minReplicas: 5, maxReplicas: 2, targetCPUUtilizationPercentage: 50 } }, "autoscaling.minReplicas must not exceed maxReplicas"],
+    ["autoscaling without a target", { replicas: undefined, autoscaling: { minReplicas: 1, maxReplicas: 2 } }, "autoscaling needs a CPU or memory target"],
+    ["an unknown model", { models: ["arima"] }, 'Unsupported value: "arima"'],
+    ["a default model that is not loaded", { models: ["xgboost"], defaultModel: "lstm" }, "defaultModel must be one of models"],
+    ["a negative replica count", { replicas: -1 }, "should be greater than or equal to 0"],
+  ])("rejects %s with a readable message", async (_name, over, message) => {
+    expect(await rejected(spec(over))).toContain(message);
+  });
+});
+
+describe("the operator against a real API server", () => {
+  let ns: string;
+  let operator: OperatorProcess;
+  beforeAll(async () => {
+    ns = await operatorNamespace(a, uniqueNamespace("wm"));
+    operator = await startOperator(await serviceAccountKubeconfig(a, ns), ns);
+  }, 60_000);
+  afterAll(async () => {
+    await operator?.stop();
+  });
+
+  it("creates the Deployment, Services and HPA, then reports Ready with the endpoint", async () => {
+    const m = models(a, ns);
+    await m.create("spx", spec({ replicas: undefined, autoscaling: { minReplicas: 2, maxReplicas: 6, targetCPUUtilizationPercentage: 70 }, service: { type: "NodePort", port: 8080 } }));
+    const blue = await waitFor("blue deployment", () => deployment(ns, "spx-blue"));
+    expect(blue.spec?.replicas).toBe(2);
+    expect(blue.metadata?.ownerReferences?.[0]).toMatchObject({ kind: "WaveletModel", name: "spx", controller: true });
+    const env = Object.fromEntries(blue.spec!.template.spec!.containers[0]!.env!.map((e) => [e.name, e.value]));
+    expect(env).toMatchObject({ EXPECTED_BUNDLE_DIGEST: DIGEST_A, MODEL_DIR: "/app/models/bundles/spx-return-1d" });
+    const active = await waitFor("active service", () => service(ns, "spx"));
+    expect(active.spec).toMatchObject({ type: "NodePort", selector: { "wavelet.dev/color": "blue" } });
+    expect(active.spec!.ports![0]!.port).toBe(8080);
+    expect((await service(ns, "spx-preview")).spec?.selector?.["wavelet.dev/color"]).toBe("blue");
+    const hpa = await waitFor("hpa", () => a.autoscaling.readNamespacedHorizontalPodAutoscaler({ name: "spx", namespace: ns }));
+    expect(hpa.spec).toMatchObject({ minReplicas: 2, maxReplicas: 6, scaleTargetRef: { name: "spx-blue" } });
+    const ready = await waitFor("Ready", async () => ((await m.get("spx")).status?.phase === "Ready" ? m.get("spx") : undefined));
+    expect(ready.status).toMatchObject({ activeColor: "blue", readyReplicas: 2, endpoint: `http://spx.${ns}.svc:8080`, observedGeneration: 1 });
+    expect(ready.status!.conditions!.find((c) => c.type === "Ready")).toMatchObject({ status: "True", observedGeneration: 1 });
+  });
+
+  it("rolls a new bundle out blue-green at the current replica count and tells the story in Events", async () => {
+    const m = models(a, ns);
+    // The HPA (or anyone) scaled blue to 4: green must start at 4, not at the minimum of 2.
+    await a.apps.patchNamespacedDeploymentScale(
+      { name: "spx-blue", namespace: ns, body: { spec: { replicas: 4 } } },
+      (await import("@kubernetes/client-node")).setHeaderOptions("Content-Type", "application/merge-patch+json"),
+    );
+    await waitFor("blue at 4 ready", async () => (await deployment(ns, "spx-blue")).status?.readyReplicas === 4);
+    await m.patch("spx", { spec: { bundle: { builtin: "spx-vol-5d", digest: DIGEST_B, version: "2.0.0" } } });
+    const green = await waitFor("green deployment", () => deployment(ns, "spx-green"));
+    expect(green.spec?.replicas).toBe(4);
+    await waitFor("traffic on green", async () => (await service(ns, "spx")).spec?.selector?.["wavelet.dev/color"] === "green");
+    expect((await a.autoscaling.readNamespacedHorizontalPodAutoscaler({ name: "spx", namespace: ns })).spec?.scaleTargetRef.name).toBe("spx-green");
+    await waitFor("blue scaled to zero", async () => (await deployment(ns, "spx-blue")).spec?.replicas === 0, 20_000);
+    const wm = await waitFor("Ready on green", async () => {
+      const x = await m.get("spx");
+      return x.status?.phase === "Ready" && x.status.activeColor === "green" ? x : undefined;
+    });
+    expect(wm.status?.activeBundle).toMatchObject({ digest: DIGEST_B, version: "2.0.0" });
+    const story = await eventReasons(a, ns, "spx");
+    const from = story.lastIndexOf("RolloutStarted");
+    expect(story.slice(from)).toEqual(["RolloutStarted", "PreviewReady", "Promoted", "ScaledDown"]);
+  }, 60_000);
+
+  it("keeps the old colour when the new one never becomes available, then rolls back", async () => {
+    const m = models(a, ns);
+    const serving = (await m.get("spx")).status!.activeColor!;
+    const idle = serving === "blue" ? "green" : "blue";
+    // kwok keeps pods of an image named *never-ready* running but unready (e2e/cluster/README.md).
+    await m.patch("spx", { spec: { server: { image: "example.invalid/never-ready:v1" }, rollout: { progressDeadlineSeconds: 10 } } });
+    await waitFor("idle colour created", async () => (await deployment(ns, `spx-${idle}`)).metadata?.annotations?.["wavelet.dev/template-hash"]);
+    const degraded = await waitFor("Degraded", async () => ((await m.get("spx")).status?.phase === "Degraded" ? m.get("spx") : undefined), 30_000);
+    expect(degraded.status).toMatchObject({ activeColor: serving, rollout: { phase: "Failed" } });
+    expect(degraded.status!.conditions!.find((c) => c.type === "Degraded")).toMatchObject({ status: "True", reason: "RolloutFailed" });
+    expect((await service(ns, "spx")).spec?.selector?.["wavelet.dev/color"]).toBe(serving);
+    await waitFor("failed colour scaled to zero", async () => (await deployment(ns, `spx-${idle}`)).spec?.replicas === 0);
+    expect(await eventReasons(a, ns, "spx")).toContain("ProgressDeadlineExceeded");
+    expect((degraded.status!.lastGoodSpec as { server?: { image?: string } }).server?.image).toBeUndefined();
+
+    await m.patch("spx", { metadata: { annotations: { "wavelet.dev/rollback": "true" } } });
+    const back = await waitFor("rolled back and Ready", async () => {
+      const x = await m.get("spx");
+      return x.status?.phase === "Ready" && !(x.spec.server as { image?: string }).image ? x : undefined;
+    });
+    expect(back.metadata.annotations?.["wavelet.dev/rollback"]).toBeUndefined();
+    expect(back.status?.activeColor).toBe(serving);
+    expect(await eventReasons(a, ns, "spx")).toContain("RolledBack");
+  }, 60_000);
+
+  it("puts back children edited or deleted by hand; a change that does not matter starts no rollout", async () => {
+    const m = models(a, ns);
+    const active = (await m.get("spx")).status!.activeColor!;
+    await a.core.deleteNamespacedService({ name: "spx", namespace: ns });
+    await waitFor("active service recreated", async () => (await service(ns, "spx")).spec?.selector?.["wavelet.dev/color"] === active);
+    await a.apps.patchNamespacedDeployment(
+      { name: `spx-${active}`, namespace: ns, body: { spec: { template: { spec: { containers: [{ name: "server", image: "hand-edited:1" }] } } } } },
+      (await import("@kubernetes/client-node")).setHeaderOptions("Content-Type", "application/strategic-merge-patch+json"),
+    );
+    await waitFor("image restored", async () => (await deployment(ns, `spx-${active}`)).spec?.template.spec?.containers[0]?.image === "wavelet-server:test");
+
+    const before = (await eventReasons(a, ns, "spx")).filter((r) => r === "RolloutStarted").length;
+    const generation = (await m.get("spx")).metadata.generation;
+    await m.patch("spx", { metadata: { labels: { team: "quant" }, annotations: { note: "labels and annotations are not the spec" } } });
+    await new Promise((r) => setTimeout(r, 3000));
+    const after = await m.get("spx");
+    expect(after.metadata.generation).toBe(generation);
+    expect(after.status?.rollout).toBeUndefined();
+    expect((await eventReasons(a, ns, "spx")).filter((r) => r === "RolloutStarted").length).toBe(before);
+  }, 60_000);
+
+  it("deleting the WaveletModel garbage-collects its children", async () => {
+    await models(a, ns).remove("spx");
+    await waitFor("children gone", async () => !(await exists(() => deployment(ns, "spx-blue"))) && !(await exists(() => service(ns, "spx"))), 60_000);
+    expect(await exists(() => a.autoscaling.readNamespacedHorizontalPodAutoscaler({ name: "spx", namespace: ns }))).toBe(false);
+  }, 70_000);
+});
+
+describe("failures of the operator and of the API server", () => {
+  let ns: string;
+  let kubeconfig: string;
+  const operators: OperatorProcess[] = [];
+  beforeAll(async () => {
+    ns = await operatorNamespace(a, uniqueNamespace("ha"));
+    kubeconfig = await serviceAccountKubeconfig(a, ns);
+  }, 60_000);
+  afterAll(async () => {
+    await Promise.all(operators.map((o) => o.stop()));
+  });
+  const holder = async () => (await a.coordination.readNamespacedLease({ name: `wavelet-operator-${ns}`, namespace: ns })).spec?.holderIdentity;
+
+  it("two operators: one leads; the other takes over when it dies, and finishes a rollout it did not start", async () => {
+    const one = await startOperator(kubeconfig, ns, { POD_NAME: "one" });
+    operators.push(one);
+    await waitFor("one leads", async () => (await holder()) === "one");
+    const two = await startOperator(kubeconfig, ns, { POD_NAME: "two" });
+    operators.push(two);
+    const m = models(a, ns);
+    await m.create("ha", spec({ rollout: { autoPromote: false, scaleDownDelaySeconds: 1, progressDeadlineSeconds: 60 } }));
+    await waitFor("Ready", async () => (await m.get("ha")).status?.phase === "Ready");
+    expect(await holder()).toBe("one");
+    expect(two.logs()).not.toContain("became leader");
+
+    await m.patch("ha", { spec: { bundle: { builtin: "spx-vol-5d", digest: DIGEST_B } } });
+    await waitFor("awaiting promotion", async () => (await m.get("ha")).status?.rollout?.phase === "AwaitingPromotion");
+    await one.kill(); // mid-rollout, without a chance to release the lease
+    await waitFor("two leads", async () => (await holder()) === "two", 20_000);
+    await m.patch("ha", { metadata: { annotations: { "wavelet.dev/promote": "true" } } });
+    const done = await waitFor("promoted by the new leader", async () => {
+      const x = await m.get("ha");
+      return x.status?.activeColor === "green" && x.status.phase === "Ready" ? x : undefined;
+    }, 30_000);
+    expect(done.status?.activeBundle?.digest).toBe(DIGEST_B);
+    expect(two.logs()).toContain("became leader");
+  }, 90_000);
+
+  it("recovers when the API server restarts", async () => {
+    const cluster = "wavelet-it";
+    // --controllers: fresh controller processes resume at once instead of after their
+    // reconnect back-off (e2e/cluster/README.md); the operator's own recovery is what is tested.
+    execFileSync(`${root}/e2e/cluster/apiserver.sh`, ["restart", cluster, "--controllers"], { stdio: "ignore" });
+    const m = models(a, ns);
+    await waitFor("API server back", () => m.get("ha"), 60_000);
+    await m.patch("ha", { spec: { replicas: 3 } });
+    await waitFor("change after the restart reconciled", async () => (await deployment(ns, "ha-green")).spec?.replicas === 3, 60_000);
+  }, 150_000);
+});
+
+describe("RBAC", () => {
+  it("the operator runs with its ServiceAccount's permissions only: without one, its work fails", async () => {
+    const withheld = CLUSTER_RULES.map((r) => (r.resources?.includes("services") ? { ...r, verbs: ["get", "list", "watch"] } : r));
+    const ns = await operatorNamespace(a, uniqueNamespace("rbac"), withheld);
+    const operator = await startOperator(await serviceAccountKubeconfig(a, ns), ns);
+    try {
+      await models(a, ns).create("spx", spec());
+      await waitFor("a forbidden error in the log", async () => /forbidden|HTTP 403/i.test(operator.logs()), 30_000);
+      expect(await exists(() => service(ns, "spx"))).toBe(false);
+      expect(await condition(a, ns, "spx", "Ready")).not.toBe("True");
+    } finally {
+      await operator.stop();
+    }
+  }, 60_000);
+});

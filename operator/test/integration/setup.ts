@@ -1,0 +1,35 @@
+import { execFileSync } from "node:child_process";
+import { resolve } from "node:path";
+import type { TestProject } from "vitest/node";
+
+/**
+ * One real control plane for the operator's integration tests: kube-apiserver, etcd,
+ * kube-controller-manager, kube-scheduler and kwok (e2e/cluster/up.sh, binaries built from
+ * the Go module proxy on first use). The CRD is installed here, as an administrator would;
+ * the operator never installs it. KEEP_CLUSTER=1 leaves the cluster up afterwards.
+ */
+
+export const CLUSTER = "wavelet-it";
+const root = resolve(import.meta.dirname, "../../..");
+
+declare module "vitest" {
+  export interface ProvidedContext {
+    kubeconfig: string;
+    kubectl: string;
+  }
+}
+
+export default function setup(project: TestProject) {
+  const run = (cmd: string, args: string[], env: Record<string, string> = {}) =>
+    execFileSync(cmd, args, { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, ...env } });
+  const bin = run(`${root}/e2e/cluster/build.sh`, []).trim().split("\n").at(-1)!;
+  const kubeconfig = run(`${root}/e2e/cluster/up.sh`, [CLUSTER]).trim().split("\n").at(-1)!;
+  const kubectl = `${bin}/kubectl`;
+  run(kubectl, ["apply", "--server-side", "-f", `${root}/crds/waveletmodel.yaml`], { KUBECONFIG: kubeconfig });
+  run(kubectl, ["wait", "--for=condition=Established", "crd/waveletmodels.wavelet.dev", "--timeout=60s"], { KUBECONFIG: kubeconfig });
+  project.provide("kubeconfig", kubeconfig);
+  project.provide("kubectl", kubectl);
+  return () => {
+    if (!process.env.KEEP_CLUSTER) run(`${root}/e2e/cluster/down.sh`, [CLUSTER]);
+  };
+}
