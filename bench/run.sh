@@ -63,10 +63,10 @@ stop_all() {
   pids=()
 }
 
-server() { # server <port> [VAR=value...]: the inference server with benchmark settings
+server() { # server <port> [VAR=value...]: the main job (scripts/run.sh) with benchmark settings
   local port=$1
   shift
-  start "$port" env HOST=127.0.0.1 PORT="$port" LOG_LEVEL=warn RATE_LIMIT_MAX=0 CACHE_TTL=0 BODY_LIMIT=8388608 "$@" node server/dist/server.js
+  start "$port" env HOST=127.0.0.1 PORT="$port" LOG_LEVEL=warn RATE_LIMIT_MAX=0 CACHE_TTL=0 BODY_LIMIT=8388608 "$@" scripts/run.sh
 }
 
 measure() { # measure <name> <url> <body file> <connections>: wrk on CPU 0, one row of results
@@ -83,8 +83,9 @@ LUA
   rps=$(awk '/^Requests\/sec/ {print $2}' <<<"$out")
   p50=$(awk '$1 == "50%" {print $2}' <<<"$out")
   p99=$(awk '$1 == "99%" {print $2}' <<<"$out")
-  errors=$(awk '/Non-2xx/ {print $5} /Socket errors/ {print "socket"}' <<<"$out" | paste -sd, -)
-  printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$conns" "$rps" "$p50" "$p99" "${errors:-0}" | tee -a "$results" >&2
+  # "Non-2xx or 3xx responses: N" and "Socket errors: connect A, read B, write C, timeout D"
+  errors=$(awk '/Non-2xx/ {printf "non-2xx %s ", $NF} /Socket errors/ {printf "socket %s %s %s %s", $4, $6, $8, $10}' <<<"$out")
+  printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$conns" "$rps" "$p50" "$p99" "${errors:-none}" | tee -a "$results" >&2
 }
 
 echo "bench: ${duration}s per row, wrk -t1, servers on CPU 1, generator on CPU 0" >&2

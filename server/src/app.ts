@@ -144,6 +144,7 @@ export async function buildApp(opts: BuildOptions): Promise<FastifyInstance> {
     cache,
     limits: { maxBatchSamples: config.MAX_BATCH_SAMPLES, maxStreamLength: config.MAX_STREAM_LENGTH },
     shape,
+    defaultModel: config.DEFAULT_MODEL,
     preHandler: requireKey(config.API_KEY, "predict"),
     rateLimit: rateLimited ? { max: config.RATE_LIMIT_MAX, timeWindow: config.RATE_LIMIT_WINDOW_MS } : undefined,
   });

@@ -30,6 +30,7 @@ export const configSchema = z
     PORT: port.default(8000),
     MODEL_DIR: z.string().min(1).default(DEFAULT_MODEL_DIR),
     MODELS: list.pipe(z.array(z.enum(MODEL_TYPES)).min(1)).default([...MODEL_TYPES]),
+    DEFAULT_MODEL: z.enum(MODEL_TYPES).default("ensemble"),
     MODEL_LOADING: z.enum(["eager", "lazy"]).default("eager"),
     QUANTIZED: bool.default(false),
     EXPECTED_BUNDLE_DIGEST: z.string().regex(/^sha256:[0-9a-f]{64}$/, "expected sha256:<64 hex digits>").optional(),
@@ -59,6 +60,10 @@ export const configSchema = z
     MICRO_BATCH_WAIT_MS: z.coerce.number().min(0).max(100).default(0),
     SHUTDOWN_GRACE_MS: int(0, 600_000).default(20_000),
     REQUEST_TIMEOUT_MS: int(0, 3_600_000).default(60_000),
+  })
+  .refine((c) => c.MODELS.includes(c.DEFAULT_MODEL), {
+    path: ["DEFAULT_MODEL"],
+    message: "must be one of MODELS",
   })
   .refine((c) => c.METRICS_PORT === undefined || c.METRICS_PORT !== c.PORT, {
     path: ["METRICS_PORT"],

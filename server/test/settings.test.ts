@@ -104,6 +104,14 @@ describe("which models load, and when", () => {
     await app.close();
   });
 
+  it("DEFAULT_MODEL answers requests that name no model, and must be loaded", async () => {
+    expect(() => parseConfig({ MODELS: "xgboost", DEFAULT_MODEL: "lstm" })).toThrow(/DEFAULT_MODEL.*must be one of MODELS/);
+    const app = await testApp({ MODELS: "xgboost", DEFAULT_MODEL: "xgboost" });
+    const res = await app.inject({ method: "POST", url: "/predict", ...json({ features: GUIDE_FEATURES }) });
+    expect(res.json().model_type).toBe("xgboost");
+    await app.close();
+  });
+
   it("MODEL_LOADING=lazy is ready once verified and loads a model on its first request", async () => {
     const app = await testApp({ MODEL_LOADING: "lazy" });
     const before = await app.inject({ method: "GET", url: "/health" });

@@ -22,6 +22,7 @@ export interface PredictRoutesOptions {
   cache: PredictionCache;
   limits: Limits;
   shape: FeatureShape;
+  defaultModel: ModelType;
   preHandler: ((request: FastifyRequest, reply: FastifyReply) => Promise<void>) | undefined;
   rateLimit: { max: number; timeWindow: number } | undefined;
 }
@@ -51,7 +52,7 @@ async function withServing<T>(registry: ModelRegistry, model: ModelType, fn: (se
 
 export async function predictRoutes(app: FastifyInstance, opts: PredictRoutesOptions) {
   const { registry, predictor, cache, limits } = opts;
-  const s = apiSchemas(limits, opts.shape);
+  const s = apiSchemas(limits, opts.shape, opts.defaultModel);
   const api = app.withTypeProvider<ZodTypeProvider>();
   const errors = {
     400: errorSchema,

@@ -70,7 +70,6 @@ function numbers(items: { minimum: number; maximum: number }, minItems: number, 
     })
     .meta({ type: "array", minItems, maxItems, items: { type: "number", ...items }, description });
 }
-export const modelType = z.enum(MODEL_TYPES).default("ensemble").meta({ description: "which model answers" });
 
 const bundleRef = z.object({ name: z.string(), version: z.string(), digest: z.string() });
 const target = z.object({ name: z.string(), units: z.string(), horizon: z.number().int() });
@@ -86,7 +85,8 @@ export const errorSchema = z
   })
   .meta({ id: "Error" });
 
-export function apiSchemas(limits: Limits, shape: FeatureShape) {
+export function apiSchemas(limits: Limits, shape: FeatureShape, defaultModel: (typeof MODEL_TYPES)[number] = "ensemble") {
+  const modelType = z.enum(MODEL_TYPES).default(defaultModel).meta({ description: `which model answers (default ${defaultModel})` });
   const vector = (description: string) => numbers(FEATURES, shape.window, shape.window, description);
   const predictRequest = featuresOrPrices(
     {
