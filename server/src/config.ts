@@ -24,44 +24,45 @@ const list = z
   .transform((v) => v.split(",").map((s) => s.trim()).filter(Boolean));
 const keys = list.pipe(z.array(z.string().min(16, "API keys must be at least 16 characters")).min(1, "no key given"));
 
-export const configSchema = z
-  .object({
-    HOST: z.string().default("0.0.0.0"),
-    PORT: port.default(8000),
-    MODEL_DIR: z.string().min(1).default(DEFAULT_MODEL_DIR),
-    MODELS: list.pipe(z.array(z.enum(MODEL_TYPES)).min(1)).default([...MODEL_TYPES]),
-    DEFAULT_MODEL: z.enum(MODEL_TYPES).default("ensemble"),
-    MODEL_LOADING: z.enum(["eager", "lazy"]).default("eager"),
-    QUANTIZED: bool.default(false),
-    EXPECTED_BUNDLE_DIGEST: z.string().regex(/^sha256:[0-9a-f]{64}$/, "expected sha256:<64 hex digits>").optional(),
-    LOG_LEVEL: z
-      .string()
-      .trim()
-      .toLowerCase()
-      .transform((v) => (v === "warning" ? "warn" : v === "critical" ? "fatal" : v))
-      .pipe(z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]))
-      .default("info"),
-    WORKERS: int(1, 64).default(1),
-    API_KEY: keys.optional(),
-    ADMIN_API_KEY: keys.optional(),
-    ALLOWED_ORIGINS: list.default([]),
-    ENABLE_METRICS: bool.default(true),
-    METRICS_PORT: port.optional(),
-    REDIS_URL: z.url({ protocol: /^rediss?$/, error: "expected redis://host:port/db" }).optional(),
-    CACHE_TTL: int(0, 7 * 24 * 3600).default(300),
-    CACHE_MAX_ENTRIES: int(0, 10_000_000).default(100_000),
-    BODY_LIMIT: int(1024, 64 * 1024 * 1024).default(1024 * 1024),
-    RATE_LIMIT_MAX: int(0, 10_000_000).default(6000),
-    RATE_LIMIT_WINDOW_MS: int(1000, 24 * 3600 * 1000).default(60_000),
-    MAX_BATCH_SAMPLES: int(1, 1_000_000).default(10_000),
-    MAX_STREAM_LENGTH: int(1, 10_000_000).default(100_000),
-    MICRO_BATCH: bool.default(true),
-    MICRO_BATCH_MAX: int(1, 65536).default(256),
-    MICRO_BATCH_WAIT_MS: z.coerce.number().min(0).max(100).default(0),
-    SHUTDOWN_GRACE_MS: int(0, 600_000).default(20_000),
-    REQUEST_TIMEOUT_MS: int(0, 3_600_000).default(60_000),
-  })
-  .refine((c) => c.MODELS.includes(c.DEFAULT_MODEL), {
+const configFields = z.object({
+  HOST: z.string().default("0.0.0.0"),
+  PORT: port.default(8000),
+  MODEL_DIR: z.string().min(1).default(DEFAULT_MODEL_DIR),
+  MODELS: list.pipe(z.array(z.enum(MODEL_TYPES)).min(1)).default([...MODEL_TYPES]),
+  DEFAULT_MODEL: z.enum(MODEL_TYPES).optional(),
+  MODEL_LOADING: z.enum(["eager", "lazy"]).default("eager"),
+  QUANTIZED: bool.default(false),
+  EXPECTED_BUNDLE_DIGEST: z.string().regex(/^sha256:[0-9a-f]{64}$/, "expected sha256:<64 hex digits>").optional(),
+  LOG_LEVEL: z
+    .string()
+    .trim()
+    .toLowerCase()
+    .transform((v) => (v === "warning" ? "warn" : v === "critical" ? "fatal" : v))
+    .pipe(z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]))
+    .default("info"),
+  WORKERS: int(1, 64).default(1),
+  API_KEY: keys.optional(),
+  ADMIN_API_KEY: keys.optional(),
+  ALLOWED_ORIGINS: list.default([]),
+  ENABLE_METRICS: bool.default(true),
+  METRICS_PORT: port.optional(),
+  REDIS_URL: z.url({ protocol: /^rediss?$/, error: "expected redis://host:port/db" }).optional(),
+  CACHE_TTL: int(0, 7 * 24 * 3600).default(300),
+  CACHE_MAX_ENTRIES: int(0, 10_000_000).default(100_000),
+  BODY_LIMIT: int(1024, 64 * 1024 * 1024).default(1024 * 1024),
+  RATE_LIMIT_MAX: int(0, 10_000_000).default(6000),
+  RATE_LIMIT_WINDOW_MS: int(1000, 24 * 3600 * 1000).default(60_000),
+  MAX_BATCH_SAMPLES: int(1, 1_000_000).default(10_000),
+  MAX_STREAM_LENGTH: int(1, 10_000_000).default(100_000),
+  MICRO_BATCH: bool.default(true),
+  MICRO_BATCH_MAX: int(1, 65536).default(256),
+  MICRO_BATCH_WAIT_MS: z.coerce.number().min(0).max(100).default(0),
+  SHUTDOWN_GRACE_MS: int(0, 600_000).default(20_000),
+  REQUEST_TIMEOUT_MS: int(0, 3_600_000).default(60_000),
+});
+
+export const configSchema = configFields
+  .refine((c) => c.DEFAULT_MODEL === undefined || c.MODELS.includes(c.DEFAULT_MODEL), {
     path: ["DEFAULT_MODEL"],
     message: "must be one of MODELS",
   })
@@ -72,7 +73,9 @@ export const configSchema = z
   .refine((c) => c.WORKERS === 1 || !c.ENABLE_METRICS || c.METRICS_PORT !== undefined, {
     path: ["METRICS_PORT"],
     message: "is required when WORKERS > 1 (the primary process serves the workers' combined metrics there)",
-  });
+  })
+  // Without a choice, the ensemble answers if it is loaded, else the first loaded model.
+  .transform((c) => ({ ...c, DEFAULT_MODEL: c.DEFAULT_MODEL ?? (c.MODELS.includes("ensemble") ? "ensemble" : c.MODELS[0]!) }));
 
 export type Config = z.infer<typeof configSchema>;
 
@@ -83,7 +86,7 @@ export class ConfigError extends Error {
 /** Parse the environment; empty strings count as unset. */
 export function parseConfig(env: NodeJS.ProcessEnv | Record<string, string | undefined>): Config {
   const present = Object.fromEntries(
-    Object.keys(configSchema.shape).flatMap((k) => (env[k] === undefined || env[k] === "" ? [] : [[k, env[k]]])),
+    Object.keys(configFields.shape).flatMap((k) => (env[k] === undefined || env[k] === "" ? [] : [[k, env[k]]])),
   );
   const parsed = configSchema.safeParse(present);
   if (!parsed.success) {

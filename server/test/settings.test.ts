@@ -106,7 +106,8 @@ describe("which models load, and when", () => {
 
   it("DEFAULT_MODEL answers requests that name no model, and must be loaded", async () => {
     expect(() => parseConfig({ MODELS: "xgboost", DEFAULT_MODEL: "lstm" })).toThrow(/DEFAULT_MODEL.*must be one of MODELS/);
-    const app = await testApp({ MODELS: "xgboost", DEFAULT_MODEL: "xgboost" });
+    expect(parseConfig({ MODELS: "lstm,transformer" }).DEFAULT_MODEL).toBe("lstm");
+    const app = await testApp({ MODELS: "xgboost,ensemble", DEFAULT_MODEL: "xgboost" });
     const res = await app.inject({ method: "POST", url: "/predict", ...json({ features: GUIDE_FEATURES }) });
     expect(res.json().model_type).toBe("xgboost");
     await app.close();
