@@ -20,7 +20,7 @@ npm run --silent typecheck
 step "models/: pytest (features, leakage, loaders, metrics, quick pipeline, default bundles)"
 (cd models && "$venv/bin/python" -m pytest -q)
 
-step "server/: vitest (unit, real HTTP, real Redis, server processes)"
+step "server/ and operator/: vitest (unit; real HTTP, Redis and server processes; operator against a real control plane)"
 npx vitest run
 
 step "server/: schemathesis fuzzing of /openapi.json"
