@@ -1,12 +1,15 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { cpSync, mkdtempSync } from "node:fs";
-import { connect, createServer } from "node:net";
+import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import type { FastifyInstance } from "fastify";
 import { buildApp } from "../src/app.js";
 import { parseConfig } from "../src/config.js";
+import { freePort, waitFor } from "../../test-support/wait.js";
 import { BUNDLES_DIR } from "./bundles.js";
+
+export { freePort, waitFor };
 
 export const SERVER_JS = resolve(import.meta.dirname, "../dist/server.js");
 export const RETURN_BUNDLE = join(BUNDLES_DIR, "spx-return-1d");
@@ -18,36 +21,11 @@ export function testApp(env: Record<string, string> = {}): Promise<FastifyInstan
   return buildApp({ config: parseConfig({ LOG_LEVEL: "silent", RATE_LIMIT_MAX: "0", ...env }), logger: false });
 }
 
-export function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolvePort(port));
-    });
-  });
-}
-
 /** A copy of a bundle in a fresh temp directory, for tests that change files. */
 export function copyBundle(source: string): string {
   const dir = join(mkdtempSync(join(tmpdir(), "bundle-")), "bundle");
   cpSync(source, dir, { recursive: true });
   return dir;
-}
-
-export async function waitFor<T>(probe: () => Promise<T | undefined> | T | undefined, timeoutMs = 10_000, what = "condition"): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      const value = await probe();
-      if (value !== undefined) return value;
-    } catch {
-      // not yet
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 export interface ServerProcess {
@@ -72,12 +50,12 @@ export async function startServer(env: Record<string, string> = {}, ready = true
   const url = `http://127.0.0.1:${port}`;
   if (ready) {
     await waitFor(
+      `server on ${port}`,
       async () => {
         if (child.exitCode !== null) throw new Error(`server exited: ${output}`);
         return (await fetch(`${url}/health`)).status === 200 ? true : undefined;
       },
       20_000,
-      `server on ${port}`,
     ).catch((error: Error) => {
       child.kill("SIGKILL");
       throw new Error(`${error.message}\n${output}`);
@@ -100,6 +78,7 @@ export async function startRedis(): Promise<RedisProcess> {
   const start = async () => {
     child = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], { stdio: "ignore" });
     await waitFor(
+      "redis-server",
       () =>
         new Promise<true | undefined>((r) => {
           const socket = connect(port, "127.0.0.1", () => {
@@ -109,7 +88,6 @@ export async function startRedis(): Promise<RedisProcess> {
           socket.on("error", () => r(undefined));
         }),
       10_000,
-      "redis-server",
     );
   };
   const stop = async () => {

@@ -25,14 +25,14 @@ describe("the server process", () => {
     await reader.read(); // the stream has started
     server.child.kill("SIGTERM");
     // New connections are refused (or answered 503) once shutdown has begun.
-    await waitFor(async () => {
+    await waitFor("new requests refused", async () => {
       try {
         const res = await fetch(`${server.url}/health`);
         return res.status === 503 ? true : undefined;
       } catch {
         return true;
       }
-    }, 5000, "new requests refused");
+    }, 5000);
     let text = "";
     const decoder = new TextDecoder();
     for (;;) {
@@ -51,7 +51,7 @@ describe("the server process", () => {
     cpSync(VOL_BUNDLE, dir, { recursive: true });
     server.child.kill("SIGHUP");
     const bundleName = async () => ((await (await fetch(`${server.url}/health`)).json()) as { bundle: { name: string } }).bundle.name;
-    await waitFor(async () => ((await bundleName()) === "spx-vol-5d" ? true : undefined), 10_000, "reload");
+    await waitFor("reload", async () => ((await bundleName()) === "spx-vol-5d" ? true : undefined), 10_000);
     server.child.kill("SIGTERM");
     expect((await server.exit).code).toBe(0);
   }, 30_000);
@@ -61,11 +61,11 @@ describe("the server process", () => {
     const server = await startServer({ WORKERS: "2", METRICS_PORT: String(metricsPort), CACHE_TTL: "0" });
     const responses = await Promise.all(Array.from({ length: 40 }, (_, i) => post(`${server.url}/predict`, { features: GUIDE_FEATURES.map((v) => v + i) })));
     expect(responses.every((r) => r.status === 200)).toBe(true);
-    const metrics = await waitFor(async () => {
+    const metrics = await waitFor("aggregated metrics", async () => {
       const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
       const total = Number(/http_requests_total\{route="\/predict",method="POST",status="200"\} (\d+)/.exec(text)?.[1] ?? 0);
       return total === 40 ? text : undefined;
-    }, 10_000, "aggregated metrics");
+    }, 10_000);
     expect(metrics).toContain("model_inference_rows_total");
     expect((await fetch(`${server.url}/metrics`)).status).toBe(404); // not on the API port
     server.child.kill("SIGTERM");

@@ -12,7 +12,7 @@ const predict = (app: FastifyInstance, features: number[], headers: Record<strin
   app.inject({ method: "POST", url: "/predict", ...json({ features, model_type: "xgboost" }), headers: { "content-type": "application/json", ...headers } });
 
 const metric = async (app: FastifyInstance, pattern: RegExp) => Number(pattern.exec((await app.inject({ method: "GET", url: "/metrics" })).body)?.[1] ?? 0);
-const redisReady = (app: FastifyInstance) => waitFor(() => (app.wavelet.redis?.status === "ready" ? true : undefined), 10_000, "redis ready");
+const redisReady = (app: FastifyInstance) => waitFor("redis ready", () => (app.wavelet.redis?.status === "ready" ? true : undefined), 10_000);
 
 describe("with a real Redis", () => {
   it("two replicas share the prediction cache", async () => {
@@ -21,7 +21,7 @@ describe("with a real Redis", () => {
     const features = GUIDE_FEATURES.map((v) => v * 3.1);
     const first = (await predict(a, features)).json();
     expect(first.cached).toBe(false);
-    await waitFor(async () => ((await a.wavelet.redis!.dbsize()) > 0 ? true : undefined), 5000, "entry in redis");
+    await waitFor("entry in redis", async () => ((await a.wavelet.redis!.dbsize()) > 0 ? true : undefined), 5000);
     const second = (await predict(b, features)).json();
     expect(second.cached).toBe(true);
     expect(second.prediction).toBe(first.prediction);
@@ -54,7 +54,7 @@ describe("with a real Redis", () => {
     const app = await testApp({ REDIS_URL: redis.url, RATE_LIMIT_MAX: "1000" });
     await redisReady(app);
     await redis.stop();
-    await waitFor(() => (app.wavelet.redis!.status !== "ready" ? true : undefined), 10_000, "redis down");
+    await waitFor("redis down", () => (app.wavelet.redis!.status !== "ready" ? true : undefined), 10_000);
     const during = await Promise.all(Array.from({ length: 20 }, (_, i) => predict(app, GUIDE_FEATURES.map((v) => v + i / 100))));
     expect(during.map((r) => r.statusCode)).toEqual(Array(20).fill(200));
     expect(await metric(app, /^redis_up (\d+)$/m)).toBe(0);
@@ -66,7 +66,7 @@ describe("with a real Redis", () => {
     expect(await metric(app, /^redis_up (\d+)$/m)).toBe(1);
     const features = GUIDE_FEATURES.map((v) => v * 7.7);
     await predict(app, features);
-    await waitFor(async () => ((await app.wavelet.redis!.dbsize()) > 0 ? true : undefined), 5000, "cache writes resumed");
+    await waitFor("cache writes resumed", async () => ((await app.wavelet.redis!.dbsize()) > 0 ? true : undefined), 5000);
     await app.close();
   }, 40_000);
 
@@ -74,7 +74,7 @@ describe("with a real Redis", () => {
     const app = await testApp({ REDIS_URL: redis.url, RATE_LIMIT_MAX: "3" });
     await redisReady(app);
     await redis.stop();
-    await waitFor(() => (app.wavelet.redis!.status !== "ready" ? true : undefined), 10_000, "redis down");
+    await waitFor("redis down", () => (app.wavelet.redis!.status !== "ready" ? true : undefined), 10_000);
     const key = { "x-api-key": `local-${Date.now()}` };
     const statuses = [];
     for (let i = 0; i < 5; i++) statuses.push((await predict(app, GUIDE_FEATURES, key)).statusCode);

@@ -134,6 +134,6 @@ describe("/predict/stream over real HTTP", () => {
     await app.wavelet.registry.reload();
     expect(old.bundle.status("xgboost")).toBe("loaded"); // still in use by the open stream
     res.destroy();
-    await waitFor(() => (old.bundle.status("xgboost") === "not_loaded" ? true : undefined), 5000, "old bundle released");
+    await waitFor("old bundle released", () => (old.bundle.status("xgboost") === "not_loaded" ? true : undefined), 5000);
   }, 20_000);
 });

@@ -1,6 +1,5 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { appendFileSync, mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import {
@@ -16,10 +15,13 @@ import {
   type V1PolicyRule,
 } from "@kubernetes/client-node";
 import { inject } from "vitest";
+import { freePort, waitFor } from "../../../test-support/wait.js";
 import { GROUP, PLURAL, VERSION, type WaveletModelStatus } from "../../src/api/waveletmodel.js";
 import { CLUSTER_RULES, rbac } from "../../src/deploy.js";
 
 /** Clients, namespaces and operator processes for tests against the real control plane. */
+
+export { waitFor };
 
 const root = resolve(import.meta.dirname, "../../..");
 export const OPERATOR_JS = join(root, "operator/dist/main.js");
@@ -39,32 +41,6 @@ export function admin() {
   };
 }
 export type Admin = ReturnType<typeof admin>;
-
-export async function waitFor<T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const value = await probe();
-      if (value !== undefined && value !== false) return value;
-    } catch (error) {
-      last = error;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${String(last)}` : ""}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
-
-export function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolvePort(port));
-    });
-  });
-}
 
 /** A fresh namespace, and the operator's ServiceAccount + RBAC (from deploy.ts) for it. */
 export async function operatorNamespace(a: Admin, name: string, rules: V1PolicyRule[] = CLUSTER_RULES): Promise<string> {
