@@ -87,6 +87,7 @@ describe("/predict/stream over real HTTP", () => {
     const afterAbort = await settled();
     await new Promise((r) => setTimeout(r, 500));
     expect(await rowsPredicted()).toBe(afterAbort);
+    expect((await app.wavelet.metrics.inFlight.get()).values[0]!.value).toBe(0);
     expect(afterAbort - before).toBeLessThan(LENGTH / 4);
   }, 20_000);
 

@@ -1,4 +1,4 @@
-import type { FastifyInstance } from "fastify";
+import type { FastifyInstance, FastifyRequest } from "fastify";
 import fp from "fastify-plugin";
 import client from "prom-client";
 
@@ -77,20 +77,27 @@ export type Metrics = ReturnType<typeof createMetrics>;
 declare module "fastify" {
   interface FastifyRequest {
     startedAt?: number;
+    counted?: boolean;
   }
 }
 
 /** Request counters, latency and in-flight gauge for every route. */
 export const metricsPlugin = fp(async (app: FastifyInstance, opts: { metrics: Metrics }) => {
   const { metrics } = opts;
-  app.addHook("onRequest", async (request) => {
-    request.startedAt = performance.now();
-    metrics.inFlight.inc();
-  });
-  app.addHook("onResponse", async (request, reply) => {
+  const finish = (request: FastifyRequest, status: number) => {
+    if (request.counted) return;
+    request.counted = true;
     metrics.inFlight.dec();
     const route = request.routeOptions.url ?? "unmatched";
-    metrics.requests.inc({ route, method: request.method, status: String(reply.statusCode) });
+    metrics.requests.inc({ route, method: request.method, status: String(status) });
     metrics.latency.observe({ route, method: request.method }, (performance.now() - (request.startedAt ?? 0)) / 1000);
+  };
+  app.addHook("onRequest", async (request, reply) => {
+    request.startedAt = performance.now();
+    metrics.inFlight.inc();
+    // A client that goes away mid-response (a stream, say) gets no onResponse; 499 is the
+    // customary "client closed request".
+    reply.raw.once("close", () => finish(request, reply.raw.writableFinished ? reply.statusCode : 499));
   });
+  app.addHook("onResponse", async (request, reply) => finish(request, reply.statusCode));
 });
