@@ -155,3 +155,34 @@ describe("which models load, and when", () => {
     await app.close();
   });
 });
+
+describe("errors and observability settings", () => {
+  it("a server error answers a generic body with the request id, never the error's text", async () => {
+    const { errorBody } = await import("../src/plugins/errors.js");
+    const failure = Object.assign(new Error("ENOENT /secret/path/model.onnx"), { statusCode: 500, code: "X" });
+    const { status, body } = errorBody(failure as never, "req-42");
+    expect(status).toBe(500);
+    expect(body).toEqual({ error: "internal_error", message: "Internal server error", request_id: "req-42" });
+    expect(errorBody(new Error("boom") as never, "req-43").body.message).toBe("Internal server error");
+  });
+
+  it("ENABLE_METRICS=false serves no /metrics", async () => {
+    const app = await testApp({ ENABLE_METRICS: "false" });
+    expect((await app.inject({ method: "GET", url: "/metrics" })).statusCode).toBe(404);
+    await app.close();
+  });
+
+  it("API keys never reach the logs", async () => {
+    const lines: string[] = [];
+    const { buildApp } = await import("../src/app.js");
+    const app = await buildApp({
+      config: parseConfig({ API_KEY: KEY, RATE_LIMIT_MAX: "0", LOG_LEVEL: "debug" }),
+      logger: { level: "debug", stream: { write: (line: string) => lines.push(line) } } as never,
+    });
+    await app.inject({ method: "POST", url: "/predict", ...json({ features: GUIDE_FEATURES }), headers: { "content-type": "application/json", "x-api-key": KEY } });
+    await app.inject({ method: "POST", url: "/predict", ...json({ features: GUIDE_FEATURES }), headers: { "content-type": "application/json", authorization: `Bearer ${KEY}x` } });
+    await app.close();
+    expect(lines.length).toBeGreaterThan(0);
+    expect(lines.join("\n")).not.toContain(KEY);
+  });
+});
