@@ -29,6 +29,19 @@ describe("with a real Redis", () => {
     await Promise.all([a.close(), b.close()]);
   });
 
+  it("a replica that has not loaded a model yet answers a shared cache hit with its interval", async () => {
+    const [eager, lazy] = await Promise.all([testApp({ REDIS_URL: redis.url }), testApp({ REDIS_URL: redis.url, MODEL_LOADING: "lazy" })]);
+    await Promise.all([redisReady(eager), redisReady(lazy)]);
+    const features = GUIDE_FEATURES.map((v) => v * 4.3);
+    const first = (await predict(eager, features)).json();
+    await waitFor("entry in redis", async () => ((await eager.wavelet.redis!.dbsize()) > 0 ? true : undefined), 5000);
+    const res = await lazy.inject({ method: "POST", url: "/predict", ...json({ features, model_type: "xgboost", return_confidence: true }) });
+    expect(res.statusCode).toBe(200);
+    expect(res.json()).toMatchObject({ cached: true, prediction: first.prediction, confidence: { level: 0.9 } });
+    expect(lazy.wavelet.registry.serving!.bundle.status("xgboost")).toBe("not_loaded");
+    await Promise.all([eager.close(), lazy.close()]);
+  });
+
   it("the rate limit holds across replicas and answers 429 with Retry-After", async () => {
     const env = { REDIS_URL: redis.url, RATE_LIMIT_MAX: "10", RATE_LIMIT_WINDOW_MS: "60000" };
     const [a, b] = await Promise.all([testApp(env), testApp(env)]);

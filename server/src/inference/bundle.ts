@@ -115,6 +115,11 @@ export class Bundle {
     return quantized && manifest.models[int8] ? int8 : model;
   }
 
+  /** The manifest entry serving `model` (its file, signature and calibration), loaded or not. */
+  entry(model: ModelType): ModelEntry {
+    return this.manifest.models[Bundle.fileKey(this.manifest, model, this.options.quantized)]!;
+  }
+
   isConfigured(model: string): model is ModelType {
     return (this.options.models as readonly string[]).includes(model);
   }
@@ -146,7 +151,7 @@ export class Bundle {
 
   private async createSession(model: ModelType): Promise<LoadedModel> {
     const started = performance.now();
-    const entry = this.manifest.models[Bundle.fileKey(this.manifest, model, this.options.quantized)]!;
+    const entry = this.entry(model);
     const bytes = await readFile(join(this.dir, entry.file));
     if (sha256(bytes) !== entry.sha256) throw new BundleError(`${entry.file} changed on disk since the bundle was verified`);
     const session = await ort.InferenceSession.create(bytes, SESSION_OPTIONS);

@@ -80,7 +80,9 @@ export class Predictor {
   /** prediction ± quantile × scale, the scale from the row or the prediction (DESIGN §3). */
   intervals(serving: Serving, model: ModelType, rows: Rows, values: Float64Array): NonNullable<Predictions["interval"]> {
     const bundle = serving.bundle;
-    const { calibration } = bundle.loadedModel(model)!.entry;
+    // From the manifest: a cached answer (say from another replica, through Redis) may need
+    // an interval before this replica has loaded the model.
+    const { calibration } = bundle.entry(model);
     const w = bundle.window;
     const clampAtZero = bundle.manifest.conformal.lower_bound_zero;
     const lower = new Float64Array(rows.n);

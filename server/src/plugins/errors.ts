@@ -27,8 +27,6 @@ export class AppError extends Error {
   }
 }
 
-export const badRequest = (field: string, message: string) =>
-  new AppError(400, "validation_error", `${field}: ${message}`, [{ field, message }]);
 export const unavailable = (message: string, details?: unknown) => new AppError(503, "unavailable", message, undefined, details);
 
 /** "/features/3" in the body → "features[3]". */
