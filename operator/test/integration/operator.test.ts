@@ -101,7 +101,9 @@ describe("the operator against a real API server", () => {
     const active = await waitFor("active service", () => service(ns, "spx"));
     expect(active.spec).toMatchObject({ type: "NodePort", selector: { "wavelet.dev/color": "blue" } });
     expect(active.spec!.ports![0]!.port).toBe(8080);
-    expect((await service(ns, "spx-preview")).spec?.selector?.["wavelet.dev/color"]).toBe("blue");
+    // The operator applies the active Service before the preview one: wait for it too.
+    const preview = await waitFor("preview service", () => service(ns, "spx-preview"));
+    expect(preview.spec?.selector?.["wavelet.dev/color"]).toBe("blue");
     const hpa = await waitFor("hpa", () => a.autoscaling.readNamespacedHorizontalPodAutoscaler({ name: "spx", namespace: ns }));
     expect(hpa.spec).toMatchObject({ minReplicas: 2, maxReplicas: 6, scaleTargetRef: { name: "spx-blue" } });
     const ready = await waitFor("Ready", async () => ((await m.get("spx")).status?.phase === "Ready" ? m.get("spx") : undefined));
