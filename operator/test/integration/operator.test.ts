@@ -123,7 +123,8 @@ describe("the operator against a real API server", () => {
     const green = await waitFor("green deployment", () => deployment(ns, "spx-green"));
     expect(green.spec?.replicas).toBe(4);
     await waitFor("traffic on green", async () => (await service(ns, "spx")).spec?.selector?.["wavelet.dev/color"] === "green");
-    expect((await a.autoscaling.readNamespacedHorizontalPodAutoscaler({ name: "spx", namespace: ns })).spec?.scaleTargetRef.name).toBe("spx-green");
+    // The HPA is applied after the Services in the same pass.
+    await waitFor("HPA on green", async () => (await a.autoscaling.readNamespacedHorizontalPodAutoscaler({ name: "spx", namespace: ns })).spec?.scaleTargetRef.name === "spx-green");
     await waitFor("blue scaled to zero", async () => (await deployment(ns, "spx-blue")).spec?.replicas === 0, 20_000);
     const wm = await waitFor("Ready on green", async () => {
       const x = await m.get("spx");
