@@ -34,7 +34,10 @@ export interface WaveletApp {
   registry: ModelRegistry;
   metrics: Metrics;
   redis: Redis | undefined;
-  /** Health turns 503 from here on, so load balancers stop sending new requests. */
+  /**
+   * Health turns 503 from here on, so load balancers stop sending new requests, and every
+   * response says Connection: close, so keep-alive clients reconnect (to another pod).
+   */
   beginShutdown(): void;
 }
 
@@ -67,6 +70,9 @@ export async function buildApp(opts: BuildOptions): Promise<FastifyInstance> {
     // fresh objects, so the per-request regex scans for poisoned keys buy nothing.
     onProtoPoisoning: "ignore",
     onConstructorPoisoning: "ignore",
+    // A request still arriving on an open connection after close() (its headers were on
+    // the way) is served like any other: a drain must not fail requests.
+    return503OnClosing: false,
   });
   app.setValidatorCompiler(validatorCompiler);
   // Responses are built by typed handlers from the same schemas; validating them again on
@@ -79,6 +85,7 @@ export async function buildApp(opts: BuildOptions): Promise<FastifyInstance> {
   let shape: FeatureShape | undefined;
   const registry = new ModelRegistry({
     modelDir: config.MODEL_DIR,
+    bundleName: config.MODEL_BUNDLE,
     bundle: {
       models: config.MODELS,
       quantized: config.QUANTIZED,
@@ -110,6 +117,10 @@ export async function buildApp(opts: BuildOptions): Promise<FastifyInstance> {
         : undefined,
   });
   app.decorate("wavelet", { registry, metrics, redis, beginShutdown: () => (shuttingDown = true) } satisfies WaveletApp);
+  app.addHook("onRequest", (_request, reply, done) => {
+    if (shuttingDown) void reply.header("connection", "close");
+    done();
+  });
   app.addHook("onClose", async () => {
     await registry.close();
     redis?.disconnect();

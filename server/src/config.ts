@@ -7,8 +7,8 @@ import { z } from "zod";
  * process with a message naming every offending variable. There are no default secrets.
  */
 
-// server/src (or server/dist) → repository root → the bundled default bundle.
-export const DEFAULT_MODEL_DIR = resolve(dirname(fileURLToPath(import.meta.url)), "../../models/bundles/spx-return-1d");
+// server/src (or server/dist) → repository root → models/, whose bundles/ holds the defaults.
+export const DEFAULT_MODEL_DIR = resolve(dirname(fileURLToPath(import.meta.url)), "../../models");
 export const MODEL_TYPES = ["xgboost", "lstm", "transformer", "ensemble"] as const;
 
 const bool = z
@@ -28,6 +28,11 @@ const configFields = z.object({
   HOST: z.string().default("0.0.0.0"),
   PORT: port.default(8000),
   MODEL_DIR: z.string().min(1).default(DEFAULT_MODEL_DIR),
+  MODEL_BUNDLE: z
+    .string()
+    .regex(/^[\w.-]+$/, "expected a bundle directory name (letters, digits, . _ -)")
+    .refine((v) => v !== "." && v !== "..", "expected a bundle directory name")
+    .optional(),
   MODELS: list.pipe(z.array(z.enum(MODEL_TYPES)).min(1)).default([...MODEL_TYPES]),
   DEFAULT_MODEL: z.enum(MODEL_TYPES).optional(),
   MODEL_LOADING: z.enum(["eager", "lazy"]).default("eager"),
@@ -57,6 +62,9 @@ const configFields = z.object({
   MICRO_BATCH: bool.default(true),
   MICRO_BATCH_MAX: int(1, 65536).default(256),
   MICRO_BATCH_WAIT_MS: z.coerce.number().min(0).max(100).default(0),
+  // After SIGTERM, how long to keep serving (health 503, every answer Connection: close)
+  // while endpoint removal propagates and keep-alive clients move to other pods.
+  SHUTDOWN_DELAY_MS: int(0, 600_000).default(5_000),
   SHUTDOWN_GRACE_MS: int(0, 600_000).default(20_000),
   REQUEST_TIMEOUT_MS: int(0, 3_600_000).default(60_000),
 });

@@ -1,4 +1,5 @@
 import cluster from "node:cluster";
+import { setTimeout as sleep } from "node:timers/promises";
 import Fastify from "fastify";
 import { AggregatorRegistry } from "prom-client";
 import { buildApp } from "./app.js";
@@ -6,8 +7,10 @@ import { type Config, ConfigError, parseConfig } from "./config.js";
 import { metricsRoute, registryMetrics } from "./routes/metrics.js";
 
 /**
- * The process: settings, listeners, workers, signals. SIGTERM stops accepting connections,
- * lets in-flight requests and streams finish within SHUTDOWN_GRACE_MS, then exits 0.
+ * The process: settings, listeners, workers, signals. SIGTERM (or SIGINT) first drains for
+ * SHUTDOWN_DELAY_MS: /health answers 503 and everything else is served, each response with
+ * Connection: close. Then it stops accepting connections, lets in-flight requests and
+ * streams finish within SHUTDOWN_GRACE_MS, and exits 0. With workers, each one does this.
  * SIGHUP reloads the bundle from MODEL_DIR (atomically; a bad bundle changes nothing).
  */
 
@@ -29,6 +32,9 @@ async function metricsListener(config: Config, source: () => Promise<{ body: str
   await app.listen({ host: config.HOST, port: config.METRICS_PORT! });
   return app;
 }
+
+/** SIGTERM comes from Kubernetes or docker stop; SIGINT is Ctrl-C at a terminal, with no load balancer to leave. */
+const drainDelay = (config: Config, signal: NodeJS.Signals) => (signal === "SIGINT" ? 0 : config.SHUTDOWN_DELAY_MS);
 
 async function runWorker(config: Config): Promise<void> {
   const separateMetrics = config.ENABLE_METRICS && config.METRICS_PORT !== undefined;
@@ -52,11 +58,16 @@ async function runWorker(config: Config): Promise<void> {
   });
 
   let stopping = false;
-  const stop = async (signal: string) => {
+  const stop = async (signal: NodeJS.Signals) => {
     if (stopping) return;
     stopping = true;
-    app.log.info({ signal, graceMs: config.SHUTDOWN_GRACE_MS }, "shutting down: no new connections, finishing in-flight requests");
     app.wavelet.beginShutdown();
+    // Kubernetes removes the pod from its Service while this runs; until then, and until
+    // keep-alive clients have been told to reconnect elsewhere, keep serving.
+    const delayMs = drainDelay(config, signal);
+    app.log.info({ signal, delayMs }, "shutting down: unready, draining keep-alive clients");
+    await sleep(delayMs);
+    app.log.info({ graceMs: config.SHUTDOWN_GRACE_MS }, "shutting down: no new connections, finishing in-flight requests");
     const deadline = setTimeout(() => {
       app.log.warn("grace period over; exiting with requests still open");
       process.exit(0);
@@ -90,8 +101,8 @@ async function runPrimary(config: Config): Promise<void> {
     if (stopping) return;
     stopping = true;
     log(`${signal}: stopping ${config.WORKERS} workers`);
-    broadcast("SIGTERM");
-    const deadline = setTimeout(() => process.exit(0), config.SHUTDOWN_GRACE_MS + 1000);
+    broadcast(signal);
+    const deadline = setTimeout(() => process.exit(0), drainDelay(config, signal) + config.SHUTDOWN_GRACE_MS + 1000);
     deadline.unref();
     cluster.on("exit", () => {
       if (Object.keys(cluster.workers ?? {}).length > 0) return;

@@ -17,6 +17,8 @@ describe("configuration", () => {
     expect(c.API_KEY).toBeUndefined();
     expect(c.ADMIN_API_KEY).toBeUndefined();
     expect(c.ENABLE_METRICS).toBe(true);
+    expect(c.SHUTDOWN_DELAY_MS).toBe(5000);
+    expect(parseConfig({ SHUTDOWN_DELAY_MS: "0" }).SHUTDOWN_DELAY_MS).toBe(0);
   });
 
   it("reads the guide's production settings", () => {
@@ -37,12 +39,23 @@ describe("configuration", () => {
   it("stops on bad values with one readable line per variable, secrets hidden", () => {
     let message = "";
     try {
-      parseConfig({ PORT: "eighty", WORKERS: "0", LOG_LEVEL: "LOUD", REDIS_URL: "http://x", API_KEY: "short-secret", MODELS: "xgboost,arima" });
+      parseConfig({
+        PORT: "eighty",
+        WORKERS: "0",
+        LOG_LEVEL: "LOUD",
+        REDIS_URL: "http://x",
+        API_KEY: "short-secret",
+        MODELS: "xgboost,arima",
+        MODEL_BUNDLE: "../elsewhere",
+        SHUTDOWN_DELAY_MS: "-1",
+      });
     } catch (error) {
       expect(error).toBeInstanceOf(ConfigError);
       message = (error as Error).message;
     }
-    for (const name of ["PORT=", "WORKERS=", "LOG_LEVEL=", "REDIS_URL=", "API_KEY=(hidden)", "MODELS="]) expect(message).toContain(name);
+    for (const name of ["PORT=", "WORKERS=", "LOG_LEVEL=", "REDIS_URL=", "API_KEY=(hidden)", "MODELS=", "MODEL_BUNDLE=", "SHUTDOWN_DELAY_MS="]) {
+      expect(message).toContain(name);
+    }
     expect(message).not.toContain("short-secret");
   });
 

@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
-import { readFile } from "node:fs/promises";
-import { join } from "node:path";
+import { access, readFile, readdir } from "node:fs/promises";
+import { basename, join } from "node:path";
 import * as ort from "onnxruntime-node";
 import { type FeatureParams, featureParams } from "../features/wavelet.js";
 import { type Manifest, type ModelEntry, manifestSchema } from "../schemas/manifest.js";
@@ -32,6 +32,49 @@ export interface BundleOptions {
 }
 
 const sha256 = (data: Buffer | string) => createHash("sha256").update(data).digest("hex");
+
+/** The project's default bundle, served when MODEL_DIR holds several and none is named. */
+export const DEFAULT_BUNDLE = "spx-return-1d";
+
+const isBundle = (dir: string) => access(join(dir, "manifest.json")).then(() => true, () => false);
+
+/** The names of `dir`'s entries that are bundles; hidden ones (Kubernetes' ..data) never are. */
+async function bundlesIn(dir: string): Promise<string[]> {
+  const names = (await readdir(dir)).filter((name) => !name.startsWith("."));
+  const found = await Promise.all(names.map((name) => isBundle(join(dir, name))));
+  return names.filter((_, i) => found[i]).sort();
+}
+
+/**
+ * The bundle directory that MODEL_DIR (and MODEL_BUNDLE, `name`) stand for: MODEL_DIR itself
+ * when it holds a manifest.json; otherwise one of the subdirectories holding one, in MODEL_DIR
+ * or, when it has none, in MODEL_DIR/bundles (the layout of this repository's models/). Which
+ * one: `name`, else the only one, else DEFAULT_BUNDLE. Resolved at every load, so replacing
+ * the contents of a mounted directory and reloading serves what is there now.
+ */
+export async function locateBundle(modelDir: string, name: string | undefined): Promise<string> {
+  if (await isBundle(modelDir)) {
+    if (name !== undefined && name !== basename(modelDir)) {
+      throw new BundleError(`MODEL_BUNDLE=${name}, but MODEL_DIR ${modelDir} is itself a bundle (${basename(modelDir)})`);
+    }
+    return modelDir;
+  }
+  let parent = modelDir;
+  let found = await bundlesIn(parent).catch((error: Error) => {
+    throw new BundleError(`cannot read MODEL_DIR: ${error.message}`);
+  });
+  if (!found.length) {
+    parent = join(modelDir, "bundles");
+    found = await bundlesIn(parent).catch(() => []);
+  }
+  if (!found.length) throw new BundleError(`no bundle in MODEL_DIR ${modelDir}: no manifest.json in it, in its subdirectories or in those of its bundles/`);
+  const chosen = name ?? (found.length === 1 ? found[0]! : found.includes(DEFAULT_BUNDLE) ? DEFAULT_BUNDLE : undefined);
+  if (chosen === undefined) {
+    throw new BundleError(`${parent} holds several bundles (${found.join(", ")}) and none is ${DEFAULT_BUNDLE}: set MODEL_BUNDLE to the one to serve`);
+  }
+  if (!found.includes(chosen)) throw new BundleError(`MODEL_BUNDLE=${chosen} is not a bundle in ${parent}, which holds ${found.join(", ")}`);
+  return join(parent, chosen);
+}
 
 // One intra-op thread: rows then never depend on how they were batched (the tree ensemble
 // splits work across threads differently for small and large batches), and throughput

@@ -1,6 +1,6 @@
 import type { FastifyBaseLogger } from "fastify";
 import { unavailable } from "../plugins/errors.js";
-import { Bundle, type BundleOptions, BundleError, type ModelType } from "./bundle.js";
+import { Bundle, type BundleOptions, BundleError, type ModelType, locateBundle } from "./bundle.js";
 import { ModelRunner, type RunnerOptions } from "./runner.js";
 
 /**
@@ -14,6 +14,8 @@ import { ModelRunner, type RunnerOptions } from "./runner.js";
 
 export interface RegistryOptions {
   modelDir: string;
+  /** MODEL_BUNDLE: which bundle in modelDir, when it holds several. */
+  bundleName?: string | undefined;
   bundle: BundleOptions;
   loading: "eager" | "lazy";
   runner: RunnerOptions;
@@ -92,17 +94,17 @@ export class ModelRegistry {
   }
 
   /** Serialize reloads; each one either swaps in a verified bundle or changes nothing. */
-  reload(dir: string = this.options.modelDir): Promise<Bundle> {
-    const next = this.chain.then(() => this.swap(dir));
+  reload(): Promise<Bundle> {
+    const next = this.chain.then(() => this.swap());
     this.chain = next.catch(() => undefined);
     return next;
   }
 
-  private async swap(dir: string): Promise<Bundle> {
+  private async swap(): Promise<Bundle> {
     const at = new Date().toISOString();
     let bundle: Bundle | undefined;
     try {
-      bundle = await Bundle.open(dir, this.options.bundle);
+      bundle = await Bundle.open(await locateBundle(this.options.modelDir, this.options.bundleName), this.options.bundle);
       const refusal = this.options.accept?.(bundle);
       if (refusal) throw new BundleError(refusal);
       if (this.options.loading === "eager") await bundle.loadAll();
@@ -120,7 +122,7 @@ export class ModelRegistry {
     this.lastReload = { at, ok: true, bundle: { name: bundle.name, version: bundle.version, digest: bundle.digest } };
     this.options.onSwap?.(bundle, previous?.bundle);
     previous?.retire();
-    this.options.log.info({ bundle: bundle.name, version: bundle.version, digest: bundle.digest }, "serving bundle");
+    this.options.log.info({ bundle: bundle.name, version: bundle.version, digest: bundle.digest, dir: bundle.dir }, "serving bundle");
     return bundle;
   }
 
