@@ -6,10 +6,10 @@
 // Prints: seconds until all N are Ready, reconciles per second over that time, the
 // operator's peak memory (VmHWM), and the time from a bundle change to the active
 // Service's switch (median of several changes).
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { CoreV1Api, CustomObjectsApi, KubeConfig, PatchStrategy, setHeaderOptions } from "@kubernetes/client-node";
-import { OPERATOR_NODE_OPTIONS } from "../operator/dist/deploy.js";
+import { parse } from "yaml";
 
 const N = Number(process.argv[2] ?? 200);
 const kubeconfig = process.env.KUBECONFIG;
@@ -23,10 +23,16 @@ const base = { group: "wavelet.dev", version: "v1alpha1", namespace: ns, plural:
 const digest = (c) => `sha256:${c.repeat(64)}`;
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+// The V8 flags the operator's Deployment runs it with, as the Helm chart renders them.
+const chartNodeOptions = () => {
+  const helm = `${execFileSync("e2e/kind/build.sh", ["helm"], { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] }).trim().split("\n").at(-1)}/helm`;
+  const deployment = parse(execFileSync(helm, ["template", "charts/wavelet-operator", "--show-only", "templates/deployment.yaml"], { encoding: "utf8" }));
+  return deployment.spec.template.spec.containers[0].env.find((e) => e.name === "NODE_OPTIONS").value;
+};
+const nodeOptions = process.env.OPERATOR_NODE_OPTIONS ?? chartNodeOptions();
+
 await core.createNamespace({ body: { metadata: { name: ns } } });
 const port = 18000 + Math.floor(Math.random() * 1000);
-// The V8 flags the operator's Deployment runs it with (operator/src/deploy.ts).
-const nodeOptions = process.env.OPERATOR_NODE_OPTIONS ?? OPERATOR_NODE_OPTIONS;
 const operator = spawn(process.execPath, [...nodeOptions.split(" ").filter(Boolean), "operator/dist/main.js"], {
   env: { ...process.env, WATCH_NAMESPACE: ns, LEADER_ELECTION: "false", PORT: String(port), LOG_LEVEL: "warn", SERVER_IMAGE: "wavelet-server:bench" },
   stdio: ["ignore", "ignore", "pipe"],

@@ -11,7 +11,12 @@ const bool = z
 
 export const configSchema = z.object({
   SERVER_IMAGE: z.string().min(1).default("wavelet-server:0.1.0"),
-  WATCH_NAMESPACE: z.string().optional(),
+  // Comma-separated namespaces to watch; unset means the whole cluster.
+  WATCH_NAMESPACE: z
+    .string()
+    .default("")
+    .transform((v) => [...new Set(v.split(",").map((n) => n.trim()).filter(Boolean))])
+    .pipe(z.array(z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, "namespace names are DNS-1123 labels"))),
   OPERATOR_NAMESPACE: z.string().default("wavelet-system"),
   LEADER_ELECTION: bool.default(true),
   LEASE_NAME: z.string().default("wavelet-operator"),

@@ -4,14 +4,12 @@
  *
  *   node dist/main.js              run (KUBECONFIG or in-cluster credentials)
  *   node dist/main.js crd          print the WaveletModel CRD (crds/waveletmodel.yaml)
- *   node dist/main.js manifests [--namespace ns] [--image img] [--server-image img] [--replicas n]
- *                                  print the operator's ServiceAccount, RBAC and Deployment
  *
- * It never installs its own CRD. With leader election (the default) only the replica that
- * holds the Lease reconciles; the others keep warm caches and take over when it goes.
+ * The Helm chart charts/wavelet-operator installs it; it never installs its own CRD. With
+ * leader election (the default) only the replica that holds the Lease reconciles; the
+ * others keep warm caches and take over when it goes.
  */
 import { createServer } from "node:http";
-import { parseArgs } from "node:util";
 import { CoordinationV1Api, KubeConfig } from "@kubernetes/client-node";
 import { stringify } from "yaml";
 import { waveletModelCrd } from "./api/crd.js";
@@ -22,14 +20,11 @@ import { Controller } from "./controller/controller.js";
 import { createInformers } from "./controller/informers.js";
 import { LeaderElector } from "./controller/leader.js";
 import { WorkQueue } from "./controller/queue.js";
-import { operatorManifests } from "./deploy.js";
 import { KubeClient } from "./kube/client.js";
 import { createLog } from "./log.js";
 import { createMetrics } from "./metrics.js";
 import { httpAnalyzer } from "./reconcile/analysis.js";
 import { Reconciler } from "./reconcile/reconciler.js";
-
-const yamlDocuments = (objects: unknown[]) => objects.map((o) => stringify(o, { lineWidth: 0 })).join("---\n");
 
 async function run(): Promise<void> {
   const config = parseConfig(process.env);
@@ -115,36 +110,19 @@ async function run(): Promise<void> {
   if (outcome === "lost") await stop(1, "lost leadership");
 }
 
-async function main(argv: string[]): Promise<void> {
-  const { positionals, values } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      namespace: { type: "string", default: "wavelet-system" },
-      image: { type: "string", default: "wavelet-operator:0.1.0" },
-      "server-image": { type: "string", default: "wavelet-server:0.1.0" },
-      replicas: { type: "string", default: "2" },
-    },
-  });
-  switch (positionals[0] ?? "run") {
+async function main(command = "run"): Promise<void> {
+  switch (command) {
     case "crd":
-      process.stdout.write(yamlDocuments([waveletModelCrd()]));
-      return;
-    case "manifests":
-      process.stdout.write(
-        yamlDocuments(
-          operatorManifests({ namespace: values.namespace!, image: values.image!, serverImage: values["server-image"]!, replicas: Number(values.replicas) }),
-        ),
-      );
+      process.stdout.write(stringify(waveletModelCrd(), { lineWidth: 0 }));
       return;
     case "run":
       return run();
     default:
-      throw new Error(`unknown command ${positionals[0]}; use run, crd or manifests`);
+      throw new Error(`unknown command ${command}; use run or crd`);
   }
 }
 
-main(process.argv.slice(2)).catch((error: unknown) => {
+main(process.argv[2]).catch((error: unknown) => {
   process.stderr.write(`${(error as Error).message ?? error}\n`);
   process.exit(2);
 });

@@ -30,7 +30,8 @@ async function colour(b: Behaviour): Promise<string> {
   return `http://127.0.0.1:${(server.address() as { port: number }).port}`;
 }
 
-const analyzed = (over: Record<string, unknown> = {}) => model({ rollout: { analysis: { enabled: true, requests: 10, maxErrorRate: 0, maxP99LatencyMs: 100, ...over } } });
+// A generous p99 bound: only the latency test is about latency, and a busy machine answers slowly.
+const analyzed = (over: Record<string, unknown> = {}) => model({ rollout: { analysis: { enabled: true, requests: 10, maxErrorRate: 0, maxP99LatencyMs: 2000, ...over } } });
 
 describe("analysis against the preview and active colours", () => {
   it("passes a healthy preview serving the expected bundle", async () => {

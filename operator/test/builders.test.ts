@@ -79,8 +79,13 @@ describe("Services and HPA", () => {
 });
 
 describe("the CRD", () => {
+  const crd = (path: string) => readFileSync(resolve(import.meta.dirname, "../..", path), "utf8");
+
   it("crds/waveletmodel.yaml is what the zod schemas generate (npm run crd -w operator)", () => {
-    const committed = parse(readFileSync(resolve(import.meta.dirname, "../../crds/waveletmodel.yaml"), "utf8"));
-    expect(committed).toEqual(waveletModelCrd());
+    expect(parse(crd("crds/waveletmodel.yaml"))).toEqual(waveletModelCrd());
+  });
+
+  it("the Helm chart carries the same bytes (npm run crd -w operator writes both)", () => {
+    expect(crd("charts/wavelet-operator/crds/waveletmodel.yaml")).toBe(crd("crds/waveletmodel.yaml"));
   });
 });

@@ -40,63 +40,79 @@ export interface InformerSet {
 
 type Log = { warn: (msg: string, extra?: unknown) => void };
 
-export function createInformers(kc: KubeConfig, namespace: string | undefined, enqueue: (key: string) => void, clock: Clock, log: Log): InformerSet {
+/** One cache over the informers of several namespaces, each of which holds only its own. */
+function merged<T>(caches: ObjectCache<T>[]): ObjectCache<T> {
+  return {
+    get: (name, namespace) => caches.map((c) => c.get(name, namespace)).find((o) => o !== undefined),
+    list: (namespace) => caches.flatMap((c) => c.list(namespace)),
+  };
+}
+
+/** `namespaces`: the namespaces to watch, each with its own informers; none means the whole cluster. */
+export function createInformers(kc: KubeConfig, namespaces: string[], enqueue: (key: string) => void, clock: Clock, log: Log): InformerSet {
   const custom = kc.makeApiClient(CustomObjectsApi);
   const apps = kc.makeApiClient(AppsV1Api);
   const core = kc.makeApiClient(CoreV1Api);
   const autoscaling = kc.makeApiClient(AutoscalingV2Api);
-  const scope = (path: string) => (namespace ? path.replace(/^(\/apis?\/[^/]+(?:\/[^/]+)?)\//, `$1/namespaces/${namespace}/`) : path);
   const list = <T extends KubernetesObject>(fn: () => Promise<unknown>) => fn as () => Promise<KubernetesListObject<T>>;
 
-  const models = makeInformer<KubernetesObject>(
-    kc,
-    scope(`/apis/${GROUP}/${VERSION}/${PLURAL}`),
-    list(() =>
-      namespace
-        ? custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace, plural: PLURAL })
-        : custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: PLURAL }),
-    ),
-  );
-  const deployments = makeInformer<V1Deployment>(
-    kc,
-    scope("/apis/apps/v1/deployments"),
-    list(() =>
-      namespace
-        ? apps.listNamespacedDeployment({ namespace, labelSelector: MANAGED_SELECTOR })
-        : apps.listDeploymentForAllNamespaces({ labelSelector: MANAGED_SELECTOR }),
-    ),
-    MANAGED_SELECTOR,
-  );
-  const services = makeInformer<V1Service>(
-    kc,
-    scope("/api/v1/services"),
-    list(() =>
-      namespace ? core.listNamespacedService({ namespace, labelSelector: MANAGED_SELECTOR }) : core.listServiceForAllNamespaces({ labelSelector: MANAGED_SELECTOR }),
-    ),
-    MANAGED_SELECTOR,
-  );
-  const hpas = makeInformer<V2HorizontalPodAutoscaler>(
-    kc,
-    scope("/apis/autoscaling/v2/horizontalpodautoscalers"),
-    list(() =>
-      namespace
-        ? autoscaling.listNamespacedHorizontalPodAutoscaler({ namespace, labelSelector: MANAGED_SELECTOR })
-        : autoscaling.listHorizontalPodAutoscalerForAllNamespaces({ labelSelector: MANAGED_SELECTOR }),
-    ),
-    MANAGED_SELECTOR,
-  );
+  const informersIn = (namespace: string | undefined) => {
+    const scope = (path: string) => (namespace ? path.replace(/^(\/apis?\/[^/]+(?:\/[^/]+)?)\//, `$1/namespaces/${namespace}/`) : path);
+    const models = makeInformer<KubernetesObject>(
+      kc,
+      scope(`/apis/${GROUP}/${VERSION}/${PLURAL}`),
+      list(() =>
+        namespace
+          ? custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace, plural: PLURAL })
+          : custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: PLURAL }),
+      ),
+    );
+    const deployments = makeInformer<V1Deployment>(
+      kc,
+      scope("/apis/apps/v1/deployments"),
+      list(() =>
+        namespace
+          ? apps.listNamespacedDeployment({ namespace, labelSelector: MANAGED_SELECTOR })
+          : apps.listDeploymentForAllNamespaces({ labelSelector: MANAGED_SELECTOR }),
+      ),
+      MANAGED_SELECTOR,
+    );
+    const services = makeInformer<V1Service>(
+      kc,
+      scope("/api/v1/services"),
+      list(() =>
+        namespace ? core.listNamespacedService({ namespace, labelSelector: MANAGED_SELECTOR }) : core.listServiceForAllNamespaces({ labelSelector: MANAGED_SELECTOR }),
+      ),
+      MANAGED_SELECTOR,
+    );
+    const hpas = makeInformer<V2HorizontalPodAutoscaler>(
+      kc,
+      scope("/apis/autoscaling/v2/horizontalpodautoscalers"),
+      list(() =>
+        namespace
+          ? autoscaling.listNamespacedHorizontalPodAutoscaler({ namespace, labelSelector: MANAGED_SELECTOR })
+          : autoscaling.listHorizontalPodAutoscalerForAllNamespaces({ labelSelector: MANAGED_SELECTOR }),
+      ),
+      MANAGED_SELECTOR,
+    );
+    return { namespace, models, deployments, services, hpas };
+  };
+  const sets = (namespaces.length ? namespaces : [undefined]).map(informersIn);
 
   const modelKey = (o: KubernetesObject) => enqueue(`${o.metadata?.namespace}/${o.metadata?.name}`);
   const childKey = (o: KubernetesObject) => {
     const key = ownerKey(o);
     if (key) enqueue(key);
   };
-  const all: [string, Informer<KubernetesObject>, (o: KubernetesObject) => void][] = [
-    ["waveletmodels", models, modelKey],
-    ["deployments", deployments as unknown as Informer<KubernetesObject>, childKey],
-    ["services", services as unknown as Informer<KubernetesObject>, childKey],
-    ["hpas", hpas as unknown as Informer<KubernetesObject>, childKey],
-  ];
+  const all = sets.flatMap(({ namespace, models, deployments, services, hpas }): [string, Informer<KubernetesObject>, (o: KubernetesObject) => void][] => {
+    const where = namespace ? ` in ${namespace}` : "";
+    return [
+      [`waveletmodels${where}`, models, modelKey],
+      [`deployments${where}`, deployments as unknown as Informer<KubernetesObject>, childKey],
+      [`services${where}`, services as unknown as Informer<KubernetesObject>, childKey],
+      [`hpas${where}`, hpas as unknown as Informer<KubernetesObject>, childKey],
+    ];
+  });
   const started = new Set<string>();
   let stopping = false;
   /** Start again until it works (the API server may still be down), backing off to 30 s. */
@@ -123,7 +139,12 @@ export function createInformers(kc: KubeConfig, namespace: string | undefined, e
   }
 
   return {
-    caches: { models, deployments, services, hpas },
+    caches: {
+      models: merged(sets.map((s) => s.models)),
+      deployments: merged(sets.map((s) => s.deployments)),
+      services: merged(sets.map((s) => s.services)),
+      hpas: merged(sets.map((s) => s.hpas)),
+    },
     async start() {
       await Promise.all(all.map(async ([name, informer]) => {
         await informer.start();

@@ -2,50 +2,40 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { appendFileSync, mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import {
-  AppsV1Api,
-  AutoscalingV2Api,
-  CoordinationV1Api,
-  CoreV1Api,
-  CustomObjectsApi,
-  KubeConfig,
-  KubernetesObjectApi,
-  PatchStrategy,
-  setHeaderOptions,
-  type V1PolicyRule,
-} from "@kubernetes/client-node";
+import { KubeConfig, PatchStrategy, type V1ClusterRole, type V1PolicyRule } from "@kubernetes/client-node";
 import { inject } from "vitest";
+import { eventReasons, kubeClients, type Model, models } from "../../../test-support/kube.js";
 import { freePort, waitFor } from "../../../test-support/wait.js";
-import { GROUP, PLURAL, VERSION, type WaveletModelStatus } from "../../src/api/waveletmodel.js";
-import { CLUSTER_RULES, rbac } from "../../src/deploy.js";
+import { renderChart } from "../helm.js";
 
 /** Clients, namespaces and operator processes for tests against the real control plane. */
 
-export { waitFor };
+export { eventReasons, type Model, models, waitFor };
 
 const root = resolve(import.meta.dirname, "../../..");
 export const OPERATOR_JS = join(root, "operator/dist/main.js");
 export const LOG_DIR = join(tmpdir(), "wavelet-operator-test-logs");
 
-export function admin() {
-  const kc = new KubeConfig();
-  kc.loadFromFile(inject("kubeconfig"));
-  return {
-    kc,
-    core: kc.makeApiClient(CoreV1Api),
-    apps: kc.makeApiClient(AppsV1Api),
-    custom: kc.makeApiClient(CustomObjectsApi),
-    autoscaling: kc.makeApiClient(AutoscalingV2Api),
-    coordination: kc.makeApiClient(CoordinationV1Api),
-    objects: KubernetesObjectApi.makeApiClient(kc),
-  };
-}
+export const admin = () => kubeClients(inject("kubeconfig"));
 export type Admin = ReturnType<typeof admin>;
 
-/** A fresh namespace, and the operator's ServiceAccount + RBAC (from deploy.ts) for it. */
-export async function operatorNamespace(a: Admin, name: string, rules: V1PolicyRule[] = CLUSTER_RULES): Promise<string> {
-  await a.core.createNamespace({ body: { metadata: { name } } });
-  for (const object of rbac(name, `wavelet-operator-${name}`, rules)) {
+export interface RbacOptions {
+  /** The chart's watchNamespaces: Roles there instead of a ClusterRole. */
+  watch?: string[];
+  /** Changes the rendered ClusterRole's rules, for a test that withholds a permission. */
+  clusterRules?: (rules: V1PolicyRule[]) => V1PolicyRule[];
+}
+
+/**
+ * A fresh namespace (and the watched ones), with the operator's ServiceAccount and RBAC as
+ * the Helm chart renders them, named per namespace so tests do not share a ClusterRole.
+ */
+export async function operatorNamespace(a: Admin, name: string, { watch = [], clusterRules }: RbacOptions = {}): Promise<string> {
+  for (const namespace of new Set([name, ...watch])) await a.core.createNamespace({ body: { metadata: { name: namespace } } });
+  const args = ["--namespace", name, "--set", `fullnameOverride=wavelet-operator-${name}`, "--set-json", `watchNamespaces=${JSON.stringify(watch)}`];
+  for (const template of ["serviceaccount", "rbac", "leader-election-rbac"]) args.push("--show-only", `templates/${template}.yaml`);
+  for (const object of renderChart(inject("helm"), args)) {
+    if (object.kind === "ClusterRole" && clusterRules) (object as V1ClusterRole).rules = clusterRules((object as V1ClusterRole).rules ?? []);
     await a.objects.patch(object, undefined, undefined, "wavelet-tests", true, PatchStrategy.ServerSideApply);
   }
   return name;
@@ -119,34 +109,6 @@ export async function startOperator(kubeconfig: string, namespace: string, env: 
     return (await fetch(`http://127.0.0.1:${port}/readyz`)).status === 200;
   });
   return { child, port, logs: () => output, exited, stop: () => end("SIGTERM"), kill: () => end("SIGKILL") };
-}
-
-export type Model = { metadata: { name: string; generation: number; resourceVersion: string; annotations?: Record<string, string> }; spec: Record<string, unknown>; status?: WaveletModelStatus };
-
-export function models(a: Admin, namespace: string) {
-  const base = { group: GROUP, version: VERSION, namespace, plural: PLURAL };
-  const merge = setHeaderOptions("Content-Type", PatchStrategy.MergePatch);
-  return {
-    create: (name: string, spec: Record<string, unknown>, dryRun = false) =>
-      a.custom.createNamespacedCustomObject({
-        ...base,
-        body: { apiVersion: `${GROUP}/${VERSION}`, kind: "WaveletModel", metadata: { name }, spec },
-        ...(dryRun ? { dryRun: "All" } : {}),
-      }),
-    get: (name: string) => a.custom.getNamespacedCustomObject({ ...base, name }) as Promise<Model>,
-    patch: (name: string, body: Record<string, unknown>) => a.custom.patchNamespacedCustomObject({ ...base, name, body }, merge),
-    remove: (name: string) => a.custom.deleteNamespacedCustomObject({ ...base, name }),
-  };
-}
-
-/** The reasons of the Events about one object, oldest first. */
-export async function eventReasons(a: Admin, namespace: string, name: string): Promise<string[]> {
-  const list = await a.core.listNamespacedEvent({ namespace, fieldSelector: `involvedObject.name=${name}` });
-  return list.items
-    .filter((e) => e.involvedObject.kind === "WaveletModel")
-    // etcd revisions order writes; fine for tests against this one etcd.
-    .sort((x, y) => Number(x.metadata?.resourceVersion) - Number(y.metadata?.resourceVersion))
-    .map((e) => e.reason!);
 }
 
 export async function condition(a: Admin, namespace: string, name: string, type: string): Promise<string | undefined> {

@@ -1,8 +1,8 @@
 import { execFileSync } from "node:child_process";
 import { resolve } from "node:path";
+import type { V1PolicyRule } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { inject } from "vitest";
-import { CLUSTER_RULES } from "../../src/deploy.js";
 import {
   type Admin,
   type OperatorProcess,
@@ -239,10 +239,25 @@ describe("failures of the operator and of the API server", () => {
   }, 150_000);
 });
 
+describe("one operator watching two namespaces", () => {
+  it("reconciles WaveletModels in both with the chart's Roles there, no ClusterRole", async () => {
+    const namespaces = [uniqueNamespace("two"), uniqueNamespace("two")];
+    const [own] = namespaces as [string, string];
+    await operatorNamespace(a, own, { watch: namespaces });
+    const operator = await startOperator(await serviceAccountKubeconfig(a, own), own, { WATCH_NAMESPACE: namespaces.join(",") });
+    try {
+      for (const ns of namespaces) await models(a, ns).create("spx", spec());
+      for (const ns of namespaces) await waitFor(`Ready in ${ns}`, async () => (await condition(a, ns, "spx", "Ready")) === "True");
+    } finally {
+      await operator.stop();
+    }
+  }, 60_000);
+});
+
 describe("RBAC", () => {
   it("the operator runs with its ServiceAccount's permissions only: without one, its work fails", async () => {
-    const withheld = CLUSTER_RULES.map((r) => (r.resources?.includes("services") ? { ...r, verbs: ["get", "list", "watch"] } : r));
-    const ns = await operatorNamespace(a, uniqueNamespace("rbac"), withheld);
+    const withheld = (rules: V1PolicyRule[]) => rules.map((r) => (r.resources?.includes("services") ? { ...r, verbs: ["get", "list", "watch"] } : r));
+    const ns = await operatorNamespace(a, uniqueNamespace("rbac"), { clusterRules: withheld });
     const operator = await startOperator(await serviceAccountKubeconfig(a, ns), ns);
     try {
       await models(a, ns).create("spx", spec());

@@ -1,12 +1,14 @@
 import { execFileSync } from "node:child_process";
 import { resolve } from "node:path";
 import type { TestProject } from "vitest/node";
+import { buildHelm } from "../helm.js";
 
 /**
  * One real control plane for the operator's integration tests: kube-apiserver, etcd,
  * kube-controller-manager, kube-scheduler and kwok (e2e/cluster/up.sh, binaries built from
  * the Go module proxy on first use). The CRD is installed here, as an administrator would;
- * the operator never installs it. KEEP_CLUSTER=1 leaves the cluster up afterwards.
+ * the operator never installs it. The tests take the operator's RBAC from the Helm chart, so
+ * helm is built here too. KEEP_CLUSTER=1 leaves the cluster up afterwards.
  */
 
 export const CLUSTER = "wavelet-it";
@@ -16,6 +18,7 @@ declare module "vitest" {
   export interface ProvidedContext {
     kubeconfig: string;
     kubectl: string;
+    helm: string;
   }
 }
 
@@ -25,10 +28,12 @@ export default function setup(project: TestProject) {
   const bin = run(`${root}/e2e/cluster/build.sh`, []).trim().split("\n").at(-1)!;
   const kubeconfig = run(`${root}/e2e/cluster/up.sh`, [CLUSTER]).trim().split("\n").at(-1)!;
   const kubectl = `${bin}/kubectl`;
+  const helm = buildHelm();
   run(kubectl, ["apply", "--server-side", "-f", `${root}/crds/waveletmodel.yaml`], { KUBECONFIG: kubeconfig });
   run(kubectl, ["wait", "--for=condition=Established", "crd/waveletmodels.wavelet.dev", "--timeout=60s"], { KUBECONFIG: kubeconfig });
   project.provide("kubeconfig", kubeconfig);
   project.provide("kubectl", kubectl);
+  project.provide("helm", helm);
   return () => {
     if (!process.env.KEEP_CLUSTER) run(`${root}/e2e/cluster/down.sh`, [CLUSTER]);
   };

@@ -1,0 +1,77 @@
+{{- define "wavelet-operator.name" -}}
+{{- .Values.nameOverride | default .Chart.Name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* The release's name, unless it already contains the chart's. */}}
+{{- define "wavelet-operator.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := include "wavelet-operator.name" . }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "wavelet-operator.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "wavelet-operator.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "wavelet-operator.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{ include "wavelet-operator.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{- define "wavelet-operator.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- .Values.serviceAccount.name | default (include "wavelet-operator.fullname" .) }}
+{{- else }}
+{{- .Values.serviceAccount.name | default "default" }}
+{{- end }}
+{{- end }}
+
+{{/* An image reference from {repository, tag, digest}: the digest wins; the tag defaults to appVersion. */}}
+{{- define "wavelet-operator.image" -}}
+{{- $image := index . 0 }}{{ $appVersion := index . 1 -}}
+{{- if $image.digest }}
+{{- printf "%s@%s" $image.repository $image.digest }}
+{{- else }}
+{{- printf "%s:%s" $image.repository ($image.tag | default $appVersion) }}
+{{- end }}
+{{- end }}
+
+{{/*
+What the operator does to WaveletModels and their children, as a ClusterRole or a Role per
+watched namespace. Nothing more: it never touches pods, secrets or its own CRD.
+*/}}
+{{- define "wavelet-operator.rules" -}}
+# update: handled annotations are removed, and a rollback restores the spec, by a conditional replace.
+- apiGroups: [wavelet.dev]
+  resources: [waveletmodels]
+  verbs: [get, list, watch, update]
+- apiGroups: [wavelet.dev]
+  resources: [waveletmodels/status]
+  verbs: [patch]
+# Owner references with blockOwnerDeletion need this where OwnerReferencesPermissionEnforcement is on.
+- apiGroups: [wavelet.dev]
+  resources: [waveletmodels/finalizers]
+  verbs: [update]
+- apiGroups: [apps]
+  resources: [deployments]
+  verbs: [get, list, watch, create, patch]
+- apiGroups: [""]
+  resources: [services]
+  verbs: [get, list, watch, create, patch]
+- apiGroups: [autoscaling]
+  resources: [horizontalpodautoscalers]
+  verbs: [get, list, watch, create, patch, delete]
+- apiGroups: [""]
+  resources: [events]
+  verbs: [create]
+{{- end }}

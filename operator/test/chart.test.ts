@@ -1,0 +1,113 @@
+import { execFileSync } from "node:child_process";
+import { readFileSync } from "node:fs";
+import type { KubernetesObject, V1Deployment, V1EnvVar, V1Role } from "@kubernetes/client-node";
+import { beforeAll, describe, expect, it } from "vitest";
+import { parse } from "yaml";
+import { CHART, buildHelm, renderChart } from "./helm.js";
+
+/** charts/wavelet-operator with helm alone (no cluster): lint, what it renders, what its schema refuses. */
+
+const CI_VALUES = `${CHART}/ci/namespaced-values.yaml`;
+const { appVersion } = parse(readFileSync(`${CHART}/Chart.yaml`, "utf8")) as { appVersion: string };
+let helm: string;
+
+beforeAll(() => {
+  helm = buildHelm();
+}, 900_000);
+
+const ids = (objects: KubernetesObject[]) => objects.map((o) => [o.kind, o.metadata?.namespace, o.metadata?.name].filter(Boolean).join("/")).sort();
+const deploymentOf = (objects: KubernetesObject[]) => objects.find((o) => o.kind === "Deployment") as V1Deployment;
+const envOf = (objects: KubernetesObject[]) => {
+  const container = deploymentOf(objects).spec!.template.spec!.containers[0]!;
+  return Object.fromEntries(container.env!.map((e: V1EnvVar) => [e.name, e.value ?? e.valueFrom]));
+};
+
+describe("the Helm chart", () => {
+  it.each([
+    ["default values", []],
+    ["ci/namespaced-values.yaml", ["-f", CI_VALUES]],
+  ])("passes helm lint --strict with %s", (_name, args) => {
+    expect(execFileSync(helm, ["lint", "--strict", CHART, ...args], { encoding: "utf8" })).toContain("0 chart(s) failed");
+  });
+
+  it("by default: cluster-wide RBAC, the Lease Role in the release namespace, two replicas with a PDB, no ServiceMonitor", () => {
+    const objects = renderChart(helm, ["--namespace", "wavelet-system"]);
+    expect(ids(objects)).toEqual([
+      "ClusterRole/wavelet-operator",
+      "ClusterRoleBinding/wavelet-operator",
+      "Deployment/wavelet-system/wavelet-operator",
+      "PodDisruptionBudget/wavelet-system/wavelet-operator",
+      "Role/wavelet-system/wavelet-operator-leader-election",
+      "RoleBinding/wavelet-system/wavelet-operator-leader-election",
+      "Service/wavelet-system/wavelet-operator-metrics",
+      "ServiceAccount/wavelet-system/wavelet-operator",
+    ]);
+    const binding = objects.find((o) => o.kind === "ClusterRoleBinding") as unknown as { subjects: unknown[] };
+    expect(binding.subjects).toEqual([{ kind: "ServiceAccount", name: "wavelet-operator", namespace: "wavelet-system" }]);
+
+    const deployment = deploymentOf(objects);
+    expect(deployment.spec?.replicas).toBe(2);
+    const pod = deployment.spec!.template.spec!;
+    expect(pod.securityContext).toEqual({ runAsNonRoot: true, runAsUser: 10001, seccompProfile: { type: "RuntimeDefault" } });
+    expect(pod.containers[0]).toMatchObject({
+      image: `wavelet-operator:${appVersion}`,
+      securityContext: { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ["ALL"] } },
+      readinessProbe: { httpGet: { path: "/readyz", port: "http" } },
+      livenessProbe: { httpGet: { path: "/healthz", port: "http" } },
+      ports: [{ name: "http", containerPort: 8080 }],
+    });
+    const env = envOf(objects);
+    expect(env).toMatchObject({
+      NODE_OPTIONS: expect.stringContaining("--max-old-space-size="),
+      SERVER_IMAGE: `wavelet-server:${appVersion}`,
+      OPERATOR_NAMESPACE: { fieldRef: { fieldPath: "metadata.namespace" } },
+      LEADER_ELECTION: "true",
+      LEASE_NAME: "wavelet-operator",
+      LEASE_DURATION_SECONDS: "15",
+    });
+    expect(env).not.toHaveProperty("WATCH_NAMESPACE");
+  });
+
+  it("with watchNamespaces: a Role with the same rules in each, the operator told which; image by digest; a ServiceMonitor", () => {
+    const objects = renderChart(helm, ["--namespace", "wavelet-system", "-f", CI_VALUES]);
+    const kinds = objects.map((o) => o.kind);
+    expect(kinds).not.toContain("ClusterRole");
+    expect(kinds).not.toContain("ClusterRoleBinding");
+    expect(ids(objects.filter((o) => o.kind === "Role" || o.kind === "RoleBinding"))).toEqual([
+      "Role/team-a/wavelet-operator",
+      "Role/team-b/wavelet-operator",
+      "Role/wavelet-system/wavelet-operator-leader-election",
+      "RoleBinding/team-a/wavelet-operator",
+      "RoleBinding/team-b/wavelet-operator",
+      "RoleBinding/wavelet-system/wavelet-operator-leader-election",
+    ]);
+    const clusterRules = (renderChart(helm).find((o) => o.kind === "ClusterRole") as V1Role).rules;
+    expect((objects.find((o) => o.metadata?.namespace === "team-a" && o.kind === "Role") as V1Role).rules).toEqual(clusterRules);
+
+    expect(deploymentOf(objects).spec!.template.spec!.containers[0]!.image).toBe(
+      "registry.example.com/wavelet-operator@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+    );
+    expect(envOf(objects)).toMatchObject({ WATCH_NAMESPACE: "team-a,team-b", SERVER_IMAGE: "registry.example.com/wavelet-server:0.2.0" });
+    const monitor = objects.find((o) => o.kind === "ServiceMonitor");
+    expect(monitor).toMatchObject({ metadata: { labels: { release: "prometheus" } }, spec: { endpoints: [{ port: "http", path: "/metrics", interval: "15s" }] } });
+  });
+
+  it("renders no PodDisruptionBudget for one replica", () => {
+    expect(renderChart(helm, ["--set", "replicaCount=1"]).map((o) => o.kind)).not.toContain("PodDisruptionBudget");
+  });
+
+  it.each([
+    ["a negative replica count", "replicaCount=-1", "at '/replicaCount': minimum"],
+    ["a digest that is not sha256", "image.digest=md5:1234", "at '/image/digest'"],
+    ["a namespace name that is not a DNS label", "watchNamespaces={Team_A}", "at '/watchNamespaces/0'"],
+    ["an unknown log level", "logLevel=verbose", "at '/logLevel'"],
+    ["a misspelt value", "replicas=3", "additional properties 'replicas' not allowed"],
+  ])("values.schema.json refuses %s", (_name, value, message) => {
+    expect(() => renderChart(helm, ["--set", value])).toThrow(message);
+  });
+
+  it("refuses several replicas without leader election", () => {
+    expect(() => renderChart(helm, ["--set", "leaderElection.enabled=false"])).toThrow(/replicaCount > 1 needs leaderElection.enabled/);
+    expect(renderChart(helm, ["--set", "leaderElection.enabled=false,replicaCount=1"]).map((o) => o.kind)).not.toContain("Role");
+  });
+});

@@ -1,0 +1,64 @@
+import {
+  ApiextensionsV1Api,
+  AppsV1Api,
+  AutoscalingV2Api,
+  CoordinationV1Api,
+  CoreV1Api,
+  CustomObjectsApi,
+  KubeConfig,
+  KubernetesObjectApi,
+  PatchStrategy,
+  RbacAuthorizationV1Api,
+  setHeaderOptions,
+} from "@kubernetes/client-node";
+import { GROUP, PLURAL, VERSION, type WaveletModelStatus } from "../operator/src/api/waveletmodel.js";
+
+/** Kubernetes clients and WaveletModel helpers shared by the operator's integration tests and the kind tier. */
+
+export function kubeClients(kubeconfig: string) {
+  const kc = new KubeConfig();
+  kc.loadFromFile(kubeconfig);
+  return {
+    kc,
+    core: kc.makeApiClient(CoreV1Api),
+    apps: kc.makeApiClient(AppsV1Api),
+    custom: kc.makeApiClient(CustomObjectsApi),
+    autoscaling: kc.makeApiClient(AutoscalingV2Api),
+    coordination: kc.makeApiClient(CoordinationV1Api),
+    rbac: kc.makeApiClient(RbacAuthorizationV1Api),
+    apiext: kc.makeApiClient(ApiextensionsV1Api),
+    objects: KubernetesObjectApi.makeApiClient(kc),
+  };
+}
+export type Clients = ReturnType<typeof kubeClients>;
+
+export type Model = {
+  metadata: { name: string; generation: number; resourceVersion: string; annotations?: Record<string, string> };
+  spec: Record<string, unknown>;
+  status?: WaveletModelStatus;
+};
+
+export function models(a: Clients, namespace: string) {
+  const base = { group: GROUP, version: VERSION, namespace, plural: PLURAL };
+  const merge = setHeaderOptions("Content-Type", PatchStrategy.MergePatch);
+  return {
+    create: (name: string, spec: Record<string, unknown>, dryRun = false) =>
+      a.custom.createNamespacedCustomObject({
+        ...base,
+        body: { apiVersion: `${GROUP}/${VERSION}`, kind: "WaveletModel", metadata: { name }, spec },
+        ...(dryRun ? { dryRun: "All" } : {}),
+      }),
+    get: (name: string) => a.custom.getNamespacedCustomObject({ ...base, name }) as Promise<Model>,
+    patch: (name: string, body: Record<string, unknown>) => a.custom.patchNamespacedCustomObject({ ...base, name, body }, merge),
+    remove: (name: string) => a.custom.deleteNamespacedCustomObject({ ...base, name }),
+  };
+}
+
+/** The reasons of the Events about one WaveletModel, oldest first. */
+export async function eventReasons(a: Clients, namespace: string, name: string): Promise<string[]> {
+  const list = await a.core.listNamespacedEvent({ namespace, fieldSelector: `involvedObject.name=${name},involvedObject.kind=WaveletModel` });
+  return list.items
+    // etcd revisions order writes; fine for tests against one etcd.
+    .sort((x, y) => Number(x.metadata?.resourceVersion) - Number(y.metadata?.resourceVersion))
+    .map((e) => e.reason!);
+}
