@@ -190,7 +190,8 @@ describe("status", () => {
     expect(status.endpoint).toBe("http://spx.ns.svc:80");
     expect(status.previewBundle?.digest).toBe(DIGEST_B);
     const byType = Object.fromEntries(status.conditions!.map((c) => [c.type, c]));
-    expect(byType.Ready).toMatchObject({ status: "True", observedGeneration: 4 });
+    // Blue still serves, but this generation's bundle is not rolled out: not Ready (not done).
+    expect(byType.Ready).toMatchObject({ status: "False", reason: "Deploying", observedGeneration: 4 });
     expect(byType.Progressing).toMatchObject({ status: "True", reason: "Deploying" });
     expect(byType.Degraded).toMatchObject({ status: "False" });
     // Unchanged conditions keep their transition time.
@@ -204,6 +205,16 @@ describe("status", () => {
     const status = buildStatus(o, decide(o));
     expect(status.phase).toBe("Degraded");
     expect(status.conditions!.find((c) => c.type === "Degraded")).toMatchObject({ status: "True", reason: "RolloutFailed" });
-    expect(status.conditions!.find((c) => c.type === "Ready")).toMatchObject({ status: "True" });
+    expect(status.conditions!.find((c) => c.type === "Ready")).toMatchObject({ status: "False", reason: "RolloutFailed" });
+  });
+
+  it("is Ready once the active colour serves this generation's template, even while the old one scales down", () => {
+    const { wm } = serving(undefined, { rollout: { phase: "AwaitingPromotion", color: "green", templateHash: NEW, startedAt: iso(T0), since: iso(T0) } });
+    wm.metadata.annotations = { "wavelet.dev/promote": "true" };
+    const o = observe(wm, { blue: color(OLD, 3), green: color(NEW, 3) }, T0 + 1000);
+    const promoted = buildStatus(o, decide(o));
+    expect(promoted).toMatchObject({ activeColor: "green", rollout: { phase: "ScalingDown" } });
+    expect(promoted.conditions!.find((c) => c.type === "Ready")).toMatchObject({ status: "True", reason: "ActiveAvailable" });
+    expect(promoted.conditions!.find((c) => c.type === "Progressing")).toMatchObject({ status: "True", reason: "ScalingDown" });
   });
 });

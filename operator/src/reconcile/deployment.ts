@@ -16,6 +16,7 @@ export interface DeploymentSettings {
 }
 
 export const SERVER_PORT = 8000;
+export const PRE_STOP_SECONDS = 5;
 const BUNDLE_MOUNT = "/models/bundle";
 /** Where the server image keeps its built-in bundles (Dockerfile.server). */
 export const BUILTIN_BUNDLES = "/app/models/bundles";
@@ -49,6 +50,9 @@ function podTemplate(wm: WaveletModel, spec: WaveletModelSpec, settings: Deploym
     ports: [{ name: "http", containerPort: SERVER_PORT, protocol: "TCP" }],
     env: serverEnv(spec),
     readinessProbe: { httpGet: { path: "/health", port: "http" }, periodSeconds: 5, failureThreshold: 2, timeoutSeconds: 2 },
+    // A deleted pod leaves the Service's endpoints at once, but kube-proxies apply that a
+    // moment later: serve normally meanwhile, then SIGTERM starts the server's drain.
+    lifecycle: { preStop: { sleep: { seconds: PRE_STOP_SECONDS } } },
     livenessProbe: { httpGet: { path: "/livez", port: "http" }, initialDelaySeconds: 10, periodSeconds: 10, timeoutSeconds: 2 },
     ...(spec.server.resources ? { resources: spec.server.resources as V1Container["resources"] } : {}),
     securityContext: { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, runAsNonRoot: true, capabilities: { drop: ["ALL"] } },
@@ -75,8 +79,9 @@ function podTemplate(wm: WaveletModel, spec: WaveletModelSpec, settings: Deploym
       ...(initContainers.length ? { initContainers } : {}),
       containers: [server],
       volumes: [{ name: "tmp", emptyDir: {} }, ...(spec.bundle.image ? [{ name: "bundle", emptyDir: {} }] : [])],
-      // The server drains in-flight requests and streams within 20 s of SIGTERM.
-      terminationGracePeriodSeconds: 30,
+      // preStop, then the server's drain: SHUTDOWN_DELAY_MS (5 s) of `Connection: close`
+      // answers and up to SHUTDOWN_GRACE_MS (20 s) for in-flight requests and streams.
+      terminationGracePeriodSeconds: PRE_STOP_SECONDS + 5 + 20 + 5,
       securityContext: { runAsNonRoot: true, runAsUser: 10001, seccompProfile: { type: "RuntimeDefault" } },
     },
   };

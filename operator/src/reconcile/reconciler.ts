@@ -58,12 +58,14 @@ function colorState(d: V1Deployment | undefined): ColorState | undefined {
 
 export class Reconciler {
   /**
-   * The resourceVersion each model had before this operator last changed it. While the
-   * cache still shows that version, a pass would decide from a status older than its own
-   * write (and, say, announce a promotion twice), so it waits for the watch to catch up.
-   * A write that changed nothing (same version after) is not waited for.
+   * The resourceVersions each model went through up to this operator's last write to it:
+   * the one a pass read, and those its own earlier writes made (a promotion clears the
+   * annotation, then records the switch in status). While the cache shows any of them, a
+   * pass would decide from a state older than its own writes (and, say, point the Service
+   * back at the old colour), so it waits for the watch to catch up. A write that changed
+   * nothing (same version after) is not waited for.
    */
-  private readonly written = new Map<string, string>();
+  private readonly stale = new Map<string, Set<string>>();
 
   constructor(private readonly deps: ReconcilerDeps) {}
 
@@ -73,12 +75,20 @@ export class Reconciler {
     const raw = caches.models.get(name, namespace);
     // Deleted: owner references let the garbage collector remove the children.
     if (!raw || raw.metadata?.deletionTimestamp) {
-      this.written.delete(key);
+      this.stale.delete(key);
       return {};
     }
     const seen = raw.metadata?.resourceVersion;
-    if (seen !== undefined && this.written.get(key) === seen) return { requeueAfterMs: CATCH_UP_MS };
-    this.written.delete(key);
+    if (seen !== undefined && this.stale.get(key)?.has(seen)) return { requeueAfterMs: CATCH_UP_MS };
+    this.stale.delete(key);
+    let current = seen;
+    // Each write makes the version before it stale.
+    const wrote = (after: string | undefined) => {
+      if (current === undefined || after === undefined || after === current) return;
+      const versions = this.stale.get(key) ?? new Set<string>();
+      this.stale.set(key, versions.add(current));
+      current = after;
+    };
     const parsed = waveletModel.safeParse(raw);
     if (!parsed.success) {
       // The CRD rejects invalid specs; this only happens with a CRD older than the operator.
@@ -106,8 +116,7 @@ export class Reconciler {
     const plan = decide(observation);
 
     if (plan.rollbackSpec || plan.clearAnnotations.length) {
-      const after = await writer.updateModel(raw, { clearAnnotations: plan.clearAnnotations, ...(plan.rollbackSpec ? { spec: plan.rollbackSpec } : {}) });
-      this.wrote(key, seen, after);
+      wrote(await writer.updateModel(raw, { clearAnnotations: plan.clearAnnotations, ...(plan.rollbackSpec ? { spec: plan.rollbackSpec } : {}) }));
       // A rollback changes the spec: the resulting watch event starts the next pass from it.
       if (plan.rollbackSpec) {
         await this.record(wm, plan.events, now);
@@ -135,13 +144,9 @@ export class Reconciler {
 
     await this.record(wm, plan.events, now);
     const status = buildStatus(observation, plan);
-    if (!sameStatus(wm.status, status)) this.wrote(key, seen, await writer.applyStatus(wm, status));
+    if (!sameStatus(wm.status, status)) wrote(await writer.applyStatus(wm, status));
     this.observeRollout(wm, plan.events, now);
     return plan.requeueAfterMs === undefined ? {} : { requeueAfterMs: plan.requeueAfterMs };
-  }
-
-  private wrote(key: string, before: string | undefined, after: string | undefined): void {
-    if (before !== undefined && after !== undefined && before !== after) this.written.set(key, before);
   }
 
   private async record(wm: WaveletModel, events: EventRecord[], now: number): Promise<void> {

@@ -49,17 +49,21 @@ export function buildStatus(o: Observation, plan: Plan): WaveletModelStatus {
   const failed = rollout?.phase === "Failed";
   const progressing = !!rollout && !failed;
   const lastGood = plan.status.lastGoodSpec as unknown as WaveletModelSpec | undefined;
+  // Ready means done (kubectl wait, kstatus, Flux and Argo CD read it so): the active colour
+  // serves this generation's template. A rollout waiting, failed or under way is not Ready.
+  const current = plan.status.activeTemplateHash === o.desiredHash;
+  const ready = activeReady && current;
+  const serving = `${activeColor} serves bundle ${lastGood?.bundle.digest}`;
+  const notReady: [string, string] = !activeColor
+    ? ["NotDeployed", "no colour is serving yet"]
+    : !activeReady
+      ? ["ActiveUnavailable", `${activeColor} is not fully available`]
+      : failed
+        ? ["RolloutFailed", `${serving}; the rollout of bundle ${wm.spec.bundle.digest} failed: ${rollout!.message ?? "see events"}`]
+        : [rollout?.phase ?? "RolloutPending", `${serving}; bundle ${wm.spec.bundle.digest} is ${rollout ? `${rollout.phase} on ${rollout.color}` : "not rolled out yet"}`];
 
   const conditions = [
-    condition(
-      previous,
-      "Ready",
-      activeReady,
-      activeReady ? "ActiveAvailable" : activeColor ? "ActiveUnavailable" : "NotDeployed",
-      activeReady ? `${activeColor} serves bundle ${lastGood?.bundle.digest}` : activeColor ? `${activeColor} is not fully available` : "no colour is serving yet",
-      now,
-      generation,
-    ),
+    condition(previous, "Ready", ready, ready ? "ActiveAvailable" : notReady[0], ready ? serving : notReady[1], now, generation),
     condition(
       previous,
       "Progressing",
@@ -82,7 +86,7 @@ export function buildStatus(o: Observation, plan: Plan): WaveletModelStatus {
   const degraded = conditions[2]!.status === "True";
   return {
     observedGeneration: generation,
-    phase: degraded ? "Degraded" : progressing ? "Progressing" : activeReady ? "Ready" : "Pending",
+    phase: degraded ? "Degraded" : progressing ? "Progressing" : ready ? "Ready" : "Pending",
     conditions,
     ...plan.status,
     previewColor: plan.preview,
