@@ -1,11 +1,19 @@
 # The two commands of the README, and the pieces they are made of.
-.PHONY: run test bundles verify-bundles
+.PHONY: run test e2e images bundles verify-bundles
 
 run:
 	scripts/run.sh
 
 test:
 	scripts/test.sh
+
+# The kind tier alone (part of `make test`).
+e2e:
+	scripts/e2e.sh
+
+# The images, built the offline way (Dockerfile.server, Dockerfile.operator, Dockerfile.bundle).
+images:
+	scripts/images.sh
 
 # Retrain both default bundles (about 10 minutes each on 2 cores) and verify them.
 bundles:

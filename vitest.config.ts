@@ -25,6 +25,31 @@ export default defineConfig({
         },
       },
       {
+        // The images built offline (scripts/images.sh), run with Docker.
+        test: {
+          name: "images",
+          root: "e2e/images",
+          include: ["*.test.ts"],
+          environment: "node",
+          globalSetup: ["setup.ts"],
+          testTimeout: 300_000,
+          hookTimeout: 3_600_000,
+        },
+      },
+      {
+        // A kind cluster with real server pods and traffic (e2e/kind): minutes, one file at a time.
+        test: {
+          name: "e2e-kind",
+          root: "e2e/kind",
+          include: ["test/**/*.test.ts"],
+          environment: "node",
+          globalSetup: ["test/setup.ts"],
+          fileParallelism: false,
+          testTimeout: 900_000,
+          hookTimeout: 3_600_000,
+        },
+      },
+      {
         test: {
           name: "server",
           root: "server",

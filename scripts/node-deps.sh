@@ -15,15 +15,4 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "$want" > "$stamp"
 fi
 
-# ReDoc's standalone page script, served by /redoc from disk (no CDN). Installing the redoc
-# package would pull React and friends for one file, so the file is taken from its tarball.
-redoc_version=2.5.4
-redoc=server/vendor/redoc-$redoc_version.standalone.js
-if [ ! -f "$redoc" ]; then
-  echo "node-deps: fetching redoc@$redoc_version standalone bundle" >&2
-  tmp=$(mktemp -d)
-  (cd "$tmp" && npm pack --silent "redoc@$redoc_version" >/dev/null && tar xzf "redoc-$redoc_version.tgz" package/bundles/redoc.standalone.js)
-  mkdir -p server/vendor
-  mv "$tmp/package/bundles/redoc.standalone.js" "$redoc"
-  rm -rf "$tmp"
-fi
+scripts/vendor-redoc.sh

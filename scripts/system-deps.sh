@@ -1,10 +1,32 @@
 #!/usr/bin/env bash
-# Debian packages the tests run for real: redis-server (cache, distributed rate limit and
-# Redis loss/recovery tests). Installed with apt when missing and we are root.
+# Debian packages the tests run for real, installed with apt when missing and we are root:
+#   test    redis-server (cache, distributed rate limit, Redis loss/recovery tests), curl
+#   docker  Docker Engine (docker.io), and what the offline image and kind builds use:
+#           debootstrap, jq, gcc + libc6-dev (static pause and probe binaries), iptables
+#   scripts/system-deps.sh [test] [docker]     (default: both)
 set -euo pipefail
+(($#)) || set -- test docker
 missing=()
-command -v redis-server >/dev/null || missing+=(redis-server)
-command -v curl >/dev/null || missing+=(curl)
+need() { # need <command> <package>
+  command -v "$1" >/dev/null || missing+=("$2")
+}
+for group in "$@"; do
+  case "$group" in
+  test)
+    need redis-server redis-server
+    need curl curl
+    ;;
+  docker)
+    need dockerd docker.io
+    need debootstrap debootstrap
+    need jq jq
+    need gcc gcc
+    [[ -f /usr/lib/x86_64-linux-gnu/libc.a ]] || missing+=(libc6-dev)
+    need iptables iptables
+    ;;
+  *) echo "system-deps: unknown group '$group' (test, docker)" >&2; exit 2 ;;
+  esac
+done
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null; then
   echo "system-deps: missing ${missing[*]}; install them (Debian: apt-get install ${missing[*]}) and rerun" >&2

@@ -7,7 +7,7 @@ started=$SECONDS
 
 step() { printf '\n==> %s (%ds)\n' "$*" $((SECONDS - started)); }
 
-step "system packages (redis-server)"
+step "system packages (redis-server, Docker, debootstrap)"
 scripts/system-deps.sh
 step "npm workspaces"
 scripts/node-deps.sh
@@ -21,9 +21,12 @@ step "models/: pytest (features, leakage, loaders, metrics, quick pipeline, defa
 (cd models && "$venv/bin/python" -m pytest -q)
 
 step "server/ and operator/: vitest (unit; real HTTP, Redis and server processes; operator against a real control plane)"
-npx vitest run
+npx vitest run --project server --project operator --project operator-integration
 
 step "server/: schemathesis fuzzing of /openapi.json"
 scripts/fuzz-api.sh 200
+
+step "e2e/kind: images, a kind cluster built offline, the Helm chart, the scenarios under load"
+scripts/e2e.sh
 
 step "all tiers passed in $((SECONDS - started)) s"

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # build.sh — build a local Kubernetes control plane (kube-apiserver,
 # kube-controller-manager, kube-scheduler, kubectl), etcd and kwok/kwokctl from
-# the Go module proxy only. No GitHub, dl.k8s.io or container registry needed.
+# the Go module proxy only, and the node binaries the offline kind cluster
+# (e2e/kind) needs besides (kubelet, kubeadm, kube-proxy). No GitHub, dl.k8s.io
+# or container registry needed.
 #
 # Usage: e2e/cluster/build.sh            # prints the bin dir as the last stdout line
 #
@@ -23,19 +25,22 @@
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-# lib.sh reads versions.env and defines the cache layout, log and die.
+# lib.sh reads versions.env and defines the cache layout, log and die;
+# gobuild.sh the Go environment and the module helpers.
 # shellcheck source=lib.sh
 source "$here/lib.sh"
+# shellcheck source=gobuild.sh
+source "$here/gobuild.sh"
 
 : "${K8S_VERSION:?K8S_VERSION missing from versions.env}"
 : "${ETCD_VERSION:?ETCD_VERSION missing from versions.env}"
 : "${KWOK_VERSION:?KWOK_VERSION missing from versions.env}"
 
-cache_root="$WAVELET_CACHE_ROOT"
 key="$K8S_BUILD_KEY" # <k8s>-etcd<ver>-kwok<ver>
 out="$K8S_BUILD_DIR"
 bin="$K8S_BIN_DIR"
-binaries=(kube-apiserver kube-controller-manager kube-scheduler kubectl etcd kwok kwokctl)
+k8s_binaries=(kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kubeadm kube-proxy)
+binaries=("${k8s_binaries[@]}" etcd kwok kwokctl)
 
 all_built() {
   local b
@@ -50,18 +55,9 @@ if all_built; then
 fi
 
 # --- prerequisites ----------------------------------------------------------
-command -v go >/dev/null 2>&1 ||
-  die "'go' not found on PATH (need Go >= 1.26; e.g. export PATH=/usr/local/go/bin:\$PATH)"
 command -v flock >/dev/null 2>&1 || die "'flock' not found on PATH (util-linux)"
-go_version="$(go env GOVERSION)" # e.g. go1.26.8
-go_mm="${go_version#go}"
-go_major="${go_mm%%.*}"
-go_minor="$(cut -d. -f2 <<<"$go_mm")"
-# etcd v3.6.16 and kwok v0.8.0 declare `go 1.26.0` in their go.mod; with
-# GOTOOLCHAIN=local an older Go would fail deep inside the build, so fail early.
-if ((go_major < 1 || (go_major == 1 && go_minor < 26))); then
-  die "Go >= 1.26 required (found $go_version at $(command -v go))"
-fi
+go_env
+go_version="$(go env GOVERSION)"
 
 mkdir -p "$out"
 # Serialise concurrent builds (e.g. two test runs starting at once): the second
@@ -76,44 +72,12 @@ if all_built; then
   exit 0
 fi
 
-# --- Go environment: everything under the cache root, nothing downloaded but modules
-export GOMODCACHE="$cache_root/go/mod"
-export GOCACHE="$cache_root/go/build"
-export GOTOOLCHAIN=local # never try to download a Go toolchain
-export GOWORK=off
-export GOFLAGS="-p=${WAVELET_BUILD_JOBS:-2} -buildvcs=false -trimpath"
-export CGO_ENABLED=0 # static binaries; upstream builds these components without cgo too
-mkdir -p "$GOMODCACHE" "$GOCACHE"
-
 src="$out/src"   # generated wrapper modules (kept for debugging / go.sum reuse)
 stage="$out/stage" # binaries land here first, moved into bin/ only when all succeeded
 rm -rf "$stage"
 mkdir -p "$src" "$stage"
 
 start=$SECONDS
-
-# Print the local path of <module>@<version>'s go.mod (downloads it if needed).
-modfile() {
-  local json
-  json="$(cd "$src" && go mod download -json "$1@$2")" ||
-    die "cannot fetch $1@$2 from the Go module proxy (GOPROXY=$(go env GOPROXY))"
-  sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",*$/\1/p' <<<"$json"
-}
-
-# Print the .info "Time" of <module>@<version> (used as a reproducible buildDate).
-modtime() {
-  local json
-  json="$(cd "$src" && go mod download -json "$1@$2")"
-  sed -n 's/^[[:space:]]*"Info": "\(.*\)",*$/\1/p' <<<"$json" |
-    xargs cat | sed -n 's/.*"Time": *"\([^"]*\)".*/\1/p'
-}
-
-# Copy the `go` and `godebug` directives of an upstream go.mod, so the wrapper
-# main module gets the same language version and GODEBUG defaults upstream
-# ships with (e.g. kubernetes pins `godebug default=go1.24`).
-go_directives() {
-  grep -E '^(go|godebug) ' "$1" || true
-}
 
 # --- 1. Kubernetes ----------------------------------------------------------
 build_kubernetes() {
@@ -145,10 +109,7 @@ build_kubernetes() {
     echo ")"
     echo
     echo "tool ("
-    echo "	k8s.io/kubernetes/cmd/kube-apiserver"
-    echo "	k8s.io/kubernetes/cmd/kube-controller-manager"
-    echo "	k8s.io/kubernetes/cmd/kube-scheduler"
-    echo "	k8s.io/kubernetes/cmd/kubectl"
+    for m in "${k8s_binaries[@]}"; do echo "	k8s.io/kubernetes/cmd/$m"; done
     echo ")"
   } >"$dir/go.mod"
   log "kubernetes: $(wc -w <<<"$staging") staging modules replaced with $staging_version"
@@ -166,57 +127,26 @@ build_kubernetes() {
     ldflags+=" -X $x.gitTreeState=clean -X $x.buildDate=${build_date:-1970-01-01T00:00:00Z}"
   done
 
-  log "kubernetes: compiling kube-apiserver, kube-controller-manager, kube-scheduler, kubectl (slow when cold)"
-  (cd "$dir" && go build -ldflags "$ldflags" -o "$stage/" \
-    k8s.io/kubernetes/cmd/kube-apiserver \
-    k8s.io/kubernetes/cmd/kube-controller-manager \
-    k8s.io/kubernetes/cmd/kube-scheduler \
-    k8s.io/kubernetes/cmd/kubectl) || die "kubernetes build failed"
+  log "kubernetes: compiling ${k8s_binaries[*]} (slow when cold)"
+  (cd "$dir" && go build -ldflags "$ldflags" -o "$stage/" "${k8s_binaries[@]/#/k8s.io/kubernetes/cmd/}") ||
+    die "kubernetes build failed"
 }
 
 # --- 2. etcd ------------------------------------------------------------------
 build_etcd() {
-  local dir="$src/etcd" upstream
-  mkdir -p "$dir"
   log "etcd $ETCD_VERSION: resolving modules"
   # go.etcd.io/etcd/server/v3's root package is the etcd main (wrapper around etcdmain).
-  upstream="$(modfile go.etcd.io/etcd/server/v3 "$ETCD_VERSION")"
-  {
-    echo "// Generated by e2e/cluster/build.sh — throwaway wrapper module, do not commit."
-    echo "module wavelet.local/build/etcd"
-    echo
-    go_directives "$upstream"
-    echo
-    echo "require go.etcd.io/etcd/server/v3 $ETCD_VERSION"
-    echo
-    echo "tool go.etcd.io/etcd/server/v3"
-  } >"$dir/go.mod"
-  (cd "$dir" && go mod tidy) || die "go mod tidy failed for the etcd wrapper ($dir/go.mod)"
+  tool_module "$src/etcd" go.etcd.io/etcd/server/v3 "$ETCD_VERSION" go.etcd.io/etcd/server/v3
   log "etcd: compiling"
-  (cd "$dir" && go build -ldflags "-s -w" -o "$stage/etcd" go.etcd.io/etcd/server/v3) ||
+  (cd "$src/etcd" && go build -ldflags "-s -w" -o "$stage/etcd" go.etcd.io/etcd/server/v3) ||
     die "etcd build failed"
 }
 
 # --- 3. kwok / kwokctl --------------------------------------------------------
 build_kwok() {
-  local dir="$src/kwok" upstream
-  mkdir -p "$dir"
+  local dir="$src/kwok"
   log "kwok $KWOK_VERSION: resolving modules"
-  upstream="$(modfile sigs.k8s.io/kwok "$KWOK_VERSION")"
-  {
-    echo "// Generated by e2e/cluster/build.sh — throwaway wrapper module, do not commit."
-    echo "module wavelet.local/build/kwok"
-    echo
-    go_directives "$upstream"
-    echo
-    echo "require sigs.k8s.io/kwok $KWOK_VERSION"
-    echo
-    echo "tool ("
-    echo "	sigs.k8s.io/kwok/cmd/kwok"
-    echo "	sigs.k8s.io/kwok/cmd/kwokctl"
-    echo ")"
-  } >"$dir/go.mod"
-  (cd "$dir" && go mod tidy) || die "go mod tidy failed for the kwok wrapper ($dir/go.mod)"
+  tool_module "$dir" sigs.k8s.io/kwok "$KWOK_VERSION" sigs.k8s.io/kwok/cmd/kwok sigs.k8s.io/kwok/cmd/kwokctl
   # Like kwok's hack/releases.sh: stamp the version and make kwokctl default to
   # OUR Kubernetes version (it otherwise assumes its own default, 1.36.x).
   local ldflags="-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=${KWOK_VERSION#v}"

@@ -1,0 +1,260 @@
+import { execFileSync } from "node:child_process";
+import { Agent, request } from "node:http";
+import { inject, onTestFinished } from "vitest";
+import { type Clients, type Model, eventReasons, kubeClients, models } from "../../../test-support/kube.js";
+import { waitFor } from "../../../test-support/wait.js";
+
+/** Clients, WaveletModels and real traffic for the kind scenarios. */
+
+export { eventReasons, type Model, models, waitFor };
+
+export const kube = () => kubeClients(inject("kubeconfig"));
+export type Kube = Clients;
+
+export function kubectl(args: string[], input?: string): string {
+  return execFileSync(inject("kubectl"), args, {
+    encoding: "utf8",
+    input,
+    stdio: [input === undefined ? "ignore" : "pipe", "pipe", "pipe"],
+    env: { ...process.env, KUBECONFIG: inject("kubeconfig") },
+  });
+}
+
+/** A command inside the kind node (curl, crictl, ...). */
+export function onNode(args: string[]): string {
+  const { DOCKER, DOCKER_HOST } = inject("docker");
+  return execFileSync(DOCKER, ["exec", inject("node").container, ...args], { encoding: "utf8", env: { ...process.env, DOCKER_HOST } });
+}
+
+/**
+ * A fresh namespace for one scenario, deleted (without waiting) when the test ends, passed
+ * or failed: pods left running would slow every later scenario on this 2-core machine.
+ */
+export async function scenarioNamespace(k: Kube, name: string): Promise<string> {
+  await k.core.deleteNamespace({ name }).catch(() => undefined);
+  await waitFor(`namespace ${name} gone`, async () => !(await k.core.readNamespace({ name }).catch(() => undefined)), 120_000);
+  await k.core.createNamespace({ body: { metadata: { name } } });
+  onTestFinished(async () => void (await k.core.deleteNamespace({ name }).catch(() => undefined)));
+  return name;
+}
+
+export const condition = (wm: Model, type: string) => wm.status?.conditions?.find((c) => c.type === type);
+
+/** Ready=True at the model's current generation: the rollout is done. Answers the model. */
+export async function waitReady(k: Kube, namespace: string, name: string, timeoutMs = 300_000): Promise<Model> {
+  return waitFor(
+    `${namespace}/${name} Ready`,
+    async () => {
+      const wm = await models(k, namespace).get(name);
+      const ready = condition(wm, "Ready");
+      return ready?.status === "True" && ready.observedGeneration === wm.metadata.generation && wm;
+    },
+    timeoutMs,
+  );
+}
+
+/** The colour the active Service selects right now. */
+export async function activeColor(k: Kube, namespace: string, name: string): Promise<string | undefined> {
+  const svc = await k.core.readNamespacedService({ name, namespace });
+  return svc.spec?.selector?.["wavelet.dev/color"];
+}
+
+/** The URL of a NodePort Service from this machine (the kind node's address). */
+export async function nodePortUrl(k: Kube, namespace: string, name: string): Promise<string> {
+  const svc = await k.core.readNamespacedService({ name, namespace });
+  const port = svc.spec?.ports?.[0]?.nodePort;
+  if (!port) throw new Error(`${namespace}/${name} is not a NodePort Service`);
+  return `http://${inject("node").ip}:${port}`;
+}
+
+// ---- load ---------------------------------------------------------------------------------
+
+/** The guide's /predict request; its features are valid for both default bundles. */
+export const PREDICT_BODY = JSON.stringify({ features: [0.1, 0.2, -0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0], model_type: "ensemble" });
+
+export interface Sample {
+  /** When the request was sent (ms since epoch) and how long it took. */
+  at: number;
+  ms: number;
+  status?: number;
+  digest?: string;
+  error?: string;
+}
+
+export interface LoadSummary {
+  sent: number;
+  failed: number;
+  failures: Sample[];
+  byDigest: Record<string, { count: number; first: number; last: number }>;
+  p50: number;
+  p99: number;
+}
+
+/**
+ * Open-loop load: `rate` requests per second whatever the answers take (a slow or failing
+ * server does not slow the client down and hide it), over keep-alive connections as real
+ * clients use them. Every answer is recorded with the bundle digest it names; a failure is
+ * any non-2xx answer or connection error.
+ */
+export class Load {
+  readonly samples: Sample[] = [];
+  private readonly agent = new Agent({ keepAlive: true, maxSockets: 64 });
+  private timer: NodeJS.Timeout | undefined;
+  private inflight = new Set<Promise<void>>();
+  private sent = 0;
+  private started = 0;
+
+  constructor(
+    private readonly url: string,
+    private readonly rate: number,
+    private readonly body = PREDICT_BODY,
+    private readonly path = "/predict",
+  ) {}
+
+  start(): this {
+    this.started = Date.now();
+    this.timer = setInterval(() => {
+      const due = Math.floor(((Date.now() - this.started) * this.rate) / 1000);
+      while (this.sent < due) this.fire();
+    }, 5);
+    return this;
+  }
+
+  private fire(): void {
+    this.sent++;
+    const at = Date.now();
+    const done = new Promise<void>((resolveDone) => {
+      const finish = (s: Omit<Sample, "at" | "ms">) => {
+        this.samples.push({ at, ms: Date.now() - at, ...s });
+        resolveDone();
+      };
+      const req = request(
+        `${this.url}${this.path}`,
+        { method: "POST", agent: this.agent, headers: { "content-type": "application/json" }, timeout: 10_000 },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on("data", (c: Buffer) => chunks.push(c));
+          res.on("end", () => {
+            let digest: string | undefined;
+            try {
+              digest = JSON.parse(Buffer.concat(chunks).toString()).bundle?.digest;
+            } catch {
+              // not JSON: counted by its status
+            }
+            finish({ status: res.statusCode, ...(digest ? { digest } : {}) });
+          });
+          res.on("error", (e) => finish({ error: String(e) }));
+        },
+      );
+      req.on("timeout", () => req.destroy(new Error("timeout after 10 s")));
+      req.on("error", (e: NodeJS.ErrnoException) => finish({ error: e.code ?? e.message }));
+      req.end(this.body);
+    });
+    this.inflight.add(done);
+    void done.then(() => this.inflight.delete(done));
+  }
+
+  /** Requests so far, for progress checks while the load runs. */
+  get count(): number {
+    return this.samples.length;
+  }
+
+  async stop(): Promise<LoadSummary> {
+    clearInterval(this.timer);
+    await Promise.all(this.inflight);
+    this.agent.destroy();
+    return summarize(this.samples);
+  }
+}
+
+export function summarize(samples: Sample[]): LoadSummary {
+  const failures = samples.filter((s) => s.error !== undefined || !s.status || s.status < 200 || s.status > 299);
+  const byDigest: LoadSummary["byDigest"] = {};
+  for (const s of samples) {
+    if (!s.digest) continue;
+    const d = (byDigest[s.digest] ??= { count: 0, first: s.at, last: s.at });
+    d.count++;
+    d.first = Math.min(d.first, s.at);
+    d.last = Math.max(d.last, s.at);
+  }
+  const ms = samples.map((s) => s.ms).sort((a, b) => a - b);
+  const q = (p: number) => ms[Math.min(ms.length - 1, Math.floor(p * ms.length))] ?? 0;
+  return { sent: samples.length, failed: failures.length, failures: failures.slice(0, 10), byDigest, p50: q(0.5), p99: q(0.99) };
+}
+
+export const seconds = (ms: number) => Math.round(ms / 100) / 10;
+
+// ---- WaveletModels of the scenarios ---------------------------------------------------------
+
+/** A WaveletModel serving the built-in return bundle through a NodePort Service. */
+export function builtinSpec(overrides: Record<string, unknown> = {}): Record<string, unknown> {
+  const b = inject("bundles")["spx-return-1d"];
+  return {
+    bundle: { builtin: "spx-return-1d", digest: b.digest, version: b.version },
+    replicas: 2,
+    // All load comes from one client (and through the NodePort from one address): the
+    // per-client rate limit would answer 429 to a load test, as it should to a real client.
+    server: { env: [{ name: "RATE_LIMIT_MAX", value: "0" }] },
+    service: { type: "NodePort", port: 80 },
+    rollout: { scaleDownDelaySeconds: 10, progressDeadlineSeconds: 300 },
+    ...overrides,
+  };
+}
+
+/** The merge patch that moves a model to the volatility bundle's image (pinned by digest). */
+export function toBundleImage(digest = inject("bundles")["spx-vol-5d"].digest): Record<string, unknown> {
+  const b = inject("bundles")["spx-vol-5d"];
+  return { spec: { bundle: { builtin: null, image: b.image, path: "/bundle", digest, version: b.version } } };
+}
+
+/**
+ * Every change of the active Service's colour selector, polled every 100 ms: when traffic
+ * switched, and whether it ever switched back.
+ */
+export class SwitchWatch {
+  readonly changes: { at: number; color: string | undefined }[] = [];
+  private timer: NodeJS.Timeout | undefined;
+  private polling = false;
+
+  constructor(
+    private readonly k: Kube,
+    private readonly namespace: string,
+    private readonly name: string,
+  ) {}
+
+  async start(): Promise<this> {
+    this.changes.push({ at: Date.now(), color: await activeColor(this.k, this.namespace, this.name) });
+    this.timer = setInterval(() => {
+      if (this.polling) return;
+      this.polling = true;
+      activeColor(this.k, this.namespace, this.name)
+        .then((color) => {
+          if (color !== this.changes.at(-1)!.color) this.changes.push({ at: Date.now(), color });
+        })
+        .catch(() => undefined)
+        .finally(() => (this.polling = false));
+    }, 100);
+    return this;
+  }
+
+  get current(): string | undefined {
+    return this.changes.at(-1)!.color;
+  }
+
+  /** When the selector first moved away from its starting colour. */
+  async switched(timeoutMs = 300_000): Promise<number> {
+    return waitFor("the active Service to switch colour", () => this.changes[1]?.at, timeoutMs);
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+  }
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Pods of one colour of a model that still exist (terminating ones included). */
+export async function colorPods(k: Kube, namespace: string, name: string, color: string) {
+  const pods = await k.core.listNamespacedPod({ namespace, labelSelector: `wavelet.dev/model=${name},wavelet.dev/color=${color}` });
+  return pods.items;
+}
