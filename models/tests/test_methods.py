@@ -89,3 +89,28 @@ def test_volatility_intervals_never_go_below_zero() -> None:
     cal = calibrate(y, np.ones(5), np.zeros((5, 10)), "prediction")
     lower, _ = cal.interval(np.array([0.1]), np.zeros((1, 10)), positive=True)
     assert lower[0] == 0.0
+
+
+def test_int8_quantization_is_7_bit_and_float_graphs_read_back() -> None:
+    """quantize_int8's weights are 7-bit, so integer MatMuls cannot saturate on any CPU; and a
+    float graph gives back the fitted model, exactly."""
+    from wavelet_pipeline import onnx_tools
+    from wavelet_pipeline.forecasters.torch_models import TorchForecaster
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(600, 10))
+    z = X[:, -1] * 0.3 + rng.normal(scale=0.5, size=600)
+    for kind, params in (
+        ("lstm", {"lr": 3e-3, "weight_decay": 1e-4, "dropout": 0.0, "max_epochs": 2, "hidden": 8, "layers": 2}),
+        ("transformer", {"lr": 3e-3, "weight_decay": 1e-4, "dropout": 0.0, "max_epochs": 2, "d_model": 16, "heads": 2, "layers": 1, "ff": 32}),
+    ):
+        model = TorchForecaster(kind, params, seed=1, link="identity")
+        model.fit(X, z)
+        graph = model.to_onnx()
+        again = TorchForecaster.from_onnx(kind, params, graph, seed=1, link="identity")
+        np.testing.assert_array_equal(again.predict(X), model.predict(X))
+        int8 = onnx_tools.quantize_int8(model.to_onnx(for_quantization=True), X)
+        assert onnx_tools.saturation_risks(int8) == []
+        assert np.max(np.abs(onnx_tools.predict(int8, X) - onnx_tools.predict(graph, X))) < 0.1, kind
+        with pytest.raises(ValueError):
+            TorchForecaster.from_onnx(kind, {**params, "layers": params["layers"] + 1}, graph, seed=1, link="identity")

@@ -99,6 +99,24 @@ def test_retraining_with_the_same_seed_reproduces_the_metrics(quick_bundles: dic
     assert first["coverage"] == second["coverage"]
 
 
+def test_requantizing_keeps_the_float_models_and_reproduces_the_int8_ones(quick_bundles: dict[str, Path], tmp_path: Path) -> None:
+    """On the machine that trained it, requantizing a bundle changes no model, vector or metric."""
+    copy = tmp_path / "spx-vol-5d"
+    shutil.copytree(quick_bundles["spx-vol-5d"], copy)
+    assert main(["requantize", str(copy)]) == 0
+    assert verify_bundle(copy) == []
+    before = json.loads((quick_bundles["spx-vol-5d"] / MANIFEST).read_text())
+    after = json.loads((copy / MANIFEST).read_text())
+    for name, digest in before["files"].items():
+        if name != "model_card.md":
+            assert after["files"][name] == digest, name
+    assert after["evaluation"] == before["evaluation"]
+    assert {m: e["calibration"] for m, e in after["models"].items()} == {m: e["calibration"] for m, e in before["models"].items()}
+    assert after["quantized"]["requantized"]["float_evaluation_identical"] is True
+    rerun = after["quantized"]["requantized"]["float_walk_forward_rerun"]
+    assert all(rerun[m]["relative_change"] == 0 for m in ("xgboost", "lstm", "transformer", "ensemble"))
+
+
 def test_walk_forward_forecasts_do_not_change_when_the_future_is_removed() -> None:
     """Whole-pipeline leakage check: cutting every price after 2016 changes no 2016 forecast."""
     config = dataclasses.replace(SPX_VOL_5D.quick_variant(), first_oos_year=2015, test_years=(2016,))

@@ -97,15 +97,25 @@ def write_bundle(out: Path, manifest: dict[str, Any], graphs: dict[str, onnx.Mod
     for stale in out.glob("*.onnx"):
         stale.unlink()
     for name, graph in graphs.items():
-        onnx.save(graph, out / MODEL_FILES[name])
-        entry = manifest["models"][name]
-        entry["file"] = MODEL_FILES[name]
-        entry["sha256"] = sha256_file(out / MODEL_FILES[name])
-        entry["bytes"] = (out / MODEL_FILES[name]).stat().st_size
-        entry.update(io_signature(graph))
+        save_graph(out, manifest, name, graph)
     for relative, data in extra_files.items():
         (out / relative).parent.mkdir(parents=True, exist_ok=True)
         (out / relative).write_bytes(data)
+    return seal(out, manifest)
+
+
+def save_graph(out: Path, manifest: dict[str, Any], name: str, graph: onnx.ModelProto) -> None:
+    """Write one model's graph and record its file, sha256, size and signature in its entry."""
+    onnx.save(graph, out / MODEL_FILES[name])
+    entry = manifest["models"][name]
+    entry["file"] = MODEL_FILES[name]
+    entry["sha256"] = sha256_file(out / MODEL_FILES[name])
+    entry["bytes"] = (out / MODEL_FILES[name]).stat().st_size
+    entry.update(io_signature(graph))
+
+
+def seal(out: Path, manifest: dict[str, Any]) -> str:
+    """List the sha256 of every file in `out`, write the manifest; returns the bundle digest."""
     manifest["files"] = {
         str(p.relative_to(out)): sha256_file(p) for p in sorted(out.rglob("*")) if p.is_file() and p.name != MANIFEST
     }
@@ -144,6 +154,8 @@ def verify_bundle(bundle: Path) -> list[str]:
             continue
         graph = onnx.load(bundle / entry["file"])
         onnx.checker.check_model(graph)
+        for risk in onnx_tools.saturation_risks(graph):
+            problems.append(f"{model}: {risk} (integer MatMuls can saturate on CPUs without VNNI)")
         if io_signature(graph) != {"inputs": entry["inputs"], "outputs": entry["outputs"]}:
             problems.append(f"{model}: graph inputs/outputs differ from the manifest")
         graphs[model] = graph

@@ -4,6 +4,7 @@
     wavelet-pipeline train-csv prices.csv --target log_return_1d --name my-bundle
     wavelet-pipeline verify models/bundles/spx-return-1d
     wavelet-pipeline reproduce models/bundles/spx-return-1d
+    wavelet-pipeline requantize models/bundles/spx-return-1d
     wavelet-pipeline report models/bundles/*
     wavelet-pipeline check-csv prices.csv [--missing drop]
 """
@@ -84,6 +85,11 @@ def main(argv: list[str] | None = None) -> int:
     reproduce = sub.add_parser("reproduce", help="retrain a default bundle with its seed and compare its metrics")
     reproduce.add_argument("bundle", type=Path)
 
+    requantize = sub.add_parser(
+        "requantize", help="quantize a default bundle's int8 models again from its float models, which stay as they are "
+        "(reruns the walk-forward for the int8 metrics)")
+    requantize.add_argument("bundle", type=Path)
+
     report = sub.add_parser("report", help="print a markdown summary of bundles (the README's model table)")
     report.add_argument("bundles", nargs="+", type=Path)
 
@@ -122,6 +128,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "reproduce":
             return _reproduce(args.bundle)
+        if args.command == "requantize":
+            return _requantize(args.bundle, command)
         if args.command == "check-csv":
             series = load_csv(args.csv, missing=args.missing)
             print(json.dumps(series.describe(), indent=2))
@@ -183,6 +191,28 @@ def _reproduce(path: Path) -> int:
     ok = worst <= REPRODUCIBILITY_TOLERANCE
     print(f"{'reproduced' if ok else 'NOT reproduced'}: worst relative change {worst:.2e} (tolerance {REPRODUCIBILITY_TOLERANCE})")
     return 0 if ok else 1
+
+
+def _requantize(path: Path, command: str) -> int:
+    from .requantize import requantize_bundle
+
+    recorded = json.loads((path / MANIFEST).read_text())
+    training = recorded["training"]
+    config = _config_for(recorded["name"], training["config"]["quick"], training["seed"])
+    digest, rerun = requantize_bundle(path, config, command)
+    manifest = json.loads((path / MANIFEST).read_text())
+    print(f"wrote {path} ({digest})")
+    metric, differences = rerun.pop("metric"), rerun.pop("float_evaluation_differences")
+    for model, row in rerun.items():
+        print(f"  {model:<12} {metric} recorded {row['recorded']:.6g}, walk-forward rerun {row['rerun']:.6g} (relative change {row['relative_change']:.2e}; recorded kept)")
+    print(f"  every float metric, coverage, test and baseline of the rerun {'DIFFERS from' if differences else 'equals'} the recorded one")
+    for difference in differences:
+        print(f"    {difference}")
+    for kind in ("lstm", "transformer"):
+        q = manifest["quantized"][kind]
+        print(f"  {kind}_int8: {metric} {manifest['evaluation']['models'][f'{kind}_int8'][metric]:.6g}, "
+              f"loss change {q['primary_loss_change_relative']:+.2e}, shipped {q['shipped']}")
+    return 0
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ from . import onnx_tools
 from .metrics import significant
 from .conformal import Calibration, calibrate
 from .config import BundleConfig
-from .forecasters import registry
+from .forecasters import Forecaster, registry
 from .forecasters.ensemble import BASE_MODELS, StackWeights, ensemble_onnx, fit_stack
 from .splits import Table
 from .walkforward import QUANTIZED, WalkForward
@@ -41,15 +41,7 @@ def fit_final(config: BundleConfig, table: Table, wf: WalkForward, params: dict[
         out.graphs[kind] = graph
         out.parity[kind] = onnx_tools.parity(native[kind], onnx_tools.predict(graph, check_rows))
         if kind in QUANTIZED:
-            int8 = onnx_tools.quantize_int8(model.to_onnx(for_quantization=True), table.X)
-            out.quantized_report[kind] = {
-                "bytes_fp32": len(graph.SerializeToString()),
-                "bytes_int8": len(int8.SerializeToString()),
-                "latency_fp32": onnx_tools.latency_us(graph, check_rows[:1000]),
-                "latency_int8": onnx_tools.latency_us(int8, check_rows[:1000]),
-                "max_abs_diff_vs_fp32": significant(float(np.max(np.abs(onnx_tools.predict(int8, check_rows) - native[kind])))),
-                "shipped": shipped_int8[kind],
-            }
+            int8, out.quantized_report[kind] = quantize(model, graph, table.X, check_rows, native[kind], shipped_int8[kind])
             if shipped_int8[kind]:
                 out.graphs[f"{kind}_int8"] = int8
 
@@ -58,9 +50,28 @@ def fit_final(config: BundleConfig, table: Table, wf: WalkForward, params: dict[
     combined = out.stack.combine(np.column_stack([native[k] for k in BASE_MODELS]))
     out.parity["ensemble"] = onnx_tools.parity(combined, onnx_tools.predict(out.graphs["ensemble"], check_rows))
 
+    for name in out.graphs:
+        out.calibration[name] = shipped_calibration(config, wf, name)
+    return out
+
+
+def quantize(model: Forecaster, graph: onnx.ModelProto, calibration_rows: np.ndarray, check_rows: np.ndarray,
+             native: np.ndarray, shipped: bool) -> tuple[onnx.ModelProto, dict[str, Any]]:
+    """The int8 variant of a fitted model (whose float graph is `graph`) and its report."""
+    int8 = onnx_tools.quantize_int8(model.to_onnx(for_quantization=True), calibration_rows)
+    return int8, {
+        "bytes_fp32": len(graph.SerializeToString()),
+        "bytes_int8": len(int8.SerializeToString()),
+        "latency_fp32": onnx_tools.latency_us(graph, check_rows[:1000]),
+        "latency_int8": onnx_tools.latency_us(int8, check_rows[:1000]),
+        "max_abs_diff_vs_fp32": significant(float(np.max(np.abs(onnx_tools.predict(int8, check_rows) - native)))),
+        "shipped": shipped,
+    }
+
+
+def shipped_calibration(config: BundleConfig, wf: WalkForward, name: str) -> Calibration:
+    """A model's interval calibration as shipped: its residuals in the last calibration years."""
     last = max(config.test_years)
     recent = wf.years_mask(list(range(last - config.calibration_years + 1, last + 1)))
-    for name in out.graphs:
-        usable = recent & ~np.isnan(wf.predictions[name])
-        out.calibration[name] = calibrate(wf.y[usable], wf.predictions[name][usable], wf.X[usable], config.interval_scale)
-    return out
+    usable = recent & ~np.isnan(wf.predictions[name])
+    return calibrate(wf.y[usable], wf.predictions[name][usable], wf.X[usable], config.interval_scale)

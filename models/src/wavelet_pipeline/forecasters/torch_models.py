@@ -18,6 +18,7 @@ from typing import Any, Literal
 import numpy as np
 import onnx
 import torch
+from onnx import numpy_helper
 from torch import nn
 
 from . import HOLDOUT_SHARE, INPUT_NAME, IR_VERSION, OPSET, OUTPUT_NAME, log_link_offset
@@ -232,6 +233,54 @@ class TorchForecaster:
                 held_out_z = module.link_space(xs[n_fit:]).squeeze(-1).double().numpy()
             module.z_offset.fill_(log_link_offset(z[n_fit:], held_out_z))
         self.module = module
+
+    @classmethod
+    def from_onnx(cls, kind: NetKind, params: dict[str, Any], graph: onnx.ModelProto, *, seed: int, link: str) -> TorchForecaster:
+        """The fitted forecaster whose `to_onnx()` is `graph`, weights read back from it.
+
+        Lets a bundle's float model be exported again (for quantization) without a refit,
+        which on another CPU does not reproduce the weights bit for bit. The exporter folds
+        weights (transposes, LSTM gate order), so where each initializer element comes from
+        is found by exporting the same architecture with every parameter element set to its
+        own index. Raises ValueError unless re-exporting gives back `graph` exactly.
+        """
+        stored = {i.name: numpy_helper.to_array(i) for i in graph.graph.initializer}
+        forecaster = cls(kind, params, seed=seed, link=link)
+        module = Exported(
+            forecaster._net(int(stored["x_mean"].shape[0])), stored["x_mean"], stored["x_std"],
+            float(stored["z_mean"]), float(stored["z_std"]), link,
+        )
+        buffers = {name for name, _ in module.named_buffers()}
+        with torch.no_grad():
+            module.z_offset.fill_(float(stored["z_offset"]))
+            parameters = list(module.parameters())
+            total = sum(p.numel() for p in parameters)
+            assert total < 2**24, "indices must be exact in float32"
+            start = 0
+            for p in parameters:
+                p.copy_(torch.arange(start + 1, start + p.numel() + 1, dtype=torch.float32).reshape(p.shape))
+                start += p.numel()
+        module.eval()
+        forecaster.module = module
+        values, found = np.zeros(total, dtype=np.float32), np.zeros(total, dtype=bool)
+        for init in forecaster.to_onnx().graph.initializer:
+            if init.name in buffers or init.data_type != onnx.TensorProto.FLOAT:
+                continue
+            index = numpy_helper.to_array(init).ravel()
+            if init.name not in stored or stored[init.name].size != index.size or not np.all((index >= 1) & (index <= total) & (index == np.round(index))):
+                raise ValueError(f"{init.name}: not a pure rearrangement of parameters")
+            values[index.astype(np.int64) - 1] = stored[init.name].ravel()
+            found[index.astype(np.int64) - 1] = True
+        if not found.all():
+            raise ValueError(f"{int((~found).sum())} parameter values are not in the graph")
+        with torch.no_grad():
+            start = 0
+            for p in parameters:
+                p.copy_(torch.from_numpy(values[start : start + p.numel()].copy()).reshape(p.shape))
+                start += p.numel()
+        if forecaster.to_onnx().SerializeToString() != graph.SerializeToString():
+            raise ValueError(f"the graph is not the export of a {kind} with these hyperparameters")
+        return forecaster
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         assert self.module is not None, "fit first"
