@@ -9,6 +9,8 @@
 # DEPS=context (npm dependencies installed outside the build by scripts/image-deps.sh).
 #
 #   scripts/images.sh [server] [operator] [bundles]     (default: all)
+#   WAVELET_IMAGE_BUILD=registry scripts/images.sh      the Dockerfiles' defaults instead
+#                                                       (public base images, npm ci inside)
 # Prints a table of images and sizes on stderr, and as the last stdout line
 # `export DOCKER=... DOCKER_HOST=... WAVELET_IMAGES="<tags>"`: the daemon holding them
 # (scripts/docker-env.sh) and the images built.
@@ -26,9 +28,11 @@ eval "$env_line"
 docker() { "$DOCKER" "$@"; }
 
 # --- local base images (images/offline/base.sh) ----------------------------------------------
-node_image=$(images/offline/base.sh node)
-runtime_image=$(images/offline/base.sh runtime)
-busybox_image=$(images/offline/base.sh busybox)
+offline=() bundle_base=()
+if [[ "${WAVELET_IMAGE_BUILD:-offline}" == offline ]]; then
+  offline=(--build-arg "BUILDER_IMAGE=$(images/offline/base.sh node)" --build-arg "RUNTIME_IMAGE=$(images/offline/base.sh runtime)" --build-arg DEPS=context)
+  bundle_base=(--build-arg "BUSYBOX_IMAGE=$(images/offline/base.sh busybox)")
+fi
 
 # --- npm dependencies, installed outside the build ------------------------------------------
 # Cached by everything npm ci reads, then hard-linked into the build context.
@@ -36,6 +40,7 @@ deps_key=$(cat package.json package-lock.json .npmrc server/package.json operato
 stage_deps() { # stage_deps <workspace> <kinds...>
   local ws=$1 dir="$cache/image-deps/$deps_key/$1"
   shift
+  ((${#offline[@]})) || return 0
   if [[ ! -f "$dir/.complete" ]]; then
     log "installing $ws dependencies outside the build (npm ci: $*)"
     rm -rf "$dir"
@@ -53,7 +58,6 @@ revision=$(git rev-parse HEAD 2>/dev/null || echo unknown)
 [[ -z "$(git status --porcelain 2>/dev/null)" ]] || revision+="-dirty"
 source_url=$(git remote get-url origin 2>/dev/null || echo unknown)
 labels=(--build-arg "REVISION=$revision" --build-arg "SOURCE=$source_url")
-offline=(--build-arg "BUILDER_IMAGE=$node_image" --build-arg "RUNTIME_IMAGE=$runtime_image" --build-arg DEPS=context)
 built=()
 build() { # build <tag> <docker build args...>
   local tag=$1 t=$SECONDS
@@ -76,7 +80,7 @@ for what in "$@"; do
   bundles)
     for b in spx-return-1d spx-vol-5d; do
       bv=$(node -p "require('./models/bundles/$b/manifest.json').version")
-      build "wavelet-bundle-$b:$bv" -f Dockerfile.bundle --build-arg "BUSYBOX_IMAGE=$busybox_image" \
+      build "wavelet-bundle-$b:$bv" -f Dockerfile.bundle "${bundle_base[@]}" \
         --build-arg "BUNDLE=$b" "${labels[@]}" --build-arg "VERSION=$bv"
     done
     ;;

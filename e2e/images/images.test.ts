@@ -24,6 +24,9 @@ function docker(args: string[], input?: string): string {
 const inspect = (img: string) => JSON.parse(docker(["image", "inspect", img]))[0];
 /** Runs `node -e` inside an image (the only program the runtime images have). */
 const nodeIn = (img: string, script: string) => docker(["run", "--rm", "--entrypoint", "/usr/local/bin/node", img, "-e", script]).trim();
+// docker-proxy accepts connections before the container listens; a fetch on one of those
+// would wait for headers for undici's default 300 s.
+const probe = (url: string) => fetch(url, { signal: AbortSignal.timeout(2000) });
 const sha256 = (file: string) => `sha256:${createHash("sha256").update(readFileSync(file)).digest("hex")}`;
 
 const started: string[] = [];
@@ -54,7 +57,7 @@ describe("the server image", () => {
     ]);
     const base = `http://127.0.0.1:${port}`;
     const health = await waitFor("the container's /health", async () => {
-      const res = await fetch(`${base}/health`);
+      const res = await probe(`${base}/health`);
       return res.ok && ((await res.json()) as { bundle: { name: string; digest: string } });
     }, 60_000);
     expect(health.bundle.name).toBe("spx-return-1d");
@@ -89,7 +92,7 @@ describe("the server image", () => {
       started.push(name);
       docker(["run", "-d", "--name", name, "-p", `127.0.0.1:${port}:8000`, "--read-only", ...env, SERVER()]);
       const health = await waitFor(`/health with ${env.join(" ") || "no settings"}`, async () => {
-        const res = await fetch(`http://127.0.0.1:${port}/health`);
+        const res = await probe(`http://127.0.0.1:${port}/health`);
         return res.ok && ((await res.json()) as { bundle: { name: string } });
       }, 60_000);
       expect(health.bundle.name).toBe(bundle);

@@ -1,5 +1,5 @@
 import { describe, expect, inject, it } from "vitest";
-import { Load, SwitchWatch, builtinSpec, kube, models, nodePortUrl, scenarioNamespace, seconds, toBundleImage, waitFor, waitReady } from "./harness.js";
+import { Load, expectNoFailures, SwitchWatch, builtinSpec, kube, models, nodePortUrl, scenarioNamespace, seconds, toBundleImage, waitFor, waitReady } from "./harness.js";
 import { recordResult } from "./results.js";
 
 /**
@@ -81,6 +81,6 @@ describe("5. autoscaling", () => {
     expect(last.idle).toBeGreaterThanOrEqual(scaled);
     expect(last.idleAvailable).toBeGreaterThanOrEqual(last.active);
     expect(hpa.spec?.scaleTargetRef.name).toBe(`scaled-${newColor}`);
-    expect(summary.failures).toEqual([]);
+    expectNoFailures(summary, { "the change": changed, "the switch": switchedAt });
   });
 });

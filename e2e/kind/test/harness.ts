@@ -1,6 +1,6 @@
 import { execFileSync } from "node:child_process";
 import { Agent, request } from "node:http";
-import { inject, onTestFinished } from "vitest";
+import { expect, inject, onTestFinished } from "vitest";
 import { type Clients, type Model, eventReasons, kubeClients, models } from "../../../test-support/kube.js";
 import { waitFor } from "../../../test-support/wait.js";
 
@@ -59,12 +59,23 @@ export async function activeColor(k: Kube, namespace: string, name: string): Pro
   return svc.spec?.selector?.["wavelet.dev/color"];
 }
 
-/** The URL of a NodePort Service from this machine (the kind node's address). */
+/**
+ * The URL of a NodePort Service from this machine (the kind node's address), once it routes.
+ * Ready says the pods serve; kube-proxy programs their endpoints a moment later, and until
+ * then it rejects connections (ECONNREFUSED), as for any Service. Load starts after that.
+ */
 export async function nodePortUrl(k: Kube, namespace: string, name: string): Promise<string> {
   const svc = await k.core.readNamespacedService({ name, namespace });
   const port = svc.spec?.ports?.[0]?.nodePort;
   if (!port) throw new Error(`${namespace}/${name} is not a NodePort Service`);
-  return `http://${inject("node").ip}:${port}`;
+  const url = `http://${inject("node").ip}:${port}`;
+  let answered = 0;
+  await waitFor(`${namespace}/${name} to route`, async () => {
+    const ok = await fetch(`${url}/livez`, { signal: AbortSignal.timeout(2000) }).then((r) => r.ok, () => false);
+    answered = ok ? answered + 1 : 0;
+    return answered >= 10;
+  }, 60_000);
+  return url;
 }
 
 // ---- load ---------------------------------------------------------------------------------
@@ -183,6 +194,13 @@ export function summarize(samples: Sample[]): LoadSummary {
 }
 
 export const seconds = (ms: number) => Math.round(ms / 100) / 10;
+
+/** No request failed; if some did, say when relative to the scenario's moments (ms since epoch). */
+export function expectNoFailures(summary: LoadSummary, moments: Record<string, number>): void {
+  const when = (at: number) => Object.entries(moments).map(([name, t]) => `${((at - t) / 1000).toFixed(2)} s after ${name}`).join(", ");
+  expect(summary.failures.map((f) => `${f.error ?? `HTTP ${f.status}`} ${when(f.at)}`)).toEqual([]);
+  expect(summary.failed).toBe(0);
+}
 
 // ---- WaveletModels of the scenarios ---------------------------------------------------------
 

@@ -1,6 +1,7 @@
 import { describe, expect, inject, it } from "vitest";
 import {
   Load,
+  expectNoFailures,
   SwitchWatch,
   builtinSpec,
   kube,
@@ -65,7 +66,7 @@ describe("4. manual promotion", () => {
     expect(watch.changes.map((c) => c.color)).toEqual([oldColor, newColor]);
     expect(final.status?.activeColor).toBe(newColor);
     expect(final.status?.activeBundle?.digest).toBe(bundles["spx-vol-5d"].digest);
-    expect(summary.failures).toEqual([]);
+    expectNoFailures(summary, { "the change": changed, "the promotion": promoted, "the switch": switchedAt });
     // Before the promotion every answer came from the old bundle.
     expect(summary.byDigest[bundles["spx-vol-5d"].digest]!.first).toBeGreaterThanOrEqual(switchedAt - 200);
   });
