@@ -50,6 +50,7 @@ describe("2. blue-green under load", () => {
     await wm.patch("bg", toBundleImage());
     const switchedAt = await watch.switched();
     const after = await waitReady(k, namespace, "bg");
+    const readyAt = Date.now();
     expect(after.status?.activeBundle?.digest).toBe(bundles["spx-vol-5d"].digest);
     // The old colour scales to zero after the delay; its pods drain, then are gone.
     await waitFor(`old colour ${oldColor} gone`, async () => (await colorPods(k, namespace, "bg", oldColor)).length === 0, 120_000);
@@ -68,7 +69,7 @@ describe("2. blue-green under load", () => {
       requests: summary.sent,
       failed: summary.failed,
       switchSeconds: seconds(switchedAt - changed),
-      readySeconds: seconds(Date.now() - changed),
+      readySeconds: seconds(readyAt - changed),
       notes: `old bundle answered until ${overlap} s after the switch (scaleDownDelaySeconds ${SCALE_DOWN_DELAY} + drain); p99 ${summary.p99} ms`,
     });
 
