@@ -1,5 +1,15 @@
 import { describe, expect, inject, it } from "vitest";
-import { Load, expectNoFailures, SwitchWatch, builtinSpec, kube, models, nodePortUrl, scenarioNamespace, seconds, toBundleImage, waitFor, waitReady } from "./harness.js";
+import {
+  Load,
+  SwitchWatch,
+  builtinSpec,
+  expectNoFailures,
+  seconds,
+  servedModel,
+  toBundleImage,
+  waitFor,
+  waitReady,
+} from "./harness.js";
 import { recordResult } from "./results.js";
 
 /**
@@ -13,22 +23,14 @@ const RATE = 150;
 
 describe("5. autoscaling", () => {
   it("scales the active colour on CPU and rolls out at the scaled-up count", async () => {
-    const k = kube();
     const bundles = inject("bundles");
-    const namespace = await scenarioNamespace(k, "e2e-autoscale");
-    const wm = models(k, namespace);
-    const base = builtinSpec();
-    const spec = builtinSpec({
+    const { replicas: _, ...spec } = builtinSpec({
       autoscaling: { minReplicas: 1, maxReplicas: 3, targetCPUUtilizationPercentage: 20 },
       // A small request makes modest load a high utilization.
-      server: { ...(base.server as object), resources: { requests: { cpu: "50m", memory: "256Mi" } } },
+      server: { resources: { requests: { cpu: "50m", memory: "256Mi" } } },
     });
-    delete spec.replicas;
-    await wm.create("scaled", spec);
-    const before = await waitReady(k, namespace, "scaled");
-    const oldColor = before.status!.activeColor!;
-    const newColor = oldColor === "blue" ? "green" : "blue";
-    const load = new Load(await nodePortUrl(k, namespace, "scaled"), RATE).start();
+    const { k, namespace, wm, oldColor, newColor, url } = await servedModel("e2e-autoscale", "scaled", spec);
+    const load = new Load(url, RATE).start();
 
     const loaded = Date.now();
     const scaled = await waitFor(

@@ -1,15 +1,13 @@
 import { describe, expect, inject, it } from "vitest";
 import {
   Load,
-  expectNoFailures,
   SwitchWatch,
   builtinSpec,
   colorPods,
+  expectNoFailures,
   kube,
-  models,
-  nodePortUrl,
-  scenarioNamespace,
   seconds,
+  servedModel,
   sleep,
   toBundleImage,
   waitFor,
@@ -34,14 +32,9 @@ const DRAIN_BOUND = 15;
 
 describe("2. blue-green under load", () => {
   it(`moves to a bundle image under ${RATE} requests/s with no failed request`, async () => {
-    const k = kube();
     const bundles = inject("bundles");
-    const namespace = await scenarioNamespace(k, "e2e-bluegreen");
-    const wm = models(k, namespace);
-    await wm.create("bg", builtinSpec({ rollout: { scaleDownDelaySeconds: SCALE_DOWN_DELAY, progressDeadlineSeconds: 300 } }));
-    const before = await waitReady(k, namespace, "bg");
-    const oldColor = before.status!.activeColor!;
-    const url = await nodePortUrl(k, namespace, "bg");
+    const spec = builtinSpec({ rollout: { scaleDownDelaySeconds: SCALE_DOWN_DELAY, progressDeadlineSeconds: 300 } });
+    const { k, namespace, wm, oldColor, url } = await servedModel("e2e-bluegreen", "bg", spec);
     const watch = await new SwitchWatch(k, namespace, "bg").start();
 
     const load = new Load(url, RATE).start();

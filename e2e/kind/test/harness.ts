@@ -205,18 +205,30 @@ export function expectNoFailures(summary: LoadSummary, moments: Record<string, n
 // ---- WaveletModels of the scenarios ---------------------------------------------------------
 
 /** A WaveletModel serving the built-in return bundle through a NodePort Service. */
-export function builtinSpec(overrides: Record<string, unknown> = {}): Record<string, unknown> {
+export function builtinSpec({ server, ...overrides }: Record<string, unknown> = {}): Record<string, unknown> {
   const b = inject("bundles")["spx-return-1d"];
   return {
     bundle: { builtin: "spx-return-1d", digest: b.digest, version: b.version },
     replicas: 2,
     // All load comes from one client (and through the NodePort from one address): the
     // per-client rate limit would answer 429 to a load test, as it should to a real client.
-    server: { env: [{ name: "RATE_LIMIT_MAX", value: "0" }] },
+    server: { env: [{ name: "RATE_LIMIT_MAX", value: "0" }], ...(server as object) },
     service: { type: "NodePort", port: 80 },
     rollout: { scaleDownDelaySeconds: 10, progressDeadlineSeconds: 300 },
     ...overrides,
   };
+}
+
+/** Where each load scenario starts: its namespace, one model created, Ready, and its Service routing. */
+export async function servedModel(namespaceName: string, name: string, spec: Record<string, unknown>) {
+  const k = kube();
+  const namespace = await scenarioNamespace(k, namespaceName);
+  const wm = models(k, namespace);
+  await wm.create(name, spec);
+  const ready = await waitReady(k, namespace, name);
+  const oldColor = ready.status!.activeColor!;
+  const newColor = oldColor === "blue" ? "green" : "blue";
+  return { k, namespace, wm, ready, oldColor, newColor, url: await nodePortUrl(k, namespace, name) };
 }
 
 /** The merge patch that moves a model to the volatility bundle's image (pinned by digest). */

@@ -1,18 +1,15 @@
 import { describe, expect, inject, it } from "vitest";
 import {
   Load,
-  expectNoFailures,
   SwitchWatch,
   builtinSpec,
   colorPods,
   condition,
   eventReasons,
-  kube,
+  expectNoFailures,
   kubectl,
-  models,
-  nodePortUrl,
-  scenarioNamespace,
   seconds,
+  servedModel,
   toBundleImage,
   waitFor,
   waitReady,
@@ -31,16 +28,11 @@ const DEADLINE = 30;
 
 describe("3. a bundle whose digest does not match", () => {
   it("never takes traffic, reports Degraded with an Event, and rolls back on request", async () => {
-    const k = kube();
     const bundles = inject("bundles");
-    const namespace = await scenarioNamespace(k, "e2e-mismatch");
-    const wm = models(k, namespace);
-    await wm.create("mismatch", builtinSpec({ replicas: 1, rollout: { scaleDownDelaySeconds: 5, progressDeadlineSeconds: DEADLINE } }));
-    const before = await waitReady(k, namespace, "mismatch");
-    const oldColor = before.status!.activeColor!;
-    const newColor = oldColor === "blue" ? "green" : "blue";
+    const spec = builtinSpec({ replicas: 1, rollout: { scaleDownDelaySeconds: 5, progressDeadlineSeconds: DEADLINE } });
+    const { k, namespace, wm, oldColor, newColor, url } = await servedModel("e2e-mismatch", "mismatch", spec);
     const watch = await new SwitchWatch(k, namespace, "mismatch").start();
-    const load = new Load(await nodePortUrl(k, namespace, "mismatch"), 50).start();
+    const load = new Load(url, 50).start();
 
     const changed = Date.now();
     await wm.patch("mismatch", toBundleImage(bundles["spx-return-1d"].digest));

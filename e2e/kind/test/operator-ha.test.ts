@@ -1,5 +1,15 @@
 import { describe, expect, inject, it } from "vitest";
-import { Load, expectNoFailures, SwitchWatch, builtinSpec, kube, models, nodePortUrl, scenarioNamespace, seconds, toBundleImage, waitFor, waitReady } from "./harness.js";
+import {
+  Load,
+  SwitchWatch,
+  builtinSpec,
+  expectNoFailures,
+  seconds,
+  servedModel,
+  toBundleImage,
+  waitFor,
+  waitReady,
+} from "./harness.js";
 import { recordResult } from "./results.js";
 import { OPERATOR_NAMESPACE } from "./setup.js";
 
@@ -11,14 +21,10 @@ import { OPERATOR_NAMESPACE } from "./setup.js";
 
 describe("6. the operator leader deleted mid-rollout", () => {
   it("completes the rollout under the next leader with no failed request", async () => {
-    const k = kube();
     const bundles = inject("bundles");
-    const namespace = await scenarioNamespace(k, "e2e-operator-ha");
-    const wm = models(k, namespace);
-    await wm.create("ha", builtinSpec());
-    await waitReady(k, namespace, "ha");
+    const { k, namespace, wm, url } = await servedModel("e2e-operator-ha", "ha", builtinSpec());
     const watch = await new SwitchWatch(k, namespace, "ha").start();
-    const load = new Load(await nodePortUrl(k, namespace, "ha"), 100).start();
+    const load = new Load(url, 100).start();
 
     const leader = async () => {
       const leases = await k.coordination.listNamespacedLease({ namespace: OPERATOR_NAMESPACE });

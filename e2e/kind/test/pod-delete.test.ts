@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { Load, expectNoFailures, builtinSpec, colorPods, kube, models, nodePortUrl, scenarioNamespace, sleep, waitFor, waitReady } from "./harness.js";
+import { Load, builtinSpec, colorPods, expectNoFailures, models, servedModel, sleep, waitFor, waitReady } from "./harness.js";
 import { recordResult } from "./results.js";
 
 /**
@@ -13,12 +13,8 @@ const RATE = 200;
 
 describe("7. a server pod deleted under load", () => {
   it(`loses no request at ${RATE} requests/s`, async () => {
-    const k = kube();
-    const namespace = await scenarioNamespace(k, "e2e-pod-delete");
-    await models(k, namespace).create("podkill", builtinSpec());
-    const ready = await waitReady(k, namespace, "podkill");
-    const color = ready.status!.activeColor!;
-    const load = new Load(await nodePortUrl(k, namespace, "podkill"), RATE).start();
+    const { k, namespace, oldColor: color, url } = await servedModel("e2e-pod-delete", "podkill", builtinSpec());
+    const load = new Load(url, RATE).start();
     await sleep(5_000);
     const [victim] = await colorPods(k, namespace, "podkill", color);
     const deletedAt = Date.now();

@@ -1,15 +1,12 @@
 import { describe, expect, inject, it } from "vitest";
 import {
   Load,
-  expectNoFailures,
   SwitchWatch,
   builtinSpec,
-  kube,
+  expectNoFailures,
   kubectl,
-  models,
-  nodePortUrl,
-  scenarioNamespace,
   seconds,
+  servedModel,
   sleep,
   toBundleImage,
   waitFor,
@@ -25,15 +22,11 @@ import { recordResult } from "./results.js";
 
 describe("4. manual promotion", () => {
   it("keeps traffic until the promote annotation, then stays on the new colour", async () => {
-    const k = kube();
     const bundles = inject("bundles");
-    const namespace = await scenarioNamespace(k, "e2e-promote");
-    const wm = models(k, namespace);
-    await wm.create("manual", builtinSpec({ replicas: 1, rollout: { autoPromote: false, scaleDownDelaySeconds: 5, progressDeadlineSeconds: 300 } }));
-    const before = await waitReady(k, namespace, "manual");
-    const oldColor = before.status!.activeColor!;
+    const spec = builtinSpec({ replicas: 1, rollout: { autoPromote: false, scaleDownDelaySeconds: 5, progressDeadlineSeconds: 300 } });
+    const { k, namespace, wm, oldColor, url } = await servedModel("e2e-promote", "manual", spec);
     const watch = await new SwitchWatch(k, namespace, "manual").start();
-    const load = new Load(await nodePortUrl(k, namespace, "manual"), 50).start();
+    const load = new Load(url, 50).start();
 
     const changed = Date.now();
     await wm.patch("manual", toBundleImage());
