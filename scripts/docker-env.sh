@@ -27,7 +27,8 @@ die() { printf 'docker-env: error: %s\n' "$*" >&2; exit 1; }
 stop_private() {
   local pid
   pid=$(cat "$dir/dockerd.pid" 2>/dev/null || true)
-  if [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null; then
+  # Only our daemon: after a reboot or a killed session the pid may be another process's.
+  if [[ -n "$pid" ]] && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "--data-root $dir/data"; then
     log "stopping private dockerd ($pid)"
     kill "$pid"
     for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
