@@ -5,7 +5,7 @@ export function createMetrics() {
   const registry = new client.Registry();
   const m = {
     registry,
-    reconciles: new client.Counter({ name: "wavelet_operator_reconciles_total", help: "reconcile passes", labelNames: ["result"], registers: [registry] }),
+    reconciles: new client.Counter({ name: "wavelet_operator_reconciles_total", help: "reconcile passes by result: ok, conflict (409, retried) or error", labelNames: ["result"], registers: [registry] }),
     reconcileSeconds: new client.Histogram({
       name: "wavelet_operator_reconcile_duration_seconds",
       help: "duration of a reconcile pass",

@@ -5,14 +5,17 @@ import type { Caches } from "../src/controller/informers.js";
 import { createMetrics } from "../src/metrics.js";
 import { desiredDeployment, templateHash } from "../src/reconcile/deployment.js";
 import { Reconciler, type Writer } from "../src/reconcile/reconciler.js";
-import { DIGEST_A, DIGEST_B, FakeClock, model } from "./fixtures.js";
+import { DIGEST_B, FakeClock, model } from "./fixtures.js";
 
 /**
- * The reconciler over a fake cache and writer: what a pass writes, and what the next passes
- * do while the cache still shows versions older than the pass's own writes.
+ * The reconciler over a fake API server and caches that lag it: what a pass writes and in
+ * which order, and what the next passes do while the caches still show versions older than
+ * the pass's own writes.
  */
 
 const settings = { defaultServerImage: "wavelet-server:test" };
+const KINDS = ["WaveletModel", "Deployment", "Service", "HorizontalPodAutoscaler"] as const;
+type Kind = (typeof KINDS)[number];
 
 class FakeCache<T extends KubernetesObject> implements ObjectCache<T> {
   readonly items = new Map<string, T>();
@@ -27,7 +30,7 @@ class FakeCache<T extends KubernetesObject> implements ObjectCache<T> {
   }
 }
 
-/** A Deployment as the cluster reports it: rolled out, every replica available. */
+/** A Deployment as the cluster reports it once its controller is done: every replica available. */
 function rolledOut(d: V1Deployment): V1Deployment {
   const replicas = d.spec!.replicas!;
   return {
@@ -37,77 +40,159 @@ function rolledOut(d: V1Deployment): V1Deployment {
   };
 }
 
+const conflict = () => Object.assign(new Error("Conflict"), { code: 409 });
+
 function harness() {
-  const caches = { models: new FakeCache<KubernetesObject>(), deployments: new FakeCache<V1Deployment>(), services: new FakeCache<V1Service>(), hpas: new FakeCache() } as unknown as Caches & {
-    models: FakeCache<KubernetesObject>;
-    deployments: FakeCache<V1Deployment>;
+  const caches: Record<Kind, FakeCache<KubernetesObject>> = {
+    WaveletModel: new FakeCache(),
+    Deployment: new FakeCache(),
+    Service: new FakeCache(),
+    HorizontalPodAutoscaler: new FakeCache(),
   };
-  const applied: KubernetesObject[] = [];
+  /** The API server's objects, by kind then "namespace/name". */
+  const server = Object.fromEntries(KINDS.map((k) => [k, new FakeCache<KubernetesObject>()])) as Record<Kind, FakeCache<KubernetesObject>>;
   let version = 10;
+  const store = (kind: Kind, o: KubernetesObject) => {
+    const rv = String(++version);
+    server[kind].set({ ...o, metadata: { ...o.metadata, resourceVersion: rv } });
+    return rv;
+  };
+  const model = () => server.WaveletModel.list()[0]!;
+  /** Every write in order: "Kind/name", "status", "model", "event <reason>". */
   const writes: string[] = [];
   const statuses: NonNullable<WaveletModel["status"]>[] = [];
+  const preconditions: string[] = [];
+  const events: string[] = [];
+  const warnings: string[] = [];
   const writer: Writer = {
-    apply: async (o) => void applied.push(o),
+    apply: async (o) => (writes.push(`${o.kind}/${o.metadata!.name}`), store(o.kind as Kind, o)),
     deleteIfPresent: async () => undefined,
-    applyStatus: async (_wm, status) => (writes.push("status"), statuses.push(status), String(++version)),
-    updateModel: async () => (writes.push("model"), String(++version)),
-    event: async () => undefined,
+    applyStatus: async (_wm, status, rv) => {
+      preconditions.push(rv);
+      if (model().metadata!.resourceVersion !== rv) throw conflict();
+      writes.push("status");
+      statuses.push(status);
+      return store("WaveletModel", { ...model(), status } as KubernetesObject);
+    },
+    updateModel: async (raw, change) => {
+      if (model().metadata!.resourceVersion !== raw.metadata!.resourceVersion) throw conflict();
+      writes.push("model");
+      const annotations = { ...raw.metadata!.annotations };
+      for (const a of change.clearAnnotations) delete annotations[a];
+      return store("WaveletModel", { ...raw, metadata: { ...raw.metadata, annotations }, ...(change.spec ? { spec: change.spec } : {}) });
+    },
+    event: async (_wm, e) => void (writes.push(`event ${e.reason}`), events.push(e.reason)),
   };
-  const log = { warn: () => undefined, info: () => undefined };
+  const clock = new FakeClock();
   const reconciler = new Reconciler({
-    caches,
+    caches: { models: caches.WaveletModel, deployments: caches.Deployment, services: caches.Service, hpas: caches.HorizontalPodAutoscaler } as unknown as Caches,
     writer,
-    clock: new FakeClock(),
+    clock,
     settings,
     analyzer: async () => ({ result: "pass", message: "" }),
     metrics: createMetrics(),
-    log,
+    log: { warn: (msg: string) => void warnings.push(msg), info: () => undefined },
   });
-  const activeSelector = () =>
-    (applied.filter((o) => o.kind === "Service" && o.metadata?.name === "spx").at(-1) as V1Service | undefined)?.spec?.selector?.["wavelet.dev/color"];
-  return { caches, applied, writes, statuses, reconciler, activeSelector };
+  /** The watch delivers what the server has for these kinds (Deployments rolled out). */
+  const sync = (...kinds: Kind[]) => {
+    for (const kind of kinds.length ? kinds : KINDS) {
+      for (const o of server[kind].list()) caches[kind].set(kind === "Deployment" ? rolledOut(o as V1Deployment) : o);
+    }
+  };
+  /** An object as both the server and the cache have it. */
+  const seed = (kind: Kind, o: KubernetesObject) => {
+    store(kind, o);
+    sync(kind);
+  };
+  const selector = (from: FakeCache<KubernetesObject>) => (from.get("spx", "ns") as V1Service | undefined)?.spec?.selector?.["wavelet.dev/color"];
+  const pass = () => reconciler.reconcile("ns/spx");
+  return { caches, server, writes, statuses, preconditions, events, warnings, clock, pass, sync, seed, model, activeSelector: () => selector(server.Service) };
+}
+
+const served = model();
+const next = model({ bundle: { builtin: "spx-return-1d", digest: DIGEST_B }, rollout: { autoPromote: false } });
+const oldHash = templateHash(served, served.spec, settings);
+const newHash = templateHash(next, next.spec, settings);
+const since = "2026-01-01T00:00:00.000Z";
+
+/** Blue serves the old bundle; the spec asks for the new one (manual promotion). */
+function blueServing(h: ReturnType<typeof harness>, status: Partial<NonNullable<WaveletModel["status"]>> = {}, annotations?: Record<string, string>) {
+  h.seed("Deployment", desiredDeployment(served, served.spec, "blue", 3, settings));
+  const wm = {
+    ...next,
+    metadata: { ...next.metadata, ...(annotations ? { annotations } : {}) },
+    status: { activeColor: "blue", previewColor: "blue", activeTemplateHash: oldHash, lastGoodSpec: served.spec as never, ...status },
+  };
+  h.seed("WaveletModel", wm as unknown as KubernetesObject);
 }
 
 describe("a pass never acts on a cache older than its own writes", () => {
   it("a manual promotion sticks: the pass that promotes writes twice, and the version between them is not acted on", async () => {
-    const { caches, applied, writes, statuses, reconciler, activeSelector } = harness();
-    const served = model();
-    const next = model({ bundle: { builtin: "spx-return-1d", digest: DIGEST_B }, rollout: { autoPromote: false } });
-    const oldHash = templateHash(served, served.spec, settings);
-    const newHash = templateHash(next, next.spec, settings);
-    caches.deployments.set(rolledOut(desiredDeployment(served, served.spec, "blue", 3, settings)));
-    caches.deployments.set(rolledOut(desiredDeployment(next, next.spec, "green", 3, settings)));
-    const since = "2026-01-01T00:00:00.000Z";
-    const awaiting: WaveletModel = {
-      ...next,
-      metadata: { ...next.metadata, resourceVersion: "10", annotations: { "wavelet.dev/promote": "true" } },
-      status: {
-        activeColor: "blue",
-        previewColor: "green",
-        activeTemplateHash: oldHash,
-        lastGoodSpec: served.spec as never,
-        rollout: { phase: "AwaitingPromotion", color: "green", templateHash: newHash, startedAt: since, since },
-      },
-    };
-    caches.models.set(awaiting as unknown as KubernetesObject);
+    const h = harness();
+    h.seed("Deployment", desiredDeployment(next, next.spec, "green", 3, settings));
+    blueServing(h, { previewColor: "green", rollout: { phase: "AwaitingPromotion", color: "green", templateHash: newHash, startedAt: since, since } }, { "wavelet.dev/promote": "true" });
+    const read = h.model().metadata!.resourceVersion!;
 
-    await reconciler.reconcile("ns/spx");
-    expect(writes).toEqual(["model", "status"]); // annotation cleared (rv 11), then the promotion recorded (rv 12)
-    expect(activeSelector()).toBe("green");
+    await h.pass();
+    // The annotation cleared, then the promotion recorded (conditional on the clear's version),
+    // its Event, and only then traffic moved.
+    expect(h.writes.slice(0, 4)).toEqual(["model", "status", "event Promoted", "Deployment/spx-green"]);
+    expect(h.preconditions).toEqual([String(Number(read) + 1)]);
+    expect(h.activeSelector()).toBe("green");
 
     // The watch delivers the first write alone: no annotation, the status from before the promotion.
-    const { annotations: _, ...metadata } = awaiting.metadata;
-    caches.models.set({ ...awaiting, metadata: { ...metadata, resourceVersion: "11" } } as unknown as KubernetesObject);
-    applied.length = 0;
-    for (let pass = 0; pass < 10; pass++) {
-      const result = await reconciler.reconcile("ns/spx");
-      expect(result.requeueAfterMs).toBeGreaterThan(0);
-    }
-    expect(applied).toEqual([]);
+    const { annotations: _, ...metadata } = h.caches.WaveletModel.list()[0]!.metadata!;
+    h.caches.WaveletModel.set({ ...h.caches.WaveletModel.list()[0]!, metadata: { ...metadata, resourceVersion: String(Number(read) + 1) } });
+    h.writes.length = 0;
+    for (let i = 0; i < 10; i++) expect((await h.pass()).requeueAfterMs).toBeGreaterThan(0);
+    expect(h.writes).toEqual([]);
 
-    // Then the second: the promotion as recorded. Passes act again, on green.
-    caches.models.set({ ...awaiting, metadata: { ...metadata, resourceVersion: "12" }, status: statuses.at(-1) } as unknown as KubernetesObject);
-    await reconciler.reconcile("ns/spx");
-    expect(activeSelector()).toBe("green");
+    // Then the rest: passes act again, on green.
+    h.sync();
+    await h.pass();
+    expect(h.activeSelector()).toBe("green");
+    expect(h.events).toEqual(["Promoted"]);
+  });
+
+  it("a rollout starts once: the Deployment it created is waited for, so its Events are not repeated (CI, 2026-11-27)", async () => {
+    const h = harness();
+    blueServing(h);
+    await h.pass();
+    expect(h.events).toEqual(["RolloutStarted"]);
+    expect(h.writes).toContain("Deployment/spx-green");
+
+    // The model's watch is quicker than the Deployments': status says Deploying, green is not cached yet.
+    h.sync("WaveletModel", "Service", "HorizontalPodAutoscaler");
+    h.writes.length = 0;
+    for (let i = 0; i < 10; i++) expect((await h.pass()).requeueAfterMs).toBeGreaterThan(0);
+    expect(h.writes).toEqual([]);
+
+    h.sync();
+    await h.pass();
+    expect(h.events).toEqual(["RolloutStarted", "PreviewReady", "AwaitingPromotion"]);
+  });
+
+  it("a pass that read an old version writes nothing: the status write fails first, before Events and children", async () => {
+    const h = harness();
+    blueServing(h);
+    // Someone (a user, a former leader) writes after the cache's version: the pass's read is old.
+    h.server.WaveletModel.set({ ...h.model(), metadata: { ...h.model().metadata, resourceVersion: "99" } });
+    await expect(h.pass()).rejects.toMatchObject({ code: 409 });
+    expect(h.writes).toEqual([]);
+    expect(h.events).toEqual([]);
+  });
+
+  it("goes ahead after 30 s if the cache never shows a write (the object was deleted meanwhile)", async () => {
+    const h = harness();
+    blueServing(h);
+    await h.pass();
+    h.server.Deployment.items.delete("ns/spx-green");
+    h.sync();
+    expect((await h.pass()).requeueAfterMs).toBeGreaterThan(0);
+    h.clock.advance(30_000);
+    h.writes.length = 0;
+    await h.pass();
+    expect(h.warnings.join("\n")).toContain("never showed this operator's writes to Deployment/spx-green");
+    expect(h.writes).toContain("Deployment/spx-green");
   });
 });

@@ -1,3 +1,4 @@
+import { statusCode } from "../kube/client.js";
 import type { Metrics } from "../metrics.js";
 import type { WorkQueue } from "./queue.js";
 
@@ -13,7 +14,7 @@ export interface ReconcileResult {
 
 export type ReconcileFn = (key: string) => Promise<ReconcileResult>;
 
-type Log = { error: (msg: string, extra?: unknown) => void };
+type Log = { error: (msg: string, extra?: unknown) => void; info: (msg: string, extra?: unknown) => void };
 
 export class Controller {
   private running: Promise<void>[] = [];
@@ -42,8 +43,11 @@ export class Controller {
         this.metrics.reconciles.inc({ result: "ok" });
       } catch (error) {
         const delay = this.queue.addRateLimited(key);
-        this.metrics.reconciles.inc({ result: "error" });
-        this.log.error(`reconcile ${key} failed; retrying in ${delay} ms`, { err: describe(error) });
+        // 409: the pass decided from a version someone has since changed; the next one reads it.
+        const conflict = statusCode(error) === 409;
+        this.metrics.reconciles.inc({ result: conflict ? "conflict" : "error" });
+        if (conflict) this.log.info(`reconcile ${key}: conflict, retrying in ${delay} ms`);
+        else this.log.error(`reconcile ${key} failed; retrying in ${delay} ms`, { err: describe(error) });
       } finally {
         end();
         this.queue.done(key);

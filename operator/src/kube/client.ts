@@ -34,8 +34,10 @@ export class KubeClient {
     this.core = kc.makeApiClient(CoreV1Api);
   }
 
-  apply<T extends KubernetesObject>(object: T): Promise<T> {
-    return this.objects.patch(object, undefined, undefined, FIELD_MANAGER, true, PatchStrategy.ServerSideApply);
+  /** Answers the resourceVersion the object has afterwards. */
+  async apply(object: KubernetesObject): Promise<string | undefined> {
+    const written = await this.objects.patch(object, undefined, undefined, FIELD_MANAGER, true, PatchStrategy.ServerSideApply);
+    return written.metadata?.resourceVersion;
   }
 
   async deleteIfPresent(object: KubernetesObject): Promise<void> {
@@ -46,7 +48,12 @@ export class KubeClient {
     }
   }
 
-  async applyStatus(wm: WaveletModel, status: WaveletModelStatus): Promise<string | undefined> {
+  /**
+   * `resourceVersion` is the version the pass decided from: the API server refuses the
+   * write (409) if the model changed since, so a pass that read an old version, or a second
+   * leader, cannot overwrite newer status.
+   */
+  async applyStatus(wm: WaveletModel, status: WaveletModelStatus, resourceVersion: string): Promise<string | undefined> {
     const written = await this.custom.patchNamespacedCustomObjectStatus(
       {
         group: GROUP,
@@ -54,7 +61,7 @@ export class KubeClient {
         namespace: wm.metadata.namespace,
         plural: PLURAL,
         name: wm.metadata.name,
-        body: { apiVersion: wm.apiVersion, kind: wm.kind, metadata: { name: wm.metadata.name, namespace: wm.metadata.namespace }, status },
+        body: { apiVersion: wm.apiVersion, kind: wm.kind, metadata: { name: wm.metadata.name, namespace: wm.metadata.namespace, resourceVersion }, status },
         fieldManager: FIELD_MANAGER,
         force: true,
       },

@@ -1,4 +1,4 @@
-import type { KubernetesObject, V1Deployment } from "@kubernetes/client-node";
+import type { KubernetesObject, ObjectCache, V1Deployment } from "@kubernetes/client-node";
 import { COLORS, type Color, type WaveletModel, waveletModel, waveletModelSpec } from "../api/waveletmodel.js";
 import type { Clock } from "../controller/clock.js";
 import type { ReconcileResult } from "../controller/controller.js";
@@ -7,6 +7,7 @@ import type { EventRecord } from "../kube/client.js";
 import type { Metrics } from "../metrics.js";
 import type { Analyzer } from "./analysis.js";
 import { type ColorState, decide, type Observation } from "./bluegreen.js";
+import { ABSENT, Expectations } from "./expectations.js";
 import { type DeploymentSettings, desiredDeployment, templateHash } from "./deployment.js";
 import { desiredHpa } from "./hpa.js";
 import { TEMPLATE_HASH, deploymentName, hpaName, previewServiceName } from "./names.js";
@@ -15,16 +16,18 @@ import { buildStatus, sameStatus } from "./status.js";
 
 /**
  * One reconcile pass for one WaveletModel, by key: read the model and its children from the
- * informer caches, decide (bluegreen.ts), apply the desired children, record events, and
- * write the status once. Nothing here remembers anything between passes.
+ * informer caches, decide (bluegreen.ts), write the status once (conditionally), record the
+ * events, then apply the desired children. Between passes it remembers only the versions
+ * its own writes made obsolete (expectations.ts); everything else is read again.
  */
 
 /** The writes a pass makes (KubeClient in production, a recorder in tests). */
 export interface Writer {
-  apply<T extends KubernetesObject>(object: T): Promise<unknown>;
+  apply(object: KubernetesObject): Promise<string | undefined>;
   deleteIfPresent(object: KubernetesObject): Promise<void>;
   /** Each write answers the resourceVersion the object has afterwards. */
-  applyStatus(wm: WaveletModel, status: NonNullable<WaveletModel["status"]>): Promise<string | undefined>;
+  /** Conditional on the model still being at `resourceVersion` (409 otherwise). */
+  applyStatus(wm: WaveletModel, status: NonNullable<WaveletModel["status"]>, resourceVersion: string): Promise<string | undefined>;
   updateModel(raw: KubernetesObject, change: { clearAnnotations: string[]; spec?: WaveletModel["spec"] }): Promise<string | undefined>;
   event(wm: WaveletModel, e: EventRecord, now: Date): Promise<void>;
 }
@@ -57,15 +60,7 @@ function colorState(d: V1Deployment | undefined): ColorState | undefined {
 }
 
 export class Reconciler {
-  /**
-   * The resourceVersions each model went through up to this operator's last write to it:
-   * the one a pass read, and those its own earlier writes made (a promotion clears the
-   * annotation, then records the switch in status). While the cache shows any of them, a
-   * pass would decide from a state older than its own writes (and, say, point the Service
-   * back at the old colour), so it waits for the watch to catch up. A write that changed
-   * nothing (same version after) is not waited for.
-   */
-  private readonly stale = new Map<string, Set<string>>();
+  private readonly expectations = new Expectations();
 
   constructor(private readonly deps: ReconcilerDeps) {}
 
@@ -75,19 +70,32 @@ export class Reconciler {
     const raw = caches.models.get(name, namespace);
     // Deleted: owner references let the garbage collector remove the children.
     if (!raw || raw.metadata?.deletionTimestamp) {
-      this.stale.delete(key);
+      this.expectations.forget(key);
       return {};
     }
-    const seen = raw.metadata?.resourceVersion;
-    if (seen !== undefined && this.stale.get(key)?.has(seen)) return { requeueAfterMs: CATCH_UP_MS };
-    this.stale.delete(key);
-    let current = seen;
-    // Each write makes the version before it stale.
-    const wrote = (after: string | undefined) => {
-      if (current === undefined || after === undefined || after === current) return;
-      const versions = this.stale.get(key) ?? new Set<string>();
-      this.stale.set(key, versions.add(current));
-      current = after;
+    const cache: Record<string, ObjectCache<KubernetesObject>> = {
+      WaveletModel: caches.models,
+      Deployment: caches.deployments,
+      Service: caches.services,
+      HorizontalPodAutoscaler: caches.hpas,
+    };
+    const cached = (ref: string) => {
+      const [kind, objectName] = ref.split("/") as [string, string];
+      return cache[kind]?.get(objectName, namespace)?.metadata?.resourceVersion ?? ABSENT;
+    };
+    const timedOut = (refs: string[]) => this.deps.log.warn(`${key}: the cache never showed this operator's writes to ${refs.join(", ")}; going ahead`);
+    if (this.expectations.behind(key, cached, clock.now(), timedOut)) return { requeueAfterMs: CATCH_UP_MS };
+
+    const modelRef = `WaveletModel/${name}`;
+    let modelVersion = cached(modelRef);
+    const wroteModel = (after: string | undefined) => {
+      this.expectations.wrote(key, modelRef, modelVersion, after, clock.now());
+      modelVersion = after ?? modelVersion;
+    };
+    const apply = async (object: KubernetesObject) => {
+      const ref = `${object.kind}/${object.metadata!.name}`;
+      this.expectations.wrote(key, ref, cached(ref), await writer.apply(object), clock.now());
+      this.deps.metrics.applies.inc({ kind: object.kind! });
     };
     const parsed = waveletModel.safeParse(raw);
     if (!parsed.success) {
@@ -116,7 +124,7 @@ export class Reconciler {
     const plan = decide(observation);
 
     if (plan.rollbackSpec || plan.clearAnnotations.length) {
-      wrote(await writer.updateModel(raw, { clearAnnotations: plan.clearAnnotations, ...(plan.rollbackSpec ? { spec: plan.rollbackSpec } : {}) }));
+      wroteModel(await writer.updateModel(raw, { clearAnnotations: plan.clearAnnotations, ...(plan.rollbackSpec ? { spec: plan.rollbackSpec } : {}) }));
       // A rollback changes the spec: the resulting watch event starts the next pass from it.
       if (plan.rollbackSpec) {
         await this.record(wm, plan.events, now);
@@ -124,27 +132,24 @@ export class Reconciler {
       }
     }
 
+    // The decision is recorded before anything moves: the status write is conditional on the
+    // version this pass read, so a pass that decided from an old version changes nothing.
+    const status = buildStatus(observation, plan);
+    if (!sameStatus(wm.status, status)) wroteModel(await writer.applyStatus(wm, status, modelVersion));
+    await this.record(wm, plan.events, now);
+
     for (const color of COLORS) {
       const target = plan.colors[color];
       if (target === "keep") continue;
-      await writer.apply(desiredDeployment(wm, target.spec, color, target.replicas, settings));
-      this.deps.metrics.applies.inc({ kind: "Deployment" });
+      await apply(desiredDeployment(wm, target.spec, color, target.replicas, settings));
     }
-    for (const service of desiredServices(wm, plan.active, plan.preview)) {
-      await writer.apply(service);
-      this.deps.metrics.applies.inc({ kind: "Service" });
-    }
+    for (const service of desiredServices(wm, plan.active, plan.preview)) await apply(service);
     const hpa = desiredHpa(wm, plan.active);
     if (hpa) {
-      await writer.apply(hpa);
-      this.deps.metrics.applies.inc({ kind: "HorizontalPodAutoscaler" });
+      await apply(hpa);
     } else if (caches.hpas.get(hpaName(wm), namespace)) {
       await writer.deleteIfPresent({ apiVersion: "autoscaling/v2", kind: "HorizontalPodAutoscaler", metadata: { name: hpaName(wm), namespace } });
     }
-
-    await this.record(wm, plan.events, now);
-    const status = buildStatus(observation, plan);
-    if (!sameStatus(wm.status, status)) wrote(await writer.applyStatus(wm, status));
     this.observeRollout(wm, plan.events, now);
     return plan.requeueAfterMs === undefined ? {} : { requeueAfterMs: plan.requeueAfterMs };
   }
