@@ -218,3 +218,77 @@ describe("status", () => {
     expect(promoted.conditions!.find((c) => c.type === "Progressing")).toMatchObject({ status: "True", reason: "ScalingDown" });
   });
 });
+
+describe("promote and abort are one-shot (issue 8)", () => {
+  const manual = { bundle: { builtin: "spx-vol-5d", digest: DIGEST_B }, rollout: { autoPromote: false } };
+
+  it("a promote left over from a failed rollout is removed, so it cannot promote the next one", () => {
+    const failed = { failedTemplateHash: NEW, rollout: { phase: "Failed" as const, color: "green" as const, templateHash: NEW, startedAt: iso(T0), since: iso(T0), message: "x" } };
+    const { wm } = serving(manual, failed, { "wavelet.dev/promote": "true" });
+    const plan = decide(observe(wm, { blue: color(OLD, 3), green: color(NEW, 0, 0) }, T0 + 1000));
+    expect(plan.active).toBe("blue");
+    expect(plan.clearAnnotations).toEqual(["wavelet.dev/promote"]);
+    expect(plan.events.map((e) => e.reason)).toEqual(["PromoteIgnored"]);
+  });
+
+  it("an abort while nothing rolls out is removed, so it cannot kill the next rollout", () => {
+    const { wm } = serving({}, {}, { "wavelet.dev/abort": "true" });
+    const plan = decide(observe(wm, { blue: color(OLD, 3) }, T0, { desiredHash: OLD }));
+    expect(plan.clearAnnotations).toEqual(["wavelet.dev/abort"]);
+    expect(plan.events).toMatchObject([{ reason: "AbortIgnored", message: "wavelet.dev/abort removed: no rollout is under way; blue serves the spec" }]);
+    expect(plan.status.rollout).toBeUndefined();
+  });
+
+  it("a promote given while the preview is still deploying waits for it, then switches", () => {
+    const deploying = { rollout: { phase: "Deploying" as const, color: "green" as const, templateHash: NEW, startedAt: iso(T0), since: iso(T0) } };
+    const { wm } = serving(manual, deploying, { "wavelet.dev/promote": "true" });
+    const early = decide(observe(wm, { blue: color(OLD, 3), green: color(NEW, 3, 1) }, T0 + 1000));
+    expect(early.active).toBe("blue");
+    expect(early.clearAnnotations).toEqual([]);
+    const ready = decide(observe(wm, { blue: color(OLD, 3), green: color(NEW, 3) }, T0 + 2000));
+    expect(ready.active).toBe("green");
+    expect(ready.clearAnnotations).toEqual(["wavelet.dev/promote"]);
+  });
+});
+
+describe("promotion waits for the active colour's current count (issue 8)", () => {
+  const autoscaled = { bundle: { builtin: "spx-vol-5d", digest: DIGEST_B }, replicas: undefined, autoscaling: { minReplicas: 2, maxReplicas: 10, targetCPUUtilizationPercentage: 60 } };
+  const deploying = { rollout: { phase: "Deploying" as const, color: "green" as const, templateHash: NEW, startedAt: iso(T0), since: iso(T0) } };
+
+  it("does not switch to a preview of 3 after the HPA took blue to 6; it scales the preview to 6 first", () => {
+    const { wm } = serving(autoscaled, deploying);
+    const plan = decide(observe(wm, { blue: color(OLD, 6), green: color(NEW, 3) }, T0 + 1000));
+    expect(plan.active).toBe("blue");
+    expect(plan.colors.green).toMatchObject({ replicas: 6 });
+    const caught = decide(observe(wm, { blue: color(OLD, 6), green: color(NEW, 6) }, T0 + 2000));
+    expect(caught.active).toBe("green");
+  });
+
+  it("awaiting promotion, HPA activity does not toggle the phase; the promote waits for the count", () => {
+    const awaiting = { rollout: { phase: "AwaitingPromotion" as const, color: "green" as const, templateHash: NEW, startedAt: iso(T0), since: iso(T0) } };
+    const { wm } = serving({ ...autoscaled, rollout: { autoPromote: false } }, awaiting, { "wavelet.dev/promote": "true" });
+    const plan = decide(observe(wm, { blue: color(OLD, 5), green: color(NEW, 3) }, T0 + 1000));
+    expect(plan.active).toBe("blue");
+    expect(plan.status.rollout).toMatchObject({ phase: "AwaitingPromotion", since: iso(T0) });
+    expect(plan.events).toEqual([]);
+    expect(plan.clearAnnotations).toEqual([]);
+  });
+
+  it("replicas: 0 never promotes an unverified bundle: the preview gets one pod, which must be available", () => {
+    const { wm } = serving({ bundle: { builtin: "spx-vol-5d", digest: DIGEST_B }, replicas: 0 }, deploying);
+    const unverified = decide(observe(wm, { blue: color(OLD, 0), green: color(NEW, 0) }, T0 + 1000));
+    expect(unverified.active).toBe("blue");
+    expect(unverified.colors.green).toMatchObject({ replicas: 1 });
+    const verified = decide(observe(wm, { blue: color(OLD, 0), green: color(NEW, 1) }, T0 + 2000));
+    expect(verified.active).toBe("green");
+  });
+});
+
+describe("lastGoodSpec (issue 8)", () => {
+  it("follows edits that change no template, so a later rollback keeps them", () => {
+    const { wm } = serving({ replicas: 5, service: { type: "NodePort", port: 8080 } });
+    const plan = decide(observe(wm, { blue: color(OLD, 3) }, T0, { desiredHash: OLD }));
+    expect(plan.status.lastGoodSpec).toEqual(wm.spec);
+    expect(plan.colors.blue).toEqual({ spec: wm.spec, replicas: 5 });
+  });
+});

@@ -72,9 +72,29 @@ export interface Plan {
 const iso = (ms: number) => new Date(ms).toISOString();
 const isSet = (wm: WaveletModel, annotation: string) => ["true", "yes", "1"].includes((wm.metadata.annotations?.[annotation] ?? "").toLowerCase());
 
-/** Colour `color` runs template `hash` on every replica it should have. */
-function ready(state: ColorState | undefined, hash: string): boolean {
-  return !!state && state.templateHash === hash && state.rolledOut && state.availableReplicas >= state.specReplicas;
+/**
+ * Colour `color` runs template `hash` on every replica it should have, and at least
+ * `replicas` of them are available (the active colour's current count: the HPA may have
+ * moved it since the idle colour was scaled).
+ */
+function ready(state: ColorState | undefined, hash: string, replicas = 0): boolean {
+  return !!state && state.templateHash === hash && state.rolledOut && state.availableReplicas >= Math.max(state.specReplicas, replicas);
+}
+
+/**
+ * promote and abort are one-shot: they concern the rollout under way. Set when none is (or
+ * while the spec's template already failed), they are removed with an Event saying so,
+ * never left to act on the next rollout.
+ */
+function ignoreStaleAnnotations(wm: WaveletModel, why: string, events: PlanEvent[], clearAnnotations: string[]): void {
+  for (const [annotation, reason] of [
+    [ANNOTATIONS.promote, "PromoteIgnored"],
+    [ANNOTATIONS.abort, "AbortIgnored"],
+  ] as const) {
+    if (!(annotation in (wm.metadata.annotations ?? {}))) continue;
+    clearAnnotations.push(annotation);
+    events.push({ type: "Normal", reason, message: `${annotation} removed: ${why}` });
+  }
 }
 
 export function decide(o: Observation): Plan {
@@ -87,6 +107,7 @@ export function decide(o: Observation): Plan {
 
   // First deployment: blue, no traffic to protect.
   if (!status.activeColor || !o.activeSpec || !status.activeTemplateHash) {
+    ignoreStaleAnnotations(wm, "nothing serves yet, so there is nothing to switch from", events, clearAnnotations);
     const replicas = activeReplicas(wm, o.colors.blue?.specReplicas);
     const plan: Plan = {
       colors: { blue: { spec: wm.spec, replicas }, green: "keep" },
@@ -145,8 +166,12 @@ export function decide(o: Observation): Plan {
     }
   }
 
-  // The spec is what the active colour already serves: steady state.
+  // The spec is what the active colour already serves: steady state. Edits that change no
+  // template (replicas, port, autoscaling) are the last good spec from now on.
   if (desiredHash === activeHash) {
+    ignoreStaleAnnotations(wm, `no rollout is under way; ${active} serves the spec`, events, clearAnnotations);
+    plan.colors[active] = { spec: wm.spec, replicas: replicasNow };
+    plan.status.lastGoodSpec = wm.spec as never;
     plan.status.failedTemplateHash = undefined;
     if (rollout && rollout.phase !== "ScalingDown" && rollout.phase !== "Failed") {
       events.push({ type: "Normal", reason: "RolloutCancelled", message: `the spec went back to what ${active} serves` });
@@ -166,6 +191,7 @@ export function decide(o: Observation): Plan {
 
   // A template that already failed: keep serving the old one until the spec changes.
   if (desiredHash === status.failedTemplateHash) {
+    ignoreStaleAnnotations(wm, "this spec's rollout failed; change the spec to try again", events, clearAnnotations);
     plan.status.rollout = rollout?.phase === "Failed" ? rollout : undefined;
     scaleIdleToZero();
     return plan;
@@ -179,7 +205,9 @@ export function decide(o: Observation): Plan {
     current = { phase: "Deploying", color: idle, templateHash: desiredHash, startedAt: iso(now), since: iso(now) };
     events.push({ type: "Normal", reason: "RolloutStarted", message: `deploying bundle ${wm.spec.bundle.digest} on ${idle} with ${replicasNow} replicas` });
   }
-  plan.colors[idle] = { spec: wm.spec, replicas: replicasNow };
+  // Scaled to zero, the new bundle still gets one pod: nothing is promoted unverified.
+  const previewReplicas = Math.max(1, replicasNow);
+  plan.colors[idle] = { spec: wm.spec, replicas: previewReplicas };
   plan.preview = idle;
   plan.status.previewColor = idle;
   plan.status.rollout = current;
@@ -216,7 +244,7 @@ export function decide(o: Observation): Plan {
     return fail("RolloutAborted", "aborted by the wavelet.dev/abort annotation");
   }
   const promoteAsked = isSet(wm, ANNOTATIONS.promote);
-  const previewReady = ready(o.colors[idle], desiredHash);
+  const previewReady = ready(o.colors[idle], desiredHash, previewReplicas);
   const phaseStarted = Date.parse(current.since);
   const overdue = now - phaseStarted > deadlineMs;
 
@@ -258,11 +286,9 @@ export function decide(o: Observation): Plan {
       return plan;
 
     case "AwaitingPromotion":
-      if (!previewReady) {
-        plan.status.rollout = { ...current, phase: "Deploying", since: iso(now) };
-        plan.requeueAfterMs = deadlineMs;
-        return plan;
-      }
+      // The HPA moving the active colour rescales the preview: the phase stays, the switch
+      // (annotation or not) waits until the preview has caught up.
+      if (!previewReady) return plan;
       if (promoteAsked) {
         clearAnnotations.push(ANNOTATIONS.promote);
         return promote("promoted by annotation");
