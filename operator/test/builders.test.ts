@@ -3,6 +3,7 @@ import { resolve } from "node:path";
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { waveletModelCrd } from "../src/api/crd.js";
+import { OPERATOR_ENV } from "../src/api/waveletmodel.js";
 import { desiredDeployment, templateHash } from "../src/reconcile/deployment.js";
 import { activeReplicas, desiredHpa } from "../src/reconcile/hpa.js";
 import { desiredServices } from "../src/reconcile/service.js";
@@ -45,11 +46,18 @@ describe("Deployment of a colour", () => {
     expect(templateHash(wm, model({ bundle: { builtin: "spx-vol-5d", digest: DIGEST_B } }).spec, settings)).not.toBe(templateHash(wm, wm.spec, settings));
   });
 
-  it("passes the API key from a Secret and keeps user env from overriding the digest", () => {
-    const wm = model({ server: { apiKeySecretRef: { name: "keys" }, env: [{ name: "EXPECTED_BUNDLE_DIGEST", value: "x" }, { name: "CACHE_TTL", value: "9" }] } });
+  it("passes the API key from a Secret and keeps user env from overriding any setting of its own", () => {
+    const wm = model({
+      models: ["lstm"],
+      defaultModel: "lstm",
+      server: { apiKeySecretRef: { name: "keys" }, env: [{ name: "EXPECTED_BUNDLE_DIGEST", value: "x" }, { name: "MODELS", value: "xgboost" }, { name: "CACHE_TTL", value: "9" }] },
+    });
     const env = desiredDeployment(wm, wm.spec, "blue", 1, settings).spec!.template.spec!.containers[0]!.env!;
     expect(env.find((e) => e.name === "API_KEY")?.valueFrom?.secretKeyRef).toEqual({ name: "keys", key: "api-key" });
     expect(env.filter((e) => e.name === "EXPECTED_BUNDLE_DIGEST").map((e) => e.value)).toEqual([DIGEST_A]);
+    expect(env.filter((e) => e.name === "MODELS").map((e) => e.value)).toEqual(["lstm"]);
+    // Every name the operator sets is one the CRD forbids in server.env: one value per name.
+    expect(new Set(env.map((e) => e.name).filter((n) => n !== "CACHE_TTL"))).toEqual(new Set(OPERATOR_ENV));
     expect(env.find((e) => e.name === "CACHE_TTL")?.value).toBe("9");
   });
 });

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { GROUP, KIND, PLURAL, VERSION, waveletModelSpec, waveletModelStatus } from "./waveletmodel.js";
+import { GROUP, MODEL_NAME_RULES, KIND, PLURAL, VERSION, waveletModelSpec, waveletModelStatus } from "./waveletmodel.js";
 
 /**
  * The WaveletModel CustomResourceDefinition, generated from the zod schemas so the API
@@ -60,6 +60,7 @@ export function waveletModelCrd(): Json {
               type: "object",
               description: "A model bundle served by the wavelet inference server, rolled out blue-green.",
               required: ["spec"],
+              "x-kubernetes-validations": MODEL_NAME_RULES,
               properties: {
                 apiVersion: { type: "string" },
                 kind: { type: "string" },

@@ -18,6 +18,24 @@ export const COLORS = ["blue", "green"] as const;
 export type Color = (typeof COLORS)[number];
 
 const cel = (rule: string, message: string) => ({ rule, message });
+
+/** The preview Service is the model's name plus this (reconcile/names.ts). */
+export const PREVIEW_SUFFIX = "-preview";
+
+/**
+ * Names the children can be made from without colliding: a Service name (DNS-1035 label, at
+ * most 63 characters) with room for the preview suffix, and not itself ending in it, or
+ * `foo-preview`'s active Service would be `foo`'s preview. The CRD enforces this.
+ */
+export const MAX_MODEL_NAME = 63 - PREVIEW_SUFFIX.length;
+export const MODEL_NAME_RULES = [
+  cel(
+    `self.metadata.name.size() <= ${MAX_MODEL_NAME} && self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')`,
+    `metadata.name must be a DNS-1035 label (a-z, 0-9, '-'; starting with a letter) of at most ${MAX_MODEL_NAME} characters: it names the model's Services`,
+  ),
+  cel(`!self.metadata.name.endsWith('${PREVIEW_SUFFIX}')`, `metadata.name must not end in ${PREVIEW_SUFFIX}: that is another model's preview Service`),
+];
+
 const quantity = z.union([z.number().int(), z.string()]).meta({ "x-kubernetes-int-or-string": true });
 
 export const bundleSpec = z
@@ -50,6 +68,12 @@ export const bundleSpec = z
     "x-kubernetes-validations": [cel("has(self.image) != has(self.builtin)", "bundle needs exactly one of image or builtin")],
   });
 
+/**
+ * The server settings the operator derives from the spec. server.env may not set them
+ * (the API server says so): one value per name, and the spec field to use instead.
+ */
+export const OPERATOR_ENV = ["MODEL_DIR", "EXPECTED_BUNDLE_DIGEST", "MODEL_LOADING", "QUANTIZED", "PORT", "MODELS", "DEFAULT_MODEL", "API_KEY"] as const;
+
 export const serverSpec = z
   .object({
     image: z.string().optional().meta({ description: "the inference server image (default: the operator's --server-image)" }),
@@ -63,13 +87,24 @@ export const serverSpec = z
     env: z
       .array(
         z.object({
-          name: z.string(),
+          name: z.string().max(253),
           value: z.string().optional(),
           valueFrom: z.record(z.string(), z.unknown()).optional().meta({ "x-kubernetes-preserve-unknown-fields": true }),
         }),
       )
+      .max(100)
       .optional()
-      .meta({ description: "extra environment variables of the server (its settings, see the README)" }),
+      .meta({
+        description: "extra environment variables of the server (its settings, see the README)",
+        "x-kubernetes-list-type": "map",
+        "x-kubernetes-list-map-keys": ["name"],
+        "x-kubernetes-validations": [
+          cel(
+            `self.all(e, !(e.name in [${OPERATOR_ENV.map((n) => `'${n}'`).join(", ")}]))`,
+            `server.env must not set ${OPERATOR_ENV.join(", ")}: the operator sets them from bundle, models, defaultModel and server.loading, server.quantized, server.apiKeySecretRef`,
+          ),
+        ],
+      }),
     apiKeySecretRef: z
       .object({ name: z.string(), key: z.string().default("api-key") })
       .optional()

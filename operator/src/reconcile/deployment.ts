@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import type { V1Container, V1Deployment, V1EnvVar, V1PodTemplateSpec } from "@kubernetes/client-node";
-import type { Color, WaveletModel, WaveletModelSpec } from "../api/waveletmodel.js";
+import { type Color, OPERATOR_ENV, type WaveletModel, type WaveletModelSpec } from "../api/waveletmodel.js";
 import { canonical } from "./canonical.js";
 import { LABELS, TEMPLATE_HASH, commonLabels, deploymentName, ownerReference } from "./names.js";
 
@@ -35,8 +35,8 @@ function serverEnv(spec: WaveletModelSpec): V1EnvVar[] {
     const { name, key } = spec.server.apiKeySecretRef;
     env.push({ name: "API_KEY", valueFrom: { secretKeyRef: { name, key } } });
   }
-  // The user's settings come last and win, except the ones the rollout depends on.
-  const reserved = new Set(["MODEL_DIR", "EXPECTED_BUNDLE_DIGEST", "PORT"]);
+  // The CRD refuses user env that sets these; an object stored before that rule has them ignored.
+  const reserved = new Set<string>(OPERATOR_ENV);
   for (const e of spec.server.env ?? []) if (!reserved.has(e.name)) env.push(e as V1EnvVar);
   return env;
 }

@@ -1,4 +1,4 @@
-import type { Color, WaveletModel } from "../api/waveletmodel.js";
+import { type Color, PREVIEW_SUFFIX, type WaveletModel } from "../api/waveletmodel.js";
 
 /** Names and labels of a WaveletModel's children; one place so every builder agrees. */
 
@@ -19,7 +19,7 @@ export const MANAGED_SELECTOR = `${LABELS.managedBy}=${MANAGED_BY}`;
 
 export const deploymentName = (wm: WaveletModel, color: Color) => `${wm.metadata.name}-${color}`;
 export const activeServiceName = (wm: WaveletModel) => wm.metadata.name;
-export const previewServiceName = (wm: WaveletModel) => `${wm.metadata.name}-preview`;
+export const previewServiceName = (wm: WaveletModel) => `${wm.metadata.name}${PREVIEW_SUFFIX}`;
 export const hpaName = (wm: WaveletModel) => wm.metadata.name;
 export const otherColor = (color: Color): Color => (color === "blue" ? "green" : "blue");
 

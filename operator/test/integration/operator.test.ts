@@ -44,9 +44,9 @@ const exists = async (read: () => Promise<unknown>) =>
 
 describe("the CRD", () => {
   const ns = "default";
-  const rejected = async (body: Record<string, unknown>) => {
+  const rejected = async (body: Record<string, unknown>, name = `bad-${seq++}`) => {
     try {
-      await models(a, ns).create(`bad-${seq++}`, body, true);
+      await models(a, ns).create(name, body, true);
       return "accepted";
     } catch (error) {
       const body = (error as { body?: unknown }).body;
@@ -74,8 +74,18 @@ describe("the CRD", () => {
     ["an unknown model", { models: ["arima"] }, 'Unsupported value: "arima"'],
     ["a default model that is not loaded", { models: ["xgboost"], defaultModel: "lstm" }, "defaultModel must be one of models"],
     ["a negative replica count", { replicas: -1 }, "should be greater than or equal to 0"],
+    ["server.env setting what the operator sets", { server: { env: [{ name: "MODELS", value: "lstm" }] } }, "server.env must not set MODEL_DIR"],
+    ["server.env naming a variable twice", { server: { env: [{ name: "A", value: "1" }, { name: "A", value: "2" }] } }, "Duplicate value"],
   ])("rejects %s with a readable message", async (_name, over, message) => {
     expect(await rejected(spec(over))).toContain(message);
+  });
+
+  it.each([
+    ["foo-preview", "must not end in -preview"],
+    ["x".repeat(56), "at most 55 characters"],
+    ["1abc", "DNS-1035 label"],
+  ])("rejects the name %s, which would collide or not fit a Service name", async (name, message) => {
+    expect(await rejected(spec(), name)).toContain(message);
   });
 });
 

@@ -8,10 +8,11 @@ import { buildHelm } from "../helm.js";
  * kube-controller-manager, kube-scheduler and kwok (e2e/cluster/up.sh, binaries built from
  * the Go module proxy on first use). The CRD is installed here, as an administrator would;
  * the operator never installs it. The tests take the operator's RBAC from the Helm chart, so
- * helm is built here too. KEEP_CLUSTER=1 leaves the cluster up afterwards.
+ * helm is built here too. KEEP_CLUSTER=1 leaves the cluster up afterwards; IT_CLUSTER names
+ * another cluster (to run these tests while another run uses the default one).
  */
 
-export const CLUSTER = "wavelet-it";
+export const CLUSTER = process.env.IT_CLUSTER ?? "wavelet-it";
 const root = resolve(import.meta.dirname, "../../..");
 
 declare module "vitest" {
