@@ -1,7 +1,12 @@
 import { hostname } from "node:os";
 import { z } from "zod";
 
-/** The operator's settings, from the environment, parsed once; bad values stop the start. */
+/**
+ * The operator's settings, from the environment, parsed once; bad values stop the start.
+ * Some defaults depend on where it runs: in a pod (the service account's namespace is
+ * known) it elects a leader in its own namespace; outside a cluster (`npm run start -w
+ * operator` against a kubeconfig) leader election is off unless asked for, in `default`.
+ */
 const bool = z
   .string()
   .trim()
@@ -9,30 +14,44 @@ const bool = z
   .pipe(z.enum(["true", "false", "1", "0"]))
   .transform((v) => v === "true" || v === "1");
 
-export const configSchema = z.object({
-  SERVER_IMAGE: z.string().min(1).default("wavelet-server:0.1.0"),
-  // Comma-separated namespaces to watch; unset means the whole cluster.
-  WATCH_NAMESPACE: z
-    .string()
-    .default("")
-    .transform((v) => [...new Set(v.split(",").map((n) => n.trim()).filter(Boolean))])
-    .pipe(z.array(z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, "namespace names are DNS-1123 labels"))),
-  OPERATOR_NAMESPACE: z.string().default("wavelet-system"),
-  LEADER_ELECTION: bool.default(true),
-  LEASE_NAME: z.string().default("wavelet-operator"),
-  POD_NAME: z.string().default(`${hostname()}-${process.pid}`),
-  LEASE_DURATION_SECONDS: z.coerce.number().int().min(2).default(15),
-  RENEW_DEADLINE_SECONDS: z.coerce.number().int().min(1).default(10),
-  RETRY_PERIOD_SECONDS: z.coerce.number().int().min(1).default(2),
-  WORKERS: z.coerce.number().int().min(1).max(64).default(4),
-  RESYNC_SECONDS: z.coerce.number().int().min(10).default(300),
-  PORT: z.coerce.number().int().min(1).max(65535).default(8080),
-  LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
-});
+const schema = (podNamespace: string | undefined) =>
+  z
+    .object({
+      SERVER_IMAGE: z.string().min(1).default("wavelet-server:0.1.0"),
+      // Comma-separated namespaces to watch; unset means the whole cluster.
+      WATCH_NAMESPACE: z
+        .string()
+        .default("")
+        .transform((v) => [...new Set(v.split(",").map((n) => n.trim()).filter(Boolean))])
+        .pipe(z.array(z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, "namespace names are DNS-1123 labels"))),
+      OPERATOR_NAMESPACE: z.string().default(podNamespace ?? "default"),
+      LEADER_ELECTION: bool.default(podNamespace !== undefined),
+      LEASE_NAME: z.string().default("wavelet-operator"),
+      POD_NAME: z.string().default(`${hostname()}-${process.pid}`),
+      LEASE_DURATION_SECONDS: z.coerce.number().int().min(2).default(15),
+      RENEW_DEADLINE_SECONDS: z.coerce.number().int().min(1).default(10),
+      RETRY_PERIOD_SECONDS: z.coerce.number().int().min(1).default(2),
+      WORKERS: z.coerce.number().int().min(1).max(64).default(4),
+      RESYNC_SECONDS: z.coerce.number().int().min(10).default(300),
+      PORT: z.coerce.number().int().min(1).max(65535).default(8080),
+      LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
+    })
+    // client-go's rule: a leader gives up (renew deadline) before others may take over
+    // (lease duration), and has time to retry within its deadline.
+    .refine((c) => c.LEASE_DURATION_SECONDS > c.RENEW_DEADLINE_SECONDS, {
+      path: ["LEASE_DURATION_SECONDS"],
+      message: "must be greater than RENEW_DEADLINE_SECONDS",
+    })
+    .refine((c) => c.RENEW_DEADLINE_SECONDS > c.RETRY_PERIOD_SECONDS, {
+      path: ["RENEW_DEADLINE_SECONDS"],
+      message: "must be greater than RETRY_PERIOD_SECONDS",
+    });
 
-export type OperatorConfig = z.infer<typeof configSchema>;
+export type OperatorConfig = z.infer<ReturnType<typeof schema>>;
 
-export function parseConfig(env: Record<string, string | undefined>): OperatorConfig {
+/** `podNamespace`: the namespace of the pod this runs in, undefined outside a cluster. */
+export function parseConfig(env: Record<string, string | undefined>, podNamespace?: string): OperatorConfig {
+  const configSchema = schema(podNamespace);
   const present = Object.fromEntries(Object.keys(configSchema.shape).flatMap((k) => (env[k] ? [[k, env[k]]] : [])));
   const parsed = configSchema.safeParse(present);
   if (!parsed.success) {

@@ -9,25 +9,59 @@
  * leader election (the default) only the replica that holds the Lease reconciles; the
  * others keep warm caches and take over when it goes.
  */
+import { readFileSync } from "node:fs";
 import { createServer } from "node:http";
-import { CoordinationV1Api, KubeConfig } from "@kubernetes/client-node";
+import { CoordinationV1Api, CustomObjectsApi, KubeConfig } from "@kubernetes/client-node";
 import { stringify } from "yaml";
 import { waveletModelCrd } from "./api/crd.js";
-import type { WaveletModel } from "./api/waveletmodel.js";
+import { GROUP, PLURAL, VERSION, type WaveletModel } from "./api/waveletmodel.js";
 import { parseConfig } from "./config.js";
 import { systemClock } from "./controller/clock.js";
 import { Controller } from "./controller/controller.js";
 import { createInformers } from "./controller/informers.js";
 import { LeaderElector } from "./controller/leader.js";
 import { WorkQueue } from "./controller/queue.js";
-import { KubeClient } from "./kube/client.js";
+import { KubeClient, statusCode } from "./kube/client.js";
 import { createLog } from "./log.js";
 import { createMetrics } from "./metrics.js";
 import { httpAnalyzer } from "./reconcile/analysis.js";
 import { Reconciler } from "./reconcile/reconciler.js";
 
+const SERVICE_ACCOUNT_NAMESPACE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
+
+/** The namespace of the pod this runs in, or undefined outside a cluster. */
+function podNamespace(): string | undefined {
+  if (!process.env.KUBERNETES_SERVICE_HOST) return undefined;
+  try {
+    return readFileSync(SERVICE_ACCOUNT_NAMESPACE, "utf8").trim() || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Fail at once, in one line, when the cluster cannot work with this operator: unreachable,
+ * the CRD not installed, or credentials that cannot list WaveletModels.
+ */
+async function preflight(kc: KubeConfig, namespaces: string[]): Promise<void> {
+  const custom = kc.makeApiClient(CustomObjectsApi);
+  const where = namespaces[0];
+  try {
+    await (where
+      ? custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, plural: PLURAL, namespace: where, limit: 1 })
+      : custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: PLURAL, limit: 1 }));
+  } catch (error) {
+    const code = statusCode(error);
+    const server = kc.getCurrentCluster()?.server ?? "(no cluster in the kubeconfig)";
+    if (code === 404) throw new Error(`the WaveletModel CRD is not installed in ${server}: kubectl apply -f crds/waveletmodel.yaml (or install charts/wavelet-operator)`);
+    if (code === 401 || code === 403) throw new Error(`${server} refuses to list ${PLURAL}${where ? ` in ${where}` : ""} (HTTP ${code}): check the credentials and RBAC`);
+    if (code === undefined) throw new Error(`cannot reach the API server at ${server}: ${(error as Error)?.message ?? error}`);
+    throw error;
+  }
+}
+
 async function run(): Promise<void> {
-  const config = parseConfig(process.env);
+  const config = parseConfig(process.env, podNamespace());
   const log = createLog(config.LOG_LEVEL, { component: "wavelet-operator", pod: config.POD_NAME });
   const kc = new KubeConfig();
   kc.loadFromDefault();
@@ -91,6 +125,8 @@ async function run(): Promise<void> {
   process.on("SIGTERM", () => void stop(0, "SIGTERM"));
   process.on("SIGINT", () => void stop(0, "SIGINT"));
 
+  await preflight(kc, config.WATCH_NAMESPACE);
+  if (!elector) log.info("leader election is off (LEADER_ELECTION=false, the default outside a cluster): run one replica");
   // Caches fill while waiting for the lease, so a new leader starts with warm caches.
   await informers.start();
   log.info("caches synced");
@@ -107,7 +143,8 @@ async function run(): Promise<void> {
   if (!elector) return lead();
   const outcome = await elector.run(lead);
   metrics.leader.set(0);
-  if (outcome === "lost") await stop(1, "lost leadership");
+  // Another replica may lead from now on: no pass of this one may finish. Exit at once.
+  if (outcome === "lost") process.exit(1);
 }
 
 async function main(command = "run"): Promise<void> {

@@ -19,19 +19,19 @@ function serving(spec: Record<string, unknown> = { bundle: { builtin: "spx-vol-5
 
 function observe(wm: WaveletModel, colors: Observation["colors"], now = T0, extra: Partial<Observation> = {}): Observation {
   const activeSpec = wm.status?.lastGoodSpec ? (wm.status.lastGoodSpec as never) : undefined;
-  return { wm, now, desiredHash: NEW, activeSpec, colors, ...extra };
+  return { wm, now, desiredHash: NEW, activeSpec, activeRendersAs: activeSpec && OLD, colors, ...extra };
 }
 
 describe("first deployment", () => {
   it("creates blue and becomes Ready when it is available", () => {
     const wm = model();
-    const starting = decide({ wm, now: T0, desiredHash: NEW, activeSpec: undefined, colors: {} });
+    const starting = decide({ wm, now: T0, desiredHash: NEW, activeSpec: undefined, activeRendersAs: undefined, colors: {} });
     expect(starting.colors.blue).toEqual({ spec: wm.spec, replicas: 3 });
     expect(starting.colors.green).toBe("keep");
     expect(starting.status.rollout).toMatchObject({ phase: "Deploying", color: "blue" });
     expect(starting.events.map((e) => e.reason)).toEqual(["Deploying"]);
 
-    const done = decide({ wm, now: T0 + 5000, desiredHash: NEW, activeSpec: undefined, colors: { blue: color(NEW, 3) } });
+    const done = decide({ wm, now: T0 + 5000, desiredHash: NEW, activeSpec: undefined, activeRendersAs: undefined, colors: { blue: color(NEW, 3) } });
     expect(done.status).toMatchObject({ activeColor: "blue", activeTemplateHash: NEW, lastGoodSpec: wm.spec });
     expect(done.status.rollout).toBeUndefined();
     expect(done.events.map((e) => e.reason)).toEqual(["Deployed"]);
@@ -290,5 +290,51 @@ describe("lastGoodSpec (issue 8)", () => {
     const plan = decide(observe(wm, { blue: color(OLD, 3) }, T0, { desiredHash: OLD }));
     expect(plan.status.lastGoodSpec).toEqual(wm.spec);
     expect(plan.colors.blue).toEqual({ spec: wm.spec, replicas: 5 });
+  });
+});
+
+describe("operator upgrades never roll active pods in place (issue 8)", () => {
+  it("a new server image re-renders the spec: blue is left as it was rendered, green gets the new render", () => {
+    // Same spec, but this operator renders it as NEW (its SERVER_IMAGE changed).
+    const { wm } = serving({});
+    const plan = decide(observe(wm, { blue: color(OLD, 3) }, T0, { desiredHash: NEW, activeRendersAs: NEW }));
+    expect(plan.colors.blue).toBe("keep");
+    expect(plan.colors.green).toEqual({ spec: wm.spec, replicas: 3 });
+    expect(plan.events.map((e) => e.reason)).toEqual(["RolloutStarted"]);
+  });
+
+  it("re-creates the active colour if it was deleted, from the spec it serves", () => {
+    const { wm, old } = serving({});
+    const plan = decide(observe(wm, {}, T0, { desiredHash: NEW, activeRendersAs: NEW }));
+    expect(plan.colors.blue).toMatchObject({ spec: old.spec });
+  });
+});
+
+describe("the old colour outlives the switch (issue 8)", () => {
+  const scalingDown = { activeColor: "green" as const, activeTemplateHash: NEW, rollout: { phase: "ScalingDown" as const, color: "blue" as const, templateHash: NEW, startedAt: iso(T0), since: iso(T0) } };
+  const colors = { blue: color(OLD, 3), green: color(NEW, 3) };
+
+  it("is not scaled down while the active Service still routes to it, even after the delay", () => {
+    const wm = model({ bundle: { builtin: "spx-vol-5d", digest: DIGEST_B } }, { status: { ...scalingDown, lastGoodSpec: model({ bundle: { builtin: "spx-vol-5d", digest: DIGEST_B } }).spec as never } });
+    const routed = decide({ ...observe(wm, colors, T0 + 31_000, { desiredHash: NEW, activeRendersAs: NEW }), oldColorRouted: true });
+    expect(routed.colors.blue).toBe("keep");
+    expect(routed.requeueAfterMs).toBe(1000);
+    expect(routed.events).toEqual([]);
+    const gone = decide({ ...observe(wm, colors, T0 + 32_000, { desiredHash: NEW, activeRendersAs: NEW }), oldColorRouted: false });
+    expect(gone.colors.blue).toMatchObject({ replicas: 0 });
+    expect(gone.events.map((e) => e.reason)).toEqual(["ScaledDown"]);
+  });
+
+  it("a new spec during the scale-down waits until it ends, then rolls out on the old colour", () => {
+    const newer = model({ bundle: { builtin: "spx-return-1d", digest: DIGEST_B } }, { status: { ...scalingDown, lastGoodSpec: model({ bundle: { builtin: "spx-vol-5d", digest: DIGEST_B } }).spec as never } });
+    const during = decide(observe(newer, colors, T0 + 10_000, { desiredHash: "hash-newer", activeRendersAs: NEW }));
+    expect(during.colors.blue).toBe("keep");
+    expect(during.status.rollout).toMatchObject({ phase: "ScalingDown" });
+    expect(during.requeueAfterMs).toBe(20_000);
+    expect(during.events).toEqual([]);
+    const after = decide({ ...observe(newer, colors, T0 + 30_000, { desiredHash: "hash-newer", activeRendersAs: NEW }), oldColorRouted: false });
+    expect(after.events.map((e) => e.reason)).toEqual(["ScaledDown", "RolloutStarted"]);
+    expect(after.colors.blue).toMatchObject({ spec: newer.spec, replicas: 3 });
+    expect(after.active).toBe("green");
   });
 });

@@ -19,3 +19,16 @@ describe("WATCH_NAMESPACE", () => {
     expect(() => parseConfig({ WATCH_NAMESPACE: "team-a,Team_B" })).toThrow(/WATCH_NAMESPACE: namespace names are DNS-1123 labels/);
   });
 });
+
+describe("leader election settings", () => {
+  it("in a pod: on, in the pod's namespace; outside a cluster: off, in default", () => {
+    expect(parseConfig({}, "wavelet-system")).toMatchObject({ LEADER_ELECTION: true, OPERATOR_NAMESPACE: "wavelet-system" });
+    expect(parseConfig({})).toMatchObject({ LEADER_ELECTION: false, OPERATOR_NAMESPACE: "default" });
+    expect(parseConfig({ LEADER_ELECTION: "true" })).toMatchObject({ LEADER_ELECTION: true, OPERATOR_NAMESPACE: "default" });
+  });
+
+  it("refuses a renew deadline that does not end before the lease, or leaves no time to retry", () => {
+    expect(() => parseConfig({ LEASE_DURATION_SECONDS: "10", RENEW_DEADLINE_SECONDS: "10" })).toThrow(/LEASE_DURATION_SECONDS: must be greater than RENEW_DEADLINE_SECONDS/);
+    expect(() => parseConfig({ RENEW_DEADLINE_SECONDS: "2", RETRY_PERIOD_SECONDS: "2" })).toThrow(/RENEW_DEADLINE_SECONDS: must be greater than RETRY_PERIOD_SECONDS/);
+  });
+});

@@ -64,9 +64,12 @@ function harness() {
   const preconditions: string[] = [];
   const events: string[] = [];
   const warnings: string[] = [];
+  let routed: string[] = [];
   const writer: Writer = {
+    read: async (o) => server[o.kind as Kind].get(o.metadata!.name!, o.metadata!.namespace),
     apply: async (o) => (writes.push(`${o.kind}/${o.metadata!.name}`), store(o.kind as Kind, o)),
     deleteIfPresent: async () => undefined,
+    routedPods: async () => routed,
     applyStatus: async (_wm, status, rv) => {
       preconditions.push(rv);
       if (model().metadata!.resourceVersion !== rv) throw conflict();
@@ -106,7 +109,9 @@ function harness() {
   };
   const selector = (from: FakeCache<KubernetesObject>) => (from.get("spx", "ns") as V1Service | undefined)?.spec?.selector?.["wavelet.dev/color"];
   const pass = () => reconciler.reconcile("ns/spx");
-  return { caches, server, writes, statuses, preconditions, events, warnings, clock, pass, sync, seed, model, activeSelector: () => selector(server.Service) };
+  const applied = (ref: string) => server[ref.split("/")[0] as Kind].get(ref.split("/")[1]!, "ns");
+  const route = (pods: string[]) => void (routed = pods);
+  return { caches, server, applied, route, writes, statuses, preconditions, events, warnings, clock, pass, sync, seed, model, activeSelector: () => selector(server.Service) };
 }
 
 const served = model();
@@ -194,5 +199,115 @@ describe("a pass never acts on a cache older than its own writes", () => {
     await h.pass();
     expect(h.warnings.join("\n")).toContain("never showed this operator's writes to Deployment/spx-green");
     expect(h.writes).toContain("Deployment/spx-green");
+  });
+});
+
+describe("errors reach users (issue 8)", () => {
+  it("never adopts an object it does not own: a Service named like the model's is left alone, and the pass says so once", async () => {
+    const h = harness();
+    blueServing(h);
+    // A Service of the user's, not labelled, so not in the operator's cache.
+    h.server.Service.set({ apiVersion: "v1", kind: "Service", metadata: { name: "spx", namespace: "ns", resourceVersion: "5" }, spec: { selector: { app: "theirs" } } } as KubernetesObject);
+    await expect(h.pass()).rejects.toThrow("Service spx exists and does not belong to this WaveletModel");
+    expect((h.applied("Service/spx") as V1Service).spec?.selector).toEqual({ app: "theirs" });
+    const degraded = h.statuses.at(-1)!.conditions!.find((c) => c.type === "Degraded");
+    expect(degraded).toMatchObject({ status: "True", reason: "ReconcileFailed", message: expect.stringContaining("rename the model or remove that Service") });
+    expect(h.statuses.at(-1)!.phase).toBe("Degraded");
+    expect(h.events.filter((e) => e === "ReconcileFailed")).toHaveLength(1);
+
+    // The queue retries: the same failure is not announced again.
+    h.sync("WaveletModel", "Deployment");
+    await expect(h.pass()).rejects.toThrow("does not belong");
+    expect(h.events.filter((e) => e === "ReconcileFailed")).toHaveLength(1);
+  });
+
+  it("a spec it cannot read (a CRD older than the operator) is reported in status and an Event, once", async () => {
+    const h = harness();
+    h.seed("WaveletModel", { ...(served as unknown as KubernetesObject), spec: { bundle: { builtin: "spx-return-1d" } } } as KubernetesObject);
+    await h.pass();
+    expect(h.statuses.at(-1)).toMatchObject({ phase: "Degraded", conditions: expect.arrayContaining([expect.objectContaining({ type: "Degraded", reason: "InvalidSpec" })]) });
+    h.sync();
+    await h.pass();
+    expect(h.events).toEqual(["InvalidSpec"]);
+  });
+});
+
+describe("state survives status loss (issue 8)", () => {
+  const activeService = (color: string) =>
+    ({
+      apiVersion: "v1",
+      kind: "Service",
+      metadata: { name: "spx", namespace: "ns", ownerReferences: [{ apiVersion: "wavelet.dev/v1alpha1", kind: "WaveletModel", name: "spx", uid: "uid-1", controller: true }] },
+      spec: { selector: { "wavelet.dev/color": color } },
+    }) as KubernetesObject;
+
+  it("the live active Service says which colour serves: traffic stays on green, and the rollout goes to blue", async () => {
+    const h = harness();
+    h.seed("Deployment", desiredDeployment(served, served.spec, "green", 3, settings));
+    h.seed("Service", activeService("green"));
+    h.seed("WaveletModel", next as unknown as KubernetesObject); // no status at all
+    await h.pass();
+    expect(h.events).toEqual(["StatusRecovered", "RolloutStarted"]);
+    expect(h.activeSelector()).toBe("green");
+    expect(h.writes).not.toContain("Deployment/spx-green"); // what green serves is not known: left as it is
+    expect(h.writes).toContain("Deployment/spx-blue");
+    expect(h.statuses.at(-1)).toMatchObject({ activeColor: "green", rollout: { phase: "Deploying", color: "blue" } });
+  });
+
+  it("a colour with no ready pods is not taken for the serving one", async () => {
+    const h = harness();
+    const green = desiredDeployment(served, served.spec, "green", 3, settings);
+    h.server.Deployment.set({ ...green, metadata: { ...green.metadata, resourceVersion: "3" } });
+    h.caches.Deployment.set({ ...green, metadata: { ...green.metadata, resourceVersion: "3" }, status: { readyReplicas: 0 } } as KubernetesObject);
+    h.seed("WaveletModel", next as unknown as KubernetesObject);
+    h.seed("Service", activeService("green"));
+    await h.pass();
+    expect(h.events).toEqual(["Deploying"]);
+  });
+});
+
+describe("the HPA owns the replicas of the colour it scales (issue 8)", () => {
+  const autoscaled = model({ replicas: undefined, autoscaling: { minReplicas: 2, maxReplicas: 8, targetCPUUtilizationPercentage: 60 } });
+  const hash = templateHash(autoscaled, autoscaled.spec, settings);
+  const steady = (managedFields: object[]) => {
+    const h = harness();
+    const blue = desiredDeployment(autoscaled, autoscaled.spec, "blue", 5, settings);
+    h.seed("Deployment", { ...blue, metadata: { ...blue.metadata, managedFields } } as KubernetesObject);
+    h.seed("WaveletModel", { ...autoscaled, status: { activeColor: "blue", previewColor: "blue", activeTemplateHash: hash, lastGoodSpec: autoscaled.spec } } as unknown as KubernetesObject);
+    return h;
+  };
+
+  it("once the HPA has set spec.replicas, the operator's apply leaves it out", async () => {
+    const h = steady([
+      { manager: "wavelet-operator", operation: "Apply", fieldsV1: { "f:spec": { "f:replicas": {}, "f:template": {} } } },
+      { manager: "kube-controller-manager", operation: "Update", subresource: "scale", fieldsV1: { "f:spec": { "f:replicas": {} } } },
+    ]);
+    await h.pass();
+    expect((h.applied("Deployment/spx-blue") as V1Deployment).spec).not.toHaveProperty("replicas");
+  });
+
+  it("before it has, the operator keeps the current count", async () => {
+    const h = steady([{ manager: "wavelet-operator", operation: "Apply", fieldsV1: { "f:spec": { "f:replicas": {} } } }]);
+    await h.pass();
+    expect((h.applied("Deployment/spx-blue") as V1Deployment).spec?.replicas).toBe(5);
+  });
+});
+
+describe("scale-down waits for the endpoints (issue 8)", () => {
+  it("the old colour keeps its pods while the active Service's EndpointSlices list them", async () => {
+    const h = harness();
+    h.seed("Deployment", desiredDeployment(served, served.spec, "blue", 3, settings));
+    h.seed("Deployment", desiredDeployment(next, next.spec, "green", 3, settings));
+    const status = { activeColor: "green", previewColor: "green", activeTemplateHash: newHash, lastGoodSpec: next.spec, rollout: { phase: "ScalingDown", color: "blue", templateHash: newHash, startedAt: since, since } };
+    h.seed("WaveletModel", { ...next, status } as unknown as KubernetesObject);
+    h.clock.advance(31_000); // past the 30 s delay
+    h.route(["spx-green-7d9c-aaaaa", "spx-blue-5f6b-bbbbb"]);
+    expect((await h.pass()).requeueAfterMs).toBe(1000);
+    expect(h.writes).not.toContain("Deployment/spx-blue");
+    h.sync();
+    h.route(["spx-green-7d9c-aaaaa"]);
+    await h.pass();
+    expect((h.applied("Deployment/spx-blue") as V1Deployment).spec?.replicas).toBe(0);
+    expect(h.events).toEqual(["ScaledDown"]);
   });
 });

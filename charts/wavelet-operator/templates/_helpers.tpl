@@ -74,4 +74,8 @@ watched namespace. Nothing more: it never touches pods, secrets or its own CRD.
 - apiGroups: [""]
   resources: [events]
   verbs: [create]
+# The old colour is scaled down once the active Service's endpoints no longer list its pods.
+- apiGroups: [discovery.k8s.io]
+  resources: [endpointslices]
+  verbs: [list]
 {{- end }}

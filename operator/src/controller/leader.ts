@@ -9,8 +9,13 @@ import { type Clock, sleep } from "./clock.js";
  * record come from another machine's clock and only serve people reading it). Every write
  * carries the resourceVersion it read, so of two candidates racing for an expired lease
  * one gets a 409 and stays a follower. A leader that cannot renew within the renew
- * deadline stops leading (the process then exits, so no two replicas ever act at once).
+ * deadline stops leading (the process then exits, so no two replicas ever act at once);
+ * that deadline is kept by this process's clock, not by the API calls, so a call that
+ * hangs cannot keep a leader acting after others may have taken over.
  */
+
+/** The lease's namespace does not exist: nothing will create it, so campaigning is pointless. */
+export class LeaseNamespaceMissing extends Error {}
 
 /** MicroTime: the API server insists on exactly six fractional digits. */
 const microTime = (ms: number) => `${new Date(ms).toISOString().slice(0, -1)}000Z` as unknown as Date;
@@ -46,24 +51,44 @@ export class LeaderElector {
   /** Campaign until leading, then keep renewing; resolves when leadership is lost or stop() is called. */
   async run(onStartedLeading: () => void): Promise<"lost" | "stopped"> {
     const { retryPeriodSeconds, renewDeadlineSeconds } = this.options;
-    while (!this.stopped && !(await this.tryAcquireOrRenew())) await sleep(this.clock, retryPeriodSeconds * 1000);
-    if (this.stopped) return "stopped";
+    const renewMs = renewDeadlineSeconds * 1000;
+    let lastRenew: number;
+    for (;;) {
+      if (this.stopped) return "stopped";
+      // Leadership counts from before the winning call: the lease was written no earlier.
+      lastRenew = this.clock.now();
+      if (await this.attempt(renewMs)) break;
+      await sleep(this.clock, retryPeriodSeconds * 1000);
+    }
     this.leading = true;
     this.log.info(`became leader (lease ${this.options.namespace}/${this.options.name})`);
     onStartedLeading();
-    let lastRenew = this.clock.now();
     while (!this.stopped) {
       await sleep(this.clock, retryPeriodSeconds * 1000);
       if (this.stopped) break;
-      if (await this.tryAcquireOrRenew()) {
-        lastRenew = this.clock.now();
-      } else if (this.clock.now() - lastRenew > renewDeadlineSeconds * 1000) {
+      const started = this.clock.now();
+      // An attempt gets only the time left before the deadline; one that hangs counts as failed.
+      if (await this.attempt(lastRenew + renewMs - started)) {
+        lastRenew = started;
+      } else if (this.clock.now() >= lastRenew + renewMs) {
         this.leading = false;
         this.log.warn("lost leadership: could not renew the lease in time");
         return "lost";
       }
     }
     return "stopped";
+  }
+
+  /** tryAcquireOrRenew, answering false if it has not finished within `ms`. */
+  private attempt(ms: number): Promise<boolean> {
+    if (ms <= 0) return Promise.resolve(false);
+    let timer: { cancel(): void } | undefined;
+    const timeout = new Promise<boolean>((resolve) => {
+      timer = this.clock.setTimeout(() => resolve(false), ms);
+    });
+    const call = this.tryAcquireOrRenew();
+    call.catch(() => undefined); // settled after the timeout, its failure has no one to tell
+    return Promise.race([call, timeout]).finally(() => timer?.cancel());
   }
 
   /** Give the lease up so a standby takes over at once instead of after the lease expires. */
@@ -108,13 +133,7 @@ export class LeaderElector {
     try {
       const lease = await this.read();
       if (!lease) {
-        await this.api.createNamespacedLease({
-          namespace,
-          body: {
-            metadata: { name, namespace },
-            spec: { holderIdentity: identity, leaseDurationSeconds, acquireTime: now, renewTime: now, leaseTransitions: 0 },
-          },
-        });
+        await this.create(now);
         return true;
       }
       const spec = lease.spec ?? {};
@@ -135,9 +154,31 @@ export class LeaderElector {
       await this.api.replaceNamespacedLease({ name, namespace, body: lease });
       return true;
     } catch (error) {
+      if (error instanceof LeaseNamespaceMissing) throw error;
       const code = statusCode(error);
       if (code !== 409) this.log.warn("lease update failed", { err: String((error as Error)?.message ?? error).slice(0, 300), code });
       return false;
+    }
+  }
+
+  private async create(now: Date): Promise<void> {
+    const { name, namespace, identity, leaseDurationSeconds } = this.options;
+    try {
+      await this.api.createNamespacedLease({
+        namespace,
+        body: {
+          metadata: { name, namespace },
+          spec: { holderIdentity: identity, leaseDurationSeconds, acquireTime: now, renewTime: now, leaseTransitions: 0 },
+        },
+      });
+    } catch (error) {
+      // A missing lease is 404 on read, a missing namespace 404 on create.
+      if (statusCode(error) === 404) {
+        throw new LeaseNamespaceMissing(
+          `leader election: namespace ${namespace} does not exist; create it, set OPERATOR_NAMESPACE to one that does, or set LEADER_ELECTION=false`,
+        );
+      }
+      throw error;
     }
   }
 }

@@ -1,6 +1,7 @@
 import {
   CoreV1Api,
   CustomObjectsApi,
+  DiscoveryV1Api,
   type KubeConfig,
   type KubernetesObject,
   KubernetesObjectApi,
@@ -27,11 +28,28 @@ export class KubeClient {
   private readonly objects: KubernetesObjectApi;
   private readonly custom: CustomObjectsApi;
   private readonly core: CoreV1Api;
+  private readonly discovery: DiscoveryV1Api;
 
   constructor(kc: KubeConfig, private readonly component = "wavelet-operator") {
     this.objects = KubernetesObjectApi.makeApiClient(kc);
     this.custom = kc.makeApiClient(CustomObjectsApi);
     this.core = kc.makeApiClient(CoreV1Api);
+    this.discovery = kc.makeApiClient(DiscoveryV1Api);
+  }
+
+  async read(object: KubernetesObject): Promise<KubernetesObject | undefined> {
+    try {
+      const { apiVersion, kind, metadata } = object;
+      return await this.objects.read({ apiVersion: apiVersion!, kind: kind!, metadata: { name: metadata!.name!, namespace: metadata!.namespace! } });
+    } catch (error) {
+      if (statusCode(error) === 404) return undefined;
+      throw error;
+    }
+  }
+
+  async routedPods(service: string, namespace: string): Promise<string[]> {
+    const slices = await this.discovery.listNamespacedEndpointSlice({ namespace, labelSelector: `kubernetes.io/service-name=${service}` });
+    return slices.items.flatMap((slice) => slice.endpoints.flatMap((e) => (e.targetRef?.kind === "Pod" && e.targetRef.name ? [e.targetRef.name] : [])));
   }
 
   /** Answers the resourceVersion the object has afterwards. */
@@ -115,6 +133,18 @@ export class KubeClient {
       },
     });
   }
+}
+
+/** What the API server said (its Status message), else the error's own message. */
+export function apiMessage(error: unknown): string {
+  const body = (error as { body?: unknown })?.body;
+  try {
+    const status = (typeof body === "string" ? JSON.parse(body) : body) as { message?: unknown } | undefined;
+    if (typeof status?.message === "string") return status.message;
+  } catch {
+    // not JSON: fall through
+  }
+  return String((error as Error)?.message ?? error);
 }
 
 /** The HTTP status of a client-node error, if it has one. */

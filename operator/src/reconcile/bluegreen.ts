@@ -42,6 +42,14 @@ export interface Observation {
   desiredHash: string;
   /** The spec the active colour serves (status.lastGoodSpec), when there is an active colour. */
   activeSpec: WaveletModelSpec | undefined;
+  /**
+   * The template hash activeSpec renders to now. It differs from status.activeTemplateHash
+   * after an operator upgrade or a new server image: the active colour is then left as it
+   * was rendered, and the change reaches it only through a rollout.
+   */
+  activeRendersAs: string | undefined;
+  /** While scaling down: the active Service's EndpointSlices still list pods of the old colour. */
+  oldColorRouted?: boolean;
   colors: Partial<Record<Color, ColorState>>;
   /** Given when status says Analyzing: the reconciler ran the analysis this pass. */
   analysis?: AnalysisVerdict;
@@ -106,7 +114,7 @@ export function decide(o: Observation): Plan {
   const clearAnnotations: string[] = [];
 
   // First deployment: blue, no traffic to protect.
-  if (!status.activeColor || !o.activeSpec || !status.activeTemplateHash) {
+  if (!status.activeColor || !status.activeTemplateHash) {
     ignoreStaleAnnotations(wm, "nothing serves yet, so there is nothing to switch from", events, clearAnnotations);
     const replicas = activeReplicas(wm, o.colors.blue?.specReplicas);
     const plan: Plan = {
@@ -146,8 +154,11 @@ export function decide(o: Observation): Plan {
   const activeHash = status.activeTemplateHash;
   const activeState = o.colors[active];
   const replicasNow = activeReplicas(wm, activeState?.specReplicas);
+  // The active colour is re-applied only as it was rendered (or re-created if it is gone).
+  // Without a recorded spec (status was lost) it is left exactly as it is.
+  const reapply = !!o.activeSpec && (o.activeRendersAs === activeHash || !activeState);
   const plan: Plan = {
-    colors: { [active]: { spec: o.activeSpec, replicas: replicasNow }, [idle]: "keep" } as Record<Color, ColorPlan>,
+    colors: { [active]: reapply ? { spec: o.activeSpec!, replicas: replicasNow } : "keep", [idle]: "keep" } as Record<Color, ColorPlan>,
     active,
     preview: active,
     status: { activeColor: active, previewColor: active, activeTemplateHash: activeHash, lastGoodSpec: o.activeSpec as never, failedTemplateHash: status.failedTemplateHash },
@@ -160,15 +171,18 @@ export function decide(o: Observation): Plan {
 
   if (isSet(wm, ANNOTATIONS.rollback)) {
     clearAnnotations.push(ANNOTATIONS.rollback);
-    if (desiredHash !== activeHash) {
+    if (desiredHash !== activeHash && o.activeSpec) {
       plan.rollbackSpec = o.activeSpec;
       events.push({ type: "Normal", reason: "RolledBack", message: `spec returned to the one ${active} serves (bundle ${o.activeSpec.bundle.digest})` });
+    } else if (desiredHash !== activeHash) {
+      events.push({ type: "Warning", reason: "RollbackUnavailable", message: `no spec is recorded for what ${active} serves (status was lost); set the spec by hand` });
     }
   }
 
   // The spec is what the active colour already serves: steady state. Edits that change no
   // template (replicas, port, autoscaling) are the last good spec from now on.
-  if (desiredHash === activeHash) {
+  const steady = desiredHash === activeHash;
+  if (steady) {
     ignoreStaleAnnotations(wm, `no rollout is under way; ${active} serves the spec`, events, clearAnnotations);
     plan.colors[active] = { spec: wm.spec, replicas: replicasNow };
     plan.status.lastGoodSpec = wm.spec as never;
@@ -176,15 +190,21 @@ export function decide(o: Observation): Plan {
     if (rollout && rollout.phase !== "ScalingDown" && rollout.phase !== "Failed") {
       events.push({ type: "Normal", reason: "RolloutCancelled", message: `the spec went back to what ${active} serves` });
     }
-    if (rollout?.phase === "ScalingDown") {
-      const due = Date.parse(rollout.since) + wm.spec.rollout.scaleDownDelaySeconds * 1000;
-      if (now < due) {
-        plan.status.rollout = rollout; // the old colour keeps its pods until then
-        plan.requeueAfterMs = due - now;
-        return plan;
-      }
-      events.push({ type: "Normal", reason: "ScaledDown", message: `${idle} scaled to zero after ${wm.spec.rollout.scaleDownDelaySeconds}s` });
+  }
+
+  // The old colour keeps its pods for the scale-down delay, and after it until the active
+  // Service no longer routes to them. A new spec meanwhile waits: its rollout would
+  // re-template those very pods.
+  if (rollout?.phase === "ScalingDown") {
+    const due = Date.parse(rollout.since) + wm.spec.rollout.scaleDownDelaySeconds * 1000;
+    if (now < due || o.oldColorRouted) {
+      plan.status.rollout = rollout;
+      plan.requeueAfterMs = now < due ? due - now : 1000;
+      return plan;
     }
+    events.push({ type: "Normal", reason: "ScaledDown", message: `${idle} scaled to zero after ${wm.spec.rollout.scaleDownDelaySeconds}s` });
+  }
+  if (steady) {
     scaleIdleToZero();
     return plan;
   }

@@ -91,11 +91,12 @@ export function templateHash(wm: WaveletModel, spec: WaveletModelSpec, settings:
   return createHash("sha256").update(canonical(podTemplate(wm, spec, settings))).digest("hex").slice(0, 16);
 }
 
+/** `replicas` undefined leaves the count to whoever else sets it (the HPA). */
 export function desiredDeployment(
   wm: WaveletModel,
   spec: WaveletModelSpec,
   color: Color,
-  replicas: number,
+  replicas: number | undefined,
   settings: DeploymentSettings,
 ): V1Deployment {
   const template = podTemplate(wm, spec, settings);
@@ -114,7 +115,7 @@ export function desiredDeployment(
       ownerReferences: [ownerReference(wm)],
     },
     spec: {
-      replicas,
+      ...(replicas === undefined ? {} : { replicas }),
       selector: { matchLabels: selector },
       strategy: { type: "RollingUpdate", rollingUpdate: { maxSurge: "25%", maxUnavailable: 0 } },
       revisionHistoryLimit: 2,

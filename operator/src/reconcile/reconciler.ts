@@ -1,18 +1,28 @@
 import type { KubernetesObject, ObjectCache, V1Deployment } from "@kubernetes/client-node";
-import { COLORS, type Color, type WaveletModel, waveletModel, waveletModelSpec } from "../api/waveletmodel.js";
+import {
+  COLORS,
+  type Color,
+  type WaveletModel,
+  type WaveletModelSpec,
+  type WaveletModelStatus,
+  waveletModel,
+  waveletModelSpec,
+  waveletModelStatus,
+} from "../api/waveletmodel.js";
 import type { Clock } from "../controller/clock.js";
 import type { ReconcileResult } from "../controller/controller.js";
 import type { Caches } from "../controller/informers.js";
-import type { EventRecord } from "../kube/client.js";
+import { type EventRecord, apiMessage, statusCode } from "../kube/client.js";
 import type { Metrics } from "../metrics.js";
 import type { Analyzer } from "./analysis.js";
-import { type ColorState, decide, type Observation } from "./bluegreen.js";
+import { type ColorState, decide, type Observation, type Plan } from "./bluegreen.js";
 import { ABSENT, Expectations } from "./expectations.js";
 import { type DeploymentSettings, desiredDeployment, templateHash } from "./deployment.js";
 import { desiredHpa } from "./hpa.js";
-import { TEMPLATE_HASH, deploymentName, hpaName, previewServiceName } from "./names.js";
+import { FIELD_MANAGER, TEMPLATE_HASH, activeServiceName, deploymentName, hpaName, previewServiceName } from "./names.js";
+import { recoverStatus } from "./recover.js";
 import { desiredServices, endpoint } from "./service.js";
-import { buildStatus, sameStatus } from "./status.js";
+import { buildStatus, failureOf, invalidSpecOf, invalidSpecStatus, sameStatus } from "./status.js";
 
 /**
  * One reconcile pass for one WaveletModel, by key: read the model and its children from the
@@ -21,11 +31,15 @@ import { buildStatus, sameStatus } from "./status.js";
  * its own writes made obsolete (expectations.ts); everything else is read again.
  */
 
-/** The writes a pass makes (KubeClient in production, a recorder in tests). */
+/** The reads and writes a pass makes besides the caches (KubeClient in production, a fake in tests). */
 export interface Writer {
+  /** The object as the API server has it, or undefined (404): for names the caches do not hold. */
+  read(object: KubernetesObject): Promise<KubernetesObject | undefined>;
+  /** Each write answers the resourceVersion the object has afterwards. */
   apply(object: KubernetesObject): Promise<string | undefined>;
   deleteIfPresent(object: KubernetesObject): Promise<void>;
-  /** Each write answers the resourceVersion the object has afterwards. */
+  /** The pods the EndpointSlices of a Service list (to know when a colour no longer gets traffic). */
+  routedPods(service: string, namespace: string): Promise<string[]>;
   /** Conditional on the model still being at `resourceVersion` (409 otherwise). */
   applyStatus(wm: WaveletModel, status: NonNullable<WaveletModel["status"]>, resourceVersion: string): Promise<string | undefined>;
   updateModel(raw: KubernetesObject, change: { clearAnnotations: string[]; spec?: WaveletModel["spec"] }): Promise<string | undefined>;
@@ -65,7 +79,7 @@ export class Reconciler {
   constructor(private readonly deps: ReconcilerDeps) {}
 
   async reconcile(key: string): Promise<ReconcileResult> {
-    const { caches, writer, clock, settings } = this.deps;
+    const { caches, clock, settings } = this.deps;
     const [namespace, name] = key.split("/") as [string, string];
     const raw = caches.models.get(name, namespace);
     // Deleted: owner references let the garbage collector remove the children.
@@ -73,58 +87,49 @@ export class Reconciler {
       this.expectations.forget(key);
       return {};
     }
-    const cache: Record<string, ObjectCache<KubernetesObject>> = {
-      WaveletModel: caches.models,
-      Deployment: caches.deployments,
-      Service: caches.services,
-      HorizontalPodAutoscaler: caches.hpas,
-    };
-    const cached = (ref: string) => {
-      const [kind, objectName] = ref.split("/") as [string, string];
-      return cache[kind]?.get(objectName, namespace)?.metadata?.resourceVersion ?? ABSENT;
-    };
-    const timedOut = (refs: string[]) => this.deps.log.warn(`${key}: the cache never showed this operator's writes to ${refs.join(", ")}; going ahead`);
-    if (this.expectations.behind(key, cached, clock.now(), timedOut)) return { requeueAfterMs: CATCH_UP_MS };
+    const pass = new Pass(this.deps, this.expectations, key, raw);
+    if (pass.behind()) return { requeueAfterMs: CATCH_UP_MS };
 
-    const modelRef = `WaveletModel/${name}`;
-    let modelVersion = cached(modelRef);
-    const wroteModel = (after: string | undefined) => {
-      this.expectations.wrote(key, modelRef, modelVersion, after, clock.now());
-      modelVersion = after ?? modelVersion;
-    };
-    const apply = async (object: KubernetesObject) => {
-      const ref = `${object.kind}/${object.metadata!.name}`;
-      this.expectations.wrote(key, ref, cached(ref), await writer.apply(object), clock.now());
-      this.deps.metrics.applies.inc({ kind: object.kind! });
-    };
-    const parsed = waveletModel.safeParse(raw);
+    const parsed = waveletModel.omit({ status: true }).safeParse(raw);
     if (!parsed.success) {
       // The CRD rejects invalid specs; this only happens with a CRD older than the operator.
-      this.deps.log.warn(`${key}: cannot read spec: ${parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`);
+      await pass.reportInvalidSpec(parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; "));
       return {};
     }
-    const wm = parsed.data;
+    // An unreadable status is a lost one: recovered below from the live objects.
+    const status = waveletModelStatus.safeParse((raw as { status?: unknown }).status ?? {});
+    let wm: WaveletModel = { ...parsed.data, status: status.success ? status.data : undefined };
     const now = clock.now();
-    const lastGood = waveletModelSpec.safeParse(wm.status?.lastGoodSpec);
     const colors: Partial<Record<Color, ColorState>> = {};
     for (const color of COLORS) {
       const state = colorState(caches.deployments.get(deploymentName(wm, color), namespace));
       if (state) colors[color] = state;
     }
+    const recovered = recoverStatus(wm.status, caches.services.get(activeServiceName(wm), namespace), colors);
+    if (recovered) wm = { ...wm, status: { ...wm.status, ...recovered.status } };
+    const lastGood = waveletModelSpec.safeParse(wm.status?.lastGoodSpec);
+    const activeSpec = lastGood.success ? lastGood.data : undefined;
     const observation: Observation = {
       wm,
       now,
       desiredHash: templateHash(wm, wm.spec, settings),
-      activeSpec: lastGood.success ? lastGood.data : undefined,
+      activeSpec,
+      activeRendersAs: activeSpec && templateHash(wm, activeSpec, settings),
       colors,
     };
+    const rollout = wm.status?.rollout;
+    if (rollout?.phase === "ScalingDown" && now >= Date.parse(rollout.since) + wm.spec.rollout.scaleDownDelaySeconds * 1000) {
+      const pods = await this.deps.writer.routedPods(activeServiceName(wm), namespace);
+      observation.oldColorRouted = pods.some((pod) => pod.startsWith(`${deploymentName(wm, rollout.color)}-`));
+    }
     if (wm.status?.rollout?.phase === "Analyzing") {
       observation.analysis = await this.deps.analyzer(wm, { preview: endpoint(wm, previewServiceName(wm)), active: endpoint(wm) });
     }
     const plan = decide(observation);
+    if (recovered) plan.events.unshift(recovered.event);
 
     if (plan.rollbackSpec || plan.clearAnnotations.length) {
-      wroteModel(await writer.updateModel(raw, { clearAnnotations: plan.clearAnnotations, ...(plan.rollbackSpec ? { spec: plan.rollbackSpec } : {}) }));
+      await pass.updateModel({ clearAnnotations: plan.clearAnnotations, ...(plan.rollbackSpec ? { spec: plan.rollbackSpec } : {}) });
       // A rollback changes the spec: the resulting watch event starts the next pass from it.
       if (plan.rollbackSpec) {
         await this.record(wm, plan.events, now);
@@ -134,24 +139,47 @@ export class Reconciler {
 
     // The decision is recorded before anything moves: the status write is conditional on the
     // version this pass read, so a pass that decided from an old version changes nothing.
-    const status = buildStatus(observation, plan);
-    if (!sameStatus(wm.status, status)) wroteModel(await writer.applyStatus(wm, status, modelVersion));
+    // A failure reported by an earlier pass stays reported until a pass gets through.
+    const reported = failureOf(pass.status);
+    await pass.writeStatus(wm, buildStatus(observation, plan, reported));
     await this.record(wm, plan.events, now);
+    try {
+      await this.applyChildren(pass, wm, plan);
+    } catch (error) {
+      if (statusCode(error) === 409) throw error;
+      const failure = error instanceof ChildFailed ? error.message : `${(error as Error)?.message ?? error}`;
+      // Said in status and in one Event (not only in a log), until it changes or goes away.
+      await pass.writeStatus(wm, buildStatus(observation, plan, failure)).catch(() => undefined);
+      if (failure !== reported) await this.record(wm, [{ type: "Warning", reason: "ReconcileFailed", message: failure }], now);
+      throw error;
+    }
+    if (reported) await pass.writeStatus(wm, buildStatus(observation, plan));
+    this.observeRollout(wm, plan.events, now);
+    return plan.requeueAfterMs === undefined ? {} : { requeueAfterMs: plan.requeueAfterMs };
+  }
 
+  private async applyChildren(pass: Pass, wm: WaveletModel, plan: Plan): Promise<void> {
+    const { caches, settings } = this.deps;
+    const namespace = wm.metadata.namespace;
+    const hpa = desiredHpa(wm, plan.active);
     for (const color of COLORS) {
       const target = plan.colors[color];
       if (target === "keep") continue;
-      await apply(desiredDeployment(wm, target.spec, color, target.replicas, settings));
+      // The HPA owns the replica count of the colour it scales once it has set it: leaving
+      // the field out keeps the operator from undoing a scale it has not seen yet.
+      const live = caches.deployments.get(deploymentName(wm, color), namespace);
+      const replicas = hpa && color === plan.active && live && replicasSetByOthers(live) ? undefined : target.replicas;
+      await pass.apply(desiredDeployment(wm, target.spec, color, replicas, settings));
     }
-    for (const service of desiredServices(wm, plan.active, plan.preview)) await apply(service);
-    const hpa = desiredHpa(wm, plan.active);
+    for (const service of desiredServices(wm, plan.active, plan.preview)) await pass.apply(service);
     if (hpa) {
-      await apply(hpa);
-    } else if (caches.hpas.get(hpaName(wm), namespace)) {
-      await writer.deleteIfPresent({ apiVersion: "autoscaling/v2", kind: "HorizontalPodAutoscaler", metadata: { name: hpaName(wm), namespace } });
+      await pass.apply(hpa);
+    } else {
+      const stale = caches.hpas.get(hpaName(wm), namespace);
+      if (stale && controlledBy(stale, wm.metadata.uid)) {
+        await pass.delete({ apiVersion: "autoscaling/v2", kind: "HorizontalPodAutoscaler", metadata: { name: hpaName(wm), namespace } });
+      }
     }
-    this.observeRollout(wm, plan.events, now);
-    return plan.requeueAfterMs === undefined ? {} : { requeueAfterMs: plan.requeueAfterMs };
   }
 
   private async record(wm: WaveletModel, events: EventRecord[], now: number): Promise<void> {
@@ -170,5 +198,120 @@ export class Reconciler {
       if (e.reason === "Promoted") this.deps.metrics.rolloutSeconds.observe({ result: "promoted" }, seconds);
       if (e.type === "Warning") this.deps.metrics.rolloutSeconds.observe({ result: "failed" }, seconds);
     }
+  }
+}
+
+/** Applying or deleting one child failed; the message names it, for status and Events. */
+class ChildFailed extends Error {
+  constructor(
+    message: string,
+    readonly code: number | undefined,
+  ) {
+    super(message);
+  }
+}
+
+const controlledBy = (o: KubernetesObject, uid: string) => !!o.metadata?.ownerReferences?.some((r) => r.controller && r.uid === uid);
+
+/** Another field manager (the HPA, through the scale subresource) has set spec.replicas. */
+function replicasSetByOthers(d: V1Deployment): boolean {
+  return !!d.metadata?.managedFields?.some((m) => m.manager !== FIELD_MANAGER && (m.fieldsV1 as { "f:spec"?: { "f:replicas"?: unknown } } | undefined)?.["f:spec"]?.["f:replicas"] !== undefined);
+}
+
+/**
+ * The writes of one pass over one model, and what they teach the next passes: each write
+ * remembers the version it made obsolete (expectations.ts); model writes are conditional on
+ * the version the pass read or last wrote.
+ */
+class Pass {
+  private readonly namespace: string;
+  private readonly cache: Record<string, ObjectCache<KubernetesObject>>;
+  /** The model's version as this pass last knew it (read, then after each of its writes). */
+  private modelVersion: string;
+  /** The status as this pass last knew it. */
+  status: WaveletModelStatus | undefined;
+
+  constructor(
+    private readonly deps: ReconcilerDeps,
+    private readonly expectations: Expectations,
+    private readonly key: string,
+    private readonly raw: KubernetesObject,
+  ) {
+    this.namespace = raw.metadata!.namespace!;
+    const { caches } = deps;
+    this.cache = { WaveletModel: caches.models, Deployment: caches.deployments, Service: caches.services, HorizontalPodAutoscaler: caches.hpas };
+    this.modelVersion = raw.metadata?.resourceVersion ?? ABSENT;
+    this.status = (raw as { status?: WaveletModelStatus }).status;
+  }
+
+  /** The cache still shows something older than this operator's own writes: wait for it. */
+  behind(): boolean {
+    const timedOut = (refs: string[]) => this.deps.log.warn(`${this.key}: the cache never showed this operator's writes to ${refs.join(", ")}; going ahead`);
+    return this.expectations.behind(this.key, (ref) => this.cached(ref)?.metadata?.resourceVersion ?? ABSENT, this.deps.clock.now(), timedOut) !== undefined;
+  }
+
+  private cached(ref: string): KubernetesObject | undefined {
+    const [kind, name] = ref.split("/") as [string, string];
+    return this.cache[kind]?.get(name, this.namespace);
+  }
+
+  private wrote(ref: string, before: string, after: string | undefined): void {
+    this.expectations.wrote(this.key, ref, before, after, this.deps.clock.now());
+  }
+
+  private wroteModel(after: string | undefined): void {
+    this.wrote(`WaveletModel/${this.raw.metadata!.name}`, this.modelVersion, after);
+    this.modelVersion = after ?? this.modelVersion;
+  }
+
+  async updateModel(change: { clearAnnotations: string[]; spec?: WaveletModelSpec }): Promise<void> {
+    this.wroteModel(await this.deps.writer.updateModel(this.raw, change));
+  }
+
+  /** Writes `status` unless it is what the model already has. */
+  async writeStatus(wm: WaveletModel, status: WaveletModelStatus): Promise<void> {
+    if (sameStatus(this.status, status)) return;
+    this.wroteModel(await this.deps.writer.applyStatus(wm, status, this.modelVersion));
+    this.status = status;
+  }
+
+  /**
+   * Server-side apply of a child, unless an object of that name exists that this model
+   * does not control: the operator never adopts (or overwrites) what is not its own.
+   */
+  async apply(object: KubernetesObject): Promise<void> {
+    const ref = `${object.kind}/${object.metadata!.name}`;
+    const before = this.cached(ref);
+    await this.guard(ref, async () => {
+      const existing = before ?? (await this.deps.writer.read(object));
+      if (existing && !controlledBy(existing, object.metadata!.ownerReferences![0]!.uid)) {
+        throw new ChildFailed(`${object.kind} ${object.metadata!.name} exists and does not belong to this WaveletModel: rename the model or remove that ${object.kind}`, undefined);
+      }
+      this.wrote(ref, before?.metadata?.resourceVersion ?? ABSENT, await this.deps.writer.apply(object));
+    });
+    this.deps.metrics.applies.inc({ kind: object.kind! });
+  }
+
+  async delete(object: KubernetesObject): Promise<void> {
+    await this.guard(`${object.kind}/${object.metadata!.name}`, () => this.deps.writer.deleteIfPresent(object));
+  }
+
+  /** Errors name the child they concern, in the API server's words. */
+  private async guard(ref: string, write: () => Promise<void>): Promise<void> {
+    try {
+      await write();
+    } catch (error) {
+      if (error instanceof ChildFailed) throw error;
+      throw new ChildFailed(`writing ${ref.replace("/", " ")}: ${apiMessage(error)}`, statusCode(error));
+    }
+  }
+
+  async reportInvalidSpec(message: string): Promise<void> {
+    const { log, writer, clock } = this.deps;
+    log.warn(`${this.key}: cannot read spec: ${message}`);
+    const wm = this.raw as unknown as WaveletModel;
+    const reported = invalidSpecOf(this.status) === message;
+    await this.writeStatus(wm, invalidSpecStatus(this.status, this.raw.metadata?.generation, message, clock.now()));
+    if (!reported) await writer.event(wm, { type: "Warning", reason: "InvalidSpec", message }, new Date(clock.now())).catch(() => undefined);
   }
 }

@@ -37,7 +37,8 @@ function condition(
   };
 }
 
-export function buildStatus(o: Observation, plan: Plan): WaveletModelStatus {
+/** `failure`: why this pass could not do its work (applying a child, ownership), for Degraded. */
+export function buildStatus(o: Observation, plan: Plan, failure?: string): WaveletModelStatus {
   const { wm } = o;
   const now = new Date(o.now).toISOString();
   const generation = wm.metadata.generation;
@@ -53,7 +54,7 @@ export function buildStatus(o: Observation, plan: Plan): WaveletModelStatus {
   // serves this generation's template. A rollout waiting, failed or under way is not Ready.
   const current = plan.status.activeTemplateHash === o.desiredHash;
   const ready = activeReady && current;
-  const serving = `${activeColor} serves bundle ${lastGood?.bundle.digest}`;
+  const serving = `${activeColor} serves ${lastGood ? `bundle ${lastGood.bundle.digest}` : "an unrecorded bundle"}`;
   const notReady: [string, string] = !activeColor
     ? ["NotDeployed", "no colour is serving yet"]
     : !activeReady
@@ -73,15 +74,11 @@ export function buildStatus(o: Observation, plan: Plan): WaveletModelStatus {
       now,
       generation,
     ),
-    condition(
-      previous,
-      "Degraded",
-      failed || (!!activeColor && !activeReady),
-      failed ? "RolloutFailed" : activeColor && !activeReady ? "ActiveUnavailable" : "AsExpected",
-      failed ? rollout!.message ?? "rollout failed" : activeColor && !activeReady ? `${activeColor} is not fully available` : "serving as specified",
-      now,
-      generation,
-    ),
+    degradedCondition(previous, now, generation, [
+      [failure !== undefined, "ReconcileFailed", failure ?? ""],
+      [failed, "RolloutFailed", rollout?.message ?? "rollout failed"],
+      [!!activeColor && !activeReady, "ActiveUnavailable", `${activeColor} is not fully available`],
+    ]),
   ];
   const degraded = conditions[2]!.status === "True";
   return {
@@ -97,6 +94,40 @@ export function buildStatus(o: Observation, plan: Plan): WaveletModelStatus {
     ...(activeColor ? { endpoint: endpoint(wm), previewEndpoint: endpoint(wm, previewServiceName(wm)) } : {}),
   };
 }
+
+/** Degraded, from the first of `causes` that holds ([holds, reason, message]), else AsExpected. */
+function degradedCondition(previous: Condition[] | undefined, now: string, generation: number | undefined, causes: [boolean, string, string][]): Condition {
+  const cause = causes.find(([holds]) => holds);
+  return condition(previous, "Degraded", !!cause, cause?.[1] ?? "AsExpected", cause?.[2] ?? "serving as specified", now, generation);
+}
+
+/**
+ * The status of a model whose spec the operator cannot read (a CRD older than the operator
+ * let it in): everything else as it was, not Ready, Degraded with the reason.
+ */
+export function invalidSpecStatus(previous: WaveletModelStatus | undefined, generation: number | undefined, message: string, now: number): WaveletModelStatus {
+  const at = new Date(now).toISOString();
+  const others = (previous?.conditions ?? []).filter((c) => c.type !== "Ready" && c.type !== "Degraded");
+  return {
+    ...previous,
+    observedGeneration: generation,
+    phase: "Degraded",
+    conditions: [
+      condition(previous?.conditions, "Ready", false, "InvalidSpec", message, at, generation),
+      ...others,
+      degradedCondition(previous?.conditions, at, generation, [[true, "InvalidSpec", message]]),
+    ],
+  };
+}
+
+const degradedBy = (status: WaveletModelStatus | undefined, reason: string) =>
+  status?.conditions?.find((c) => c.type === "Degraded" && c.status === "True" && c.reason === reason)?.message;
+
+/** The pass failure a status reports (buildStatus's `failure`), to tell a new one from one already reported. */
+export const failureOf = (status: WaveletModelStatus | undefined) => degradedBy(status, "ReconcileFailed");
+
+/** The invalid-spec message a status reports. */
+export const invalidSpecOf = (status: WaveletModelStatus | undefined) => degradedBy(status, "InvalidSpec");
 
 /** An unchanged status is not written again. */
 export function sameStatus(a: WaveletModelStatus | undefined, b: WaveletModelStatus): boolean {

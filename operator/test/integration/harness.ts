@@ -79,6 +79,7 @@ export async function startOperator(kubeconfig: string, namespace: string, env: 
       KUBECONFIG: kubeconfig,
       WATCH_NAMESPACE: namespace,
       OPERATOR_NAMESPACE: namespace,
+      LEADER_ELECTION: "true",
       LEASE_NAME: `wavelet-operator-${namespace}`,
       SERVER_IMAGE: "wavelet-server:test",
       PORT: String(port),

@@ -237,8 +237,28 @@ describe("failures of the operator and of the API server", () => {
     expect(two.logs()).toContain("became leader");
   }, 90_000);
 
-  it("recovers when the API server restarts", async () => {
-    const cluster = "wavelet-it";
+  it("a leader that cannot renew within its deadline exits at once", async () => {
+    const leader = operators.find((o) => o.child.exitCode === null && o.child.signalCode === null && o.logs().includes("became leader"))!;
+    const cluster = process.env.IT_CLUSTER ?? "wavelet-it";
+    const stoppedAt = Date.now();
+    execFileSync(`${root}/e2e/cluster/apiserver.sh`, ["stop", cluster, "--controllers"], { stdio: "ignore" });
+    try {
+      const code = await Promise.race([leader.exited, new Promise((r) => setTimeout(() => r("still running"), 10_000))]);
+      expect(code).toBe(1);
+      // RENEW_DEADLINE_SECONDS is 3 in these tests; a hung renewal must not stretch it.
+      expect(Date.now() - stoppedAt).toBeLessThan(6_000);
+      expect(leader.logs()).toContain("lost leadership: could not renew the lease in time");
+    } finally {
+      execFileSync(`${root}/e2e/cluster/apiserver.sh`, ["start", cluster, "--controllers"], { stdio: "ignore" });
+    }
+  }, 90_000);
+
+  it("recovers when the API server restarts within the renew deadline", async () => {
+    const cluster = process.env.IT_CLUSTER ?? "wavelet-it";
+    // A lease that outlives the restart: this operator keeps leading through it.
+    const patient = await startOperator(kubeconfig, ns, { POD_NAME: "patient", LEASE_DURATION_SECONDS: "60", RENEW_DEADLINE_SECONDS: "40", RETRY_PERIOD_SECONDS: "2" });
+    operators.push(patient);
+    await waitFor("patient leads", async () => (await holder()) === "patient", 30_000);
     // --controllers: fresh controller processes resume at once instead of after their
     // reconnect back-off (e2e/cluster/README.md); the operator's own recovery is what is tested.
     execFileSync(`${root}/e2e/cluster/apiserver.sh`, ["restart", cluster, "--controllers"], { stdio: "ignore" });
@@ -246,7 +266,29 @@ describe("failures of the operator and of the API server", () => {
     await waitFor("API server back", () => m.get("ha"), 60_000);
     await m.patch("ha", { spec: { replicas: 3 } });
     await waitFor("change after the restart reconciled", async () => (await deployment(ns, "ha-green")).spec?.replicas === 3, 60_000);
+    expect(patient.child.exitCode).toBeNull();
   }, 150_000);
+});
+
+describe("running it locally (npm run start -w operator)", () => {
+  it("outside a cluster, leader election is off by default and it reconciles", async () => {
+    const ns = await operatorNamespace(a, uniqueNamespace("local"));
+    const operator = await startOperator(await serviceAccountKubeconfig(a, ns), ns, { LEADER_ELECTION: "", OPERATOR_NAMESPACE: "" });
+    try {
+      await models(a, ns).create("spx", spec());
+      await waitFor("Ready", async () => (await models(a, ns).get("spx")).status?.phase === "Ready");
+      expect(operator.logs()).toContain("leader election is off");
+    } finally {
+      await operator.stop();
+    }
+  }, 60_000);
+
+  it("with leader election in a namespace that does not exist, it stops at once with one clear line", async () => {
+    const ns = await operatorNamespace(a, uniqueNamespace("nolease"));
+    // As a person runs it: their own (administrator's) kubeconfig.
+    const started = startOperator(inject("kubeconfig"), ns, { OPERATOR_NAMESPACE: "no-such-namespace" });
+    await expect(started).rejects.toThrow("leader election: namespace no-such-namespace does not exist; create it");
+  }, 60_000);
 });
 
 describe("one operator watching two namespaces", () => {
