@@ -50,10 +50,14 @@ else
   node_image="$("$here/node-image.sh" | tail -n1)"
 fi
 
+metrics_api() { k get --raw /apis/metrics.k8s.io/v1beta1/nodes; }
+# A node restarted with the daemon (the private one dies with the session that started it)
+# comes back with an API server whose connection to metrics-server goes nowhere (see the
+# APIService below): such a cluster is made again rather than reused.
 healthy() {
   "$kind" get clusters 2>/dev/null | grep -qx "$name" &&
     [[ "$(docker inspect -f '{{.Config.Image}}' "$name-control-plane" 2>/dev/null)" == "$node_image" ]] &&
-    k get --raw /readyz >/dev/null 2>&1
+    retry_until 60 k get --raw /readyz && retry_until 30 metrics_api
 }
 if healthy; then
   log "reusing cluster '$name'"
@@ -124,6 +128,6 @@ for image in $WAVELET_IMAGES; do
   [[ "$digest" == sha256:* ]] || die "no digest for $ref in the node"
   docker exec "$node" ctr -n k8s.io images tag --force "$ref" "${ref%:*}@$digest" >/dev/null
 done
-retry_until 120 k get --raw /apis/metrics.k8s.io/v1beta1/nodes || die "the metrics API does not answer"
+retry_until 120 metrics_api || die "the metrics API does not answer"
 log "cluster '$name' ready in $((SECONDS - start))s"
 echo "$kubeconfig"

@@ -24,7 +24,7 @@ import { WorkQueue } from "./controller/queue.js";
 import { KubeClient, statusCode } from "./kube/client.js";
 import { createLog } from "./log.js";
 import { createMetrics } from "./metrics.js";
-import { httpAnalyzer } from "./reconcile/analysis.js";
+import { AnalysisRuns, httpAnalyzer } from "./reconcile/analysis.js";
 import { Reconciler } from "./reconcile/reconciler.js";
 
 const SERVICE_ACCOUNT_NAMESPACE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
@@ -74,7 +74,7 @@ async function run(): Promise<void> {
     writer: new KubeClient(kc),
     clock,
     settings: { defaultServerImage: config.SERVER_IMAGE },
-    analyzer: httpAnalyzer,
+    analyses: new AnalysisRuns(httpAnalyzer, (key) => queue.add(key)),
     metrics,
     log,
   });

@@ -174,9 +174,26 @@ describe("manual promotion, abort and analysis", () => {
     const passed = decide(observe(analyzing, { blue: color(OLD, 3), green: color(NEW, 3) }, T0 + 2000, { analysis: { result: "pass", message: "ok" } }));
     expect(passed.active).toBe("green");
     expect(passed.events.map((e) => e.reason)).toEqual(["AnalysisPassed", "Promoted"]);
-    const failed = decide(observe(analyzing, { blue: color(OLD, 3), green: color(NEW, 3) }, T0 + 2000, { analysis: { result: "fail", message: "p99 too high" } }));
+    // One failed run is tolerated (failureLimit 1): the next run decides.
+    const once = decide(observe(analyzing, { blue: color(OLD, 3), green: color(NEW, 3) }, T0 + 2000, { analysis: { result: "fail", message: "p99 too high" } }));
+    expect(once.active).toBe("blue");
+    expect(once.status.rollout).toMatchObject({ phase: "Analyzing", analysis: { runs: 1, failures: 1, message: "p99 too high" } });
+    expect(once.events).toMatchObject([{ type: "Warning", reason: "AnalysisRunFailed" }]);
+    const again = serving(analyzed, { rollout: once.status.rollout! }).wm;
+    const failed = decide(observe(again, { blue: color(OLD, 3), green: color(NEW, 3) }, T0 + 3000, { analysis: { result: "fail", message: "p99 too high" } }));
     expect(failed.active).toBe("blue");
-    expect(failed.status.rollout).toMatchObject({ phase: "Failed", message: "p99 too high" });
+    expect(failed.status.rollout).toMatchObject({ phase: "Failed", message: "p99 too high (2 of 2 runs failed)" });
+  });
+
+  it("an analysis that does not pass by the deadline fails the rollout", () => {
+    const analyzed = { bundle: { builtin: "spx-vol-5d", digest: DIGEST_B }, rollout: { analysis: { enabled: true }, progressDeadlineSeconds: 60 } };
+    const analyzing = serving(analyzed, { rollout: { phase: "Analyzing", color: "green", templateHash: NEW, startedAt: iso(T0), since: iso(T0) } }).wm;
+    const running = decide(observe(analyzing, { blue: color(OLD, 3), green: color(NEW, 3) }, T0 + 30_000));
+    expect(running.status.rollout?.phase).toBe("Analyzing");
+    expect(running.requeueAfterMs).toBe(30_000);
+    const late = decide(observe(analyzing, { blue: color(OLD, 3), green: color(NEW, 3) }, T0 + 60_001));
+    expect(late.status.rollout).toMatchObject({ phase: "Failed", message: "analysis did not pass within 60s" });
+    expect(late.events).toMatchObject([{ type: "Warning", reason: "AnalysisDeadlineExceeded" }]);
   });
 });
 

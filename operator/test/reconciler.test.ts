@@ -3,6 +3,7 @@ import { describe, expect, it } from "vitest";
 import type { WaveletModel } from "../src/api/waveletmodel.js";
 import type { Caches } from "../src/controller/informers.js";
 import { createMetrics } from "../src/metrics.js";
+import { AnalysisRuns } from "../src/reconcile/analysis.js";
 import { desiredDeployment, templateHash } from "../src/reconcile/deployment.js";
 import { Reconciler, type Writer } from "../src/reconcile/reconciler.js";
 import { DIGEST_B, FakeClock, model } from "./fixtures.js";
@@ -70,6 +71,7 @@ function harness() {
     apply: async (o) => (writes.push(`${o.kind}/${o.metadata!.name}`), store(o.kind as Kind, o)),
     deleteIfPresent: async () => undefined,
     routedPods: async () => routed,
+    secretValue: async () => undefined,
     applyStatus: async (_wm, status, rv) => {
       preconditions.push(rv);
       if (model().metadata!.resourceVersion !== rv) throw conflict();
@@ -92,7 +94,7 @@ function harness() {
     writer,
     clock,
     settings,
-    analyzer: async () => ({ result: "pass", message: "" }),
+    analyses: new AnalysisRuns(async () => ({ result: "pass", message: "" }), () => undefined),
     metrics: createMetrics(),
     log: { warn: (msg: string) => void warnings.push(msg), info: () => undefined },
   });

@@ -45,6 +45,27 @@ describe.each(defaultBundles())("$manifest.name: the API reproduces the parity v
     });
   }
 
+  it("GET /models/golden gives each case's prices and the served models' last-day predictions, int8 where served", async () => {
+    for (const [api, key] of [
+      [app, (m: string) => m],
+      [quantized, (m: string) => `${m}_int8`],
+    ] as const) {
+      const res = await api.inject({ method: "GET", url: "/models/golden" });
+      expect(res.statusCode).toBe(200);
+      const golden = res.json() as { bundle: { digest: string }; cases: { name: string; prices: number[]; expected: Record<string, number> }[] };
+      expect(golden.cases.map((c) => c.name)).toEqual(bundle.cases.map((c) => c.name));
+      for (const [i, c] of golden.cases.entries()) {
+        expect(c.prices).toEqual(bundle.cases[i]!.prices);
+        for (const [model, value] of Object.entries(c.expected)) {
+          const variant = bundle.manifest.models[key(model)] ? key(model) : model;
+          expect(value).toBe(bundle.cases[i]!.predictions[variant]!.at(-1));
+          const answer = (await api.inject({ method: "POST", url: "/predict", ...json({ prices: c.prices, model_type: model }) })).json();
+          expect(Math.abs(answer.prediction - value)).toBeLessThanOrEqual(PREDICTION_TOLERANCE);
+        }
+      }
+    }
+  });
+
   it("/predict/stream over prices gives one prediction per day with history, equal to the vectors", async () => {
     const c = bundle.cases[0]!;
     const res = await app.inject({ method: "POST", url: "/predict/stream", ...json({ prices: c.prices, model_type: "ensemble" }) });

@@ -74,6 +74,10 @@ watched namespace. Nothing more: it never touches pods, secrets or its own CRD.
 - apiGroups: [""]
   resources: [events]
   verbs: [create]
+# Analysis sends the server's API key (server.apiKeySecretRef) with its golden requests.
+- apiGroups: [""]
+  resources: [secrets]
+  verbs: [get]
 # The old colour is scaled down once the active Service's endpoints no longer list its pods.
 - apiGroups: [discovery.k8s.io]
   resources: [endpointslices]

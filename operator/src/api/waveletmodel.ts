@@ -137,8 +137,9 @@ export const analysisSpec = z
     requests: z.number().int().min(1).max(10000).default(20).meta({ description: "golden requests sent to both colours" }),
     maxErrorRate: z.number().min(0).max(1).default(0),
     maxP99LatencyMs: z.number().min(1).max(60000).default(250),
+    failureLimit: z.number().int().min(0).max(10).default(1).meta({ description: "failed analysis runs tolerated before the rollout fails" }),
   })
-  .default({ enabled: false, requests: 20, maxErrorRate: 0, maxP99LatencyMs: 250 });
+  .default({ enabled: false, requests: 20, maxErrorRate: 0, maxP99LatencyMs: 250, failureLimit: 1 });
 
 export const rolloutSpec = z
   .object({
@@ -202,6 +203,10 @@ export const rolloutStatus = z.object({
   startedAt: z.string().meta({ description: "when this rollout began (RFC 3339)" }),
   since: z.string().meta({ description: "when this phase began (RFC 3339)" }),
   message: z.string().optional(),
+  analysis: z
+    .object({ runs: z.number().int(), failures: z.number().int(), message: z.string().optional() })
+    .optional()
+    .meta({ description: "analysis runs finished so far, how many failed, and the last one's verdict" }),
 });
 
 export const waveletModelStatus = z.object({

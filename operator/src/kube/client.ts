@@ -47,6 +47,17 @@ export class KubeClient {
     }
   }
 
+  async secretValue(namespace: string, name: string, key: string): Promise<string | undefined> {
+    try {
+      const secret = await this.core.readNamespacedSecret({ name, namespace });
+      const value = secret.data?.[key];
+      return value === undefined ? undefined : Buffer.from(value, "base64").toString("utf8");
+    } catch (error) {
+      if (statusCode(error) === 404) return undefined;
+      throw error;
+    }
+  }
+
   async routedPods(service: string, namespace: string): Promise<string[]> {
     const slices = await this.discovery.listNamespacedEndpointSlice({ namespace, labelSelector: `kubernetes.io/service-name=${service}` });
     return slices.items.flatMap((slice) => slice.endpoints.flatMap((e) => (e.targetRef?.kind === "Pod" && e.targetRef.name ? [e.targetRef.name] : [])));

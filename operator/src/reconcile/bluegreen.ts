@@ -51,7 +51,7 @@ export interface Observation {
   /** While scaling down: the active Service's EndpointSlices still list pods of the old colour. */
   oldColorRouted?: boolean;
   colors: Partial<Record<Color, ColorState>>;
-  /** Given when status says Analyzing: the reconciler ran the analysis this pass. */
+  /** When status says Analyzing: the verdict of the run status has not counted yet, once it has finished. */
   analysis?: AnalysisVerdict;
 }
 
@@ -289,21 +289,32 @@ export function decide(o: Observation): Plan {
       events.push({ type: "Normal", reason: "AwaitingPromotion", message: `annotate ${ANNOTATIONS.promote}=true to switch traffic to ${idle}` });
       return plan;
 
-    case "Analyzing":
+    case "Analyzing": {
       if (!previewReady) return fail("PreviewLost", `${idle} stopped being available during analysis`);
       if (!o.analysis) {
-        if (overdue) return fail("AnalysisDeadlineExceeded", "analysis did not finish in time");
-        plan.requeueAfterMs = 1000;
+        if (overdue) return fail("AnalysisDeadlineExceeded", `analysis did not pass within ${wm.spec.rollout.progressDeadlineSeconds}s`);
+        // The run's end queues the model again; this is the deadline.
+        plan.requeueAfterMs = phaseStarted + deadlineMs - now;
         return plan;
       }
-      if (o.analysis.result === "fail") return fail("AnalysisFailed", o.analysis.message);
+      const runs = (current.analysis?.runs ?? 0) + 1;
+      if (o.analysis.result === "fail") {
+        const failures = (current.analysis?.failures ?? 0) + 1;
+        if (failures > wm.spec.rollout.analysis.failureLimit) return fail("AnalysisFailed", `${o.analysis.message} (${failures} of ${runs} runs failed)`);
+        // A transient failure: another run, within the same deadline.
+        events.push({ type: "Warning", reason: "AnalysisRunFailed", message: `run ${runs}: ${o.analysis.message}` });
+        plan.status.rollout = { ...current, analysis: { runs, failures, message: o.analysis.message } };
+        plan.requeueAfterMs = 0;
+        return plan;
+      }
       events.push({ type: "Normal", reason: "AnalysisPassed", message: o.analysis.message });
       if (wm.spec.rollout.autoPromote || promoteAsked) {
         if (promoteAsked) clearAnnotations.push(ANNOTATIONS.promote);
         return promote("analysis passed");
       }
-      plan.status.rollout = { ...current, phase: "AwaitingPromotion", since: iso(now) };
+      plan.status.rollout = { ...current, phase: "AwaitingPromotion", since: iso(now), analysis: { runs, failures: current.analysis?.failures ?? 0, message: o.analysis.message } };
       return plan;
+    }
 
     case "AwaitingPromotion":
       // The HPA moving the active colour rescales the preview: the phase stays, the switch

@@ -14,7 +14,7 @@ import type { ReconcileResult } from "../controller/controller.js";
 import type { Caches } from "../controller/informers.js";
 import { type EventRecord, apiMessage, statusCode } from "../kube/client.js";
 import type { Metrics } from "../metrics.js";
-import type { Analyzer } from "./analysis.js";
+import type { AnalysisRuns } from "./analysis.js";
 import { type ColorState, decide, type Observation, type Plan } from "./bluegreen.js";
 import { ABSENT, Expectations } from "./expectations.js";
 import { type DeploymentSettings, desiredDeployment, templateHash } from "./deployment.js";
@@ -38,6 +38,8 @@ export interface Writer {
   /** Each write answers the resourceVersion the object has afterwards. */
   apply(object: KubernetesObject): Promise<string | undefined>;
   deleteIfPresent(object: KubernetesObject): Promise<void>;
+  /** One key of a Secret, decoded, or undefined if the Secret or key is missing. */
+  secretValue(namespace: string, name: string, key: string): Promise<string | undefined>;
   /** The pods the EndpointSlices of a Service list (to know when a colour no longer gets traffic). */
   routedPods(service: string, namespace: string): Promise<string[]>;
   /** Conditional on the model still being at `resourceVersion` (409 otherwise). */
@@ -54,7 +56,7 @@ export interface ReconcilerDeps {
   writer: Writer;
   clock: Clock;
   settings: DeploymentSettings;
-  analyzer: Analyzer;
+  analyses: AnalysisRuns;
   metrics: Metrics;
   log: { warn: (msg: string, extra?: unknown) => void; info: (msg: string, extra?: unknown) => void };
 }
@@ -85,6 +87,7 @@ export class Reconciler {
     // Deleted: owner references let the garbage collector remove the children.
     if (!raw || raw.metadata?.deletionTimestamp) {
       this.expectations.forget(key);
+      this.deps.analyses.forget(key);
       return {};
     }
     const pass = new Pass(this.deps, this.expectations, key, raw);
@@ -122,8 +125,14 @@ export class Reconciler {
       const pods = await this.deps.writer.routedPods(activeServiceName(wm), namespace);
       observation.oldColorRouted = pods.some((pod) => pod.startsWith(`${deploymentName(wm, rollout.color)}-`));
     }
-    if (wm.status?.rollout?.phase === "Analyzing") {
-      observation.analysis = await this.deps.analyzer(wm, { preview: endpoint(wm, previewServiceName(wm)), active: endpoint(wm) });
+    if (rollout?.phase === "Analyzing") {
+      const apiKey = async () => {
+        const ref = wm.spec.server.apiKeySecretRef;
+        // The server takes a comma-separated list; any one of its keys will do.
+        return ref ? (await this.deps.writer.secretValue(namespace, ref.name, ref.key))?.split(",")[0]?.trim() : undefined;
+      };
+      const targets = async () => ({ preview: endpoint(wm, previewServiceName(wm)), active: endpoint(wm), apiKey: await apiKey() });
+      observation.analysis = this.deps.analyses.poll(key, `${rollout.templateHash}#${rollout.analysis?.runs ?? 0}`, wm, targets);
     }
     const plan = decide(observation);
     if (recovered) plan.events.unshift(recovered.event);

@@ -3,7 +3,7 @@ import { access, readFile, readdir } from "node:fs/promises";
 import { basename, join } from "node:path";
 import * as ort from "onnxruntime-node";
 import { type FeatureParams, featureParams } from "../features/wavelet.js";
-import { type Manifest, type ModelEntry, manifestSchema } from "../schemas/manifest.js";
+import { type Manifest, type ModelEntry, manifestSchema, paritySchema } from "../schemas/manifest.js";
 
 /**
  * A model bundle on disk (DESIGN §3), verified before anything is served from it: the
@@ -150,6 +150,27 @@ export class Bundle {
       throw new BundleError("feature_names.json differs from manifest features.names");
     }
     return new Bundle(dir, manifest, `sha256:${sha256(raw)}`, featureParams(manifest.features), options);
+  }
+
+  /**
+   * The bundle's golden cases (vectors/parity.json, verified like every file) as this server
+   * serves them: each case's prices and, per configured model, the prediction for its last
+   * day, of the int8 variant where that is what is served. A rollout's analysis sends them.
+   */
+  async golden(): Promise<{ name: string; prices: number[]; expected: Record<string, number> }[]> {
+    const file = "vectors/parity.json";
+    const expected = this.manifest.files[file];
+    if (!expected) throw new BundleError(`the bundle has no ${file}`);
+    const raw = await readFile(join(this.dir, file));
+    if (sha256(raw) !== expected) throw new BundleError(`${file} changed on disk since the bundle was verified`);
+    const parity = paritySchema.parse(JSON.parse(raw.toString("utf8")));
+    return parity.cases.map((c) => {
+      const served = this.options.models.flatMap((m) => {
+        const last = c.predictions[Bundle.fileKey(this.manifest, m, this.options.quantized)]?.at(-1);
+        return last === undefined ? [] : [[m, last] as const];
+      });
+      return { name: c.name, prices: c.prices, expected: Object.fromEntries(served) };
+    });
   }
 
   /** The manifest key serving `model`: the int8 variant when asked for and shipped. */

@@ -4,7 +4,7 @@ import { z } from "zod";
 import { MODEL_TYPES } from "../config.js";
 import type { ModelRegistry } from "../inference/registry.js";
 import { unavailable } from "../plugins/errors.js";
-import { healthResponse, modelsResponse } from "../schemas/api.js";
+import { goldenResponse, healthResponse, modelsResponse } from "../schemas/api.js";
 
 export interface HealthRoutesOptions {
   registry: ModelRegistry;
@@ -51,6 +51,25 @@ export async function healthRoutes(app: FastifyInstance, opts: HealthRoutesOptio
     "/livez",
     { schema: { summary: "Liveness: the process answers", tags: ["operations"], response: { 200: z.object({ status: z.literal("alive") }) } } },
     async () => ({ status: "alive" as const }),
+  );
+
+  api.get(
+    "/models/golden",
+    {
+      schema: {
+        summary: "The bundle's golden cases: prices and the predictions this server must answer for them",
+        description:
+          "From the bundle's vectors/parity.json (verified against the manifest). The operator's analysis sends each case to POST /predict on a new colour and compares the answers before it switches traffic.",
+        tags: ["models"],
+        response: { 200: goldenResponse },
+      },
+    },
+    async () => {
+      const serving = registry.serving;
+      if (!serving) throw unavailable("no bundle loaded", registry.readiness().reasons);
+      const { bundle } = serving;
+      return { bundle: { name: bundle.name, version: bundle.version, digest: bundle.digest }, cases: await bundle.golden() };
+    },
   );
 
   api.get(

@@ -206,6 +206,19 @@ export const modelsResponse = z
   })
   .meta({ id: "Models" });
 
+export const goldenResponse = z
+  .object({
+    bundle: bundleRef,
+    cases: z.array(
+      z.object({
+        name: z.string(),
+        prices: z.array(z.number()),
+        expected: z.record(z.string(), z.number()).meta({ description: "per served model, the prediction for the last day (POST /predict with these prices)" }),
+      }),
+    ),
+  })
+  .meta({ id: "Golden" });
+
 export const reloadResponse = z
   .object({
     reloaded: z.boolean(),

@@ -83,3 +83,14 @@ export const manifestSchema = z.looseObject({
 export type Manifest = z.infer<typeof manifestSchema>;
 export type ModelEntry = z.infer<typeof modelEntrySchema>;
 export type FeatureSpec = z.infer<typeof featureSpecSchema>;
+
+/** vectors/parity.json: the pipeline's reference cases, raw prices to each model's predictions. */
+export const paritySchema = z.looseObject({
+  cases: z.array(
+    z.looseObject({
+      name: z.string(),
+      prices: z.array(z.number()),
+      predictions: z.record(z.string(), z.array(z.number())),
+    }),
+  ),
+});
