@@ -16,6 +16,11 @@ export interface HealthRoutesOptions {
 export async function healthRoutes(app: FastifyInstance, opts: HealthRoutesOptions) {
   const { registry } = opts;
   const api = app.withTypeProvider<ZodTypeProvider>();
+  const servedBundle = () => {
+    const serving = registry.serving;
+    if (!serving) throw unavailable("no bundle loaded", registry.readiness().reasons);
+    return serving.bundle;
+  };
 
   api.get(
     "/health",
@@ -65,9 +70,7 @@ export async function healthRoutes(app: FastifyInstance, opts: HealthRoutesOptio
       },
     },
     async () => {
-      const serving = registry.serving;
-      if (!serving) throw unavailable("no bundle loaded", registry.readiness().reasons);
-      const { bundle } = serving;
+      const bundle = servedBundle();
       return { bundle: { name: bundle.name, version: bundle.version, digest: bundle.digest }, cases: await bundle.golden() };
     },
   );
@@ -82,9 +85,7 @@ export async function healthRoutes(app: FastifyInstance, opts: HealthRoutesOptio
       },
     },
     async () => {
-      const serving = registry.serving;
-      if (!serving) throw unavailable("no bundle loaded", registry.readiness().reasons);
-      const { bundle } = serving;
+      const bundle = servedBundle();
       const m = bundle.manifest;
       const evaluation = (m as { evaluation?: { models?: Record<string, Record<string, number>> } & Record<string, unknown> }).evaluation;
       return {
