@@ -71,7 +71,7 @@ async function run(): Promise<void> {
   const informers = createInformers(kc, config.WATCH_NAMESPACE, (key) => queue.add(key), clock, log);
   const reconciler = new Reconciler({
     caches: informers.caches,
-    writer: new KubeClient(kc),
+    writer: new KubeClient(kc, config.POD_NAME),
     clock,
     settings: { defaultServerImage: config.SERVER_IMAGE },
     analyses: new AnalysisRuns(httpAnalyzer, (key) => queue.add(key)),
@@ -97,7 +97,7 @@ async function run(): Promise<void> {
 
   const server = createServer(async (req, res) => {
     if (req.url === "/healthz") return void res.writeHead(200).end("ok");
-    if (req.url === "/readyz") return void res.writeHead(informers.synced() ? 200 : 503).end(informers.synced() ? "ok" : "caches not synced");
+    if (req.url === "/readyz") return void res.writeHead(informers.synced() ? 200 : 503).end(informers.synced() ? "ok" : "caches not synced, or a watch is down");
     if (req.url === "/metrics") {
       const models = informers.caches.models.list() as unknown as WaveletModel[];
       metrics.rollouts.reset();

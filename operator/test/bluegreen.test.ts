@@ -355,3 +355,25 @@ describe("the old colour outlives the switch (issue 8)", () => {
     expect(after.active).toBe("green");
   });
 });
+
+describe("wavelet.dev/retry (issue 8)", () => {
+  const failed = { failedTemplateHash: NEW, rollout: { phase: "Failed" as const, color: "green" as const, templateHash: NEW, startedAt: iso(T0), since: iso(T0), message: "x" } };
+
+  it("tries a failed template again", () => {
+    const { wm } = serving(undefined, failed, { "wavelet.dev/retry": "true" });
+    const plan = decide(observe(wm, { blue: color(OLD, 3), green: color(NEW, 0, 0) }, T0 + 1000));
+    expect(plan.clearAnnotations).toEqual(["wavelet.dev/retry"]);
+    expect(plan.status.failedTemplateHash).toBeUndefined();
+    expect(plan.status.rollout).toMatchObject({ phase: "Deploying", color: "green", since: iso(T0 + 1000) });
+    expect(plan.colors.green).toMatchObject({ replicas: 3 });
+    expect(plan.events.map((e) => e.reason)).toEqual(["RolloutStarted"]);
+  });
+
+  it("is removed when nothing has failed, so it cannot retry a later failure unasked", () => {
+    const deploying = { rollout: { phase: "Deploying" as const, color: "green" as const, templateHash: NEW, startedAt: iso(T0), since: iso(T0) } };
+    const { wm } = serving(undefined, deploying, { "wavelet.dev/retry": "true" });
+    const plan = decide(observe(wm, { blue: color(OLD, 3), green: color(NEW, 3, 1) }, T0 + 1000));
+    expect(plan.clearAnnotations).toEqual(["wavelet.dev/retry"]);
+    expect(plan.events.map((e) => e.reason)).toEqual(["RetryIgnored"]);
+  });
+});

@@ -50,6 +50,8 @@ export function waveletModelCrd(): Json {
           subresources: { status: {} },
           additionalPrinterColumns: [
             { name: "Active", type: "string", jsonPath: ".status.activeColor", description: "colour serving traffic" },
+            { name: "Preview", type: "string", jsonPath: ".status.previewColor", description: "colour the preview Service reaches", priority: 1 },
+            { name: "Rollout", type: "string", jsonPath: ".status.rollout.phase", description: "phase of the rollout under way, if any" },
             { name: "Bundle", type: "string", jsonPath: ".status.activeBundle.version", description: "bundle version being served" },
             { name: "Ready", type: "integer", jsonPath: ".status.readyReplicas" },
             { name: "Phase", type: "string", jsonPath: ".status.phase" },

@@ -258,4 +258,5 @@ export const ANNOTATIONS = {
   promote: "wavelet.dev/promote",
   abort: "wavelet.dev/abort",
   rollback: "wavelet.dev/rollback",
+  retry: "wavelet.dev/retry",
 } as const;

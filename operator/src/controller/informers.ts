@@ -113,25 +113,34 @@ export function createInformers(kc: KubeConfig, namespaces: string[], enqueue: (
       [`hpas${where}`, hpas as unknown as Informer<KubernetesObject>, childKey],
     ];
   });
+  /** Watches that are up; one that fails leaves until it is back, so /readyz tells. */
   const started = new Set<string>();
+  const restarting = new Set<string>();
   let stopping = false;
-  /** Start again until it works (the API server may still be down), backing off to 30 s. */
+  /** Start again until it works (the API server may still be down), backing off to 30 s; one loop per informer. */
   const restart = async (name: string, informer: Informer<KubernetesObject>) => {
-    for (let attempt = 0; !stopping; attempt++) {
-      await sleep(clock, Math.min(30_000, 250 * 2 ** Math.min(attempt, 7)));
-      if (stopping) return;
-      try {
-        await informer.start();
-        return;
-      } catch (err) {
-        log.warn(`${name} restart failed; retrying`, { err: String((err as Error)?.message ?? err) });
+    if (restarting.has(name)) return;
+    restarting.add(name);
+    try {
+      for (let attempt = 0; !stopping; attempt++) {
+        await sleep(clock, Math.min(30_000, 250 * 2 ** Math.min(attempt, 7)));
+        if (stopping) return;
+        try {
+          await informer.start();
+          return;
+        } catch (err) {
+          log.warn(`${name} restart failed; retrying`, { err: String((err as Error)?.message ?? err) });
+        }
       }
+    } finally {
+      restarting.delete(name);
     }
   };
   for (const [name, informer, toKey] of all) {
     for (const verb of ["add", "update", "delete"] as const) informer.on(verb, toKey);
     informer.on("error", (err: unknown) => {
       if (stopping) return;
+      started.delete(name);
       log.warn(`${name} watch failed; restarting it`, { err: String((err as Error)?.message ?? err) });
       void restart(name, informer);
     });

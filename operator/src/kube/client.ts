@@ -30,7 +30,12 @@ export class KubeClient {
   private readonly core: CoreV1Api;
   private readonly discovery: DiscoveryV1Api;
 
-  constructor(kc: KubeConfig, private readonly component = "wavelet-operator") {
+  /** `instance`: this replica (its pod name), the Events' reportingInstance. */
+  constructor(
+    kc: KubeConfig,
+    private readonly instance: string,
+    private readonly component = "wavelet-operator",
+  ) {
     this.objects = KubernetesObjectApi.makeApiClient(kc);
     this.custom = kc.makeApiClient(CustomObjectsApi);
     this.core = kc.makeApiClient(CoreV1Api);
@@ -100,23 +105,30 @@ export class KubeClient {
   }
 
   /**
-   * Replace the WaveletModel as read from the cache, without the handled annotations and,
-   * on rollback, with the last good spec (a whole-spec replace: a merge patch would keep
-   * fields the old spec did not have). The read resourceVersion makes it conditional.
+   * Remove the handled annotations and, on rollback, put the last good spec back, in one JSON
+   * patch that first tests the resourceVersion the pass read (a 409-like 422 otherwise is
+   * mapped to 409: someone changed the model meanwhile). A patch, not server-side apply: the
+   * annotations belong to whoever set them, and SSA could not remove them or the spec fields
+   * the last good spec lacks.
    */
   async updateModel(raw: KubernetesObject, change: { clearAnnotations: string[]; spec?: WaveletModelSpec }): Promise<string | undefined> {
-    const annotations = { ...raw.metadata?.annotations };
-    for (const a of change.clearAnnotations) delete annotations[a];
-    const body = { ...raw, metadata: { ...raw.metadata, annotations }, ...(change.spec ? { spec: change.spec } : {}) };
-    const written = await this.custom.replaceNamespacedCustomObject({
-      group: GROUP,
-      version: VERSION,
-      namespace: raw.metadata!.namespace!,
-      plural: PLURAL,
-      name: raw.metadata!.name!,
-      body,
-    });
-    return (written as KubernetesObject).metadata?.resourceVersion;
+    const pointer = (key: string) => key.replaceAll("~", "~0").replaceAll("/", "~1");
+    const ops = [
+      { op: "test", path: "/metadata/resourceVersion", value: raw.metadata!.resourceVersion },
+      ...change.clearAnnotations.map((a) => ({ op: "remove", path: `/metadata/annotations/${pointer(a)}` })),
+      ...(change.spec ? [{ op: "replace", path: "/spec", value: change.spec }] : []),
+    ];
+    try {
+      const written = await this.custom.patchNamespacedCustomObject(
+        { group: GROUP, version: VERSION, namespace: raw.metadata!.namespace!, plural: PLURAL, name: raw.metadata!.name!, body: ops },
+        setHeaderOptions("Content-Type", PatchStrategy.JsonPatch),
+      );
+      return (written as KubernetesObject).metadata?.resourceVersion;
+    } catch (error) {
+      // A failed test op is 422 "the server rejected our request due to an error in our request".
+      if (statusCode(error) === 422 && /test operation|testing value/i.test(apiMessage(error))) throw Object.assign(new Error("the model changed since it was read"), { code: 409 });
+      throw error;
+    }
   }
 
   async event(wm: WaveletModel, e: EventRecord, now: Date): Promise<void> {
@@ -137,7 +149,7 @@ export class KubeClient {
         message: e.message,
         source: { component: this.component },
         reportingComponent: this.component,
-        reportingInstance: this.component,
+        reportingInstance: this.instance,
         firstTimestamp: now,
         lastTimestamp: now,
         count: 1,

@@ -90,15 +90,21 @@ function ready(state: ColorState | undefined, hash: string, replicas = 0): boole
 }
 
 /**
- * promote and abort are one-shot: they concern the rollout under way. Set when none is (or
- * while the spec's template already failed), they are removed with an Event saying so,
- * never left to act on the next rollout.
+ * promote, abort and retry are one-shot: promote and abort concern the rollout under way,
+ * retry a failed one. Set when there is none such, they are removed with an Event saying
+ * so, never left to act on the next rollout.
  */
-function ignoreStaleAnnotations(wm: WaveletModel, why: string, events: PlanEvent[], clearAnnotations: string[]): void {
-  for (const [annotation, reason] of [
-    [ANNOTATIONS.promote, "PromoteIgnored"],
-    [ANNOTATIONS.abort, "AbortIgnored"],
-  ] as const) {
+const ONE_SHOT = { [ANNOTATIONS.promote]: "PromoteIgnored", [ANNOTATIONS.abort]: "AbortIgnored", [ANNOTATIONS.retry]: "RetryIgnored" } as const;
+
+function ignoreStaleAnnotations(
+  wm: WaveletModel,
+  why: string,
+  events: PlanEvent[],
+  clearAnnotations: string[],
+  which: (keyof typeof ONE_SHOT)[] = [ANNOTATIONS.promote, ANNOTATIONS.abort, ANNOTATIONS.retry],
+): void {
+  for (const annotation of which) {
+    const reason = ONE_SHOT[annotation];
     if (!(annotation in (wm.metadata.annotations ?? {}))) continue;
     clearAnnotations.push(annotation);
     events.push({ type: "Normal", reason, message: `${annotation} removed: ${why}` });
@@ -209,13 +215,22 @@ export function decide(o: Observation): Plan {
     return plan;
   }
 
-  // A template that already failed: keep serving the old one until the spec changes.
+  // A template that already failed: keep serving the old one until the spec changes, or
+  // wavelet.dev/retry asks for another attempt (after a fix outside the spec: a pushed image,
+  // a Secret, a quota).
   if (desiredHash === status.failedTemplateHash) {
-    ignoreStaleAnnotations(wm, "this spec's rollout failed; change the spec to try again", events, clearAnnotations);
-    plan.status.rollout = rollout?.phase === "Failed" ? rollout : undefined;
-    scaleIdleToZero();
-    return plan;
+    if (isSet(wm, ANNOTATIONS.retry)) {
+      clearAnnotations.push(ANNOTATIONS.retry);
+      plan.status.failedTemplateHash = undefined;
+    } else {
+      ignoreStaleAnnotations(wm, "this spec's rollout failed; change the spec, or annotate wavelet.dev/retry=true to try again", events, clearAnnotations);
+      plan.status.rollout = rollout?.phase === "Failed" ? rollout : undefined;
+      scaleIdleToZero();
+      return plan;
+    }
   }
+
+  if (!clearAnnotations.includes(ANNOTATIONS.retry)) ignoreStaleAnnotations(wm, "nothing has failed", events, clearAnnotations, [ANNOTATIONS.retry]);
 
   // Roll out the desired template on the idle colour.
   let current: RolloutStatus;

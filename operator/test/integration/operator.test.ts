@@ -261,7 +261,15 @@ describe("failures of the operator and of the API server", () => {
     await waitFor("patient leads", async () => (await holder()) === "patient", 30_000);
     // --controllers: fresh controller processes resume at once instead of after their
     // reconnect back-off (e2e/cluster/README.md); the operator's own recovery is what is tested.
-    execFileSync(`${root}/e2e/cluster/apiserver.sh`, ["restart", cluster, "--controllers"], { stdio: "ignore" });
+    const readyz = async () => (await fetch(`http://127.0.0.1:${patient.port}/readyz`)).status;
+    execFileSync(`${root}/e2e/cluster/apiserver.sh`, ["stop", cluster, "--controllers"], { stdio: "ignore" });
+    try {
+      // Its watches are down: not ready, though it still leads.
+      await waitFor("/readyz 503 while the watches are down", async () => (await readyz()) === 503, 10_000);
+    } finally {
+      execFileSync(`${root}/e2e/cluster/apiserver.sh`, ["start", cluster, "--controllers"], { stdio: "ignore" });
+    }
+    await waitFor("/readyz 200 once they are back", async () => (await readyz()) === 200, 60_000);
     const m = models(a, ns);
     await waitFor("API server back", () => m.get("ha"), 60_000);
     await m.patch("ha", { spec: { replicas: 3 } });
