@@ -50,7 +50,11 @@ describe("Deployment of a colour", () => {
     const wm = model({
       models: ["lstm"],
       defaultModel: "lstm",
-      server: { apiKeySecretRef: { name: "keys" }, env: [{ name: "EXPECTED_BUNDLE_DIGEST", value: "x" }, { name: "MODELS", value: "xgboost" }, { name: "CACHE_TTL", value: "9" }] },
+      server: {
+        apiKeySecretRef: { name: "keys" },
+        adminApiKeySecretRef: { name: "admin" },
+        env: [{ name: "EXPECTED_BUNDLE_DIGEST", value: "x" }, { name: "MODELS", value: "xgboost" }, { name: "CACHE_TTL", value: "9" }],
+      },
     });
     const env = desiredDeployment(wm, wm.spec, "blue", 1, settings).spec!.template.spec!.containers[0]!.env!;
     expect(env.find((e) => e.name === "API_KEY")?.valueFrom?.secretKeyRef).toEqual({ name: "keys", key: "api-key" });
@@ -95,5 +99,34 @@ describe("the CRD", () => {
 
   it("the Helm chart carries the same bytes (npm run crd -w operator writes both)", () => {
     expect(crd("charts/wavelet-operator/crds/waveletmodel.yaml")).toBe(crd("crds/waveletmodel.yaml"));
+  });
+});
+
+describe("the pods (issue 8)", () => {
+  it("get resource requests by default, a startup probe, no API token, and the spec's scheduling", () => {
+    const wm = model({
+      server: { adminApiKeySecretRef: { name: "admin" } },
+      pod: {
+        serviceAccountName: "wavelet",
+        imagePullSecrets: [{ name: "registry" }],
+        nodeSelector: { pool: "inference" },
+        tolerations: [{ key: "dedicated", operator: "Equal", value: "inference", effect: "NoSchedule" }],
+        topologySpreadConstraints: [{ maxSkew: 1, topologyKey: "kubernetes.io/hostname", whenUnsatisfiable: "ScheduleAnyway" }],
+      },
+    });
+    const pod = desiredDeployment(wm, wm.spec, "blue", 1, settings).spec!.template.spec!;
+    const server = pod.containers[0]!;
+    expect(server.resources).toEqual({ requests: { cpu: "250m", memory: "256Mi" } });
+    expect(server.startupProbe?.httpGet?.path).toBe("/livez");
+    expect(pod.automountServiceAccountToken).toBe(false);
+    expect(pod).toMatchObject({ serviceAccountName: "wavelet", imagePullSecrets: [{ name: "registry" }], nodeSelector: { pool: "inference" } });
+    expect(pod.tolerations?.[0]).toMatchObject({ key: "dedicated", effect: "NoSchedule" });
+    expect(pod.topologySpreadConstraints?.[0]).toMatchObject({ maxSkew: 1 });
+    expect(server.env!.find((e) => e.name === "ADMIN_API_KEY")?.valueFrom?.secretKeyRef).toEqual({ name: "admin", key: "admin-api-key" });
+  });
+
+  it("the secrets hash is part of the template: a rotated key is a new template", () => {
+    const wm = model({ server: { apiKeySecretRef: { name: "keys" } } });
+    expect(templateHash(wm, wm.spec, settings, { secretsHash: "a" })).not.toBe(templateHash(wm, wm.spec, settings, { secretsHash: "b" }));
   });
 });

@@ -66,12 +66,13 @@ function harness() {
   const events: string[] = [];
   const warnings: string[] = [];
   let routed: string[] = [];
+  const secrets = new Map<string, { resourceVersion: string; data: Record<string, string> }>();
   const writer: Writer = {
     read: async (o) => server[o.kind as Kind].get(o.metadata!.name!, o.metadata!.namespace),
     apply: async (o) => (writes.push(`${o.kind}/${o.metadata!.name}`), store(o.kind as Kind, o)),
     deleteIfPresent: async () => undefined,
     routedPods: async () => routed,
-    secretValue: async () => undefined,
+    secret: async (_ns, name) => secrets.get(name),
     applyStatus: async (_wm, status, rv) => {
       preconditions.push(rv);
       if (model().metadata!.resourceVersion !== rv) throw conflict();
@@ -113,7 +114,7 @@ function harness() {
   const pass = () => reconciler.reconcile("ns/spx");
   const applied = (ref: string) => server[ref.split("/")[0] as Kind].get(ref.split("/")[1]!, "ns");
   const route = (pods: string[]) => void (routed = pods);
-  return { caches, server, applied, route, writes, statuses, preconditions, events, warnings, clock, pass, sync, seed, model, activeSelector: () => selector(server.Service) };
+  return { caches, server, applied, route, secrets, writes, statuses, preconditions, events, warnings, clock, pass, sync, seed, model, activeSelector: () => selector(server.Service) };
 }
 
 const served = model();
@@ -311,5 +312,33 @@ describe("scale-down waits for the endpoints (issue 8)", () => {
     await h.pass();
     expect((h.applied("Deployment/spx-blue") as V1Deployment).spec?.replicas).toBe(0);
     expect(h.events).toEqual(["ScaledDown"]);
+  });
+});
+
+describe("API key rotation rolls the pods, blue-green (issue 8)", () => {
+  it("a new version of the Secret changes the template: a rollout to the idle colour, the active one untouched", async () => {
+    const h = harness();
+    const keyed = model({ server: { apiKeySecretRef: { name: "keys" } } });
+    h.secrets.set("keys", { resourceVersion: "7", data: { "api-key": "k1" } });
+    const inputs = { secretsHash: undefined as string | undefined };
+    // Serve it first, then rotate.
+    h.seed("WaveletModel", keyed as unknown as KubernetesObject);
+    await h.pass();
+    h.sync();
+    await h.pass();
+    h.sync();
+    expect(h.events).toEqual(["Deploying", "Deployed"]);
+    const blue = h.applied("Deployment/spx-blue") as V1Deployment;
+    inputs.secretsHash = blue.spec!.template.metadata!.annotations!["wavelet.dev/secrets-hash"];
+    expect(inputs.secretsHash).toMatch(/^[0-9a-f]{16}$/);
+    expect(JSON.stringify(blue)).not.toContain("k1");
+
+    h.secrets.set("keys", { resourceVersion: "8", data: { "api-key": "k2" } });
+    h.writes.length = 0;
+    await h.pass();
+    expect(h.events.at(-1)).toBe("RolloutStarted");
+    expect(h.writes).not.toContain("Deployment/spx-blue");
+    const green = h.applied("Deployment/spx-green") as V1Deployment;
+    expect(green.spec!.template.metadata!.annotations!["wavelet.dev/secrets-hash"]).not.toBe(inputs.secretsHash);
   });
 });

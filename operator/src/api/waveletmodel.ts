@@ -72,7 +72,10 @@ export const bundleSpec = z
  * The server settings the operator derives from the spec. server.env may not set them
  * (the API server says so): one value per name, and the spec field to use instead.
  */
-export const OPERATOR_ENV = ["MODEL_DIR", "EXPECTED_BUNDLE_DIGEST", "MODEL_LOADING", "QUANTIZED", "PORT", "MODELS", "DEFAULT_MODEL", "API_KEY"] as const;
+export const OPERATOR_ENV = ["MODEL_DIR", "EXPECTED_BUNDLE_DIGEST", "MODEL_LOADING", "QUANTIZED", "PORT", "MODELS", "DEFAULT_MODEL", "API_KEY", "ADMIN_API_KEY"] as const;
+
+/** Without requests a CPU HPA cannot compute utilization, and the scheduler packs blindly. */
+export const DEFAULT_RESOURCES = { requests: { cpu: "250m", memory: "256Mi" } };
 
 export const serverSpec = z
   .object({
@@ -83,7 +86,8 @@ export const serverSpec = z
         requests: z.record(z.string(), quantity).optional(),
         limits: z.record(z.string(), quantity).optional(),
       })
-      .optional(),
+      .default(DEFAULT_RESOURCES)
+      .meta({ description: "the server container's resources (default: requests cpu 250m, memory 256Mi)" }),
     env: z
       .array(
         z.object({
@@ -101,18 +105,41 @@ export const serverSpec = z
         "x-kubernetes-validations": [
           cel(
             `self.all(e, !(e.name in [${OPERATOR_ENV.map((n) => `'${n}'`).join(", ")}]))`,
-            `server.env must not set ${OPERATOR_ENV.join(", ")}: the operator sets them from bundle, models, defaultModel and server.loading, server.quantized, server.apiKeySecretRef`,
+            `server.env must not set ${OPERATOR_ENV.join(", ")}: the operator sets them from bundle, models, defaultModel and server.loading, server.quantized, server.apiKeySecretRef, server.adminApiKeySecretRef`,
           ),
         ],
       }),
     apiKeySecretRef: z
       .object({ name: z.string(), key: z.string().default("api-key") })
       .optional()
-      .meta({ description: "a Secret key holding the API key(s) the server requires (API_KEY)" }),
+      .meta({ description: "a Secret key holding the API key(s) the server requires (API_KEY); a change of its value rolls out blue-green" }),
+    adminApiKeySecretRef: z
+      .object({ name: z.string(), key: z.string().default("admin-api-key") })
+      .optional()
+      .meta({ description: "a Secret key holding the key(s) for /admin routes (ADMIN_API_KEY; default: the API keys)" }),
     loading: z.enum(["eager", "lazy"]).default("eager"),
     quantized: z.boolean().default(false),
   })
-  .default({ loading: "eager", quantized: false });
+  .default({ loading: "eager", quantized: false, resources: DEFAULT_RESOURCES });
+
+const k8sObjects = (description: string) =>
+  z
+    .array(z.record(z.string(), z.unknown()).meta({ "x-kubernetes-preserve-unknown-fields": true }))
+    .optional()
+    .meta({ description });
+
+/** Where and as whom the server pods run: passed to the pod spec as given. */
+export const podSpec = z
+  .object({
+    serviceAccountName: z.string().optional().meta({ description: "the pods' ServiceAccount (its token is not mounted: the server needs no API access)" }),
+    imagePullSecrets: z.array(z.object({ name: z.string() })).optional(),
+    nodeSelector: z.record(z.string(), z.string()).optional(),
+    tolerations: k8sObjects("core/v1 Tolerations"),
+    affinity: z.record(z.string(), z.unknown()).optional().meta({ description: "a core/v1 Affinity", "x-kubernetes-preserve-unknown-fields": true }),
+    topologySpreadConstraints: k8sObjects("core/v1 TopologySpreadConstraints; the colour's pod labels are a good labelSelector"),
+    priorityClassName: z.string().optional(),
+  })
+  .optional();
 
 export const autoscalingSpec = z
   .object({
@@ -167,6 +194,7 @@ export const waveletModelSpec = z
       .meta({ description: "models to load (default: all four)", "x-kubernetes-list-type": "set" }),
     defaultModel: z.enum(MODEL_TYPES).optional(),
     server: serverSpec,
+    pod: podSpec,
     replicas: z.number().int().min(0).max(1000).optional().meta({ description: "fixed replica count (or autoscaling)" }),
     autoscaling: autoscalingSpec.optional(),
     service: serviceSpec,

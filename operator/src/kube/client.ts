@@ -18,6 +18,12 @@ import { FIELD_MANAGER } from "../reconcile/names.js";
  * means someone changed it meanwhile, and the pass is retried.
  */
 
+/** A Secret's decoded data, and its version (which changes whenever the Secret does). */
+export interface SecretData {
+  resourceVersion: string;
+  data: Record<string, string>;
+}
+
 export interface EventRecord {
   type: "Normal" | "Warning";
   reason: string;
@@ -52,11 +58,11 @@ export class KubeClient {
     }
   }
 
-  async secretValue(namespace: string, name: string, key: string): Promise<string | undefined> {
+  async secret(namespace: string, name: string): Promise<SecretData | undefined> {
     try {
       const secret = await this.core.readNamespacedSecret({ name, namespace });
-      const value = secret.data?.[key];
-      return value === undefined ? undefined : Buffer.from(value, "base64").toString("utf8");
+      const data = Object.fromEntries(Object.entries(secret.data ?? {}).map(([k, v]) => [k, Buffer.from(v, "base64").toString("utf8")]));
+      return { resourceVersion: secret.metadata?.resourceVersion ?? "", data };
     } catch (error) {
       if (statusCode(error) === 404) return undefined;
       throw error;

@@ -1,8 +1,8 @@
 import { createHash } from "node:crypto";
-import type { V1Container, V1Deployment, V1EnvVar, V1PodTemplateSpec } from "@kubernetes/client-node";
+import type { V1Container, V1Deployment, V1EnvVar, V1PodSpec, V1PodTemplateSpec } from "@kubernetes/client-node";
 import { type Color, OPERATOR_ENV, type WaveletModel, type WaveletModelSpec } from "../api/waveletmodel.js";
 import { canonical } from "./canonical.js";
-import { LABELS, TEMPLATE_HASH, commonLabels, deploymentName, ownerReference } from "./names.js";
+import { LABELS, SECRETS_HASH, TEMPLATE_HASH, commonLabels, deploymentName, ownerReference } from "./names.js";
 
 /**
  * The Deployment of one colour, a pure function of the spec it serves. The template hash
@@ -13,6 +13,15 @@ import { LABELS, TEMPLATE_HASH, commonLabels, deploymentName, ownerReference } f
 export interface DeploymentSettings {
   /** The server image when the spec names none (the operator's --server-image). */
   defaultServerImage: string;
+}
+
+/**
+ * What the pods get from outside the spec, hashed into the template so a change rolls out
+ * blue-green: the API key Secrets' values (env from a Secret is read at container start
+ * only, so a rotated key reaches pods only through new ones). Never the values themselves.
+ */
+export interface TemplateInputs {
+  secretsHash?: string;
 }
 
 export const SERVER_PORT = 8000;
@@ -31,9 +40,11 @@ function serverEnv(spec: WaveletModelSpec): V1EnvVar[] {
   ];
   if (spec.models) env.push({ name: "MODELS", value: spec.models.join(",") });
   if (spec.defaultModel) env.push({ name: "DEFAULT_MODEL", value: spec.defaultModel });
-  if (spec.server.apiKeySecretRef) {
-    const { name, key } = spec.server.apiKeySecretRef;
-    env.push({ name: "API_KEY", valueFrom: { secretKeyRef: { name, key } } });
+  for (const [variable, ref] of [
+    ["API_KEY", spec.server.apiKeySecretRef],
+    ["ADMIN_API_KEY", spec.server.adminApiKeySecretRef],
+  ] as const) {
+    if (ref) env.push({ name: variable, valueFrom: { secretKeyRef: { name: ref.name, key: ref.key } } });
   }
   // The CRD refuses user env that sets these; an object stored before that rule has them ignored.
   const reserved = new Set<string>(OPERATOR_ENV);
@@ -41,20 +52,27 @@ function serverEnv(spec: WaveletModelSpec): V1EnvVar[] {
   return env;
 }
 
+/** The Secrets the pods read (name and key), for TemplateInputs.secretsHash. */
+export function secretRefs(spec: WaveletModelSpec): { name: string; key: string }[] {
+  return [spec.server.apiKeySecretRef, spec.server.adminApiKeySecretRef].filter((r) => r !== undefined);
+}
+
 /** The pod template without the colour label: identical for both colours of one spec. */
-function podTemplate(wm: WaveletModel, spec: WaveletModelSpec, settings: DeploymentSettings): V1PodTemplateSpec {
+function podTemplate(wm: WaveletModel, spec: WaveletModelSpec, settings: DeploymentSettings, inputs: TemplateInputs): V1PodTemplateSpec {
   const server: V1Container = {
     name: "server",
     image: spec.server.image ?? settings.defaultServerImage,
     ...(spec.server.imagePullPolicy ? { imagePullPolicy: spec.server.imagePullPolicy } : {}),
     ports: [{ name: "http", containerPort: SERVER_PORT, protocol: "TCP" }],
     env: serverEnv(spec),
+    // Loading, verifying and warming the models takes seconds to a minute: liveness waits for it.
+    startupProbe: { httpGet: { path: "/livez", port: "http" }, periodSeconds: 2, failureThreshold: 90, timeoutSeconds: 2 },
     readinessProbe: { httpGet: { path: "/health", port: "http" }, periodSeconds: 5, failureThreshold: 2, timeoutSeconds: 2 },
     // A deleted pod leaves the Service's endpoints at once, but kube-proxies apply that a
     // moment later: serve normally meanwhile, then SIGTERM starts the server's drain.
     lifecycle: { preStop: { sleep: { seconds: PRE_STOP_SECONDS } } },
-    livenessProbe: { httpGet: { path: "/livez", port: "http" }, initialDelaySeconds: 10, periodSeconds: 10, timeoutSeconds: 2 },
-    ...(spec.server.resources ? { resources: spec.server.resources as V1Container["resources"] } : {}),
+    livenessProbe: { httpGet: { path: "/livez", port: "http" }, periodSeconds: 10, timeoutSeconds: 2 },
+    resources: spec.server.resources as V1Container["resources"],
     securityContext: { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, runAsNonRoot: true, capabilities: { drop: ["ALL"] } },
     volumeMounts: [{ name: "tmp", mountPath: "/tmp" }, ...(spec.bundle.image ? [{ name: "bundle", mountPath: BUNDLE_MOUNT, readOnly: true }] : [])],
   };
@@ -70,12 +88,27 @@ function podTemplate(wm: WaveletModel, spec: WaveletModelSpec, settings: Deploym
         },
       ]
     : [];
+  const pod = spec.pod ?? {};
   return {
     metadata: {
       labels: commonLabels(wm),
-      annotations: { "prometheus.io/scrape": "true", "prometheus.io/port": String(SERVER_PORT), "prometheus.io/path": "/metrics" },
+      annotations: {
+        "prometheus.io/scrape": "true",
+        "prometheus.io/port": String(SERVER_PORT),
+        "prometheus.io/path": "/metrics",
+        ...(inputs.secretsHash ? { [SECRETS_HASH]: inputs.secretsHash } : {}),
+      },
     },
     spec: {
+      // The server never calls the Kubernetes API.
+      automountServiceAccountToken: false,
+      ...(pod.serviceAccountName ? { serviceAccountName: pod.serviceAccountName } : {}),
+      ...(pod.imagePullSecrets ? { imagePullSecrets: pod.imagePullSecrets } : {}),
+      ...(pod.nodeSelector ? { nodeSelector: pod.nodeSelector } : {}),
+      ...(pod.tolerations ? { tolerations: pod.tolerations as unknown as V1PodSpec["tolerations"] } : {}),
+      ...(pod.affinity ? { affinity: pod.affinity as V1PodSpec["affinity"] } : {}),
+      ...(pod.topologySpreadConstraints ? { topologySpreadConstraints: pod.topologySpreadConstraints as unknown as V1PodSpec["topologySpreadConstraints"] } : {}),
+      ...(pod.priorityClassName ? { priorityClassName: pod.priorityClassName } : {}),
       ...(initContainers.length ? { initContainers } : {}),
       containers: [server],
       volumes: [{ name: "tmp", emptyDir: {} }, ...(spec.bundle.image ? [{ name: "bundle", emptyDir: {} }] : [])],
@@ -87,8 +120,8 @@ function podTemplate(wm: WaveletModel, spec: WaveletModelSpec, settings: Deploym
   };
 }
 
-export function templateHash(wm: WaveletModel, spec: WaveletModelSpec, settings: DeploymentSettings): string {
-  return createHash("sha256").update(canonical(podTemplate(wm, spec, settings))).digest("hex").slice(0, 16);
+export function templateHash(wm: WaveletModel, spec: WaveletModelSpec, settings: DeploymentSettings, inputs: TemplateInputs = {}): string {
+  return createHash("sha256").update(canonical(podTemplate(wm, spec, settings, inputs))).digest("hex").slice(0, 16);
 }
 
 /** `replicas` undefined leaves the count to whoever else sets it (the HPA). */
@@ -98,9 +131,10 @@ export function desiredDeployment(
   color: Color,
   replicas: number | undefined,
   settings: DeploymentSettings,
+  inputs: TemplateInputs = {},
 ): V1Deployment {
-  const template = podTemplate(wm, spec, settings);
-  const hash = templateHash(wm, spec, settings);
+  const template = podTemplate(wm, spec, settings, inputs);
+  const hash = templateHash(wm, spec, settings, inputs);
   const selector = { [LABELS.instance]: wm.metadata.name, [LABELS.model]: wm.metadata.name, [LABELS.color]: color };
   template.metadata!.labels = { ...template.metadata!.labels, [LABELS.color]: color };
   template.metadata!.annotations = { ...template.metadata!.annotations, [TEMPLATE_HASH]: hash };

@@ -13,6 +13,7 @@ export const LABELS = {
   role: "wavelet.dev/service-role",
 } as const;
 export const TEMPLATE_HASH = "wavelet.dev/template-hash";
+export const SECRETS_HASH = "wavelet.dev/secrets-hash";
 export const APP = "wavelet-server";
 /** Selects every child of every WaveletModel: the informers' label selector. */
 export const MANAGED_SELECTOR = `${LABELS.managedBy}=${MANAGED_BY}`;

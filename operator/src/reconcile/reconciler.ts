@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import type { KubernetesObject, ObjectCache, V1Deployment } from "@kubernetes/client-node";
 import {
   COLORS,
@@ -12,12 +13,12 @@ import {
 import type { Clock } from "../controller/clock.js";
 import type { ReconcileResult } from "../controller/controller.js";
 import type { Caches } from "../controller/informers.js";
-import { type EventRecord, apiMessage, statusCode } from "../kube/client.js";
+import { type EventRecord, type SecretData, apiMessage, statusCode } from "../kube/client.js";
 import type { Metrics } from "../metrics.js";
 import type { AnalysisRuns } from "./analysis.js";
 import { type ColorState, decide, type Observation, type Plan } from "./bluegreen.js";
 import { ABSENT, Expectations } from "./expectations.js";
-import { type DeploymentSettings, desiredDeployment, templateHash } from "./deployment.js";
+import { type DeploymentSettings, type TemplateInputs, desiredDeployment, secretRefs, templateHash } from "./deployment.js";
 import { desiredHpa } from "./hpa.js";
 import { FIELD_MANAGER, TEMPLATE_HASH, activeServiceName, deploymentName, hpaName, previewServiceName } from "./names.js";
 import { recoverStatus } from "./recover.js";
@@ -38,8 +39,8 @@ export interface Writer {
   /** Each write answers the resourceVersion the object has afterwards. */
   apply(object: KubernetesObject): Promise<string | undefined>;
   deleteIfPresent(object: KubernetesObject): Promise<void>;
-  /** One key of a Secret, decoded, or undefined if the Secret or key is missing. */
-  secretValue(namespace: string, name: string, key: string): Promise<string | undefined>;
+  /** A Secret, decoded, or undefined if it does not exist. */
+  secret(namespace: string, name: string): Promise<SecretData | undefined>;
   /** The pods the EndpointSlices of a Service list (to know when a colour no longer gets traffic). */
   routedPods(service: string, namespace: string): Promise<string[]>;
   /** Conditional on the model still being at `resourceVersion` (409 otherwise). */
@@ -112,12 +113,13 @@ export class Reconciler {
     if (recovered) wm = { ...wm, status: { ...wm.status, ...recovered.status } };
     const lastGood = waveletModelSpec.safeParse(wm.status?.lastGoodSpec);
     const activeSpec = lastGood.success ? lastGood.data : undefined;
+    const inputs = await this.templateInputs(namespace, [wm.spec, ...(activeSpec ? [activeSpec] : [])]);
     const observation: Observation = {
       wm,
       now,
-      desiredHash: templateHash(wm, wm.spec, settings),
+      desiredHash: templateHash(wm, wm.spec, settings, inputs(wm.spec)),
       activeSpec,
-      activeRendersAs: activeSpec && templateHash(wm, activeSpec, settings),
+      activeRendersAs: activeSpec && templateHash(wm, activeSpec, settings, inputs(activeSpec)),
       colors,
     };
     const rollout = wm.status?.rollout;
@@ -129,7 +131,7 @@ export class Reconciler {
       const apiKey = async () => {
         const ref = wm.spec.server.apiKeySecretRef;
         // The server takes a comma-separated list; any one of its keys will do.
-        return ref ? (await this.deps.writer.secretValue(namespace, ref.name, ref.key))?.split(",")[0]?.trim() : undefined;
+        return ref ? (await this.deps.writer.secret(namespace, ref.name))?.data[ref.key]?.split(",")[0]?.trim() : undefined;
       };
       const targets = async () => ({ preview: endpoint(wm, previewServiceName(wm)), active: endpoint(wm), apiKey: await apiKey() });
       observation.analysis = this.deps.analyses.poll(key, `${rollout.templateHash}#${rollout.analysis?.runs ?? 0}`, wm, targets);
@@ -153,7 +155,7 @@ export class Reconciler {
     await pass.writeStatus(wm, buildStatus(observation, plan, reported));
     await this.record(wm, plan.events, now);
     try {
-      await this.applyChildren(pass, wm, plan);
+      await this.applyChildren(pass, wm, plan, inputs);
     } catch (error) {
       if (statusCode(error) === 409) throw error;
       const failure = error instanceof ChildFailed ? error.message : `${(error as Error)?.message ?? error}`;
@@ -167,7 +169,23 @@ export class Reconciler {
     return plan.requeueAfterMs === undefined ? {} : { requeueAfterMs: plan.requeueAfterMs };
   }
 
-  private async applyChildren(pass: Pass, wm: WaveletModel, plan: Plan): Promise<void> {
+  /**
+   * The TemplateInputs of each spec: a hash of the versions of the Secrets its pods read (the
+   * version, not the value: the hash is visible to anyone who can read the Deployment).
+   */
+  private async templateInputs(namespace: string, specs: WaveletModelSpec[]): Promise<(spec: WaveletModelSpec) => TemplateInputs> {
+    const names = [...new Set(specs.flatMap((spec) => secretRefs(spec).map((r) => r.name)))].sort();
+    const versions = new Map<string, string>();
+    for (const name of names) versions.set(name, (await this.deps.writer.secret(namespace, name))?.resourceVersion ?? "missing");
+    return (spec) => {
+      const used = [...new Set(secretRefs(spec).map((r) => r.name))].sort();
+      if (!used.length) return {};
+      const hash = createHash("sha256").update(used.map((n) => `${n}@${versions.get(n)}`).join(",")).digest("hex").slice(0, 16);
+      return { secretsHash: hash };
+    };
+  }
+
+  private async applyChildren(pass: Pass, wm: WaveletModel, plan: Plan, inputs: (spec: WaveletModelSpec) => TemplateInputs): Promise<void> {
     const { caches, settings } = this.deps;
     const namespace = wm.metadata.namespace;
     const hpa = desiredHpa(wm, plan.active);
@@ -178,7 +196,7 @@ export class Reconciler {
       // the field out keeps the operator from undoing a scale it has not seen yet.
       const live = caches.deployments.get(deploymentName(wm, color), namespace);
       const replicas = hpa && color === plan.active && live && replicasSetByOthers(live) ? undefined : target.replicas;
-      await pass.apply(desiredDeployment(wm, target.spec, color, replicas, settings));
+      await pass.apply(desiredDeployment(wm, target.spec, color, replicas, settings, inputs(target.spec)));
     }
     for (const service of desiredServices(wm, plan.active, plan.preview)) await pass.apply(service);
     if (hpa) {

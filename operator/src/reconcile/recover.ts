@@ -18,7 +18,9 @@ export interface Recovered {
 }
 
 export function recoverStatus(status: WaveletModelStatus | undefined, activeService: V1Service | undefined, colors: Partial<Record<Color, ColorState>>): Recovered | undefined {
-  if (status?.activeColor && status.activeTemplateHash) return undefined;
+  // Lost means no trace of either a serving colour or a first rollout (during which the
+  // Service already selects blue, though nothing is recorded as serving yet).
+  if (status?.activeColor || status?.rollout) return undefined;
   const selected = activeService?.spec?.selector?.[LABELS.color];
   const color = COLORS.find((c) => c === selected);
   if (!color) return undefined;
