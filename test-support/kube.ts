@@ -12,6 +12,7 @@ import {
   setHeaderOptions,
 } from "@kubernetes/client-node";
 import { GROUP, PLURAL, VERSION, type WaveletModelStatus } from "../operator/src/api/waveletmodel.js";
+import { waitFor } from "./wait.js";
 
 /** Kubernetes clients and WaveletModel helpers shared by the operator's integration tests and the kind tier. */
 
@@ -61,4 +62,53 @@ export async function eventReasons(a: Clients, namespace: string, name: string):
     // etcd revisions order writes; fine for tests against one etcd.
     .sort((x, y) => Number(x.metadata?.resourceVersion) - Number(y.metadata?.resourceVersion))
     .map((e) => e.reason!);
+}
+
+export async function activeColor(k: Clients, namespace: string, name: string): Promise<string | undefined> {
+  const svc = await k.core.readNamespacedService({ name, namespace });
+  return svc.spec?.selector?.["wavelet.dev/color"];
+}
+
+/**
+ * Every change of the active Service's colour selector, polled every 100 ms: when traffic
+ * switched, and whether it ever switched back.
+ */
+export class SwitchWatch {
+  readonly changes: { at: number; color: string | undefined }[] = [];
+  private timer: NodeJS.Timeout | undefined;
+  private polling = false;
+
+  constructor(
+    private readonly k: Clients,
+    private readonly namespace: string,
+    private readonly name: string,
+  ) {}
+
+  async start(): Promise<this> {
+    this.changes.push({ at: Date.now(), color: await activeColor(this.k, this.namespace, this.name) });
+    this.timer = setInterval(() => {
+      if (this.polling) return;
+      this.polling = true;
+      activeColor(this.k, this.namespace, this.name)
+        .then((color) => {
+          if (color !== this.changes.at(-1)!.color) this.changes.push({ at: Date.now(), color });
+        })
+        .catch(() => undefined)
+        .finally(() => (this.polling = false));
+    }, 100);
+    return this;
+  }
+
+  get current(): string | undefined {
+    return this.changes.at(-1)!.color;
+  }
+
+  /** When the selector first moved away from its starting colour. */
+  async switched(timeoutMs = 300_000): Promise<number> {
+    return waitFor("the active Service to switch colour", () => this.changes[1]?.at, timeoutMs);
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+  }
 }

@@ -85,12 +85,25 @@ describe("a bundle change", () => {
 
   it("switches traffic when green is available, keeps blue for the delay, then scales it to zero", () => {
     const deploying = serving(undefined, { rollout: { phase: "Deploying", color: "green", templateHash: NEW, startedAt: iso(T0), since: iso(T0) } });
-    const promoted = decide(observe(deploying.wm, { blue: color(OLD, 3), green: color(NEW, 3) }, T0 + 20_000));
+    // First "Promoting" is recorded and the Services move; blue is still the active colour in status.
+    const promoting = decide(observe(deploying.wm, { blue: color(OLD, 3), green: color(NEW, 3) }, T0 + 19_000));
+    expect(promoting.active).toBe("green");
+    expect(promoting.colors.blue).toBe("keep");
+    expect(promoting.status).toMatchObject({ activeColor: "blue", rollout: { phase: "Promoting", color: "green", message: "auto-promoted" } });
+    expect(promoting.events.map((e) => e.reason)).toEqual(["PreviewReady"]);
+    const switching = serving(undefined, { rollout: promoting.status.rollout! }).wm;
+    // Until the cache shows the Service on green, the pass keeps applying the switch.
+    const notYet = decide({ ...observe(switching, { blue: color(OLD, 3), green: color(NEW, 3) }, T0 + 19_500), activeServiceColor: "blue" });
+    expect(notYet.active).toBe("green");
+    expect(notYet.status.activeColor).toBe("blue");
+    expect(notYet.events).toEqual([]);
+    const promoted = decide({ ...observe(switching, { blue: color(OLD, 3), green: color(NEW, 3) }, T0 + 20_000), activeServiceColor: "green" });
     expect(promoted.active).toBe("green");
     expect(promoted.colors.blue).toBe("keep");
     expect(promoted.status).toMatchObject({ activeColor: "green", activeTemplateHash: NEW, lastGoodSpec: deploying.wm.spec });
     expect(promoted.status.rollout).toMatchObject({ phase: "ScalingDown", color: "blue", since: iso(T0 + 20_000) });
-    expect(promoted.events.map((e) => e.reason)).toEqual(["PreviewReady", "Promoted"]);
+    expect(promoted.events.map((e) => e.reason)).toEqual(["Promoted"]);
+    expect(promoted.events[0]!.message).toContain("(auto-promoted)");
     expect(promoted.requeueAfterMs).toBe(30_000);
 
     const after = model({ bundle: { builtin: "spx-vol-5d", digest: DIGEST_B } }, { status: { ...promoted.status } });
@@ -173,7 +186,8 @@ describe("manual promotion, abort and analysis", () => {
     const analyzing = serving(analyzed, { rollout: start.status.rollout! }).wm;
     const passed = decide(observe(analyzing, { blue: color(OLD, 3), green: color(NEW, 3) }, T0 + 2000, { analysis: { result: "pass", message: "ok" } }));
     expect(passed.active).toBe("green");
-    expect(passed.events.map((e) => e.reason)).toEqual(["AnalysisPassed", "Promoted"]);
+    expect(passed.status.rollout).toMatchObject({ phase: "Promoting", message: "analysis passed" });
+    expect(passed.events.map((e) => e.reason)).toEqual(["AnalysisPassed"]);
     // One failed run is tolerated (failureLimit 1): the next run decides.
     const once = decide(observe(analyzing, { blue: color(OLD, 3), green: color(NEW, 3) }, T0 + 2000, { analysis: { result: "fail", message: "p99 too high" } }));
     expect(once.active).toBe("blue");
@@ -229,7 +243,12 @@ describe("status", () => {
     const { wm } = serving(undefined, { rollout: { phase: "AwaitingPromotion", color: "green", templateHash: NEW, startedAt: iso(T0), since: iso(T0) } });
     wm.metadata.annotations = { "wavelet.dev/promote": "true" };
     const o = observe(wm, { blue: color(OLD, 3), green: color(NEW, 3) }, T0 + 1000);
-    const promoted = buildStatus(o, decide(o));
+    const promoting = buildStatus(o, decide(o));
+    // Not Ready while the Service is being switched: Ready means the new colour has the traffic.
+    expect(promoting).toMatchObject({ activeColor: "blue", rollout: { phase: "Promoting" } });
+    expect(promoting.conditions!.find((c) => c.type === "Ready")).toMatchObject({ status: "False" });
+    const next = { ...observe(serving(undefined, promoting).wm, { blue: color(OLD, 3), green: color(NEW, 3) }, T0 + 2000), activeServiceColor: "green" };
+    const promoted = buildStatus(next, decide(next));
     expect(promoted).toMatchObject({ activeColor: "green", rollout: { phase: "ScalingDown" } });
     expect(promoted.conditions!.find((c) => c.type === "Ready")).toMatchObject({ status: "True", reason: "ActiveAvailable" });
     expect(promoted.conditions!.find((c) => c.type === "Progressing")).toMatchObject({ status: "True", reason: "ScalingDown" });

@@ -6,6 +6,7 @@ import { createMetrics } from "../src/metrics.js";
 import { AnalysisRuns } from "../src/reconcile/analysis.js";
 import { desiredDeployment, templateHash } from "../src/reconcile/deployment.js";
 import { Reconciler, type Writer } from "../src/reconcile/reconciler.js";
+import { canonical } from "../src/reconcile/canonical.js";
 import { DIGEST_B, FakeClock, model } from "./fixtures.js";
 
 /**
@@ -76,6 +77,8 @@ function harness() {
     applyStatus: async (_wm, status, rv) => {
       preconditions.push(rv);
       if (model().metadata!.resourceVersion !== rv) throw conflict();
+      // As the API server does: a write that changes nothing makes no new version.
+      if (canonical((model() as { status?: unknown }).status ?? {}) === canonical(status)) return rv;
       writes.push("status");
       statuses.push(status);
       return store("WaveletModel", { ...model(), status } as KubernetesObject);
@@ -142,9 +145,10 @@ describe("a pass never acts on a cache older than its own writes", () => {
     const read = h.model().metadata!.resourceVersion!;
 
     await h.pass();
-    // The annotation cleared, then the promotion recorded (conditional on the clear's version),
-    // its Event, and only then traffic moved.
-    expect(h.writes.slice(0, 4)).toEqual(["model", "status", "event Promoted", "Deployment/spx-green"]);
+    // The annotation cleared, then "Promoting" recorded (conditional on the clear's version),
+    // and only then traffic moved.
+    expect(h.writes.slice(0, 4)).toEqual(["model", "status", "Deployment/spx-green", "Service/spx"]);
+    expect(h.statuses.at(-1)?.rollout?.phase).toBe("Promoting");
     expect(h.preconditions).toEqual([String(Number(read) + 1)]);
     expect(h.activeSelector()).toBe("green");
 
@@ -155,10 +159,11 @@ describe("a pass never acts on a cache older than its own writes", () => {
     for (let i = 0; i < 10; i++) expect((await h.pass()).requeueAfterMs).toBeGreaterThan(0);
     expect(h.writes).toEqual([]);
 
-    // Then the rest: passes act again, on green.
+    // Then the rest: passes act again, on green; seeing the Service switched, one records green as active.
     h.sync();
     await h.pass();
     expect(h.activeSelector()).toBe("green");
+    expect(h.statuses.at(-1)).toMatchObject({ activeColor: "green", rollout: { phase: "ScalingDown" } });
     expect(h.events).toEqual(["Promoted"]);
   });
 
@@ -188,6 +193,21 @@ describe("a pass never acts on a cache older than its own writes", () => {
     await expect(h.pass()).rejects.toMatchObject({ code: 409 });
     expect(h.writes).toEqual([]);
     expect(h.events).toEqual([]);
+  });
+
+  it("even when its status would not change: the conditional write is the fence (two operators at once)", async () => {
+    const h = harness();
+    h.seed("Deployment", desiredDeployment(served, served.spec, "blue", 3, settings));
+    h.seed("WaveletModel", { ...served, status: { activeColor: "blue", previewColor: "blue", activeTemplateHash: oldHash, lastGoodSpec: served.spec } } as unknown as KubernetesObject);
+    await h.pass();
+    h.sync();
+    await h.pass(); // steady: the same status again, written as a no-op
+    h.sync();
+    const steady = h.writes.length;
+    // Another operator moved things on; this one's cache has not seen it yet.
+    h.server.WaveletModel.set({ ...h.model(), metadata: { ...h.model().metadata, resourceVersion: "99" } });
+    await expect(h.pass()).rejects.toMatchObject({ code: 409 });
+    expect(h.writes.length).toBe(steady);
   });
 
   it("goes ahead after 30 s if the cache never shows a write (the object was deleted meanwhile)", async () => {
@@ -289,6 +309,14 @@ describe("the HPA owns the replicas of the colour it scales (issue 8)", () => {
     expect((h.applied("Deployment/spx-blue") as V1Deployment).spec).not.toHaveProperty("replicas");
   });
 
+  it("a scale the cache does not show yet is not undone: the count is read afresh (integration test, 2026-11-27)", async () => {
+    const h = steady([{ manager: "wavelet-operator", operation: "Apply", fieldsV1: { "f:spec": { "f:replicas": {} } } }]);
+    const live = h.server.Deployment.get("spx-blue", "ns") as V1Deployment;
+    h.server.Deployment.set({ ...live, spec: { ...live.spec!, replicas: 7 } });
+    await h.pass();
+    expect((h.applied("Deployment/spx-blue") as V1Deployment).spec?.replicas).toBe(7);
+  });
+
   it("before it has, the operator keeps the current count", async () => {
     const h = steady([{ manager: "wavelet-operator", operation: "Apply", fieldsV1: { "f:spec": { "f:replicas": {} } } }]);
     await h.pass();
@@ -340,5 +368,19 @@ describe("API key rotation rolls the pods, blue-green (issue 8)", () => {
     expect(h.writes).not.toContain("Deployment/spx-blue");
     const green = h.applied("Deployment/spx-green") as V1Deployment;
     expect(green.spec!.template.metadata!.annotations!["wavelet.dev/secrets-hash"]).not.toBe(inputs.secretsHash);
+  });
+});
+
+describe("traffic moves before a colour goes to zero (issue 8)", () => {
+  it("an abort while promoting puts the Service back on blue before green is scaled to zero", async () => {
+    const h = harness();
+    h.seed("Deployment", desiredDeployment(next, next.spec, "green", 3, settings));
+    blueServing(h, { previewColor: "green", rollout: { phase: "Promoting", color: "green", templateHash: newHash, startedAt: since, since, message: "auto-promoted" } }, { "wavelet.dev/abort": "true" });
+    await h.pass();
+    const order = h.writes.filter((w) => w === "Service/spx" || w === "Deployment/spx-green");
+    expect(order).toEqual(["Service/spx", "Deployment/spx-green"]);
+    expect(h.activeSelector()).toBe("blue");
+    expect((h.applied("Deployment/spx-green") as V1Deployment).spec?.replicas).toBe(0);
+    expect(h.events).toContain("RolloutAborted");
   });
 });

@@ -51,10 +51,11 @@ What the operator does to WaveletModels and their children, as a ClusterRole or 
 watched namespace. Nothing more: it never touches pods, secrets or its own CRD.
 */}}
 {{- define "wavelet-operator.rules" -}}
-# update: handled annotations are removed, and a rollback restores the spec, by a conditional replace.
+# patch: handled annotations are removed, and a rollback restores the spec, by a JSON patch
+# that tests the resourceVersion first.
 - apiGroups: [wavelet.dev]
   resources: [waveletmodels]
-  verbs: [get, list, watch, update]
+  verbs: [get, list, watch, patch]
 - apiGroups: [wavelet.dev]
   resources: [waveletmodels/status]
   verbs: [patch]

@@ -15,7 +15,7 @@ describe("8. analysis before promotion", () => {
     const bundles = inject("bundles");
     const k = kube();
     const namespace = await scenarioNamespace(k, "e2e-analysis");
-    await k.core.createNamespacedSecret({ namespace, body: { metadata: { name: "keys" }, stringData: { "api-key": "k-analysis-1,k-analysis-2" } } });
+    await k.core.createNamespacedSecret({ namespace, body: { metadata: { name: "keys" }, stringData: { "api-key": "analysis-key-0000000001,analysis-key-0000000002" } } });
     const wm = models(k, namespace);
     const spec = builtinSpec({
       replicas: 1,

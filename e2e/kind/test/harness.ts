@@ -1,12 +1,12 @@
 import { execFileSync } from "node:child_process";
 import { Agent, request } from "node:http";
 import { expect, inject, onTestFinished } from "vitest";
-import { type Clients, type Model, eventReasons, kubeClients, models } from "../../../test-support/kube.js";
+import { type Clients, type Model, SwitchWatch, activeColor, eventReasons, kubeClients, models } from "../../../test-support/kube.js";
 import { waitFor } from "../../../test-support/wait.js";
 
 /** Clients, WaveletModels and real traffic for the kind scenarios. */
 
-export { eventReasons, type Model, models, waitFor };
+export { activeColor, eventReasons, type Model, models, SwitchWatch, waitFor };
 
 export const kube = () => kubeClients(inject("kubeconfig"));
 export type Kube = Clients;
@@ -54,10 +54,6 @@ export async function waitReady(k: Kube, namespace: string, name: string, timeou
 }
 
 /** The colour the active Service selects right now. */
-export async function activeColor(k: Kube, namespace: string, name: string): Promise<string | undefined> {
-  const svc = await k.core.readNamespacedService({ name, namespace });
-  return svc.spec?.selector?.["wavelet.dev/color"];
-}
 
 /**
  * The URL of a NodePort Service from this machine (the kind node's address), once it routes.
@@ -237,49 +233,6 @@ export function toBundleImage(digest = inject("bundles")["spx-vol-5d"].digest): 
   return { spec: { bundle: { builtin: null, image: b.image, path: "/bundle", digest, version: b.version } } };
 }
 
-/**
- * Every change of the active Service's colour selector, polled every 100 ms: when traffic
- * switched, and whether it ever switched back.
- */
-export class SwitchWatch {
-  readonly changes: { at: number; color: string | undefined }[] = [];
-  private timer: NodeJS.Timeout | undefined;
-  private polling = false;
-
-  constructor(
-    private readonly k: Kube,
-    private readonly namespace: string,
-    private readonly name: string,
-  ) {}
-
-  async start(): Promise<this> {
-    this.changes.push({ at: Date.now(), color: await activeColor(this.k, this.namespace, this.name) });
-    this.timer = setInterval(() => {
-      if (this.polling) return;
-      this.polling = true;
-      activeColor(this.k, this.namespace, this.name)
-        .then((color) => {
-          if (color !== this.changes.at(-1)!.color) this.changes.push({ at: Date.now(), color });
-        })
-        .catch(() => undefined)
-        .finally(() => (this.polling = false));
-    }, 100);
-    return this;
-  }
-
-  get current(): string | undefined {
-    return this.changes.at(-1)!.color;
-  }
-
-  /** When the selector first moved away from its starting colour. */
-  async switched(timeoutMs = 300_000): Promise<number> {
-    return waitFor("the active Service to switch colour", () => this.changes[1]?.at, timeoutMs);
-  }
-
-  stop(): void {
-    clearInterval(this.timer);
-  }
-}
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

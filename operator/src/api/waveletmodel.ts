@@ -225,7 +225,7 @@ export type Condition = z.infer<typeof condition>;
 const bundleRef = z.object({ digest: z.string(), version: z.string().optional(), source: z.string() });
 
 export const rolloutStatus = z.object({
-  phase: z.enum(["Deploying", "AwaitingPromotion", "Analyzing", "ScalingDown", "Failed"]),
+  phase: z.enum(["Deploying", "Analyzing", "AwaitingPromotion", "Promoting", "ScalingDown", "Failed"]),
   color: z.enum(COLORS).meta({ description: "the colour being rolled out (Deploying…) or scaled down (ScalingDown)" }),
   templateHash: z.string(),
   startedAt: z.string().meta({ description: "when this rollout began (RFC 3339)" }),

@@ -115,36 +115,49 @@ export function createInformers(kc: KubeConfig, namespaces: string[], enqueue: (
   });
   /** Watches that are up; one that fails leaves until it is back, so /readyz tells. */
   const started = new Set<string>();
-  const restarting = new Set<string>();
+  const errors = new Map<string, number>();
+  const attempts = new Map<string, number>();
+  const scheduled = new Set<string>();
   let stopping = false;
-  /** Start again until it works (the API server may still be down), backing off to 30 s; one loop per informer. */
-  const restart = async (name: string, informer: Informer<KubernetesObject>) => {
-    if (restarting.has(name)) return;
-    restarting.add(name);
-    try {
-      for (let attempt = 0; !stopping; attempt++) {
-        await sleep(clock, Math.min(30_000, 250 * 2 ** Math.min(attempt, 7)));
-        if (stopping) return;
-        try {
-          await informer.start();
-          return;
-        } catch (err) {
-          log.warn(`${name} restart failed; retrying`, { err: String((err as Error)?.message ?? err) });
-        }
-      }
-    } finally {
-      restarting.delete(name);
+
+  /**
+   * One start. client-node's informer reports a failed list or watch through its error
+   * event and resolves anyway, so success is a start during which no error came.
+   */
+  const startOnce = async (name: string, informer: Informer<KubernetesObject>): Promise<boolean> => {
+    const before = errors.get(name) ?? 0;
+    const resolved = await informer.start().then(
+      () => true,
+      () => false,
+    );
+    const ok = resolved && (errors.get(name) ?? 0) === before;
+    if (ok) {
+      started.add(name);
+      attempts.set(name, 0);
     }
+    return ok;
+  };
+  /** Start again after a backoff (250 ms doubling to 30 s); at most one restart pending per informer. */
+  const scheduleRestart = (name: string, informer: Informer<KubernetesObject>) => {
+    if (stopping || scheduled.has(name)) return;
+    scheduled.add(name);
+    const attempt = attempts.get(name) ?? 0;
+    attempts.set(name, attempt + 1);
+    void sleep(clock, Math.min(30_000, 250 * 2 ** Math.min(attempt, 7))).then(async () => {
+      scheduled.delete(name);
+      if (stopping) return;
+      if (!(await startOnce(name, informer))) scheduleRestart(name, informer);
+    });
   };
   for (const [name, informer, toKey] of all) {
     for (const verb of ["add", "update", "delete"] as const) informer.on(verb, toKey);
     informer.on("error", (err: unknown) => {
-      if (stopping) return;
+      errors.set(name, (errors.get(name) ?? 0) + 1);
       started.delete(name);
+      if (stopping) return;
       log.warn(`${name} watch failed; restarting it`, { err: String((err as Error)?.message ?? err) });
-      void restart(name, informer);
+      scheduleRestart(name, informer);
     });
-    informer.on("connect", () => started.add(name));
   }
 
   return {
@@ -155,10 +168,8 @@ export function createInformers(kc: KubeConfig, namespaces: string[], enqueue: (
       hpas: merged(sets.map((s) => s.hpas)),
     },
     async start() {
-      await Promise.all(all.map(async ([name, informer]) => {
-        await informer.start();
-        started.add(name);
-      }));
+      const failed = (await Promise.all(all.map(async ([name, informer]) => ((await startOnce(name, informer)) ? [] : [name])))).flat();
+      if (failed.length) throw new Error(`could not list and watch ${failed.join(", ")} (the warnings above say why)`);
     },
     async stop() {
       stopping = true;

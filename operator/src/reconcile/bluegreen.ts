@@ -15,7 +15,8 @@ import { otherColor } from "./names.js";
  * 1. A new template goes to the idle colour, scaled to the active colour's current replicas.
  * 2. When that colour is fully available with the new template (and analysis, if enabled,
  *    passed), the active Service and the HPA switch to it, automatically or on the
- *    wavelet.dev/promote annotation.
+ *    wavelet.dev/promote annotation: "Promoting" is recorded first, the new colour becomes
+ *    the active one in status once the Service selects it.
  * 3. The old colour keeps its pods for scaleDownDelaySeconds, then goes to zero.
  * 4. A rollout that misses its deadline, fails analysis or is aborted leaves the traffic on
  *    the old colour, scales the new one to zero and is not retried until the spec changes;
@@ -50,6 +51,8 @@ export interface Observation {
   activeRendersAs: string | undefined;
   /** While scaling down: the active Service's EndpointSlices still list pods of the old colour. */
   oldColorRouted?: boolean;
+  /** The colour the active Service selects, as the cache shows it (Promoting waits for the switch). */
+  activeServiceColor?: string;
   colors: Partial<Record<Color, ColorState>>;
   /** When status says Analyzing: the verdict of the run status has not counted yet, once it has finished. */
   analysis?: AnalysisVerdict;
@@ -256,12 +259,25 @@ export function decide(o: Observation): Plan {
     plan.status.rollout = { phase: "Failed", color: idle, templateHash: desiredHash, startedAt: current.startedAt, since: iso(now), message };
     return plan;
   };
+  // The switch takes two passes. This one records "Promoting" (conditionally: a pass working
+  // from an old version writes nothing) and then moves the Services and the HPA; the next one,
+  // once the cache shows the active Service on the new colour, records it as active (Ready
+  // from then on) and starts the scale-down delay.
   const promote = (how: string): Plan => {
-    events.push({ type: "Normal", reason: "Promoted", message: `${idle} now serves bundle ${wm.spec.bundle.digest} (${how})` });
+    plan.status.rollout = { ...current, phase: "Promoting", since: iso(now), message: how };
+    return switchTraffic();
+  };
+  const switchTraffic = (): Plan => {
     plan.active = idle;
     plan.preview = idle;
     // The old colour keeps its pods (untouched) until the scale-down delay has passed.
     plan.colors[active] = "keep";
+    plan.requeueAfterMs = 1000;
+    return plan;
+  };
+  const promoted = (): Plan => {
+    events.push({ type: "Normal", reason: "Promoted", message: `${idle} now serves bundle ${wm.spec.bundle.digest} (${current.message ?? "promoted"})` });
+    switchTraffic();
     plan.status = {
       activeColor: idle,
       previewColor: idle,
@@ -340,6 +356,9 @@ export function decide(o: Observation): Plan {
         return promote("promoted by annotation");
       }
       return plan;
+
+    case "Promoting":
+      return o.activeServiceColor === idle ? promoted() : switchTraffic();
 
     default:
       return plan;

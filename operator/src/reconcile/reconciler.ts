@@ -19,11 +19,11 @@ import type { AnalysisRuns } from "./analysis.js";
 import { type ColorState, decide, type Observation, type Plan } from "./bluegreen.js";
 import { ABSENT, Expectations } from "./expectations.js";
 import { type DeploymentSettings, type TemplateInputs, desiredDeployment, secretRefs, templateHash } from "./deployment.js";
-import { desiredHpa } from "./hpa.js";
-import { FIELD_MANAGER, TEMPLATE_HASH, activeServiceName, deploymentName, hpaName, previewServiceName } from "./names.js";
+import { activeReplicas, desiredHpa } from "./hpa.js";
+import { FIELD_MANAGER, LABELS, TEMPLATE_HASH, activeServiceName, deploymentName, hpaName, previewServiceName } from "./names.js";
 import { recoverStatus } from "./recover.js";
 import { desiredServices, endpoint } from "./service.js";
-import { buildStatus, failureOf, invalidSpecOf, invalidSpecStatus, sameStatus } from "./status.js";
+import { buildStatus, failureOf, invalidSpecOf, invalidSpecStatus } from "./status.js";
 
 /**
  * One reconcile pass for one WaveletModel, by key: read the model and its children from the
@@ -122,6 +122,7 @@ export class Reconciler {
       activeRendersAs: activeSpec && templateHash(wm, activeSpec, settings, inputs(activeSpec)),
       colors,
     };
+    observation.activeServiceColor = caches.services.get(activeServiceName(wm), namespace)?.spec?.selector?.[LABELS.color];
     const rollout = wm.status?.rollout;
     if (rollout?.phase === "ScalingDown" && now >= Date.parse(rollout.since) + wm.spec.rollout.scaleDownDelaySeconds * 1000) {
       const pods = await this.deps.writer.routedPods(activeServiceName(wm), namespace);
@@ -139,22 +140,21 @@ export class Reconciler {
     const plan = decide(observation);
     if (recovered) plan.events.unshift(recovered.event);
 
-    if (plan.rollbackSpec || plan.clearAnnotations.length) {
-      await pass.updateModel({ clearAnnotations: plan.clearAnnotations, ...(plan.rollbackSpec ? { spec: plan.rollbackSpec } : {}) });
-      // A rollback changes the spec: the resulting watch event starts the next pass from it.
-      if (plan.rollbackSpec) {
-        await this.record(wm, plan.events, now);
-        return {};
-      }
-    }
-
-    // The decision is recorded before anything moves: the status write is conditional on the
-    // version this pass read, so a pass that decided from an old version changes nothing.
     // A failure reported by an earlier pass stays reported until a pass gets through.
     const reported = failureOf(pass.status);
-    await pass.writeStatus(wm, buildStatus(observation, plan, reported));
-    await this.record(wm, plan.events, now);
     try {
+      if (plan.rollbackSpec || plan.clearAnnotations.length) {
+        await pass.guard(`WaveletModel/${name}`, () => pass.updateModel({ clearAnnotations: plan.clearAnnotations, ...(plan.rollbackSpec ? { spec: plan.rollbackSpec } : {}) }));
+        // A rollback changes the spec: the resulting watch event starts the next pass from it.
+        if (plan.rollbackSpec) {
+          await this.record(wm, plan.events, now);
+          return {};
+        }
+      }
+      // The decision is recorded before anything moves: the status write is conditional on the
+      // version this pass read, so a pass that decided from an old version changes nothing.
+      await pass.writeStatus(wm, buildStatus(observation, plan, reported));
+      await this.record(wm, plan.events, now);
       await this.applyChildren(pass, wm, plan, inputs);
     } catch (error) {
       if (statusCode(error) === 409) throw error;
@@ -189,15 +189,22 @@ export class Reconciler {
     const { caches, settings } = this.deps;
     const namespace = wm.metadata.namespace;
     const hpa = desiredHpa(wm, plan.active);
-    for (const color of COLORS) {
+    const deployment = async (color: Color) => {
       const target = plan.colors[color];
-      if (target === "keep") continue;
-      // The HPA owns the replica count of the colour it scales once it has set it: leaving
-      // the field out keeps the operator from undoing a scale it has not seen yet.
-      const live = caches.deployments.get(deploymentName(wm, color), namespace);
-      const replicas = hpa && color === plan.active && live && replicasSetByOthers(live) ? undefined : target.replicas;
+      if (target === "keep") return;
+      let replicas: number | undefined = target.replicas;
+      // The colour the HPA scales: its count as it is now, read afresh (the cache may not show
+      // a scale yet, and applying the old count would undo it); once another manager (the
+      // HPA) has set the field, it is left out and stays theirs.
+      if (hpa && color === plan.active && caches.deployments.get(deploymentName(wm, color), namespace)) {
+        const live = (await pass.read({ apiVersion: "apps/v1", kind: "Deployment", metadata: { name: deploymentName(wm, color), namespace } })) as V1Deployment | undefined;
+        if (live) replicas = replicasSetByOthers(live) ? undefined : activeReplicas(wm, live.spec?.replicas);
+      }
       await pass.apply(desiredDeployment(wm, target.spec, color, replicas, settings, inputs(target.spec)));
-    }
+    };
+    // Colours going to zero last, after traffic has moved away from them.
+    const zero = (color: Color) => plan.colors[color] !== "keep" && (plan.colors[color] as { replicas: number }).replicas === 0;
+    for (const color of COLORS.filter((c) => !zero(c))) await deployment(color);
     for (const service of desiredServices(wm, plan.active, plan.preview)) await pass.apply(service);
     if (hpa) {
       await pass.apply(hpa);
@@ -207,6 +214,7 @@ export class Reconciler {
         await pass.delete({ apiVersion: "autoscaling/v2", kind: "HorizontalPodAutoscaler", metadata: { name: hpaName(wm), namespace } });
       }
     }
+    for (const color of COLORS.filter(zero)) await deployment(color);
   }
 
   private async record(wm: WaveletModel, events: EventRecord[], now: number): Promise<void> {
@@ -228,7 +236,7 @@ export class Reconciler {
   }
 }
 
-/** Applying or deleting one child failed; the message names it, for status and Events. */
+/** Writing the model or one child failed; the message names it, for status and Events. */
 class ChildFailed extends Error {
   constructor(
     message: string,
@@ -295,9 +303,12 @@ class Pass {
     this.wroteModel(await this.deps.writer.updateModel(this.raw, change));
   }
 
-  /** Writes `status` unless it is what the model already has. */
+  /**
+   * Writes `status`, conditional on the version this pass read. Also when nothing changed:
+   * the API server still checks the version (and writes nothing), which is what keeps a pass
+   * working from an old version, of this operator or another, from touching the children.
+   */
   async writeStatus(wm: WaveletModel, status: WaveletModelStatus): Promise<void> {
-    if (sameStatus(this.status, status)) return;
     this.wroteModel(await this.deps.writer.applyStatus(wm, status, this.modelVersion));
     this.status = status;
   }
@@ -319,12 +330,21 @@ class Pass {
     this.deps.metrics.applies.inc({ kind: object.kind! });
   }
 
+  /** The object as the API server has it now (not the cache). */
+  async read(object: KubernetesObject): Promise<KubernetesObject | undefined> {
+    let found: KubernetesObject | undefined;
+    await this.guard(`${object.kind}/${object.metadata!.name}`, async () => {
+      found = await this.deps.writer.read(object);
+    });
+    return found;
+  }
+
   async delete(object: KubernetesObject): Promise<void> {
     await this.guard(`${object.kind}/${object.metadata!.name}`, () => this.deps.writer.deleteIfPresent(object));
   }
 
-  /** Errors name the child they concern, in the API server's words. */
-  private async guard(ref: string, write: () => Promise<void>): Promise<void> {
+  /** Errors name the object they concern, in the API server's words. */
+  async guard(ref: string, write: () => Promise<void>): Promise<void> {
     try {
       await write();
     } catch (error) {

@@ -53,9 +53,12 @@ export function buildStatus(o: Observation, plan: Plan, failure?: string): Wavel
   // Ready means done (kubectl wait, kstatus, Flux and Argo CD read it so): the active colour
   // serves this generation's template. A rollout waiting, failed or under way is not Ready.
   const current = plan.status.activeTemplateHash === o.desiredHash;
-  const ready = activeReady && current;
+  // ...and nothing keeps the operator from doing its work (a Service it cannot create).
+  const ready = activeReady && current && failure === undefined;
   const serving = `${activeColor} serves ${lastGood ? `bundle ${lastGood.bundle.digest}` : "an unrecorded bundle"}`;
-  const notReady: [string, string] = !activeColor
+  const notReady: [string, string] = failure !== undefined
+    ? ["ReconcileFailed", failure]
+    : !activeColor
     ? ["NotDeployed", "no colour is serving yet"]
     : !activeReady
       ? ["ActiveUnavailable", `${activeColor} is not fully available`]
@@ -128,8 +131,3 @@ export const failureOf = (status: WaveletModelStatus | undefined) => degradedBy(
 
 /** The invalid-spec message a status reports. */
 export const invalidSpecOf = (status: WaveletModelStatus | undefined) => degradedBy(status, "InvalidSpec");
-
-/** An unchanged status is not written again. */
-export function sameStatus(a: WaveletModelStatus | undefined, b: WaveletModelStatus): boolean {
-  return canonical(a ?? {}) === canonical(b);
-}

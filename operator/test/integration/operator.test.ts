@@ -3,6 +3,7 @@ import { resolve } from "node:path";
 import type { V1PolicyRule } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { inject } from "vitest";
+import { SwitchWatch } from "../../../test-support/kube.js";
 import {
   type Admin,
   type OperatorProcess,
@@ -129,10 +130,16 @@ describe("the operator against a real API server", () => {
       (await import("@kubernetes/client-node")).setHeaderOptions("Content-Type", "application/merge-patch+json"),
     );
     await waitFor("blue at 4 ready", async () => (await deployment(ns, "spx-blue")).status?.readyReplicas === 4);
+    const watch = await new SwitchWatch(a, ns, "spx").start();
     await m.patch("spx", { spec: { bundle: { builtin: "spx-vol-5d", digest: DIGEST_B, version: "2.0.0" } } });
-    const green = await waitFor("green deployment", () => deployment(ns, "spx-green"));
+    const switchedAt = await watch.switched(30_000);
+    // Green may start at the count the operator had seen; it switches only at blue's 4.
+    const green = await deployment(ns, "spx-green");
     expect(green.spec?.replicas).toBe(4);
-    await waitFor("traffic on green", async () => (await service(ns, "spx")).spec?.selector?.["wavelet.dev/color"] === "green");
+    expect(green.status?.availableReplicas).toBe(4);
+    // scaleDownDelaySeconds is 2: blue keeps its pods well into it.
+    await new Promise((r) => setTimeout(r, Math.max(0, switchedAt + 1500 - Date.now())));
+    expect((await deployment(ns, "spx-blue")).spec?.replicas).toBe(4);
     // The HPA is applied after the Services in the same pass.
     await waitFor("HPA on green", async () => (await a.autoscaling.readNamespacedHorizontalPodAutoscaler({ name: "spx", namespace: ns })).spec?.scaleTargetRef.name === "spx-green");
     await waitFor("blue scaled to zero", async () => (await deployment(ns, "spx-blue")).spec?.replicas === 0, 20_000);
@@ -144,6 +151,8 @@ describe("the operator against a real API server", () => {
     const story = await eventReasons(a, ns, "spx");
     const from = story.lastIndexOf("RolloutStarted");
     expect(story.slice(from)).toEqual(["RolloutStarted", "PreviewReady", "Promoted", "ScaledDown"]);
+    watch.stop();
+    expect(watch.changes.map((c) => c.color)).toEqual(["blue", "green"]);
   }, 60_000);
 
   it("keeps the old colour when the new one never becomes available, then rolls back", async () => {
@@ -184,8 +193,11 @@ describe("the operator against a real API server", () => {
 
     const before = (await eventReasons(a, ns, "spx")).filter((r) => r === "RolloutStarted").length;
     const generation = (await m.get("spx")).metadata.generation;
+    const passes = async () => Number(/^wavelet_operator_reconciles_total\{result="ok"\} (\d+)/m.exec(await (await fetch(`http://127.0.0.1:${operator.port}/metrics`)).text())?.[1] ?? 0);
+    const passed = await passes();
     await m.patch("spx", { metadata: { labels: { team: "quant" }, annotations: { note: "labels and annotations are not the spec" } } });
-    await new Promise((r) => setTimeout(r, 3000));
+    // The patch's watch event has been reconciled (twice, to be sure the pass saw it).
+    await waitFor("two passes after the patch", async () => (await passes()) >= passed + 2);
     const after = await m.get("spx");
     expect(after.metadata.generation).toBe(generation);
     expect(after.status?.rollout).toBeUndefined();
@@ -328,9 +340,12 @@ describe("RBAC", () => {
     const operator = await startOperator(await serviceAccountKubeconfig(a, ns), ns);
     try {
       await models(a, ns).create("spx", spec());
-      await waitFor("a forbidden error in the log", async () => /forbidden|HTTP 403/i.test(operator.logs()), 30_000);
+      // The error reaches the user: Degraded in status and one Warning Event, not only a log line.
+      const degraded = await waitFor("Degraded=ReconcileFailed", async () => (await models(a, ns).get("spx")).status?.conditions?.find((c) => c.type === "Degraded" && c.reason === "ReconcileFailed"), 30_000);
+      expect(degraded.message).toMatch(/^writing Service spx: .*forbidden/);
       expect(await exists(() => service(ns, "spx"))).toBe(false);
-      expect(await condition(a, ns, "spx", "Ready")).not.toBe("True");
+      expect(await condition(a, ns, "spx", "Ready")).toBe("False");
+      expect((await eventReasons(a, ns, "spx")).filter((r) => r === "ReconcileFailed")).toHaveLength(1);
     } finally {
       await operator.stop();
     }

@@ -27,7 +27,8 @@ export default function setup(project: TestProject) {
   const run = (cmd: string, args: string[], env: Record<string, string> = {}) =>
     execFileSync(cmd, args, { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, ...env } });
   const bin = run(`${root}/e2e/cluster/build.sh`, []).trim().split("\n").at(-1)!;
-  const kubeconfig = run(`${root}/e2e/cluster/up.sh`, [CLUSTER]).trim().split("\n").at(-1)!;
+  // Test files run in parallel and their models' pods together pass one fake node's 110.
+  const kubeconfig = run(`${root}/e2e/cluster/up.sh`, [CLUSTER], { WAVELET_KWOK_NODES: "3" }).trim().split("\n").at(-1)!;
   const kubectl = `${bin}/kubectl`;
   const helm = buildHelm();
   run(kubectl, ["apply", "--server-side", "-f", `${root}/crds/waveletmodel.yaml`], { KUBECONFIG: kubeconfig });
