@@ -312,7 +312,7 @@ describe("the HPA owns the replicas of the colour it scales (issue 8)", () => {
   it("a scale the cache does not show yet is not undone: the count is read afresh (integration test, 2026-11-27)", async () => {
     const h = steady([{ manager: "wavelet-operator", operation: "Apply", fieldsV1: { "f:spec": { "f:replicas": {} } } }]);
     const live = h.server.Deployment.get("spx-blue", "ns") as V1Deployment;
-    h.server.Deployment.set({ ...live, spec: { ...live.spec!, replicas: 7 } });
+    h.server.Deployment.set({ ...live, spec: { ...live.spec!, replicas: 7 } } as KubernetesObject);
     await h.pass();
     expect((h.applied("Deployment/spx-blue") as V1Deployment).spec?.replicas).toBe(7);
   });
