@@ -8,6 +8,7 @@ import {
   KubeConfig,
   KubernetesObjectApi,
   PatchStrategy,
+  PolicyV1Api,
   RbacAuthorizationV1Api,
   setHeaderOptions,
 } from "@kubernetes/client-node";
@@ -27,6 +28,7 @@ export function kubeClients(kubeconfig: string) {
     autoscaling: kc.makeApiClient(AutoscalingV2Api),
     coordination: kc.makeApiClient(CoordinationV1Api),
     rbac: kc.makeApiClient(RbacAuthorizationV1Api),
+    policy: kc.makeApiClient(PolicyV1Api),
     apiext: kc.makeApiClient(ApiextensionsV1Api),
     objects: KubernetesObjectApi.makeApiClient(kc),
   };

@@ -396,3 +396,54 @@ describe("wavelet.dev/retry (issue 8)", () => {
     expect(plan.events.map((e) => e.reason)).toEqual(["RetryIgnored"]);
   });
 });
+
+describe("status endpoints outside the cluster (issue 8)", () => {
+  it("a NodePort Service's port, a LoadBalancer's address once it has one", () => {
+    const nodePort = serving({ service: { type: "NodePort", port: 8080 } }).wm;
+    const o = { ...observe(nodePort, { blue: color(OLD, 3) }, T0, { desiredHash: OLD }), activeServiceExternal: { nodePort: 31234 } };
+    expect(buildStatus(o, decide(o))).toMatchObject({ endpoint: "http://spx.ns.svc:8080", nodePort: 31234 });
+    const lb = serving({ service: { type: "LoadBalancer", port: 80 } }).wm;
+    const pending = { ...observe(lb, { blue: color(OLD, 3) }, T0, { desiredHash: OLD }), activeServiceExternal: {} };
+    expect(buildStatus(pending, decide(pending)).externalEndpoint).toBeUndefined();
+    const assigned = { ...pending, activeServiceExternal: { loadBalancer: "203.0.113.7" } };
+    expect(buildStatus(assigned, decide(assigned)).externalEndpoint).toBe("http://203.0.113.7:80");
+  });
+});
+
+describe("abort and rollback during the scale-down delay (issue 8)", () => {
+  // Green took the traffic 5 s ago; blue (OLD) still has all its pods.
+  const previous = model();
+  const promotedStatus = {
+    activeColor: "green" as const,
+    activeTemplateHash: NEW,
+    lastGoodSpec: model({ bundle: { builtin: "spx-vol-5d", digest: DIGEST_B } }).spec as never,
+    rollout: { phase: "ScalingDown" as const, color: "blue" as const, templateHash: NEW, startedAt: iso(T0), since: iso(T0), previousSpec: previous.spec as never },
+  };
+  const colors = { blue: color(OLD, 3), green: color(NEW, 3) };
+  const at = (wm: WaveletModel, extra: Partial<Observation> = {}) => ({ ...observe(wm, colors, T0 + 5000, { desiredHash: NEW, activeRendersAs: NEW, previousSpec: previous.spec }), ...extra });
+
+  it("an abort takes the traffic back to blue at once and marks the new template failed", () => {
+    const wm = model({ bundle: { builtin: "spx-vol-5d", digest: DIGEST_B } }, { status: promotedStatus });
+    wm.metadata.annotations = { "wavelet.dev/abort": "true" };
+    const plan = decide(at(wm));
+    expect(plan.active).toBe("blue");
+    expect(plan.colors).toEqual({ blue: "keep", green: { spec: wm.spec, replicas: 0 } });
+    expect(plan.status).toMatchObject({ activeColor: "blue", activeTemplateHash: OLD, lastGoodSpec: previous.spec, failedTemplateHash: NEW, rollout: { phase: "Failed", color: "green" } });
+    expect(plan.clearAnnotations).toEqual(["wavelet.dev/abort"]);
+    expect(plan.events.map((e) => e.reason)).toEqual(["RolloutAborted"]);
+  });
+
+  it("a rollback puts blue's spec back, and the rollout to blue (still up) switches without waiting for the delay", () => {
+    const wm = model({ bundle: { builtin: "spx-vol-5d", digest: DIGEST_B } }, { status: promotedStatus });
+    wm.metadata.annotations = { "wavelet.dev/rollback": "true" };
+    const asked = decide(at(wm));
+    expect(asked.rollbackSpec).toEqual(previous.spec);
+    expect(asked.events.map((e) => e.reason)).toEqual(["RolledBack"]);
+    // The next pass: the spec is blue's again.
+    const back = model({}, { status: promotedStatus });
+    const plan = decide(at(back, { desiredHash: OLD }));
+    expect(plan.events.map((e) => e.reason)).toEqual(["RolloutStarted", "PreviewReady"]);
+    expect(plan.status.rollout).toMatchObject({ phase: "Promoting", color: "blue" });
+    expect(plan.active).toBe("blue");
+  });
+});

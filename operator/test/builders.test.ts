@@ -6,6 +6,7 @@ import { waveletModelCrd } from "../src/api/crd.js";
 import { OPERATOR_ENV } from "../src/api/waveletmodel.js";
 import { desiredDeployment, templateHash } from "../src/reconcile/deployment.js";
 import { activeReplicas, desiredHpa } from "../src/reconcile/hpa.js";
+import { desiredPdb } from "../src/reconcile/pdb.js";
 import { desiredServices } from "../src/reconcile/service.js";
 import { DIGEST_A, DIGEST_B, model } from "./fixtures.js";
 
@@ -128,5 +129,13 @@ describe("the pods (issue 8)", () => {
   it("the secrets hash is part of the template: a rotated key is a new template", () => {
     const wm = model({ server: { apiKeySecretRef: { name: "keys" } } });
     expect(templateHash(wm, wm.spec, settings, { secretsHash: "a" })).not.toBe(templateHash(wm, wm.spec, settings, { secretsHash: "b" }));
+  });
+});
+
+describe("the PodDisruptionBudget (issue 8)", () => {
+  it("follows the active colour and lets a drain take one pod at a time", () => {
+    const pdb = desiredPdb(model(), "green");
+    expect(pdb.spec).toEqual({ maxUnavailable: 1, selector: { matchLabels: { "app.kubernetes.io/instance": "spx", "wavelet.dev/model": "spx", "wavelet.dev/color": "green" } } });
+    expect(pdb.metadata?.ownerReferences?.[0]).toMatchObject({ kind: "WaveletModel", controller: true });
   });
 });

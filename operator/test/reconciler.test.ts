@@ -16,7 +16,7 @@ import { DIGEST_B, FakeClock, model } from "./fixtures.js";
  */
 
 const settings = { defaultServerImage: "wavelet-server:test" };
-const KINDS = ["WaveletModel", "Deployment", "Service", "HorizontalPodAutoscaler"] as const;
+const KINDS = ["WaveletModel", "Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget"] as const;
 type Kind = (typeof KINDS)[number];
 
 class FakeCache<T extends KubernetesObject> implements ObjectCache<T> {
@@ -50,6 +50,7 @@ function harness() {
     Deployment: new FakeCache(),
     Service: new FakeCache(),
     HorizontalPodAutoscaler: new FakeCache(),
+    PodDisruptionBudget: new FakeCache(),
   };
   /** The API server's objects, by kind then "namespace/name". */
   const server = Object.fromEntries(KINDS.map((k) => [k, new FakeCache<KubernetesObject>()])) as Record<Kind, FakeCache<KubernetesObject>>;
@@ -94,7 +95,7 @@ function harness() {
   };
   const clock = new FakeClock();
   const reconciler = new Reconciler({
-    caches: { models: caches.WaveletModel, deployments: caches.Deployment, services: caches.Service, hpas: caches.HorizontalPodAutoscaler } as unknown as Caches,
+    caches: { models: caches.WaveletModel, deployments: caches.Deployment, services: caches.Service, hpas: caches.HorizontalPodAutoscaler, pdbs: caches.PodDisruptionBudget } as unknown as Caches,
     writer,
     clock,
     settings,

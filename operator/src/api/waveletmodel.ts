@@ -231,6 +231,10 @@ export const rolloutStatus = z.object({
   startedAt: z.string().meta({ description: "when this rollout began (RFC 3339)" }),
   since: z.string().meta({ description: "when this phase began (RFC 3339)" }),
   message: z.string().optional(),
+  previousSpec: z
+    .record(z.string(), z.unknown())
+    .optional()
+    .meta({ description: "while scaling down: the spec the old colour serves (abort or rollback go back to it)", "x-kubernetes-preserve-unknown-fields": true }),
   analysis: z
     .object({ runs: z.number().int(), failures: z.number().int(), message: z.string().optional() })
     .optional()
@@ -250,6 +254,8 @@ export const waveletModelStatus = z.object({
   readyReplicas: z.number().int().optional(),
   endpoint: z.string().optional(),
   previewEndpoint: z.string().optional(),
+  nodePort: z.number().int().optional().meta({ description: "service.type NodePort: the port on every node" }),
+  externalEndpoint: z.string().optional().meta({ description: "service.type LoadBalancer: the load balancer's address, once it has one" }),
   rollout: rolloutStatus.optional(),
   failedTemplateHash: z.string().optional().meta({ description: "a template that failed; not retried until the spec changes" }),
   lastGoodSpec: z

@@ -10,7 +10,9 @@ import {
   type ObjectCache,
   type V1Deployment,
   type V1Service,
+  type V1PodDisruptionBudget,
   type V2HorizontalPodAutoscaler,
+  PolicyV1Api,
   makeInformer,
 } from "@kubernetes/client-node";
 import { GROUP, PLURAL, VERSION } from "../api/waveletmodel.js";
@@ -29,6 +31,7 @@ export interface Caches {
   deployments: ObjectCache<V1Deployment>;
   services: ObjectCache<V1Service>;
   hpas: ObjectCache<V2HorizontalPodAutoscaler>;
+  pdbs: ObjectCache<V1PodDisruptionBudget>;
 }
 
 export interface InformerSet {
@@ -54,6 +57,7 @@ export function createInformers(kc: KubeConfig, namespaces: string[], enqueue: (
   const apps = kc.makeApiClient(AppsV1Api);
   const core = kc.makeApiClient(CoreV1Api);
   const autoscaling = kc.makeApiClient(AutoscalingV2Api);
+  const policy = kc.makeApiClient(PolicyV1Api);
   const list = <T extends KubernetesObject>(fn: () => Promise<unknown>) => fn as () => Promise<KubernetesListObject<T>>;
 
   const informersIn = (namespace: string | undefined) => {
@@ -67,35 +71,29 @@ export function createInformers(kc: KubeConfig, namespaces: string[], enqueue: (
           : custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: PLURAL }),
       ),
     );
-    const deployments = makeInformer<V1Deployment>(
-      kc,
-      scope("/apis/apps/v1/deployments"),
-      list(() =>
-        namespace
-          ? apps.listNamespacedDeployment({ namespace, labelSelector: MANAGED_SELECTOR })
-          : apps.listDeploymentForAllNamespaces({ labelSelector: MANAGED_SELECTOR }),
-      ),
-      MANAGED_SELECTOR,
+    /** A child kind, selected by the managed-by label: list it in the namespace, or everywhere. */
+    const children = <T extends KubernetesObject>(
+      path: string,
+      inNamespace: (o: { namespace: string; labelSelector: string }) => Promise<unknown>,
+      everywhere: (o: { labelSelector: string }) => Promise<unknown>,
+    ) =>
+      makeInformer<T>(
+        kc,
+        scope(path),
+        list(() => (namespace ? inNamespace({ namespace, labelSelector: MANAGED_SELECTOR }) : everywhere({ labelSelector: MANAGED_SELECTOR }))),
+        MANAGED_SELECTOR,
+      );
+    const deployments = children<V1Deployment>("/apis/apps/v1/deployments", (o) => apps.listNamespacedDeployment(o), (o) => apps.listDeploymentForAllNamespaces(o));
+    const services = children<V1Service>("/api/v1/services", (o) => core.listNamespacedService(o), (o) => core.listServiceForAllNamespaces(o));
+    const hpas = children<V2HorizontalPodAutoscaler>(
+      "/apis/autoscaling/v2/horizontalpodautoscalers",
+      (o) => autoscaling.listNamespacedHorizontalPodAutoscaler(o),
+      (o) => autoscaling.listHorizontalPodAutoscalerForAllNamespaces(o),
     );
-    const services = makeInformer<V1Service>(
-      kc,
-      scope("/api/v1/services"),
-      list(() =>
-        namespace ? core.listNamespacedService({ namespace, labelSelector: MANAGED_SELECTOR }) : core.listServiceForAllNamespaces({ labelSelector: MANAGED_SELECTOR }),
-      ),
-      MANAGED_SELECTOR,
+    const pdbs = children<V1PodDisruptionBudget>("/apis/policy/v1/poddisruptionbudgets", (o) => policy.listNamespacedPodDisruptionBudget(o), (o) =>
+      policy.listPodDisruptionBudgetForAllNamespaces(o),
     );
-    const hpas = makeInformer<V2HorizontalPodAutoscaler>(
-      kc,
-      scope("/apis/autoscaling/v2/horizontalpodautoscalers"),
-      list(() =>
-        namespace
-          ? autoscaling.listNamespacedHorizontalPodAutoscaler({ namespace, labelSelector: MANAGED_SELECTOR })
-          : autoscaling.listHorizontalPodAutoscalerForAllNamespaces({ labelSelector: MANAGED_SELECTOR }),
-      ),
-      MANAGED_SELECTOR,
-    );
-    return { namespace, models, deployments, services, hpas };
+    return { namespace, models, deployments, services, hpas, pdbs };
   };
   const sets = (namespaces.length ? namespaces : [undefined]).map(informersIn);
 
@@ -104,13 +102,14 @@ export function createInformers(kc: KubeConfig, namespaces: string[], enqueue: (
     const key = ownerKey(o);
     if (key) enqueue(key);
   };
-  const all = sets.flatMap(({ namespace, models, deployments, services, hpas }): [string, Informer<KubernetesObject>, (o: KubernetesObject) => void][] => {
+  const all = sets.flatMap(({ namespace, models, deployments, services, hpas, pdbs }): [string, Informer<KubernetesObject>, (o: KubernetesObject) => void][] => {
     const where = namespace ? ` in ${namespace}` : "";
     return [
       [`waveletmodels${where}`, models, modelKey],
       [`deployments${where}`, deployments as unknown as Informer<KubernetesObject>, childKey],
       [`services${where}`, services as unknown as Informer<KubernetesObject>, childKey],
       [`hpas${where}`, hpas as unknown as Informer<KubernetesObject>, childKey],
+      [`pdbs${where}`, pdbs as unknown as Informer<KubernetesObject>, childKey],
     ];
   });
   /** Watches that are up; one that fails leaves until it is back, so /readyz tells. */
@@ -166,6 +165,7 @@ export function createInformers(kc: KubeConfig, namespaces: string[], enqueue: (
       deployments: merged(sets.map((s) => s.deployments)),
       services: merged(sets.map((s) => s.services)),
       hpas: merged(sets.map((s) => s.hpas)),
+      pdbs: merged(sets.map((s) => s.pdbs)),
     },
     async start() {
       const failed = (await Promise.all(all.map(async ([name, informer]) => ((await startOnce(name, informer)) ? [] : [name])))).flat();

@@ -49,10 +49,14 @@ export interface Observation {
    * was rendered, and the change reaches it only through a rollout.
    */
   activeRendersAs: string | undefined;
+  /** While scaling down: the spec the old colour serves (status.rollout.previousSpec). */
+  previousSpec?: WaveletModelSpec;
   /** While scaling down: the active Service's EndpointSlices still list pods of the old colour. */
   oldColorRouted?: boolean;
   /** The colour the active Service selects, as the cache shows it (Promoting waits for the switch). */
   activeServiceColor?: string;
+  /** Where the active Service is reached from outside: its node port, its load balancer. */
+  activeServiceExternal?: { nodePort?: number; loadBalancer?: string };
   colors: Partial<Record<Color, ColorState>>;
   /** When status says Analyzing: the verdict of the run status has not counted yet, once it has finished. */
   analysis?: AnalysisVerdict;
@@ -178,13 +182,45 @@ export function decide(o: Observation): Plan {
     if (o.colors[idle]) plan.colors[idle] = { spec: wm.spec, replicas: 0 };
   };
 
-  if (isSet(wm, ANNOTATIONS.rollback)) {
+  if (isSet(wm, ANNOTATIONS.rollback) && !(rollout?.phase === "ScalingDown" && desiredHash === activeHash)) {
     clearAnnotations.push(ANNOTATIONS.rollback);
     if (desiredHash !== activeHash && o.activeSpec) {
       plan.rollbackSpec = o.activeSpec;
       events.push({ type: "Normal", reason: "RolledBack", message: `spec returned to the one ${active} serves (bundle ${o.activeSpec.bundle.digest})` });
     } else if (desiredHash !== activeHash) {
       events.push({ type: "Warning", reason: "RollbackUnavailable", message: `no spec is recorded for what ${active} serves (status was lost); set the spec by hand` });
+    }
+  }
+
+  // While the old colour still has every pod (the scale-down delay after a promotion), an
+  // abort or a rollback takes the traffic back to it at once: a rollback by putting its
+  // spec back (the rollout to a colour that is already up switches right away), an abort
+  // by switching back and marking the new template failed.
+  const scalingDown = rollout?.phase === "ScalingDown" ? rollout : undefined;
+  const oldUp = !!scalingDown && !!o.previousSpec && !!o.colors[idle]?.templateHash && ready(o.colors[idle], o.colors[idle]!.templateHash!, 1);
+  if (scalingDown && oldUp && desiredHash === activeHash) {
+    if (isSet(wm, ANNOTATIONS.abort)) {
+      clearAnnotations.push(ANNOTATIONS.abort);
+      events.push({ type: "Warning", reason: "RolloutAborted", message: `aborted during the scale-down delay: ${idle} serves again` });
+      plan.active = idle;
+      plan.preview = idle;
+      plan.colors[active] = { spec: wm.spec, replicas: 0 };
+      plan.colors[idle] = "keep";
+      plan.status = {
+        activeColor: idle,
+        previewColor: idle,
+        activeTemplateHash: o.colors[idle]!.templateHash,
+        lastGoodSpec: o.previousSpec as never,
+        failedTemplateHash: desiredHash,
+        rollout: { phase: "Failed", color: active, templateHash: desiredHash, startedAt: scalingDown.startedAt, since: iso(now), message: "aborted after the switch" },
+      };
+      return plan;
+    }
+    if (isSet(wm, ANNOTATIONS.rollback) && !clearAnnotations.includes(ANNOTATIONS.rollback)) {
+      clearAnnotations.push(ANNOTATIONS.rollback);
+      plan.rollbackSpec = o.previousSpec;
+      events.push({ type: "Normal", reason: "RolledBack", message: `spec returned to the one ${idle} still serves (bundle ${o.previousSpec!.bundle.digest})` });
+      return plan;
     }
   }
 
@@ -206,12 +242,14 @@ export function decide(o: Observation): Plan {
   // re-template those very pods.
   if (rollout?.phase === "ScalingDown") {
     const due = Date.parse(rollout.since) + wm.spec.rollout.scaleDownDelaySeconds * 1000;
-    if (now < due || o.oldColorRouted) {
+    // ...unless the new spec is what those pods run (a rollback): nothing to re-template.
+    const backToOld = oldUp && desiredHash === o.colors[idle]!.templateHash;
+    if ((now < due || o.oldColorRouted) && !backToOld) {
       plan.status.rollout = rollout;
       plan.requeueAfterMs = now < due ? due - now : 1000;
       return plan;
     }
-    events.push({ type: "Normal", reason: "ScaledDown", message: `${idle} scaled to zero after ${wm.spec.rollout.scaleDownDelaySeconds}s` });
+    if (!backToOld) events.push({ type: "Normal", reason: "ScaledDown", message: `${idle} scaled to zero after ${wm.spec.rollout.scaleDownDelaySeconds}s` });
   }
   if (steady) {
     scaleIdleToZero();
@@ -284,7 +322,14 @@ export function decide(o: Observation): Plan {
       activeTemplateHash: desiredHash,
       lastGoodSpec: wm.spec as never,
       failedTemplateHash: undefined,
-      rollout: { phase: "ScalingDown", color: active, templateHash: desiredHash, startedAt: current.startedAt, since: iso(now) },
+      rollout: {
+        phase: "ScalingDown",
+        color: active,
+        templateHash: desiredHash,
+        startedAt: current.startedAt,
+        since: iso(now),
+        ...(o.activeSpec ? { previousSpec: o.activeSpec as never } : {}),
+      },
     };
     plan.requeueAfterMs = wm.spec.rollout.scaleDownDelaySeconds * 1000;
     return plan;

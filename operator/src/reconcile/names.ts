@@ -22,6 +22,7 @@ export const deploymentName = (wm: WaveletModel, color: Color) => `${wm.metadata
 export const activeServiceName = (wm: WaveletModel) => wm.metadata.name;
 export const previewServiceName = (wm: WaveletModel) => `${wm.metadata.name}${PREVIEW_SUFFIX}`;
 export const hpaName = (wm: WaveletModel) => wm.metadata.name;
+export const pdbName = (wm: WaveletModel) => wm.metadata.name;
 export const otherColor = (color: Color): Color => (color === "blue" ? "green" : "blue");
 
 export function commonLabels(wm: WaveletModel): Record<string, string> {

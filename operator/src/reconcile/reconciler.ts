@@ -20,6 +20,7 @@ import { type ColorState, decide, type Observation, type Plan } from "./bluegree
 import { ABSENT, Expectations } from "./expectations.js";
 import { type DeploymentSettings, type TemplateInputs, desiredDeployment, secretRefs, templateHash } from "./deployment.js";
 import { activeReplicas, desiredHpa } from "./hpa.js";
+import { desiredPdb } from "./pdb.js";
 import { FIELD_MANAGER, LABELS, TEMPLATE_HASH, activeServiceName, deploymentName, hpaName, previewServiceName } from "./names.js";
 import { recoverStatus } from "./recover.js";
 import { desiredServices, endpoint } from "./service.js";
@@ -114,15 +115,20 @@ export class Reconciler {
     const lastGood = waveletModelSpec.safeParse(wm.status?.lastGoodSpec);
     const activeSpec = lastGood.success ? lastGood.data : undefined;
     const inputs = await this.templateInputs(namespace, [wm.spec, ...(activeSpec ? [activeSpec] : [])]);
+    const previous = waveletModelSpec.safeParse(wm.status?.rollout?.previousSpec);
     const observation: Observation = {
       wm,
       now,
+      ...(previous.success ? { previousSpec: previous.data } : {}),
       desiredHash: templateHash(wm, wm.spec, settings, inputs(wm.spec)),
       activeSpec,
       activeRendersAs: activeSpec && templateHash(wm, activeSpec, settings, inputs(activeSpec)),
       colors,
     };
-    observation.activeServiceColor = caches.services.get(activeServiceName(wm), namespace)?.spec?.selector?.[LABELS.color];
+    const activeService = caches.services.get(activeServiceName(wm), namespace);
+    observation.activeServiceColor = activeService?.spec?.selector?.[LABELS.color];
+    const ingress = activeService?.status?.loadBalancer?.ingress?.[0];
+    observation.activeServiceExternal = { nodePort: activeService?.spec?.ports?.[0]?.nodePort, loadBalancer: ingress?.ip ?? ingress?.hostname };
     const rollout = wm.status?.rollout;
     if (rollout?.phase === "ScalingDown" && now >= Date.parse(rollout.since) + wm.spec.rollout.scaleDownDelaySeconds * 1000) {
       const pods = await this.deps.writer.routedPods(activeServiceName(wm), namespace);
@@ -214,6 +220,7 @@ export class Reconciler {
         await pass.delete({ apiVersion: "autoscaling/v2", kind: "HorizontalPodAutoscaler", metadata: { name: hpaName(wm), namespace } });
       }
     }
+    await pass.apply(desiredPdb(wm, plan.active));
     for (const color of COLORS.filter(zero)) await deployment(color);
   }
 
@@ -274,7 +281,13 @@ class Pass {
   ) {
     this.namespace = raw.metadata!.namespace!;
     const { caches } = deps;
-    this.cache = { WaveletModel: caches.models, Deployment: caches.deployments, Service: caches.services, HorizontalPodAutoscaler: caches.hpas };
+    this.cache = {
+      WaveletModel: caches.models,
+      Deployment: caches.deployments,
+      Service: caches.services,
+      HorizontalPodAutoscaler: caches.hpas,
+      PodDisruptionBudget: caches.pdbs,
+    };
     this.modelVersion = raw.metadata?.resourceVersion ?? ABSENT;
     this.status = (raw as { status?: WaveletModelStatus }).status;
   }

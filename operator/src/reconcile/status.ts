@@ -95,7 +95,16 @@ export function buildStatus(o: Observation, plan: Plan, failure?: string): Wavel
     replicas: activeState?.specReplicas ?? 0,
     readyReplicas: activeState?.readyReplicas ?? 0,
     ...(activeColor ? { endpoint: endpoint(wm), previewEndpoint: endpoint(wm, previewServiceName(wm)) } : {}),
+    ...externalEndpoints(o),
   };
+}
+
+function externalEndpoints(o: Observation): Pick<WaveletModelStatus, "nodePort" | "externalEndpoint"> {
+  const { type, port } = o.wm.spec.service;
+  const external = o.activeServiceExternal ?? {};
+  if (type === "NodePort" && external.nodePort) return { nodePort: external.nodePort };
+  if (type === "LoadBalancer" && external.loadBalancer) return { externalEndpoint: `http://${external.loadBalancer}:${port}` };
+  return {};
 }
 
 /** Degraded, from the first of `causes` that holds ([holds, reason, message]), else AsExpected. */

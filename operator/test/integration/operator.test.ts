@@ -115,11 +115,14 @@ describe("the operator against a real API server", () => {
     // The operator applies the active Service before the preview one: wait for it too.
     const preview = await waitFor("preview service", () => service(ns, "spx-preview"));
     expect(preview.spec?.selector?.["wavelet.dev/color"]).toBe("blue");
+    const pdb = await waitFor("pdb", () => a.policy.readNamespacedPodDisruptionBudget({ name: "spx", namespace: ns }));
+    expect(pdb.spec?.selector?.matchLabels?.["wavelet.dev/color"]).toBe("blue");
     const hpa = await waitFor("hpa", () => a.autoscaling.readNamespacedHorizontalPodAutoscaler({ name: "spx", namespace: ns }));
     expect(hpa.spec).toMatchObject({ minReplicas: 2, maxReplicas: 6, scaleTargetRef: { name: "spx-blue" } });
     const ready = await waitFor("Ready", async () => ((await m.get("spx")).status?.phase === "Ready" ? m.get("spx") : undefined));
     expect(ready.status).toMatchObject({ activeColor: "blue", readyReplicas: 2, endpoint: `http://spx.${ns}.svc:8080`, observedGeneration: 1 });
     expect(ready.status!.conditions!.find((c) => c.type === "Ready")).toMatchObject({ status: "True", observedGeneration: 1 });
+    expect(ready.status?.nodePort).toBe(active.spec!.ports![0]!.nodePort);
   });
 
   it("rolls a new bundle out blue-green at the current replica count and tells the story in Events", async () => {
@@ -143,6 +146,7 @@ describe("the operator against a real API server", () => {
     // The HPA is applied after the Services in the same pass.
     await waitFor("HPA on green", async () => (await a.autoscaling.readNamespacedHorizontalPodAutoscaler({ name: "spx", namespace: ns })).spec?.scaleTargetRef.name === "spx-green");
     await waitFor("blue scaled to zero", async () => (await deployment(ns, "spx-blue")).spec?.replicas === 0, 20_000);
+    expect((await a.policy.readNamespacedPodDisruptionBudget({ name: "spx", namespace: ns })).spec?.selector?.matchLabels?.["wavelet.dev/color"]).toBe("green");
     const wm = await waitFor("Ready on green", async () => {
       const x = await m.get("spx");
       return x.status?.phase === "Ready" && x.status.activeColor === "green" ? x : undefined;
