@@ -208,7 +208,9 @@ export function builtinSpec({ server, ...overrides }: Record<string, unknown> = 
     replicas: 2,
     // All load comes from one client (and through the NodePort from one address): the
     // per-client rate limit would answer 429 to a load test, as it should to a real client.
-    server: { env: [{ name: "RATE_LIMIT_MAX", value: "0" }], ...(server as object) },
+    // Two colours of two pods, and the scenario before still terminating, on a 2-core node
+    // that runs the control plane too: the operator's default 250m each would not fit.
+    server: { env: [{ name: "RATE_LIMIT_MAX", value: "0" }], resources: { requests: { cpu: "50m", memory: "128Mi" } }, ...(server as object) },
     service: { type: "NodePort", port: 80 },
     rollout: { scaleDownDelaySeconds: 10, progressDeadlineSeconds: 300 },
     ...overrides,

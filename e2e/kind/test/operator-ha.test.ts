@@ -42,6 +42,7 @@ describe("6. the operator leader deleted mid-rollout", () => {
     }, 120_000);
     const tookOver = Date.now();
     const after = await waitReady(k, namespace, "ha");
+    await watch.switched(10_000); // Ready follows the switch; the 100 ms poll sees it shortly
     const summary = await load.stop();
     watch.stop();
     recordResult({
