@@ -240,7 +240,7 @@ describe("errors reach users (issue 8)", () => {
     expect(h.events.filter((e) => e === "ReconcileFailed")).toHaveLength(1);
 
     // The queue retries: the same failure is not announced again.
-    h.sync("WaveletModel", "Deployment");
+    h.sync();
     await expect(h.pass()).rejects.toThrow("does not belong");
     expect(h.events.filter((e) => e === "ReconcileFailed")).toHaveLength(1);
   });

@@ -208,20 +208,20 @@ export class Reconciler {
       }
       await pass.apply(desiredDeployment(wm, target.spec, color, replicas, settings, inputs(target.spec)));
     };
-    // Colours going to zero last, after traffic has moved away from them.
+    // Three steps, each one's writes concurrent: the colours that keep or gain pods; then
+    // what routes traffic to them; then the colours going to zero, once traffic has left.
     const zero = (color: Color) => plan.colors[color] !== "keep" && (plan.colors[color] as { replicas: number }).replicas === 0;
-    for (const color of COLORS.filter((c) => !zero(c))) await deployment(color);
-    for (const service of desiredServices(wm, plan.active, plan.preview)) await pass.apply(service);
-    if (hpa) {
-      await pass.apply(hpa);
-    } else {
-      const stale = caches.hpas.get(hpaName(wm), namespace);
-      if (stale && controlledBy(stale, wm.metadata.uid)) {
-        await pass.delete({ apiVersion: "autoscaling/v2", kind: "HorizontalPodAutoscaler", metadata: { name: hpaName(wm), namespace } });
-      }
-    }
-    await pass.apply(desiredPdb(wm, plan.active));
-    for (const color of COLORS.filter(zero)) await deployment(color);
+    await Promise.all(COLORS.filter((c) => !zero(c)).map(deployment));
+    const stale = hpa ? undefined : caches.hpas.get(hpaName(wm), namespace);
+    await Promise.all([
+      ...desiredServices(wm, plan.active, plan.preview).map((service) => pass.apply(service)),
+      pass.apply(desiredPdb(wm, plan.active)),
+      ...(hpa ? [pass.apply(hpa)] : []),
+      ...(stale && controlledBy(stale, wm.metadata.uid)
+        ? [pass.delete({ apiVersion: "autoscaling/v2", kind: "HorizontalPodAutoscaler", metadata: { name: hpaName(wm), namespace } })]
+        : []),
+    ]);
+    await Promise.all(COLORS.filter(zero).map(deployment));
   }
 
   private async record(wm: WaveletModel, events: EventRecord[], now: number): Promise<void> {
