@@ -385,3 +385,18 @@ describe("traffic moves before a colour goes to zero (issue 8)", () => {
     expect(h.events).toContain("RolloutAborted");
   });
 });
+
+describe("a rollout under autoscaling starts at the count the API server has (CI, 2026-11-27)", () => {
+  it("blue scaled to 4 a moment ago, the cache still at 2: green is asked for 4", async () => {
+    const h = harness();
+    const autoscaled = model({ replicas: undefined, autoscaling: { minReplicas: 2, maxReplicas: 8, targetCPUUtilizationPercentage: 60 } });
+    const blue = desiredDeployment(autoscaled, autoscaled.spec, "blue", 2, settings);
+    h.seed("Deployment", blue);
+    const status = { activeColor: "blue", previewColor: "blue", activeTemplateHash: templateHash(autoscaled, autoscaled.spec, settings), lastGoodSpec: autoscaled.spec };
+    const changed = model({ bundle: { builtin: "spx-vol-5d", digest: DIGEST_B }, replicas: undefined, autoscaling: { minReplicas: 2, maxReplicas: 8, targetCPUUtilizationPercentage: 60 } });
+    h.seed("WaveletModel", { ...changed, status } as unknown as KubernetesObject);
+    h.server.Deployment.set({ ...h.server.Deployment.get("spx-blue", "ns")!, spec: { ...blue.spec!, replicas: 4 } } as KubernetesObject);
+    await h.pass();
+    expect((h.applied("Deployment/spx-green") as V1Deployment).spec?.replicas).toBe(4);
+  });
+});

@@ -112,6 +112,16 @@ export class Reconciler {
     }
     const recovered = recoverStatus(wm.status, caches.services.get(activeServiceName(wm), namespace), colors);
     if (recovered) wm = { ...wm, status: { ...wm.status, ...recovered.status } };
+    // Under autoscaling the active colour's count moves under the operator (the HPA, or a
+    // person scaling it): read afresh, for the rollout's size and so an apply never undoes a
+    // scale the cache does not show yet.
+    const activeColor = wm.status?.activeColor;
+    let liveActive: V1Deployment | undefined;
+    if (wm.spec.autoscaling && activeColor && colors[activeColor]) {
+      liveActive = (await pass.read({ apiVersion: "apps/v1", kind: "Deployment", metadata: { name: deploymentName(wm, activeColor), namespace } })) as V1Deployment | undefined;
+      const state = colorState(liveActive);
+      if (state) colors[activeColor] = state;
+    }
     const lastGood = waveletModelSpec.safeParse(wm.status?.lastGoodSpec);
     const activeSpec = lastGood.success ? lastGood.data : undefined;
     const inputs = await this.templateInputs(namespace, [wm.spec, ...(activeSpec ? [activeSpec] : [])]);
@@ -161,7 +171,7 @@ export class Reconciler {
       // version this pass read, so a pass that decided from an old version changes nothing.
       await pass.writeStatus(wm, buildStatus(observation, plan, reported));
       await this.record(wm, plan.events, now);
-      await this.applyChildren(pass, wm, plan, inputs);
+      await this.applyChildren(pass, wm, plan, inputs, liveActive);
     } catch (error) {
       if (statusCode(error) === 409) throw error;
       const failure = error instanceof ChildFailed ? error.message : `${(error as Error)?.message ?? error}`;
@@ -191,7 +201,13 @@ export class Reconciler {
     };
   }
 
-  private async applyChildren(pass: Pass, wm: WaveletModel, plan: Plan, inputs: (spec: WaveletModelSpec) => TemplateInputs): Promise<void> {
+  private async applyChildren(
+    pass: Pass,
+    wm: WaveletModel,
+    plan: Plan,
+    inputs: (spec: WaveletModelSpec) => TemplateInputs,
+    liveActive: V1Deployment | undefined,
+  ): Promise<void> {
     const { caches, settings } = this.deps;
     const namespace = wm.metadata.namespace;
     const hpa = desiredHpa(wm, plan.active);
@@ -199,12 +215,10 @@ export class Reconciler {
       const target = plan.colors[color];
       if (target === "keep") return;
       let replicas: number | undefined = target.replicas;
-      // The colour the HPA scales: its count as it is now, read afresh (the cache may not show
-      // a scale yet, and applying the old count would undo it); once another manager (the
-      // HPA) has set the field, it is left out and stays theirs.
-      if (hpa && color === plan.active && caches.deployments.get(deploymentName(wm, color), namespace)) {
-        const live = (await pass.read({ apiVersion: "apps/v1", kind: "Deployment", metadata: { name: deploymentName(wm, color), namespace } })) as V1Deployment | undefined;
-        if (live) replicas = replicasSetByOthers(live) ? undefined : activeReplicas(wm, live.spec?.replicas);
+      // The colour the HPA scales, as read afresh: once another manager (the HPA) has set the
+      // count, it is left out and stays theirs.
+      if (hpa && color === plan.active && liveActive?.metadata?.name === deploymentName(wm, color)) {
+        replicas = replicasSetByOthers(liveActive) ? undefined : activeReplicas(wm, liveActive.spec?.replicas);
       }
       await pass.apply(desiredDeployment(wm, target.spec, color, replicas, settings, inputs(target.spec)));
     };
