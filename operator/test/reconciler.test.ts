@@ -68,10 +68,21 @@ function harness() {
   const events: string[] = [];
   const warnings: string[] = [];
   let routed: string[] = [];
+  /** Runs after each read: what someone else does right then. */
+  let afterRead: (o: KubernetesObject) => void = () => undefined;
   const secrets = new Map<string, { resourceVersion: string; data: Record<string, string> }>();
   const writer: Writer = {
-    read: async (o) => server[o.kind as Kind].get(o.metadata!.name!, o.metadata!.namespace),
-    apply: async (o) => (writes.push(`${o.kind}/${o.metadata!.name}`), store(o.kind as Kind, o)),
+    read: async (o) => {
+      const found = server[o.kind as Kind].get(o.metadata!.name!, o.metadata!.namespace);
+      afterRead(o);
+      return found;
+    },
+    apply: async (o) => {
+      const rv = o.metadata?.resourceVersion;
+      if (rv && server[o.kind as Kind].get(o.metadata!.name!, o.metadata!.namespace)?.metadata?.resourceVersion !== rv) throw conflict();
+      writes.push(`${o.kind}/${o.metadata!.name}`);
+      return store(o.kind as Kind, o);
+    },
     deleteIfPresent: async () => undefined,
     routedPods: async () => routed,
     secret: async (_ns, name) => secrets.get(name),
@@ -118,7 +129,8 @@ function harness() {
   const pass = () => reconciler.reconcile("ns/spx");
   const applied = (ref: string) => server[ref.split("/")[0] as Kind].get(ref.split("/")[1]!, "ns");
   const route = (pods: string[]) => void (routed = pods);
-  return { caches, server, applied, route, secrets, writes, statuses, preconditions, events, warnings, clock, pass, sync, seed, model, activeSelector: () => selector(server.Service) };
+  const onRead = (fn: (o: KubernetesObject) => void) => void (afterRead = fn);
+  return { caches, server, applied, route, onRead, secrets, writes, statuses, preconditions, events, warnings, clock, pass, sync, seed, model, activeSelector: () => selector(server.Service) };
 }
 
 const served = model();
@@ -316,6 +328,17 @@ describe("the HPA owns the replicas of the colour it scales (issue 8)", () => {
     h.server.Deployment.set({ ...live, spec: { ...live.spec!, replicas: 7 } } as KubernetesObject);
     await h.pass();
     expect((h.applied("Deployment/spx-blue") as V1Deployment).spec?.replicas).toBe(7);
+  });
+
+  it("a scale between the fresh read and the apply fails the apply (409) instead of being undone (integration test, 2026-11-27)", async () => {
+    const h = steady([{ manager: "wavelet-operator", operation: "Apply", fieldsV1: { "f:spec": { "f:replicas": {} } } }]);
+    h.onRead((o) => {
+      if (o.metadata?.name !== "spx-blue") return;
+      const live = h.server.Deployment.get("spx-blue", "ns") as V1Deployment;
+      h.server.Deployment.set({ ...live, metadata: { ...live.metadata, resourceVersion: "500" }, spec: { ...live.spec!, replicas: 6 } } as KubernetesObject);
+    });
+    await expect(h.pass()).rejects.toMatchObject({ code: 409 });
+    expect((h.server.Deployment.get("spx-blue", "ns") as V1Deployment).spec?.replicas).toBe(6);
   });
 
   it("before it has, the operator keeps the current count", async () => {

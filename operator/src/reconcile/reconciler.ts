@@ -214,13 +214,18 @@ export class Reconciler {
     const deployment = async (color: Color) => {
       const target = plan.colors[color];
       if (target === "keep") return;
-      let replicas: number | undefined = target.replicas;
+      const desired = (replicas: number | undefined) => desiredDeployment(wm, target.spec, color, replicas, settings, inputs(target.spec));
       // The colour the HPA scales, as read afresh: once another manager (the HPA) has set the
-      // count, it is left out and stays theirs.
+      // count, it is left out and stays theirs; until then the apply is conditional on the
+      // version read, so a scale in between fails it (409, the pass reads again) instead of
+      // being undone.
       if (hpa && color === plan.active && liveActive?.metadata?.name === deploymentName(wm, color)) {
-        replicas = replicasSetByOthers(liveActive) ? undefined : activeReplicas(wm, liveActive.spec?.replicas);
+        const ours = !replicasSetByOthers(liveActive);
+        const object = desired(ours ? activeReplicas(wm, liveActive.spec?.replicas) : undefined);
+        if (ours) object.metadata!.resourceVersion = liveActive.metadata?.resourceVersion;
+        return pass.apply(object);
       }
-      await pass.apply(desiredDeployment(wm, target.spec, color, replicas, settings, inputs(target.spec)));
+      await pass.apply(desired(target.replicas));
     };
     // Three steps, each one's writes concurrent: the colours that keep or gain pods; then
     // what routes traffic to them; then the colours going to zero, once traffic has left.

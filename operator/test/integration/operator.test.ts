@@ -346,7 +346,7 @@ describe("RBAC", () => {
       await models(a, ns).create("spx", spec());
       // The error reaches the user: Degraded in status and one Warning Event, not only a log line.
       const degraded = await waitFor("Degraded=ReconcileFailed", async () => (await models(a, ns).get("spx")).status?.conditions?.find((c) => c.type === "Degraded" && c.reason === "ReconcileFailed"), 30_000);
-      expect(degraded.message).toMatch(/^writing Service spx: .*forbidden/);
+      expect(degraded.message).toMatch(/^writing Service spx(-preview)?: .*forbidden/);
       expect(await exists(() => service(ns, "spx"))).toBe(false);
       expect(await condition(a, ns, "spx", "Ready")).toBe("False");
       expect((await eventReasons(a, ns, "spx")).filter((r) => r === "ReconcileFailed")).toHaveLength(1);
