@@ -210,8 +210,16 @@ describe("the operator against a real API server", () => {
 
   it("deleting the WaveletModel garbage-collects its children", async () => {
     await models(a, ns).remove("spx");
-    await waitFor("children gone", async () => !(await exists(() => deployment(ns, "spx-blue"))) && !(await exists(() => service(ns, "spx"))), 60_000);
-    expect(await exists(() => a.autoscaling.readNamespacedHorizontalPodAutoscaler({ name: "spx", namespace: ns }))).toBe(false);
+    // The garbage collector removes them in no particular order: wait for every kind.
+    const children = [
+      () => deployment(ns, "spx-blue"),
+      () => deployment(ns, "spx-green"),
+      () => service(ns, "spx"),
+      () => service(ns, "spx-preview"),
+      () => a.autoscaling.readNamespacedHorizontalPodAutoscaler({ name: "spx", namespace: ns }),
+      () => a.policy.readNamespacedPodDisruptionBudget({ name: "spx", namespace: ns }),
+    ];
+    await waitFor("children gone", async () => (await Promise.all(children.map(exists))).every((e) => !e), 60_000);
   }, 70_000);
 });
 
