@@ -3,6 +3,7 @@ import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { BundleError } from "../inference/bundle.js";
 import type { ModelRegistry } from "../inference/registry.js";
 import { AppError } from "../plugins/errors.js";
+import "../plugins/context.js";
 import { errorSchema, reloadResponse } from "../schemas/api.js";
 
 export interface AdminRoutesOptions {
@@ -16,6 +17,7 @@ export async function adminRoutes(app: FastifyInstance, opts: AdminRoutesOptions
     "/admin/reload",
     {
       ...(opts.preHandler ? { preHandler: opts.preHandler } : {}),
+      config: { auth: "admin", budget: "admin" },
       schema: {
         summary: "Atomically swap in the bundle now in MODEL_DIR (also on SIGHUP)",
         description: "The new bundle is verified and warmed first; if it fails, the old one keeps serving and the answer is 422.",

@@ -14,6 +14,7 @@ import {
   rowsFromSeries,
   rowsFromVectors,
 } from "../inference/predictor.js";
+import "../plugins/context.js";
 import { apiSchemas, errorSchema, type FeatureShape, type Limits } from "../schemas/api.js";
 
 export interface PredictRoutesOptions {
@@ -66,7 +67,7 @@ export async function predictRoutes(app: FastifyInstance, opts: PredictRoutesOpt
   };
   const common = {
     ...(opts.preHandler ? { preHandler: opts.preHandler } : {}),
-    ...(opts.rateLimit ? { config: { rateLimit: opts.rateLimit } } : {}),
+    config: { auth: "predict" as const, budget: "predict" as const, ...(opts.rateLimit ? { rateLimit: opts.rateLimit } : {}) },
   };
   const security: { [scheme: string]: string[] }[] = opts.preHandler ? [{ apiKey: [] }, { bearer: [] }] : [];
   const bundleRef = (serving: Serving) => ({

@@ -1,0 +1,19 @@
+/**
+ * What routes declare about themselves and what the request-level plugins record, shared by
+ * auth (who may call, who called) and the rate limit (which budget the call draws on).
+ */
+
+export type Realm = "predict" | "admin";
+
+declare module "fastify" {
+  interface FastifyContextConfig {
+    /** The credentials the route requires; absent means public. */
+    auth?: Realm;
+    /** The rate-limit budget the route draws on; absent means none. */
+    budget?: Realm;
+  }
+  interface FastifyRequest {
+    /** The verified caller ("key:<digest prefix>", "jwt:<issuer>#<subject>"), once auth admitted it. */
+    identity?: string;
+  }
+}
