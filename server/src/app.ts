@@ -18,6 +18,8 @@ import { adminRoutes } from "./routes/admin.js";
 import { healthRoutes } from "./routes/health.js";
 import { metricsRoute, registryMetrics } from "./routes/metrics.js";
 import { predictRoutes } from "./routes/predict.js";
+import { localReload, type Reload } from "./reloads.js";
+import type { TlsFiles } from "./tls.js";
 import { DEFAULT_SHAPE, type FeatureShape } from "./schemas/api.js";
 
 export const API_VERSION = "1.0.0";
@@ -28,6 +30,10 @@ export interface BuildOptions {
   logger?: FastifyServerOptions["logger"];
   /** Whether /metrics is served by this app (false when a separate listener serves it). */
   serveMetrics?: boolean;
+  /** Serve HTTPS with this certificate and key (TLS_CERT_FILE, TLS_KEY_FILE). */
+  https?: TlsFiles | undefined;
+  /** How /admin/reload reloads: this process's registry unless a cluster worker asks its primary. */
+  reload?: Reload | undefined;
 }
 
 export interface WaveletApp {
@@ -53,6 +59,7 @@ const REQUEST_ID = /^[\w.:-]{1,128}$/;
 export async function buildApp(opts: BuildOptions): Promise<FastifyInstance> {
   const { config } = opts;
   const app = Fastify({
+    ...(opts.https ? { https: opts.https } : {}),
     logger: opts.logger ?? {
       level: config.LOG_LEVEL,
       redact: { paths: ['req.headers["x-api-key"]', "req.headers.authorization"], censor: "[redacted]" },
@@ -103,6 +110,7 @@ export async function buildApp(opts: BuildOptions): Promise<FastifyInstance> {
       },
     },
     expectedDigest: config.EXPECTED_BUNDLE_DIGEST,
+    timeoutMs: config.RELOAD_TIMEOUT_MS,
     log: app.log,
     onSwap: (next) => {
       metrics.bundleInfo.reset();
@@ -165,7 +173,7 @@ export async function buildApp(opts: BuildOptions): Promise<FastifyInstance> {
     startedAt: Date.now(),
     shuttingDown: () => shuttingDown,
   });
-  await app.register(adminRoutes, { registry, preHandler: requireKey(config.ADMIN_API_KEY ?? config.API_KEY, "admin") });
+  await app.register(adminRoutes, { reload: opts.reload ?? localReload(registry), preHandler: requireKey(config.ADMIN_API_KEY ?? config.API_KEY, "admin") });
   if (config.ENABLE_METRICS && opts.serveMetrics !== false) {
     await app.register(metricsRoute, { metrics: registryMetrics(metrics.registry) });
   }

@@ -67,6 +67,12 @@ const configFields = z.object({
   SHUTDOWN_DELAY_MS: int(0, 600_000).default(5_000),
   SHUTDOWN_GRACE_MS: int(0, 600_000).default(20_000),
   REQUEST_TIMEOUT_MS: int(0, 3_600_000).default(60_000),
+  // A reload (every worker opening, verifying and warming the new bundle) that has not
+  // finished by then fails, changing nothing, instead of blocking later reloads.
+  RELOAD_TIMEOUT_MS: int(1, 600_000).default(60_000),
+  // PEM files; both set: HTTPS on PORT, re-read on SIGHUP.
+  TLS_CERT_FILE: z.string().min(1).optional(),
+  TLS_KEY_FILE: z.string().min(1).optional(),
 });
 
 export const configSchema = configFields
@@ -81,6 +87,10 @@ export const configSchema = configFields
   .refine((c) => c.WORKERS === 1 || !c.ENABLE_METRICS || c.METRICS_PORT !== undefined, {
     path: ["METRICS_PORT"],
     message: "is required when WORKERS > 1 (the primary process serves the workers' combined metrics there)",
+  })
+  .refine((c) => (c.TLS_CERT_FILE === undefined) === (c.TLS_KEY_FILE === undefined), {
+    path: ["TLS_CERT_FILE"],
+    message: "TLS_CERT_FILE and TLS_KEY_FILE go together: set both (HTTPS) or neither",
   })
   // Without a choice, the ensemble answers if it is loaded, else the first loaded model.
   .transform((c) => ({ ...c, DEFAULT_MODEL: c.DEFAULT_MODEL ?? (c.MODELS.includes("ensemble") ? "ensemble" : c.MODELS[0]!) }));

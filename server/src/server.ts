@@ -1,22 +1,31 @@
 import cluster from "node:cluster";
+import type { Server as HttpsServer } from "node:https";
 import { setTimeout as sleep } from "node:timers/promises";
 import Fastify from "fastify";
 import { AggregatorRegistry } from "prom-client";
 import { buildApp } from "./app.js";
 import { type Config, ConfigError, parseConfig } from "./config.js";
+import { askPrimary, coordinateReloads, serveReloads } from "./reloads.js";
 import { metricsRoute, registryMetrics } from "./routes/metrics.js";
+import { readTls, reloadTls, type TlsFiles } from "./tls.js";
 
 /**
  * The process: settings, listeners, workers, signals. SIGTERM (or SIGINT) first drains for
  * SHUTDOWN_DELAY_MS: /health answers 503 and everything else is served, each response with
- * Connection: close. Then it stops accepting connections, lets in-flight requests and
- * streams finish within SHUTDOWN_GRACE_MS, and exits 0. With workers, each one does this.
- * SIGHUP reloads the bundle from MODEL_DIR (atomically; a bad bundle changes nothing).
+ * Connection: close. Then it stops accepting connections and lets in-flight requests and
+ * streams finish within SHUTDOWN_GRACE_MS: exit 0 if they all did, 1 if some had to be cut.
+ * With workers, each one does this and the primary exits 1 if any worker did not exit 0.
+ * SIGHUP reloads the bundle from MODEL_DIR (atomically in every worker, see reloads.ts; a
+ * bad bundle changes nothing) and the TLS certificate.
  */
 
-function loadConfig(): Config {
+/** Exit code of a shutdown that had to cut requests or streams still open at the end of the grace period. */
+const EXIT_CUT = 1;
+
+function loadConfig(): { config: Config; tls: TlsFiles | undefined } {
   try {
-    return parseConfig(process.env);
+    const config = parseConfig(process.env);
+    return { config, tls: readTls(config) };
   } catch (error) {
     if (error instanceof ConfigError) {
       process.stderr.write(`${error.message}\n`);
@@ -36,9 +45,9 @@ async function metricsListener(config: Config, source: () => Promise<{ body: str
 /** SIGTERM comes from Kubernetes or docker stop; SIGINT is Ctrl-C at a terminal, with no load balancer to leave. */
 const drainDelay = (config: Config, signal: NodeJS.Signals) => (signal === "SIGINT" ? 0 : config.SHUTDOWN_DELAY_MS);
 
-async function runWorker(config: Config): Promise<void> {
+async function runWorker(config: Config, tls: TlsFiles | undefined): Promise<void> {
   const separateMetrics = config.ENABLE_METRICS && config.METRICS_PORT !== undefined;
-  const app = await buildApp({ config, serveMetrics: !separateMetrics });
+  const app = await buildApp({ config, serveMetrics: !separateMetrics, https: tls, reload: cluster.isWorker ? askPrimary() : undefined });
   const { registry, metrics } = app.wavelet;
   if (cluster.isWorker) {
     // Answer the primary's metric requests from this app's registry; prom-client installs
@@ -51,10 +60,15 @@ async function runWorker(config: Config): Promise<void> {
   // With workers, the primary serves the combined metrics; a single process serves its own.
   const metricsApp = separateMetrics && cluster.isPrimary ? await metricsListener(config, registryMetrics(metrics.registry)) : undefined;
   await app.listen({ host: config.HOST, port: config.PORT });
+  if (cluster.isWorker) serveReloads(registry, config.RELOAD_TIMEOUT_MS);
 
+  // A worker gets SIGHUP from its primary, which reloads the bundle of every worker itself.
   process.on("SIGHUP", () => {
+    if (tls) reloadTls(app.server as unknown as HttpsServer, config, app.log);
+    if (cluster.isWorker) return;
     app.log.info("SIGHUP: reloading bundle");
-    registry.reload().catch((err: unknown) => app.log.error({ err }, "reload failed; previous bundle keeps serving"));
+    // A refusal is logged (and in /health) by the registry.
+    registry.reload().catch(() => undefined);
   });
 
   let stopping = false;
@@ -69,8 +83,8 @@ async function runWorker(config: Config): Promise<void> {
     await sleep(delayMs);
     app.log.info({ graceMs: config.SHUTDOWN_GRACE_MS }, "shutting down: no new connections, finishing in-flight requests");
     const deadline = setTimeout(() => {
-      app.log.warn("grace period over; exiting with requests still open");
-      process.exit(0);
+      app.log.error("grace period over: exiting with requests or streams still open, which are cut");
+      process.exit(EXIT_CUT);
     }, config.SHUTDOWN_GRACE_MS);
     deadline.unref();
     await Promise.allSettled([app.close(), metricsApp?.close()]);
@@ -87,32 +101,44 @@ async function runPrimary(config: Config): Promise<void> {
     ? await metricsListener(config, async () => ({ body: await aggregator.clusterMetrics(), contentType: aggregator.contentType }))
     : undefined;
   let stopping = false;
+  let cut = false; // a worker did not drain cleanly
   const fork = () => cluster.fork();
   cluster.on("exit", (worker, code, signal) => {
-    if (stopping) return;
+    if (stopping) {
+      if (code !== 0) {
+        cut = true;
+        log(`worker ${worker.process.pid} exited (${signal ?? code}) while stopping`);
+      }
+      return;
+    }
     log(`worker ${worker.process.pid} exited (${signal ?? code}); starting another`);
     setTimeout(fork, 1000);
   });
   for (let i = 0; i < config.WORKERS; i++) fork();
 
   const broadcast = (signal: NodeJS.Signals) => Object.values(cluster.workers ?? {}).forEach((w) => w?.process.kill(signal));
-  process.on("SIGHUP", () => broadcast("SIGHUP"));
+  const reloadAll = coordinateReloads(config.RELOAD_TIMEOUT_MS, log);
+  process.on("SIGHUP", () => {
+    log("SIGHUP: reloading the bundle in every worker");
+    broadcast("SIGHUP"); // the workers' TLS certificates
+    void reloadAll().then((outcome) => outcome.ok || log(`SIGHUP reload failed: ${outcome.message}`));
+  });
   const stop = (signal: NodeJS.Signals) => {
     if (stopping) return;
     stopping = true;
     log(`${signal}: stopping ${config.WORKERS} workers`);
     broadcast(signal);
-    const deadline = setTimeout(() => process.exit(0), drainDelay(config, signal) + config.SHUTDOWN_GRACE_MS + 1000);
+    const deadline = setTimeout(() => process.exit(EXIT_CUT), drainDelay(config, signal) + config.SHUTDOWN_GRACE_MS + 1000);
     deadline.unref();
     cluster.on("exit", () => {
       if (Object.keys(cluster.workers ?? {}).length > 0) return;
-      void Promise.resolve(metricsApp?.close()).finally(() => process.exit(0));
+      void Promise.resolve(metricsApp?.close()).finally(() => process.exit(cut ? EXIT_CUT : 0));
     });
   };
   process.on("SIGTERM", () => stop("SIGTERM"));
   process.on("SIGINT", () => stop("SIGINT"));
 }
 
-const config = loadConfig();
+const { config, tls } = loadConfig();
 if (config.WORKERS > 1 && cluster.isPrimary) await runPrimary(config);
-else await runWorker(config);
+else await runWorker(config, tls);

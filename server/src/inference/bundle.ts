@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
-import { access, readFile, readdir } from "node:fs/promises";
-import { basename, join } from "node:path";
+import { constants } from "node:fs";
+import { access, open, readdir, realpath } from "node:fs/promises";
+import { basename, join, sep } from "node:path";
 import * as ort from "onnxruntime-node";
 import { type FeatureParams, featureParams } from "../features/wavelet.js";
 import { type Manifest, type ModelEntry, manifestSchema, paritySchema } from "../schemas/manifest.js";
@@ -14,8 +15,19 @@ import { type Manifest, type ModelEntry, manifestSchema, paritySchema } from "..
 
 export type ModelType = "xgboost" | "lstm" | "transformer" | "ensemble";
 
+/**
+ * Why a bundle is refused. The message is shown to clients (/health, /admin/reload) and so
+ * names files only relative to the bundle, never a path on the server's disk; `detail`
+ * (the underlying error, with paths) goes to the log only.
+ */
 export class BundleError extends Error {
   override name = "BundleError";
+  constructor(
+    message: string,
+    readonly detail?: unknown,
+  ) {
+    super(message);
+  }
 }
 
 export interface LoadedModel {
@@ -36,6 +48,27 @@ const sha256 = (data: Buffer | string) => createHash("sha256").update(data).dige
 /** The project's default bundle, served when MODEL_DIR holds several and none is named. */
 export const DEFAULT_BUNDLE = "spx-return-1d";
 
+/**
+ * A file the manifest names, read only if it is a regular file inside the bundle directory
+ * (after symlinks: a Kubernetes volume's ..data links stay inside, /etc/passwd does not).
+ * Opened non-blocking, so a FIFO cannot hang the load, and checked on the open descriptor.
+ */
+export async function readBundleFile(dir: string, file: string): Promise<Buffer> {
+  let handle;
+  try {
+    const [root, path] = await Promise.all([realpath(dir), realpath(join(dir, file))]);
+    if (!path.startsWith(root + sep)) throw new BundleError(`${file} is outside the bundle`);
+    handle = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
+    if (!(await handle.stat()).isFile()) throw new BundleError(`${file} is not a regular file`);
+    return await handle.readFile();
+  } catch (error) {
+    if (error instanceof BundleError) throw error;
+    throw new BundleError(`${file} is missing or unreadable`, error);
+  } finally {
+    await handle?.close();
+  }
+}
+
 const isBundle = (dir: string) => access(join(dir, "manifest.json")).then(() => true, () => false);
 
 /** The names of `dir`'s entries that are bundles; hidden ones (Kubernetes' ..data) never are. */
@@ -55,24 +88,26 @@ async function bundlesIn(dir: string): Promise<string[]> {
 export async function locateBundle(modelDir: string, name: string | undefined): Promise<string> {
   if (await isBundle(modelDir)) {
     if (name !== undefined && name !== basename(modelDir)) {
-      throw new BundleError(`MODEL_BUNDLE=${name}, but MODEL_DIR ${modelDir} is itself a bundle (${basename(modelDir)})`);
+      throw new BundleError(`MODEL_BUNDLE=${name}, but MODEL_DIR is itself a bundle (${basename(modelDir)})`);
     }
     return modelDir;
   }
   let parent = modelDir;
-  let found = await bundlesIn(parent).catch((error: Error) => {
-    throw new BundleError(`cannot read MODEL_DIR: ${error.message}`);
+  let found = await bundlesIn(parent).catch((error: unknown) => {
+    throw new BundleError("cannot read MODEL_DIR", error);
   });
+  let shown = "MODEL_DIR"; // how answers name `parent`, without the server's paths
   if (!found.length) {
     parent = join(modelDir, "bundles");
+    shown = "MODEL_DIR/bundles";
     found = await bundlesIn(parent).catch(() => []);
   }
-  if (!found.length) throw new BundleError(`no bundle in MODEL_DIR ${modelDir}: no manifest.json in it, in its subdirectories or in those of its bundles/`);
+  if (!found.length) throw new BundleError("no bundle in MODEL_DIR: no manifest.json in it, in its subdirectories or in those of its bundles/");
   const chosen = name ?? (found.length === 1 ? found[0]! : found.includes(DEFAULT_BUNDLE) ? DEFAULT_BUNDLE : undefined);
   if (chosen === undefined) {
-    throw new BundleError(`${parent} holds several bundles (${found.join(", ")}) and none is ${DEFAULT_BUNDLE}: set MODEL_BUNDLE to the one to serve`);
+    throw new BundleError(`${shown} holds several bundles (${found.join(", ")}) and none is ${DEFAULT_BUNDLE}: set MODEL_BUNDLE to the one to serve`);
   }
-  if (!found.includes(chosen)) throw new BundleError(`MODEL_BUNDLE=${chosen} is not a bundle in ${parent}, which holds ${found.join(", ")}`);
+  if (!found.includes(chosen)) throw new BundleError(`MODEL_BUNDLE=${chosen} is not a bundle in ${shown}, which holds ${found.join(", ")}`);
   return join(parent, chosen);
 }
 
@@ -113,12 +148,7 @@ export class Bundle {
 
   /** Read and verify the manifest and every file's hash; load no model yet. */
   static async open(dir: string, options: BundleOptions): Promise<Bundle> {
-    let raw: Buffer;
-    try {
-      raw = await readFile(join(dir, "manifest.json"));
-    } catch (error) {
-      throw new BundleError(`cannot read ${join(dir, "manifest.json")}: ${(error as Error).message}`);
-    }
+    const raw = await readBundleFile(dir, "manifest.json");
     let json: unknown;
     try {
       json = JSON.parse(raw.toString("utf8"));
@@ -134,18 +164,18 @@ export class Bundle {
     const mismatched: string[] = [];
     await Promise.all(
       Object.entries(manifest.files).map(async ([file, expected]) => {
-        const data = await readFile(join(dir, file)).catch(() => undefined);
-        if (data === undefined) mismatched.push(`${file} is missing`);
+        const data = await readBundleFile(dir, file).catch((error: BundleError) => error);
+        if (data instanceof BundleError) mismatched.push(data.message);
         else if (sha256(data) !== expected) mismatched.push(`${file} does not match its sha256`);
       }),
     );
-    if (mismatched.length) throw new BundleError(`bundle ${dir} failed verification: ${mismatched.sort().join("; ")}`);
+    if (mismatched.length) throw new BundleError(`bundle failed verification: ${mismatched.sort().join("; ")}`);
     for (const model of options.models) {
       const entry = manifest.models[Bundle.fileKey(manifest, model, options.quantized)];
       if (!entry) throw new BundleError(`bundle ${manifest.name} has no model ${model}`);
       if (manifest.files[entry.file] !== entry.sha256) throw new BundleError(`models.${model}.sha256 differs from files["${entry.file}"]`);
     }
-    const names = JSON.parse(await readFile(join(dir, "feature_names.json"), "utf8")) as unknown;
+    const names = JSON.parse((await readBundleFile(dir, "feature_names.json")).toString("utf8")) as unknown;
     if (JSON.stringify(names) !== JSON.stringify(manifest.features.names)) {
       throw new BundleError("feature_names.json differs from manifest features.names");
     }
@@ -161,7 +191,7 @@ export class Bundle {
     const file = "vectors/parity.json";
     const expected = this.manifest.files[file];
     if (!expected) throw new BundleError(`the bundle has no ${file}`);
-    const raw = await readFile(join(this.dir, file));
+    const raw = await readBundleFile(this.dir, file);
     if (sha256(raw) !== expected) throw new BundleError(`${file} changed on disk since the bundle was verified`);
     const parity = paritySchema.parse(JSON.parse(raw.toString("utf8")));
     return parity.cases.map((c) => {
@@ -216,7 +246,7 @@ export class Bundle {
   private async createSession(model: ModelType): Promise<LoadedModel> {
     const started = performance.now();
     const entry = this.entry(model);
-    const bytes = await readFile(join(this.dir, entry.file));
+    const bytes = await readBundleFile(this.dir, entry.file);
     if (sha256(bytes) !== entry.sha256) throw new BundleError(`${entry.file} changed on disk since the bundle was verified`);
     const session = await ort.InferenceSession.create(bytes, SESSION_OPTIONS);
     try {

@@ -1,14 +1,15 @@
 import type { FastifyBaseLogger } from "fastify";
-import { unavailable } from "../plugins/errors.js";
+import { AppError, unavailable } from "../plugins/errors.js";
 import { Bundle, type BundleOptions, BundleError, type ModelType, locateBundle } from "./bundle.js";
 import { ModelRunner, type RunnerOptions } from "./runner.js";
 
 /**
  * The bundle being served, and its atomic replacement.
  *
- * A reload opens and verifies the new bundle (and, with eager loading, loads and warms
- * every model) before anything changes; only then does the registry swap it in. A bundle
- * that fails leaves the old one serving. The old bundle's sessions are released once the
+ * A reload has two phases so that several worker processes can swap together (reloads.ts):
+ * prepare() opens and verifies the new bundle (and, with eager loading, loads and warms
+ * every model) without changing anything; commit() swaps it in, abort() discards it. A
+ * bundle that fails leaves the old one serving. The old bundle's sessions are released once the
  * last request that started on it has finished.
  */
 
@@ -20,6 +21,8 @@ export interface RegistryOptions {
   loading: "eager" | "lazy";
   runner: RunnerOptions;
   expectedDigest?: string | undefined;
+  /** RELOAD_TIMEOUT_MS: a reload whose bundle is not ready by then fails. */
+  timeoutMs?: number | undefined;
   log: FastifyBaseLogger;
   onSwap?: (next: Bundle, previous: Bundle | undefined) => void;
   onReloadFailed?: (error: BundleError) => void;
@@ -67,14 +70,28 @@ export class Serving {
 export interface ReloadRecord {
   at: string;
   ok: boolean;
-  bundle?: { name: string; version: string; digest: string };
+  bundle?: BundleRef;
   error?: string;
 }
+
+export interface BundleRef {
+  name: string;
+  version: string;
+  digest: string;
+}
+
+export const bundleRef = (bundle: Bundle): BundleRef => ({ name: bundle.name, version: bundle.version, digest: bundle.digest });
+
+export const reloadInProgress = () =>
+  new AppError(409, "reload_in_progress", "a reload is already running; this one was not started (retry once it has ended)");
 
 export class ModelRegistry {
   private current: Serving | undefined;
   private failure: string | undefined;
-  private chain: Promise<unknown> = Promise.resolve();
+  /** The reload under way, from prepare() to commit() or abort(): at most one at a time. */
+  private pending: Promise<Bundle> | undefined;
+  /** Its bundle, once prepared. */
+  private prepared: Bundle | undefined;
   lastReload: ReloadRecord | undefined;
 
   constructor(private readonly options: RegistryOptions) {}
@@ -83,50 +100,101 @@ export class ModelRegistry {
     return this.current;
   }
 
-  /** First load; failure leaves the server up but not ready, with the reason in /health. */
+  /**
+   * First load; failure leaves the server up but not ready, with the reason in /health. Not
+   * timed: nothing waits behind it, and the startup probe sees a server that never gets ready.
+   */
   async start(): Promise<void> {
-    try {
-      await this.reload();
-    } catch (error) {
-      this.failure = (error as Error).message;
-      this.options.log.error({ err: error }, "initial bundle load failed");
-    }
+    await this.prepare().then(
+      () => this.commit(),
+      () => undefined, // prepare() recorded why: /health reports it
+    );
   }
 
-  /** Serialize reloads; each one either swaps in a verified bundle or changes nothing. */
-  reload(): Promise<Bundle> {
-    const next = this.chain.then(() => this.swap());
-    this.chain = next.catch(() => undefined);
-    return next;
+  /** prepare() then commit(): the whole reload of a single process. */
+  async reload(): Promise<Bundle> {
+    await this.prepare(this.options.timeoutMs);
+    return this.commit();
   }
 
-  private async swap(): Promise<Bundle> {
-    const at = new Date().toISOString();
-    let bundle: Bundle | undefined;
+  /**
+   * Open, verify, accept and (eager loading) load and warm the bundle now in MODEL_DIR,
+   * changing nothing that is served. 409 while another reload is pending; a BundleError
+   * (recorded in lastReload) when the bundle is refused or not ready within `timeoutMs`.
+   */
+  async prepare(timeoutMs?: number): Promise<Bundle> {
+    if (this.pending) throw reloadInProgress();
+    const work = this.open();
+    this.pending = work;
+    let bundle: Bundle;
     try {
-      bundle = await Bundle.open(await locateBundle(this.options.modelDir, this.options.bundleName), this.options.bundle);
-      const refusal = this.options.accept?.(bundle);
-      if (refusal) throw new BundleError(refusal);
-      if (this.options.loading === "eager") await bundle.loadAll();
+      bundle = await (timeoutMs === undefined ? work : withTimeout(work, timeoutMs));
     } catch (error) {
-      await bundle?.close();
-      const message = error instanceof BundleError ? error.message : `bundle load failed: ${(error as Error).message}`;
-      this.lastReload = { at, ok: false, error: message };
-      const failure = new BundleError(message);
-      this.options.onReloadFailed?.(failure);
-      throw failure;
+      // A load that outlived its timeout is released whenever it ends.
+      void work.then((late) => late.close(), () => undefined);
+      if (this.pending === work) {
+        this.pending = undefined;
+        this.fail(error);
+      }
+      throw error;
     }
+    if (this.pending !== work) throw new BundleError("the reload was aborted"); // abort() closes the bundle
+    this.prepared = bundle;
+    return bundle;
+  }
+
+  /** Serve the prepared bundle; the previous one is released once its last request ends. */
+  commit(): Bundle {
+    const bundle = this.prepared;
+    if (!bundle) throw new Error("commit without a prepared bundle");
+    this.pending = this.prepared = undefined;
     const previous = this.current;
     this.current = new Serving(bundle, this.options);
     this.failure = undefined;
-    this.lastReload = { at, ok: true, bundle: { name: bundle.name, version: bundle.version, digest: bundle.digest } };
+    this.lastReload = { at: new Date().toISOString(), ok: true, bundle: bundleRef(bundle) };
     this.options.onSwap?.(bundle, previous?.bundle);
     previous?.retire();
     this.options.log.info({ bundle: bundle.name, version: bundle.version, digest: bundle.digest, dir: bundle.dir }, "serving bundle");
     return bundle;
   }
 
-  /** Ready when a bundle is verified, every configured model is loaded (eager) and the digest is the expected one. */
+  /** Discard the reload under way (another worker failed): the current bundle keeps serving. */
+  abort(reason: string): void {
+    const work = this.pending;
+    if (!work) return;
+    this.pending = this.prepared = undefined;
+    this.fail(new BundleError(reason));
+    void work.then((bundle) => bundle.close(), () => undefined);
+  }
+
+  private async open(): Promise<Bundle> {
+    let bundle: Bundle | undefined;
+    try {
+      bundle = await Bundle.open(await locateBundle(this.options.modelDir, this.options.bundleName), this.options.bundle);
+      const { expectedDigest } = this.options;
+      if (expectedDigest && bundle.digest !== expectedDigest) {
+        throw new BundleError(`bundle digest ${bundle.digest} is not the expected ${expectedDigest} (EXPECTED_BUNDLE_DIGEST)`);
+      }
+      const refusal = this.options.accept?.(bundle);
+      if (refusal) throw new BundleError(refusal);
+      if (this.options.loading === "eager") await bundle.loadAll();
+      return bundle;
+    } catch (error) {
+      await bundle?.close();
+      if (error instanceof BundleError) throw error;
+      throw new BundleError("bundle load failed (the server log has the details)", error);
+    }
+  }
+
+  private fail(error: unknown): void {
+    const failure = error instanceof BundleError ? error : new BundleError(String(error));
+    this.lastReload = { at: new Date().toISOString(), ok: false, error: failure.message };
+    if (!this.current) this.failure = failure.message;
+    this.options.log.error({ err: failure.detail ?? failure }, `bundle refused: ${failure.message}`);
+    this.options.onReloadFailed?.(failure);
+  }
+
+  /** Ready when a bundle is verified and every configured model is loaded (eager). */
   readiness(): { ready: boolean; reasons: string[] } {
     const reasons: string[] = [];
     const serving = this.current;
@@ -134,21 +202,25 @@ export class ModelRegistry {
       reasons.push(this.failure ?? "bundle not loaded yet");
       return { ready: false, reasons };
     }
-    const { bundle } = serving;
-    if (this.options.expectedDigest && bundle.digest !== this.options.expectedDigest) {
-      reasons.push(`bundle digest ${bundle.digest} is not the expected ${this.options.expectedDigest}`);
-    }
     if (this.options.loading === "eager") {
-      for (const model of bundle.options.models) {
-        if (bundle.status(model) !== "loaded") reasons.push(`model ${model} is ${bundle.status(model)}`);
+      for (const model of serving.bundle.options.models) {
+        if (serving.bundle.status(model) !== "loaded") reasons.push(`model ${model} is ${serving.bundle.status(model)}`);
       }
     }
     return { ready: reasons.length === 0, reasons };
   }
 
   async close(): Promise<void> {
-    await this.chain;
+    this.abort("the server is closing");
     this.current?.retire();
     this.current = undefined;
   }
+}
+
+function withTimeout<T>(work: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new BundleError(`the bundle was not verified and loaded within ${ms} ms (RELOAD_TIMEOUT_MS)`)), ms);
+  });
+  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
 }

@@ -4,7 +4,9 @@ import fp from "fastify-plugin";
 /**
  * Security headers, and the request id, on every response. The headers never change, so
  * they are built once: helmet recomputes its policy strings per request, which cost more
- * than the model run on the single-prediction path.
+ * than the model run on the single-prediction path. Strict-Transport-Security only over
+ * TLS (RFC 6797 §7.2: a browser ignores it over plain HTTP, and it would tell a plain-HTTP
+ * deployment's clients something untrue).
  */
 
 const CONTENT_SECURITY_POLICY = [
@@ -26,15 +28,19 @@ export const SECURITY_HEADERS: Readonly<Record<string, string>> = Object.freeze(
   "cross-origin-opener-policy": "same-origin",
   "cross-origin-resource-policy": "same-origin",
   "referrer-policy": "no-referrer",
-  "strict-transport-security": "max-age=31536000; includeSubDomains",
   "x-content-type-options": "nosniff",
   "x-frame-options": "DENY",
   "x-permitted-cross-domain-policies": "none",
 });
 
+const OVER_TLS: Readonly<Record<string, string>> = Object.freeze({
+  ...SECURITY_HEADERS,
+  "strict-transport-security": "max-age=31536000; includeSubDomains",
+});
+
 export const securityHeadersPlugin = fp(async (app: FastifyInstance) => {
   app.addHook("onRequest", (request, reply, done) => {
-    void reply.headers(SECURITY_HEADERS).header("x-request-id", request.id);
+    void reply.headers(request.protocol === "https" ? OVER_TLS : SECURITY_HEADERS).header("x-request-id", request.id);
     done();
   });
 });

@@ -1,13 +1,12 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
-import { BundleError } from "../inference/bundle.js";
-import type { ModelRegistry } from "../inference/registry.js";
-import { AppError } from "../plugins/errors.js";
 import "../plugins/context.js";
+import type { Reload } from "../reloads.js";
 import { errorSchema, reloadResponse } from "../schemas/api.js";
 
 export interface AdminRoutesOptions {
-  registry: ModelRegistry;
+  /** Every process's reload (reloads.ts). */
+  reload: Reload;
   preHandler: ((request: FastifyRequest, reply: FastifyReply) => Promise<void>) | undefined;
 }
 
@@ -20,27 +19,19 @@ export async function adminRoutes(app: FastifyInstance, opts: AdminRoutesOptions
       config: { auth: "admin", budget: "admin" },
       schema: {
         summary: "Atomically swap in the bundle now in MODEL_DIR (also on SIGHUP)",
-        description: "The new bundle is verified and warmed first; if it fails, the old one keeps serving and the answer is 422.",
+        description:
+          "The new bundle is verified and warmed first, by every worker process; only when all succeeded do all swap. " +
+          "If any fails or takes longer than RELOAD_TIMEOUT_MS, none swaps, the old bundle keeps serving and the answer is 422. " +
+          "A reload asked for while another runs is refused with 409 reload_in_progress.",
         tags: ["admin"],
         security: opts.preHandler ? [{ apiKey: [] }, { bearer: [] }] : [],
-        response: { 200: reloadResponse, 401: errorSchema, 403: errorSchema, 422: errorSchema },
+        response: { 200: reloadResponse, 401: errorSchema, 403: errorSchema, 409: errorSchema, 422: errorSchema, 503: errorSchema },
       },
     },
     async () => {
       const started = performance.now();
-      const previous = opts.registry.serving?.bundle;
-      try {
-        const bundle = await opts.registry.reload();
-        return {
-          reloaded: true,
-          bundle: { name: bundle.name, version: bundle.version, digest: bundle.digest },
-          ...(previous ? { previous: { name: previous.name, version: previous.version, digest: previous.digest } } : {}),
-          seconds: (performance.now() - started) / 1000,
-        };
-      } catch (error) {
-        if (error instanceof BundleError) throw new AppError(422, "bundle_rejected", `${error.message}; the previous bundle keeps serving`);
-        throw error;
-      }
+      const result = await opts.reload();
+      return { reloaded: true, ...result, seconds: (performance.now() - started) / 1000 };
     },
   );
 }

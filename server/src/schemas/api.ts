@@ -224,6 +224,7 @@ export const reloadResponse = z
     reloaded: z.boolean(),
     bundle: bundleRef,
     previous: bundleRef.optional(),
+    workers: z.number().int().positive().meta({ description: "processes now serving the bundle (WORKERS)" }),
     seconds: z.number(),
   })
   .meta({ id: "Reload" });

@@ -22,6 +22,15 @@ export const calibrationSchema = z.object({
 
 const sha256 = z.string().regex(/^[0-9a-f]{64}$/, "a lowercase hex sha256");
 
+// The files a manifest lists are paths inside the bundle: relative, "/"-separated, without
+// "." or ".." segments or backslashes (bundle.ts also refuses symlinks leading out of it).
+const insideBundle = (path: string) => path.split("/").every((part) => part !== "" && part !== "." && part !== ".." && !part.includes("\\"));
+const bundleFiles = z.record(z.string(), sha256).superRefine((files, ctx) => {
+  for (const path of Object.keys(files)) {
+    if (!insideBundle(path)) ctx.addIssue({ code: "custom", message: `${JSON.stringify(path)} is not a relative path inside the bundle` });
+  }
+});
+
 export const modelEntrySchema = z.looseObject({
   file: z.string().regex(/^[\w.-]+\.onnx$/, "a file name inside the bundle"),
   sha256,
@@ -77,7 +86,7 @@ export const manifestSchema = z.looseObject({
   models: z.record(z.string(), modelEntrySchema),
   conformal: z.looseObject({ level: z.number(), lower_bound_zero: z.boolean() }),
   target_range: z.looseObject({ min: z.number(), max: z.number() }),
-  files: z.record(z.string(), sha256),
+  files: bundleFiles,
 });
 
 export type Manifest = z.infer<typeof manifestSchema>;
