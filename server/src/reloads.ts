@@ -52,6 +52,7 @@ type Committed = { wavelet: "committed"; id: number; ok: boolean };
 type ToPrimary = { wavelet: "ready" } | { wavelet: "reload"; id: number } | Prepared | Committed;
 /** Primary → worker. */
 type ToWorker =
+  | { wavelet: "certificate" }
   | { wavelet: "prepare"; id: number }
   | { wavelet: "commit"; id: number }
   | { wavelet: "abort"; id: number; reason: string }
@@ -61,10 +62,12 @@ const outcomeOf = (error: AppError): Outcome => ({ ok: false, status: error.stat
 
 /**
  * The primary's side: reloads every worker that said it is ready, for a worker's request or
- * for the returned function (SIGHUP). `timeoutMs` is RELOAD_TIMEOUT_MS; the workers time
- * their own loads with it, so the primary waits a little longer before giving one up.
+ * for SIGHUP (the returned handler, which also has the workers re-read the TLS certificate).
+ * Workers not ready yet load what MODEL_DIR holds when they are. `timeoutMs` is
+ * RELOAD_TIMEOUT_MS; the workers time their own loads with it, so the primary waits a little
+ * longer before giving one up.
  */
-export function coordinateReloads(timeoutMs: number, log: (msg: string) => void): () => Promise<Outcome> {
+export function coordinateReloads(timeoutMs: number, log: (msg: string) => void): () => void {
   const ready = new Set<Worker>();
   const replies = new Map<string, (reply: Prepared | Committed) => void>();
   let running = false;
@@ -78,7 +81,7 @@ export function coordinateReloads(timeoutMs: number, log: (msg: string) => void)
     }
   };
   /** The worker's reply to `message`, or undefined if it exits or does not answer within `ms`. */
-  function ask<R extends Prepared | Committed>(worker: Worker, message: ToWorker, phase: R["wavelet"], ms: number): Promise<R | undefined> {
+  function ask<R extends Prepared | Committed>(worker: Worker, message: Extract<ToWorker, { id: number }>, phase: R["wavelet"], ms: number): Promise<R | undefined> {
     return new Promise((resolve) => {
       const key = `${worker.id}:${phase}:${message.id}`;
       const done = (reply?: Prepared | Committed) => {
@@ -144,18 +147,26 @@ export function coordinateReloads(timeoutMs: number, log: (msg: string) => void)
     }
   });
   cluster.on("exit", (worker: Worker) => ready.delete(worker));
-  return reloadAll;
+  return () => {
+    log("SIGHUP: reloading the TLS certificate and the bundle of every worker");
+    for (const worker of ready) send(worker, { wavelet: "certificate" });
+    void reloadAll().then((outcome) => outcome.ok || log(`SIGHUP: reload failed: ${outcome.message}`));
+  };
 }
 
 const toPrimary = (message: ToPrimary) => process.send!(message);
 
 /**
- * A worker's side: prepare, commit and abort the registry as the primary says, and tell the
- * primary this worker takes part in reloads from now on (call once it is listening).
+ * A worker's side: prepare, commit and abort the registry and reload the certificate as the
+ * primary says, and tell it this worker takes part in reloads from now on (call once it is
+ * listening).
  */
-export function serveReloads(registry: ModelRegistry, timeoutMs: number): void {
+export function serveReloads(registry: ModelRegistry, timeoutMs: number, reloadCertificate: () => void): void {
   process.on("message", (message: ToWorker) => {
     switch (message?.wavelet) {
+      case "certificate":
+        reloadCertificate();
+        break;
       case "prepare": {
         const previous = registry.serving?.bundle;
         registry.prepare(timeoutMs).then(

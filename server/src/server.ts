@@ -46,6 +46,14 @@ async function metricsListener(config: Config, source: () => Promise<{ body: str
 const drainDelay = (config: Config, signal: NodeJS.Signals) => (signal === "SIGINT" ? 0 : config.SHUTDOWN_DELAY_MS);
 
 async function runWorker(config: Config, tls: TlsFiles | undefined): Promise<void> {
+  // Until it serves, a signal to stop ends the process at once (nothing to drain) and SIGHUP
+  // is ignored (the bundle being loaded is the one in MODEL_DIR).
+  let onStop: (signal: NodeJS.Signals) => void = () => process.exit(0);
+  let onHangup: () => void = () => undefined;
+  process.on("SIGTERM", () => onStop("SIGTERM"));
+  process.on("SIGINT", () => onStop("SIGINT"));
+  process.on("SIGHUP", () => onHangup());
+
   const separateMetrics = config.ENABLE_METRICS && config.METRICS_PORT !== undefined;
   const app = await buildApp({ config, serveMetrics: !separateMetrics, https: tls, reload: cluster.isWorker ? askPrimary() : undefined });
   const { registry, metrics } = app.wavelet;
@@ -60,16 +68,17 @@ async function runWorker(config: Config, tls: TlsFiles | undefined): Promise<voi
   // With workers, the primary serves the combined metrics; a single process serves its own.
   const metricsApp = separateMetrics && cluster.isPrimary ? await metricsListener(config, registryMetrics(metrics.registry)) : undefined;
   await app.listen({ host: config.HOST, port: config.PORT });
-  if (cluster.isWorker) serveReloads(registry, config.RELOAD_TIMEOUT_MS);
 
-  // A worker gets SIGHUP from its primary, which reloads the bundle of every worker itself.
-  process.on("SIGHUP", () => {
-    if (tls) reloadTls(app.server as unknown as HttpsServer, config, app.log);
-    if (cluster.isWorker) return;
-    app.log.info("SIGHUP: reloading bundle");
-    // A refusal is logged (and in /health) by the registry.
-    registry.reload().catch(() => undefined);
-  });
+  const reloadCertificate = () => tls && reloadTls(app.server as unknown as HttpsServer, config, app.log);
+  // A worker's primary gets SIGHUP and reloads every worker's bundle and certificate.
+  if (cluster.isWorker) serveReloads(registry, config.RELOAD_TIMEOUT_MS, reloadCertificate);
+  else {
+    onHangup = () => {
+      app.log.info("SIGHUP: reloading the bundle and the TLS certificate");
+      reloadCertificate();
+      registry.reload().catch(() => undefined); // the registry logs a refusal (and /health shows it)
+    };
+  }
 
   let stopping = false;
   const stop = async (signal: NodeJS.Signals) => {
@@ -87,11 +96,14 @@ async function runWorker(config: Config, tls: TlsFiles | undefined): Promise<voi
       process.exit(EXIT_CUT);
     }, config.SHUTDOWN_GRACE_MS);
     deadline.unref();
-    await Promise.allSettled([app.close(), metricsApp?.close()]);
+    const closed = Promise.allSettled([app.close(), metricsApp?.close()]);
+    // close() shuts idle connections once; a keep-alive one whose response (a stream, say)
+    // began before the shutdown goes idle later and would hold close() to the deadline.
+    setInterval(() => app.server.closeIdleConnections(), 100).unref();
+    await closed;
     process.exit(0);
   };
-  process.on("SIGTERM", () => void stop("SIGTERM"));
-  process.on("SIGINT", () => void stop("SIGINT"));
+  onStop = (signal) => void stop(signal);
 }
 
 async function runPrimary(config: Config): Promise<void> {
@@ -102,7 +114,7 @@ async function runPrimary(config: Config): Promise<void> {
     : undefined;
   let stopping = false;
   let cut = false; // a worker did not drain cleanly
-  const fork = () => cluster.fork();
+  const fork = () => stopping || cluster.fork();
   cluster.on("exit", (worker, code, signal) => {
     if (stopping) {
       if (code !== 0) {
@@ -117,12 +129,7 @@ async function runPrimary(config: Config): Promise<void> {
   for (let i = 0; i < config.WORKERS; i++) fork();
 
   const broadcast = (signal: NodeJS.Signals) => Object.values(cluster.workers ?? {}).forEach((w) => w?.process.kill(signal));
-  const reloadAll = coordinateReloads(config.RELOAD_TIMEOUT_MS, log);
-  process.on("SIGHUP", () => {
-    log("SIGHUP: reloading the bundle in every worker");
-    broadcast("SIGHUP"); // the workers' TLS certificates
-    void reloadAll().then((outcome) => outcome.ok || log(`SIGHUP reload failed: ${outcome.message}`));
-  });
+  process.on("SIGHUP", coordinateReloads(config.RELOAD_TIMEOUT_MS, log));
   const stop = (signal: NodeJS.Signals) => {
     if (stopping) return;
     stopping = true;

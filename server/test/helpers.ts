@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { cpSync, mkdtempSync } from "node:fs";
+import { request } from "node:http";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -101,3 +102,19 @@ export async function startRedis(): Promise<RedisProcess> {
 }
 
 export const json = (body: unknown) => ({ headers: { "content-type": "application/json" }, payload: JSON.stringify(body) });
+
+/** One request on a new connection (fetch would reuse one, so would land on the same worker): status and body text. */
+export function fresh(url: string, opts: { method?: string; body?: unknown; headers?: Record<string, string> } = {}): Promise<{ status: number; body: string }> {
+  const headers = { ...(opts.body === undefined ? {} : { "content-type": "application/json" }), ...opts.headers };
+  return new Promise((resolve, reject) => {
+    const req = request(url, { method: opts.method ?? (opts.body === undefined ? "GET" : "POST"), agent: false, headers }, (res) => {
+      let text = "";
+      res.setEncoding("utf8");
+      res.on("data", (d: string) => (text += d));
+      res.on("end", () => resolve({ status: res.statusCode!, body: text }));
+      res.on("error", reject);
+    });
+    req.on("error", reject);
+    req.end(opts.body === undefined ? undefined : JSON.stringify(opts.body));
+  });
+}

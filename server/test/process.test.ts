@@ -1,8 +1,9 @@
 import { spawnSync } from "node:child_process";
 import { cpSync, rmSync } from "node:fs";
+import { type IncomingMessage, request } from "node:http";
 import { describe, expect, it } from "vitest";
 import { main as client } from "../src/client/cli.js";
-import { GUIDE_FEATURES, RETURN_BUNDLE, SERVER_JS, VOL_BUNDLE, copyBundle, freePort, startServer, waitFor } from "./helpers.js";
+import { GUIDE_FEATURES, RETURN_BUNDLE, SERVER_JS, VOL_BUNDLE, copyBundle, freePort, fresh, startServer, waitFor } from "./helpers.js";
 
 const post = (url: string, body: unknown, headers: Record<string, string> = {}) =>
   fetch(url, { method: "POST", headers: { "content-type": "application/json", ...headers }, body: JSON.stringify(body) });
@@ -16,16 +17,23 @@ describe("the server process", () => {
     expect(run.stderr).toContain("CACHE_TTL=");
   });
 
-  it("SIGTERM: after SHUTDOWN_DELAY_MS stops accepting, finishes the in-flight stream, exits 0", async () => {
-    const server = await startServer({ SHUTDOWN_DELAY_MS: "300", SHUTDOWN_GRACE_MS: "15000", CACHE_TTL: "0", BODY_LIMIT: String(32 << 20), MAX_STREAM_LENGTH: "1000000" });
+  it("SIGTERM: serves (health 503) for SHUTDOWN_DELAY_MS, then stops accepting, finishes the in-flight stream, exits 0", async () => {
+    const server = await startServer({ SHUTDOWN_DELAY_MS: "4000", SHUTDOWN_GRACE_MS: "30000", CACHE_TTL: "0", BODY_LIMIT: String(32 << 20), MAX_STREAM_LENGTH: "1000000" });
     const features = Array.from({ length: 300_000 }, (_, i) => Math.sin(i / 9));
     const stream = await post(`${server.url}/predict/stream`, { features, window_size: 10, model_type: "transformer" });
     expect(stream.status).toBe(200);
     const reader = stream.body!.getReader();
     await reader.read(); // the stream has started
     server.child.kill("SIGTERM");
-    // New connections are refused once the delay is over, while the stream goes on.
-    await waitFor("new connections refused", () => fetch(`${server.url}/health`).then(() => false, () => true), 5000);
+    // During the delay: unready, yet a new connection is accepted and served.
+    const health = await waitFor("/health 503", async () => {
+      const res = await fresh(`${server.url}/health`);
+      return res.status === 503 ? res : undefined;
+    }, 3000);
+    expect(JSON.parse(health.body).reasons).toContain("shutting down");
+    expect((await fresh(`${server.url}/predict`, { body: { features: GUIDE_FEATURES } })).status).toBe(200);
+    // Then new connections are refused, while the stream goes on to its end.
+    await waitFor("new connections refused", () => fresh(`${server.url}/health`).then(() => false, () => true), 10_000);
     let text = "";
     const decoder = new TextDecoder();
     for (;;) {
@@ -36,6 +44,31 @@ describe("the server process", () => {
     expect(text.trim().split("\n").at(-1)).toBe(JSON.stringify({ done: true, count: features.length - 9 }));
     expect(await server.exit).toEqual({ code: 0, signal: null });
   }, 60_000);
+
+  for (const [name, env] of [
+    ["", {}],
+    [" (WORKERS=2: the primary's exit code says a worker cut one)", { WORKERS: "2" }],
+  ] as const) {
+    it(`SIGTERM: a stream still open when SHUTDOWN_GRACE_MS ends is cut and the exit code is 1${name}`, async () => {
+      const metrics: Record<string, string> = "WORKERS" in env ? { METRICS_PORT: String(await freePort()) } : {};
+      const server = await startServer({ ...env, ...metrics, SHUTDOWN_DELAY_MS: "0", SHUTDOWN_GRACE_MS: "1000", CACHE_TTL: "0", BODY_LIMIT: String(64 << 20), MAX_STREAM_LENGTH: "2000000" });
+      // A client that stops reading: its answer (~40 MB) cannot fit in the socket buffers,
+      // so the stream stays open however long the server waits.
+      const features = Array.from({ length: 1_000_000 }, (_, i) => Math.sin(i / 9));
+      const started = await new Promise<IncomingMessage>((resolve, reject) => {
+        const req = request(`${server.url}/predict/stream`, { method: "POST", agent: false, headers: { "content-type": "application/json" } }, (res) => {
+          res.once("data", () => (res.pause(), resolve(res)));
+        });
+        req.on("error", reject);
+        req.end(JSON.stringify({ features, window_size: 10, model_type: "xgboost" }));
+      });
+      expect(started.statusCode).toBe(200);
+      server.child.kill("SIGTERM");
+      expect(await server.exit).toEqual({ code: 1, signal: null });
+      expect(server.output()).toContain("grace period over");
+      started.destroy();
+    }, 60_000);
+  }
 
   it("SIGHUP reloads the bundle from MODEL_DIR", async () => {
     const dir = copyBundle(RETURN_BUNDLE);

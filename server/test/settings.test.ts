@@ -19,6 +19,8 @@ describe("configuration", () => {
     expect(c.ENABLE_METRICS).toBe(true);
     expect(c.SHUTDOWN_DELAY_MS).toBe(5000);
     expect(parseConfig({ SHUTDOWN_DELAY_MS: "0" }).SHUTDOWN_DELAY_MS).toBe(0);
+    expect(c.RELOAD_TIMEOUT_MS).toBe(60_000);
+    expect(c.TLS_CERT_FILE).toBeUndefined();
   });
 
   it("reads the guide's production settings", () => {
@@ -147,11 +149,12 @@ describe("which models load, and when", () => {
     await app.close();
   });
 
-  it("EXPECTED_BUNDLE_DIGEST that differs keeps the server unready", async () => {
+  it("EXPECTED_BUNDLE_DIGEST that differs keeps the server unready and refuses predictions", async () => {
     const app = await testApp({ EXPECTED_BUNDLE_DIGEST: `sha256:${"0".repeat(64)}` });
     const res = await app.inject({ method: "GET", url: "/health" });
     expect(res.statusCode).toBe(503);
     expect(res.json().reasons[0]).toMatch(/is not the expected sha256:0000/);
+    expect((await app.inject({ method: "POST", url: "/predict", ...json({ features: GUIDE_FEATURES }) })).statusCode).toBe(503);
     await app.close();
   });
 
