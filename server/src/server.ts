@@ -108,6 +108,7 @@ async function runWorker(config: Config, tls: TlsFiles | undefined): Promise<voi
 
 async function runPrimary(config: Config): Promise<void> {
   const log = (msg: string) => process.stderr.write(`${JSON.stringify({ level: 30, time: Date.now(), msg })}\n`);
+  process.on("SIGHUP", coordinateReloads(config.RELOAD_TIMEOUT_MS, log));
   const aggregator = new AggregatorRegistry();
   const metricsApp = config.ENABLE_METRICS
     ? await metricsListener(config, async () => ({ body: await aggregator.clusterMetrics(), contentType: aggregator.contentType }))
@@ -129,7 +130,6 @@ async function runPrimary(config: Config): Promise<void> {
   for (let i = 0; i < config.WORKERS; i++) fork();
 
   const broadcast = (signal: NodeJS.Signals) => Object.values(cluster.workers ?? {}).forEach((w) => w?.process.kill(signal));
-  process.on("SIGHUP", coordinateReloads(config.RELOAD_TIMEOUT_MS, log));
   const stop = (signal: NodeJS.Signals) => {
     if (stopping) return;
     stopping = true;

@@ -98,9 +98,9 @@ describe("HTTPS", () => {
       [{ TLS_CERT_FILE: join(dir, "cert.pem"), TLS_KEY_FILE: join(other, "key.pem") }, /not a PEM certificate and its private key/],
       [{ TLS_CERT_FILE: join(dir, "cert.pem") }, /TLS_CERT_FILE and TLS_KEY_FILE go together/],
     ] as const) {
-      const run = spawnSync(process.execPath, [SERVER_JS], { env: { ...process.env, ...env }, encoding: "utf8", timeout: 20_000 });
+      const run = spawnSync(process.execPath, [SERVER_JS], { env: { ...process.env, ...env }, encoding: "utf8", timeout: 25_000 });
       expect(run.status).toBe(2);
       expect(run.stderr).toMatch(message);
     }
-  });
+  }, 90_000);
 });
