@@ -63,7 +63,7 @@ export function createMetrics() {
     redisErrors: new client.Counter({ name: "redis_errors_total", help: "failed Redis operations", labelNames: ["operation"], registers: [registry] }),
     redisFallbacks: new client.Counter({
       name: "redis_fallbacks_total",
-      help: "operations done without Redis while it was unavailable (cache skipped, rate limit counted locally)",
+      help: "operations done without Redis (down, too slow, or skipped by the breaker): cache skipped, rate limit counted locally",
       labelNames: ["operation"],
       registers: [registry],
     }),

@@ -23,7 +23,7 @@ export async function adminRoutes(app: FastifyInstance, opts: AdminRoutesOptions
         description: "The new bundle is verified and warmed first; if it fails, the old one keeps serving and the answer is 422.",
         tags: ["admin"],
         security: opts.preHandler ? [{ apiKey: [] }, { bearer: [] }] : [],
-        response: { 200: reloadResponse, 401: errorSchema, 403: errorSchema, 422: errorSchema },
+        response: { 200: reloadResponse, 401: errorSchema, 403: errorSchema, 422: errorSchema, 429: errorSchema },
       },
     },
     async () => {
