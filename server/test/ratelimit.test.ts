@@ -1,6 +1,7 @@
 import type { FastifyInstance } from "fastify";
 import { describe, expect, it } from "vitest";
 import { parseConfig } from "../src/config.js";
+import { network } from "../src/plugins/rateLimit.js";
 import { GUIDE_FEATURES, statuses, testApp } from "./helpers.js";
 
 // A budget of 20 rows per minute; the largest requests fit in it.
@@ -45,6 +46,19 @@ describe("rate limiting", () => {
     expect(await statuses(21, () => via("198.51.100.1"))).toEqual(allowed(20));
     expect((await via("198.51.100.2")).statusCode).toBe(200);
     await proxied.close();
+  });
+
+  it("an IPv6 client is its /64, which it can roam; an IPv4 one its address, mapped or not", async () => {
+    expect(network("2001:db8:1:2:aaaa::1")).toBe("2001:db8:1:2::/64");
+    expect(network("2001:db8:1:2::")).toBe("2001:db8:1:2::/64");
+    expect(network("2001:0db8::7")).toBe("2001:db8:0:0::/64");
+    expect(network("fe80::1%eth0")).toBe("fe80:0:0:0::/64");
+    expect(network("::ffff:192.0.2.1")).toBe("192.0.2.1");
+    expect(network("192.0.2.1")).toBe("192.0.2.1");
+    const app = await testApp(LIMITED);
+    expect(await statuses(21, (i) => single(app, { remoteAddress: `2001:db8:1:2:${i.toString(16)}::1` }))).toEqual(allowed(20));
+    expect((await single(app, { remoteAddress: "2001:db8:1:3::1" })).statusCode).toBe(200);
+    await app.close();
   });
 
   it("the prediction routes share one budget, charged by rows: a big batch spends what as many single requests would", async () => {

@@ -1,3 +1,4 @@
+import { isIP } from "node:net";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import fp from "fastify-plugin";
 import type { Redis } from "ioredis";
@@ -14,7 +15,8 @@ import type { RedisGuard } from "./redis.js";
  * read, the rest in preHandler. A charge that does not fit is refused (429) and spends
  * nothing, so a refused request has spent one row at most. The client is the verified identity (request.identity, set by auth
  * before this runs) or else the connection's address (request.ip, which believes
- * X-Forwarded-For only as far as TRUST_PROXY says), never an unchecked header. With Redis
+ * X-Forwarded-For only as far as TRUST_PROXY says; an IPv6 client's /64), never an
+ * unchecked header. With Redis
  * the counts are shared by replicas; when Redis is slow or down they are counted locally.
  */
 
@@ -60,6 +62,21 @@ interface ChargingRedis extends Redis {
   rateCharge(key: string, cost: number, max: number, windowMs: number): Promise<Count>;
 }
 
+/**
+ * The address a client cannot vary: IPv4 as is (also when mapped into IPv6), IPv6 by its
+ * /64, since every host is given a whole /64 and may pick any address in it.
+ */
+export function network(ip: string): string {
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip);
+  if (mapped) return mapped[1]!;
+  if (isIP(ip) !== 6) return ip;
+  const [head = "", tail] = ip.split("%")[0]!.split("::");
+  const left = head ? head.split(":") : [];
+  const right = tail ? tail.split(":") : [];
+  const groups = tail === undefined ? left : [...left, ...Array<string>(8 - left.length - right.length).fill("0"), ...right];
+  return `${groups.slice(0, 4).map((g) => Number.parseInt(g, 16).toString(16)).join(":")}::/64`;
+}
+
 class Limiter {
   private readonly local = new LRUCache<string, { used: number; resetAt: number }>({ max: LOCAL_CLIENTS });
 
@@ -74,7 +91,7 @@ class Limiter {
   /** Charge `cost` to the caller's `budget`, or throw 429; the X-RateLimit-* headers say where it stands. */
   async charge(request: FastifyRequest, reply: FastifyReply, budget: Realm, cost: number): Promise<void> {
     const max = this.opts.max[budget];
-    const key = `${PREFIX}:${budget}:${request.identity ?? `ip:${request.ip}`}`;
+    const key = `${PREFIX}:${budget}:${request.identity ?? `ip:${network(request.ip)}`}`;
     const remote = await this.opts.redis?.run("rate_limit", (r) => (r as ChargingRedis).rateCharge(key, cost, max, this.opts.windowMs));
     const [used, resetMs, charged] = remote ?? this.countLocally(key, cost, max);
     const resetSeconds = Math.max(1, Math.ceil((resetMs < 0 ? this.opts.windowMs : resetMs) / 1000));
