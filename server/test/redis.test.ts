@@ -113,6 +113,22 @@ describe("with a real Redis", () => {
     await app.close();
   }, 40_000);
 
+  it("a model run that blocks the event loop past REDIS_TIMEOUT_MS does not count as Redis being slow", async () => {
+    const app = await testApp({ REDIS_URL: redis.url, ...limit(1000), REDIS_TIMEOUT_MS: "100" });
+    await redisReady(app);
+    const answers = [];
+    for (let i = 0; i < 5; i++) {
+      answers.push(predict(app, GUIDE_FEATURES.map((v) => v + i / 11), "198.51.100.50"));
+      const until = performance.now() + 250; // the event loop is busy while the reply arrives
+      while (performance.now() < until);
+      await new Promise((r) => setImmediate(r));
+    }
+    expect((await Promise.all(answers)).map((r) => r.statusCode)).toEqual(Array(5).fill(200));
+    expect(await metric(app, /^redis_fallbacks_total\{operation="rate_limit"\} (\d+)$/m)).toBe(0);
+    expect(await metric(app, /^redis_fallbacks_total\{operation="cache_get"\} (\d+)$/m)).toBe(0);
+    await app.close();
+  });
+
   it("keeps answering when Redis goes away (cache bypassed, limit local) and recovers when it returns", async () => {
     const app = await testApp({ REDIS_URL: redis.url, ...limit(1000) });
     await redisReady(app);

@@ -12,9 +12,10 @@ export function connectRedis(url: string, log: FastifyBaseLogger, metrics: Metri
   const redis = new Redis(url, {
     enableOfflineQueue: false,
     maxRetriesPerRequest: 0,
-    // A backstop only: requests stop waiting after REDIS_TIMEOUT_MS (RedisGuard); this
-    // bounds how long an abandoned command holds memory while Redis hangs.
-    commandTimeout: 250,
+    // A backstop only: requests stop waiting after REDIS_TIMEOUT_MS (RedisGuard), and the
+    // breaker keeps abandoned commands few. Long, so that an event loop blocked by a model
+    // run does not fail a command whose reply is already waiting in the socket.
+    commandTimeout: 2000,
     connectTimeout: 2000,
     retryStrategy: (attempt) => Math.min(100 * attempt, 2000),
     lazyConnect: false,
@@ -79,7 +80,9 @@ export class RedisGuard {
       return undefined;
     }
     let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<typeof TIMED_OUT>((resolve) => (timer = setTimeout(resolve, this.opts.timeoutMs, TIMED_OUT)));
+    // Given up only after one more poll phase: when a model run blocked the event loop past
+    // the deadline, a reply already waiting in the socket still counts as in time.
+    const timeout = new Promise<typeof TIMED_OUT>((resolve) => (timer = setTimeout(() => setImmediate(resolve, TIMED_OUT), this.opts.timeoutMs)));
     try {
       // The abandoned call's late rejection is handled by race's own subscription.
       const result = await Promise.race([call(this.redis), timeout]);
