@@ -128,7 +128,8 @@ export const rateLimitPlugin = fp(async (app: FastifyInstance, opts: RateLimitOp
   });
   app.addHook("preHandler", async (request, reply) => {
     const { budget, rows } = request.routeOptions.config;
-    const rest = rows ? rows(request.body as never) - 1 : 0;
-    if (rest > 0 && limiter.enabled(budget)) await limiter.charge(request, reply, budget, rest);
+    if (!rows || !limiter.enabled(budget)) return;
+    const rest = rows(request.body as never) - 1;
+    if (rest > 0) await limiter.charge(request, reply, budget, rest);
   });
 });
