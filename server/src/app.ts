@@ -13,7 +13,7 @@ import { errorsPlugin } from "./plugins/errors.js";
 import { createMetrics, type Metrics, metricsPlugin } from "./plugins/metrics.js";
 import { rateLimitPlugin } from "./plugins/rateLimit.js";
 import { securityHeadersPlugin } from "./plugins/securityHeaders.js";
-import { connectRedis } from "./plugins/redis.js";
+import { RedisGuard, connectRedis } from "./plugins/redis.js";
 import { adminRoutes } from "./routes/admin.js";
 import { healthRoutes } from "./routes/health.js";
 import { metricsRoute, registryMetrics } from "./routes/metrics.js";
@@ -54,6 +54,7 @@ declare module "fastify" {
 }
 
 const REQUEST_ID = /^[\w.:-]{1,128}$/;
+const trustHops = (hops: number) => (_address: string, hop: number) => hop < hops;
 
 /** The whole HTTP API, bundle loaded, not listening: server.ts and tests decide that. */
 export async function buildApp(opts: BuildOptions): Promise<FastifyInstance> {
@@ -71,7 +72,9 @@ export async function buildApp(opts: BuildOptions): Promise<FastifyInstance> {
       const given = req.headers["x-request-id"];
       return typeof given === "string" && REQUEST_ID.test(given) ? given : randomUUID();
     },
-    trustProxy: true,
+    // A hop count as a function: Fastify ignores numbers (a direct client could forge hops),
+    // so a count is for servers reachable only through the proxies (README).
+    trustProxy: typeof config.TRUST_PROXY === "number" ? trustHops(config.TRUST_PROXY) : config.TRUST_PROXY,
     // Bodies are parsed by plain JSON.parse: every body then goes through a strict zod
     // schema that rejects unknown keys (__proto__ and constructor included) and builds
     // fresh objects, so the per-request regex scans for poisoned keys buy nothing.
@@ -88,6 +91,7 @@ export async function buildApp(opts: BuildOptions): Promise<FastifyInstance> {
 
   const metrics = createMetrics();
   const redis = config.REDIS_URL ? connectRedis(config.REDIS_URL, app.log, metrics) : undefined;
+  const redisGuard = redis && new RedisGuard(redis, { timeoutMs: config.REDIS_TIMEOUT_MS, threshold: config.REDIS_BREAKER_THRESHOLD, cooldownMs: config.REDIS_BREAKER_COOLDOWN_MS }, metrics, app.log);
   let shuttingDown = false;
   let shape: FeatureShape | undefined;
   const registry = new ModelRegistry({
@@ -146,17 +150,19 @@ export async function buildApp(opts: BuildOptions): Promise<FastifyInstance> {
       origin: config.ALLOWED_ORIGINS.includes("*") ? true : config.ALLOWED_ORIGINS,
       methods: ["GET", "POST"],
       allowedHeaders: ["Content-Type", "X-API-Key", "Authorization", "X-Request-Id"],
-      exposedHeaders: ["X-Request-Id", "Retry-After"],
+      exposedHeaders: ["X-Request-Id", "Retry-After", "X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset"],
       maxAge: 600,
     });
   }
-  const rateLimited = config.RATE_LIMIT_MAX > 0;
-  if (rateLimited) {
-    await app.register(rateLimitPlugin, { max: config.RATE_LIMIT_MAX, windowMs: config.RATE_LIMIT_WINDOW_MS, redis, metrics });
-  }
+  await app.register(rateLimitPlugin, {
+    max: { predict: config.RATE_LIMIT_MAX, admin: config.ADMIN_RATE_LIMIT_MAX },
+    windowMs: config.RATE_LIMIT_WINDOW_MS,
+    redis: redisGuard,
+    metrics,
+  });
   await app.register(docsPlugin, { version: API_VERSION });
 
-  const cache = new PredictionCache(config.CACHE_TTL, config.CACHE_MAX_ENTRIES, redis, metrics, app.log);
+  const cache = new PredictionCache(config.CACHE_TTL, config.CACHE_MAX_ENTRIES, redisGuard, metrics);
   await app.register(predictRoutes, {
     registry,
     predictor: new Predictor(metrics),
@@ -165,7 +171,6 @@ export async function buildApp(opts: BuildOptions): Promise<FastifyInstance> {
     shape,
     defaultModel: config.DEFAULT_MODEL,
     preHandler: requireKey(config.API_KEY, "predict"),
-    rateLimit: rateLimited ? { max: config.RATE_LIMIT_MAX, timeWindow: config.RATE_LIMIT_WINDOW_MS } : undefined,
   });
   await app.register(healthRoutes, {
     registry,

@@ -1,3 +1,4 @@
+import { isIP } from "node:net";
 import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { z } from "zod";
@@ -22,6 +23,28 @@ const port = int(1, 65535);
 const list = z
   .string()
   .transform((v) => v.split(",").map((s) => s.trim()).filter(Boolean));
+/** An IPv4 or IPv6 address, or a CIDR block of them. */
+const addressOrBlock = z.string().refine((v) => {
+  const [address = "", prefix, ...rest] = v.split("/");
+  const family = isIP(address);
+  return family !== 0 && rest.length === 0 && (prefix === undefined || (/^\d{1,3}$/.test(prefix) && Number(prefix) <= (family === 4 ? 32 : 128)));
+}, "expected addresses or CIDR blocks");
+// Whose X-Forwarded-For to believe: nobody (off), the last N hops, or proxies at these
+// addresses (Fastify's trustProxy). Never everyone: any client could then pick its address.
+const trustProxy = z
+  .string()
+  .trim()
+  .toLowerCase()
+  .transform((v, ctx) => {
+    if (["", "false", "off", "0", "no"].includes(v)) return false;
+    if (/^\d+$/.test(v)) return Number(v);
+    if (v === "true") {
+      ctx.addIssue({ code: "custom", message: "trusting every proxy lets any client choose its address; give a hop count or the proxies' addresses" });
+      return z.NEVER;
+    }
+    return v.split(",").map((s) => s.trim()).filter(Boolean);
+  })
+  .pipe(z.union([z.literal(false), z.number().int().min(1).max(32), z.array(addressOrBlock).min(1)]));
 const keys = list.pipe(z.array(z.string().min(16, "API keys must be at least 16 characters")).min(1, "no key given"));
 
 const configFields = z.object({
@@ -52,11 +75,20 @@ const configFields = z.object({
   ENABLE_METRICS: bool.default(true),
   METRICS_PORT: port.optional(),
   REDIS_URL: z.url({ protocol: /^rediss?$/, error: "expected redis://host:port/db" }).optional(),
+  // A Redis call on the request path (cache get, rate-limit charge) is given up after this
+  // long (a miss, a local count); this many consecutive failures skip Redis for the cool-down.
+  REDIS_TIMEOUT_MS: int(1, 10_000).default(30),
+  REDIS_BREAKER_THRESHOLD: int(1, 1000).default(5),
+  REDIS_BREAKER_COOLDOWN_MS: int(100, 600_000).default(5_000),
   CACHE_TTL: int(0, 7 * 24 * 3600).default(300),
   CACHE_MAX_ENTRIES: int(0, 10_000_000).default(100_000),
   BODY_LIMIT: int(1024, 64 * 1024 * 1024).default(1024 * 1024),
-  RATE_LIMIT_MAX: int(0, 10_000_000).default(6000),
+  // Rows per client per window across the prediction routes (0: off); requests per client
+  // per window on /admin/* (0: off). Clients are verified identities, else addresses.
+  RATE_LIMIT_MAX: int(0, 1_000_000_000).default(100_000),
   RATE_LIMIT_WINDOW_MS: int(1000, 24 * 3600 * 1000).default(60_000),
+  ADMIN_RATE_LIMIT_MAX: int(0, 1_000_000).default(10),
+  TRUST_PROXY: trustProxy.default(false),
   MAX_BATCH_SAMPLES: int(1, 1_000_000).default(10_000),
   MAX_STREAM_LENGTH: int(1, 10_000_000).default(100_000),
   MICRO_BATCH: bool.default(true),
@@ -91,6 +123,11 @@ export const configSchema = configFields
   .refine((c) => (c.TLS_CERT_FILE === undefined) === (c.TLS_KEY_FILE === undefined), {
     path: ["TLS_CERT_FILE"],
     message: "TLS_CERT_FILE and TLS_KEY_FILE go together: set both (HTTPS) or neither",
+  })
+  // One request may cost this many rows; a budget smaller than that could never serve it.
+  .refine((c) => c.RATE_LIMIT_MAX === 0 || c.RATE_LIMIT_MAX >= Math.max(c.MAX_BATCH_SAMPLES, c.MAX_STREAM_LENGTH), {
+    path: ["RATE_LIMIT_MAX"],
+    message: "counts rows, so it must be 0 (off) or at least MAX_BATCH_SAMPLES and MAX_STREAM_LENGTH (the largest batch and stream)",
   })
   // Without a choice, the ensemble answers if it is loaded, else the first loaded model.
   .transform((c) => ({ ...c, DEFAULT_MODEL: c.DEFAULT_MODEL ?? (c.MODELS.includes("ensemble") ? "ensemble" : c.MODELS[0]!) }));

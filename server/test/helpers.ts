@@ -19,7 +19,7 @@ export const GUIDE_FEATURES = [0.1, 0.2, -0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0
 
 /** An app on the default bundle with test-friendly settings; `env` overrides any of them. */
 export function testApp(env: Record<string, string> = {}): Promise<FastifyInstance> {
-  return buildApp({ config: parseConfig({ LOG_LEVEL: "silent", RATE_LIMIT_MAX: "0", ...env }), logger: false });
+  return buildApp({ config: parseConfig({ LOG_LEVEL: "silent", RATE_LIMIT_MAX: "0", ADMIN_RATE_LIMIT_MAX: "0", ...env }), logger: false });
 }
 
 /** A copy of a bundle in a fresh temp directory, for tests that change files. */
@@ -41,7 +41,7 @@ export interface ServerProcess {
 export async function startServer(env: Record<string, string> = {}, ready = true): Promise<ServerProcess> {
   const port = env.PORT ? Number(env.PORT) : await freePort();
   const child = spawn(process.execPath, [SERVER_JS], {
-    env: { ...process.env, HOST: "127.0.0.1", PORT: String(port), LOG_LEVEL: "warn", RATE_LIMIT_MAX: "0", ...env },
+    env: { ...process.env, HOST: "127.0.0.1", PORT: String(port), LOG_LEVEL: "warn", RATE_LIMIT_MAX: "0", ADMIN_RATE_LIMIT_MAX: "0", ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let output = "";
@@ -70,6 +70,10 @@ export interface RedisProcess {
   port: number;
   stop: () => Promise<void>;
   start: () => Promise<void>;
+  /** SIGSTOP: connections stay open and commands hang unanswered, as with an overloaded Redis. */
+  pause: () => void;
+  /** SIGCONT: the hung commands are answered and new ones too. */
+  resume: () => void;
 }
 
 /** A real redis-server (Debian's) on a free port, without persistence. */
@@ -98,7 +102,7 @@ export async function startRedis(): Promise<RedisProcess> {
     await exited;
   };
   await start();
-  return { url: `redis://127.0.0.1:${port}/0`, port, stop, start };
+  return { url: `redis://127.0.0.1:${port}/0`, port, stop, start, pause: () => child?.kill("SIGSTOP"), resume: () => child?.kill("SIGCONT") };
 }
 
 export const json = (body: unknown) => ({ headers: { "content-type": "application/json" }, payload: JSON.stringify(body) });
@@ -117,4 +121,11 @@ export function fresh(url: string, opts: { method?: string; body?: unknown; head
     req.on("error", reject);
     req.end(opts.body === undefined ? undefined : JSON.stringify(opts.body));
   });
+}
+
+/** The status of each of `n` requests sent one after another. */
+export async function statuses(n: number, send: (i: number) => Promise<{ statusCode: number }>): Promise<number[]> {
+  const out: number[] = [];
+  for (let i = 0; i < n; i++) out.push((await send(i)).statusCode);
+  return out;
 }

@@ -1,12 +1,19 @@
 import type { FastifyBaseLogger } from "fastify";
-import type { Redis } from "ioredis";
 import { LRUCache } from "lru-cache";
+import * as ort from "onnxruntime-node";
 import type { Metrics } from "./metrics.js";
+import type { RedisGuard } from "./redis.js";
+
+// Bumped whenever what a key stands for changes, so entries written by older servers
+// sharing the Redis are never read as this format.
+const KEY_FORMAT = "pred:v2";
 
 /**
- * Cache of single predictions, keyed by bundle digest, model and the exact feature bytes,
- * so a new bundle never answers from an old one's entries. An in-memory LRU sits in front
- * of Redis (shared by replicas) when REDIS_URL is set; a Redis failure only skips Redis.
+ * Cache of single predictions. A key names everything the answer depends on: the model
+ * file's sha256 (float32 and int8 variants differ; the same file in a new bundle version
+ * answers alike), the runtime version, and the exact float32 feature values the model is
+ * fed. An in-memory LRU sits in front of Redis (shared by replicas) when REDIS_URL is set;
+ * a slow or failing Redis only skips Redis (RedisGuard).
  */
 export class PredictionCache {
   private readonly memory: LRUCache<string, number> | undefined;
@@ -14,9 +21,8 @@ export class PredictionCache {
   constructor(
     private readonly ttlSeconds: number,
     maxEntries: number,
-    private readonly redis: Redis | undefined,
+    private readonly redis: RedisGuard | undefined,
     private readonly metrics: Metrics,
-    private readonly log: FastifyBaseLogger,
   ) {
     this.memory = ttlSeconds > 0 && maxEntries > 0 ? new LRUCache({ max: maxEntries, ttl: ttlSeconds * 1000 }) : undefined;
   }
@@ -25,8 +31,10 @@ export class PredictionCache {
     return this.memory !== undefined;
   }
 
-  static key(digest: string, model: string, features: Float64Array): string {
-    return `pred:${digest}:${model}:${Buffer.from(features.buffer, features.byteOffset, features.byteLength).toString("base64")}`;
+  /** `modelSha256`: the manifest entry of the file serving the model (Bundle.entry). */
+  static key(modelSha256: string, features: Float64Array): string {
+    const fed = Float32Array.from(features);
+    return `${KEY_FORMAT}:${modelSha256}:ort${ort.env.versions.common}:${Buffer.from(fed.buffer).toString("base64")}`;
   }
 
   async get(key: string): Promise<number | undefined> {
@@ -38,36 +46,21 @@ export class PredictionCache {
     }
     this.metrics.cacheMisses.inc({ backend: "memory" });
     if (!this.redis) return undefined;
-    if (this.redis.status !== "ready") {
-      this.metrics.redisFallbacks.inc({ operation: "cache" });
+    const remote = await this.redis.run("cache_get", (r) => r.get(key));
+    if (remote === undefined) return undefined; // Redis unavailable: counted as a fallback
+    if (remote === null) {
+      this.metrics.cacheMisses.inc({ backend: "redis" });
       return undefined;
     }
-    try {
-      const remote = await this.redis.get(key);
-      if (remote === null) {
-        this.metrics.cacheMisses.inc({ backend: "redis" });
-        return undefined;
-      }
-      this.metrics.cacheHits.inc({ backend: "redis" });
-      const value = Number(remote);
-      this.memory.set(key, value);
-      return value;
-    } catch (err) {
-      this.failed("get", err);
-      return undefined;
-    }
+    this.metrics.cacheHits.inc({ backend: "redis" });
+    const value = Number(remote);
+    this.memory.set(key, value);
+    return value;
   }
 
   set(key: string, value: number): void {
     if (!this.memory) return;
     this.memory.set(key, value);
-    if (this.redis?.status === "ready") {
-      this.redis.set(key, String(value), "EX", this.ttlSeconds).catch((err: unknown) => this.failed("set", err));
-    }
-  }
-
-  private failed(operation: string, err: unknown): void {
-    this.metrics.redisErrors.inc({ operation: `cache_${operation}` });
-    this.log.debug({ err }, "redis cache operation failed; bypassed");
+    void this.redis?.run("cache_set", (r) => r.set(key, String(value), "EX", this.ttlSeconds));
   }
 }

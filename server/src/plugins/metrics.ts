@@ -24,7 +24,7 @@ export function createMetrics() {
       buckets: LATENCY_BUCKETS,
       registers: [registry],
     }),
-    inFlight: new client.Gauge({ name: "http_requests_in_flight", help: "requests being served", registers: [registry] }),
+    inFlight: new client.Gauge({ name: "http_requests_in_flight", help: "requests being served", aggregator: "sum", registers: [registry] }),
     inferences: new client.Counter({ name: "model_inference_rows_total", help: "rows predicted", labelNames: ["model"], registers: [registry] }),
     inferenceLatency: new client.Histogram({
       name: "model_inference_duration_seconds",
@@ -40,8 +40,22 @@ export function createMetrics() {
       buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096],
       registers: [registry],
     }),
-    loadSeconds: new client.Gauge({ name: "model_load_seconds", help: "time to load and warm a model", labelNames: ["model"], registers: [registry] }),
-    bundleInfo: new client.Gauge({ name: "model_bundle_info", help: "the bundle being served (value 1)", labelNames: ["bundle", "version", "digest"], registers: [registry] }),
+    // Gauges say how they combine across workers (the primary's AggregatorRegistry sums by
+    // default): one pod serving a bundle reads 1, not one per worker.
+    loadSeconds: new client.Gauge({
+      name: "model_load_seconds",
+      help: "time to load and warm a model (the slowest worker)",
+      labelNames: ["model"],
+      aggregator: "max",
+      registers: [registry],
+    }),
+    bundleInfo: new client.Gauge({
+      name: "model_bundle_info",
+      help: "the bundle being served (value 1)",
+      labelNames: ["bundle", "version", "digest"],
+      aggregator: "max",
+      registers: [registry],
+    }),
     reloads: new client.Counter({ name: "model_reloads_total", help: "bundle reloads", labelNames: ["result"], registers: [registry] }),
     cacheHits: new client.Counter({ name: "prediction_cache_hits_total", help: "cache hits", labelNames: ["backend"], registers: [registry] }),
     cacheMisses: new client.Counter({ name: "prediction_cache_misses_total", help: "cache misses", labelNames: ["backend"], registers: [registry] }),
@@ -49,11 +63,24 @@ export function createMetrics() {
     redisErrors: new client.Counter({ name: "redis_errors_total", help: "failed Redis operations", labelNames: ["operation"], registers: [registry] }),
     redisFallbacks: new client.Counter({
       name: "redis_fallbacks_total",
-      help: "operations done without Redis while it was unavailable (cache skipped, rate limit counted locally)",
+      help: "operations done without Redis (down, too slow, or skipped by the breaker): cache skipped, rate limit counted locally",
       labelNames: ["operation"],
       registers: [registry],
     }),
-    redisUp: new client.Gauge({ name: "redis_up", help: "1 when the Redis connection is ready", registers: [registry] }),
+    redisTimeouts: new client.Counter({
+      name: "redis_timeouts_total",
+      help: "Redis calls given up after REDIS_TIMEOUT_MS",
+      labelNames: ["operation"],
+      registers: [registry],
+    }),
+    // Registered by connectRedis, so only a server with REDIS_URL exports them.
+    redisUp: new client.Gauge({ name: "redis_up", help: "1 when the Redis connection is ready (in every worker)", aggregator: "min", registers: [] }),
+    redisBreakerOpen: new client.Gauge({
+      name: "redis_breaker_open",
+      help: "1 while Redis is skipped after consecutive failures (in any worker)",
+      aggregator: "max",
+      registers: [],
+    }),
     predictions: new client.Histogram({
       name: "prediction_value",
       help: "predicted values, in target units",

@@ -1,101 +1,135 @@
-import { createHash } from "node:crypto";
-import { createRequire } from "node:module";
-import rateLimit from "@fastify/rate-limit";
-import type { FastifyInstance, FastifyRequest } from "fastify";
+import { isIP } from "node:net";
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import fp from "fastify-plugin";
 import type { Redis } from "ioredis";
+import { LRUCache } from "lru-cache";
+import type { Realm } from "./context.js";
 import { AppError } from "./errors.js";
 import type { Metrics } from "./metrics.js";
+import type { RedisGuard } from "./redis.js";
 
 /**
- * Per-client rate limit (@fastify/rate-limit). With Redis the counters are shared, so the
- * limit holds across replicas; when Redis fails the same request is counted locally
- * instead, so limits keep holding per replica and nothing errors.
+ * Per-client budgets over a fixed window. A route names its budget (config.budget) and, on
+ * the prediction routes, what it costs in rows (config.rows, from the validated body):
+ * one row is charged in onRequest, so an exhausted client is refused before its body is
+ * read, the rest in preHandler. A charge that does not fit is refused (429) and spends
+ * nothing, so a refused request has spent one row at most. The client is the verified identity (request.identity, set by auth
+ * before this runs) or else the connection's address (request.ip, which believes
+ * X-Forwarded-For only as far as TRUST_PROXY says; an IPv6 client's /64), never an
+ * unchecked header. With Redis
+ * the counts are shared by replicas; when Redis is slow or down they are counted locally.
  */
 
-type Callback = (err: Error | null, res?: { current: number; ttl: number }) => void;
-interface Store {
-  incr(key: string, cb: Callback, timeWindow: number, max: number): void;
-  child(routeOptions: { routeInfo: { method: string; url: string } } & Record<string, unknown>): Store;
-}
-type StoreCtor = new (params: { continueExceeding: boolean; exponentialBackoff: boolean }) => Store;
-
-const require = createRequire(import.meta.url);
-const RedisStore = require("@fastify/rate-limit/store/RedisStore.js") as new (
-  continueExceeding: boolean,
-  exponentialBackoff: boolean,
-  redis: Redis,
-  prefix?: string,
-) => Store;
-const LocalStore = require("@fastify/rate-limit/store/LocalStore.js") as new (
-  continueExceeding: boolean,
-  exponentialBackoff: boolean,
-  size?: number,
-) => Store;
-
-const LOCAL_KEYS = 100_000;
-
-function fallbackStore(redis: Redis, metrics: Metrics): StoreCtor {
-  return class FallbackStore implements Store {
-    private readonly remote: Store;
-    private readonly local: Store;
-
-    constructor(params: { continueExceeding: boolean; exponentialBackoff: boolean }, remote?: Store, local?: Store) {
-      this.remote = remote ?? new RedisStore(params.continueExceeding, params.exponentialBackoff, redis, "ratelimit:");
-      this.local = local ?? new LocalStore(params.continueExceeding, params.exponentialBackoff, LOCAL_KEYS);
-    }
-
-    incr(key: string, cb: Callback, timeWindow: number, max: number): void {
-      if (redis.status !== "ready") {
-        metrics.redisFallbacks.inc({ operation: "rate_limit" });
-        return this.local.incr(key, cb, timeWindow, max);
-      }
-      this.remote.incr(
-        key,
-        (err, res) => {
-          if (!err) return cb(null, res);
-          metrics.redisErrors.inc({ operation: "rate_limit" });
-          metrics.redisFallbacks.inc({ operation: "rate_limit" });
-          this.local.incr(key, cb, timeWindow, max);
-        },
-        timeWindow,
-        max,
-      );
-    }
-
-    child(routeOptions: Parameters<Store["child"]>[0]): Store {
-      return new FallbackStore(
-        routeOptions as unknown as { continueExceeding: boolean; exponentialBackoff: boolean },
-        this.remote.child(routeOptions),
-        this.local.child(routeOptions),
-      );
-    }
-  };
-}
-
-/** Clients are told apart by API key when they send one (hashed), else by address. */
-function clientKey(request: FastifyRequest): string {
-  const key = request.headers["x-api-key"] ?? request.headers.authorization;
-  if (typeof key === "string" && key) return `key:${createHash("sha256").update(key).digest("base64url").slice(0, 22)}`;
-  return `ip:${request.ip}`;
+declare module "fastify" {
+  interface FastifyContextConfig {
+    /**
+     * The rows a call costs its budget, from its validated body; 1 when absent. `never`
+     * so that each route can type the body it declares.
+     */
+    rows?: (body: never) => number;
+  }
 }
 
 export interface RateLimitOptions {
-  max: number;
+  /** Units per client per window; 0 turns a budget off. */
+  max: Record<Realm, number>;
   windowMs: number;
-  redis: Redis | undefined;
+  redis: RedisGuard | undefined;
   metrics: Metrics;
 }
 
+const UNITS: Record<Realm, string> = { predict: "rows", admin: "requests" };
+// Versioned like the cache keys: a change of meaning must not read older counters.
+const PREFIX = "ratelimit:v2";
+const LOCAL_CLIENTS = 100_000;
+
+/** [used after the call, ms until the window resets, 1 if charged else 0] */
+type Count = [used: number, resetMs: number, charged: number];
+
+// Atomic: check, charge and start the window in one step, so replicas never overshoot.
+const CHARGE = `
+local used = tonumber(redis.call('GET', KEYS[1]) or '0')
+local ttl = redis.call('PTTL', KEYS[1])
+if used + tonumber(ARGV[1]) > tonumber(ARGV[2]) then return {used, ttl, 0} end
+used = redis.call('INCRBY', KEYS[1], ARGV[1])
+if ttl < 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[3])
+  ttl = tonumber(ARGV[3])
+end
+return {used, ttl, 1}`;
+
+interface ChargingRedis extends Redis {
+  rateCharge(key: string, cost: number, max: number, windowMs: number): Promise<Count>;
+}
+
+/**
+ * The address a client cannot vary: IPv4 as is (also when mapped into IPv6), IPv6 by its
+ * /64, since every host is given a whole /64 and may pick any address in it.
+ */
+export function network(ip: string): string {
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip);
+  if (mapped) return mapped[1]!;
+  if (isIP(ip) !== 6) return ip;
+  const [head = "", tail] = ip.split("%")[0]!.split("::");
+  const left = head ? head.split(":") : [];
+  const right = tail ? tail.split(":") : [];
+  const groups = tail === undefined ? left : [...left, ...Array<string>(8 - left.length - right.length).fill("0"), ...right];
+  return `${groups.slice(0, 4).map((g) => Number.parseInt(g, 16).toString(16)).join(":")}::/64`;
+}
+
+class Limiter {
+  private readonly local = new LRUCache<string, { used: number; resetAt: number }>({ max: LOCAL_CLIENTS });
+
+  constructor(private readonly opts: RateLimitOptions) {
+    opts.redis?.redis.defineCommand("rateCharge", { numberOfKeys: 1, lua: CHARGE });
+  }
+
+  enabled(budget: Realm | undefined): budget is Realm {
+    return budget !== undefined && this.opts.max[budget] > 0;
+  }
+
+  /** Charge `cost` to the caller's `budget`, or throw 429; the X-RateLimit-* headers say where it stands. */
+  async charge(request: FastifyRequest, reply: FastifyReply, budget: Realm, cost: number): Promise<void> {
+    const max = this.opts.max[budget];
+    const key = `${PREFIX}:${budget}:${request.identity ?? `ip:${network(request.ip)}`}`;
+    const remote = await this.opts.redis?.run("rate_limit", (r) => (r as ChargingRedis).rateCharge(key, cost, max, this.opts.windowMs));
+    const [used, resetMs, charged] = remote ?? this.countLocally(key, cost, max);
+    const resetSeconds = Math.max(1, Math.ceil((resetMs < 0 ? this.opts.windowMs : resetMs) / 1000));
+    void reply.headers({
+      "x-ratelimit-limit": max,
+      "x-ratelimit-remaining": Math.max(0, max - used),
+      "x-ratelimit-reset": resetSeconds,
+    });
+    if (charged) return;
+    this.opts.metrics.rateLimited.inc();
+    void reply.header("retry-after", resetSeconds);
+    const asked = cost > 1 ? `; this request costs ${cost} more` : "";
+    throw new AppError(429, "rate_limited", `rate limit of ${max} ${UNITS[budget]} per ${this.opts.windowMs / 1000} s exceeded${asked}; retry in ${resetSeconds} s`);
+  }
+
+  private countLocally(key: string, cost: number, max: number): Count {
+    const now = Date.now();
+    let entry = this.local.get(key);
+    if (!entry || entry.resetAt <= now) {
+      entry = { used: 0, resetAt: now + this.opts.windowMs };
+      this.local.set(key, entry);
+    }
+    if (entry.used + cost > max) return [entry.used, entry.resetAt - now, 0];
+    entry.used += cost;
+    return [entry.used, entry.resetAt - now, 1];
+  }
+}
+
 export const rateLimitPlugin = fp(async (app: FastifyInstance, opts: RateLimitOptions) => {
-  await app.register(rateLimit, {
-    global: false,
-    max: opts.max,
-    timeWindow: opts.windowMs,
-    keyGenerator: clientKey,
-    ...(opts.redis ? { store: fallbackStore(opts.redis, opts.metrics) as never } : {}),
-    onExceeded: () => opts.metrics.rateLimited.inc(),
-    errorResponseBuilder: (_request, context) =>
-      new AppError(429, "rate_limited", `rate limit of ${context.max} requests per ${context.after} exceeded; retry later`),
+  const limiter = new Limiter(opts);
+  app.addHook("onRequest", async (request, reply) => {
+    const { budget } = request.routeOptions.config;
+    if (limiter.enabled(budget)) await limiter.charge(request, reply, budget, 1);
+  });
+  app.addHook("preHandler", async (request, reply) => {
+    const { budget, rows } = request.routeOptions.config;
+    if (!rows || !limiter.enabled(budget)) return;
+    const rest = rows(request.body as never) - 1;
+    if (rest > 0) await limiter.charge(request, reply, budget, rest);
   });
 });

@@ -25,7 +25,7 @@ export async function adminRoutes(app: FastifyInstance, opts: AdminRoutesOptions
           "A reload asked for while another runs is refused with 409 reload_in_progress.",
         tags: ["admin"],
         security: opts.preHandler ? [{ apiKey: [] }, { bearer: [] }] : [],
-        response: { 200: reloadResponse, 401: errorSchema, 403: errorSchema, 409: errorSchema, 422: errorSchema, 503: errorSchema },
+        response: { 200: reloadResponse, 401: errorSchema, 403: errorSchema, 409: errorSchema, 422: errorSchema, 429: errorSchema, 503: errorSchema },
       },
     },
     async () => {

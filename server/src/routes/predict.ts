@@ -25,7 +25,6 @@ export interface PredictRoutesOptions {
   shape: FeatureShape;
   defaultModel: ModelType;
   preHandler: ((request: FastifyRequest, reply: FastifyReply) => Promise<void>) | undefined;
-  rateLimit: { max: number; timeWindow: number } | undefined;
 }
 
 // Stream rows go through the model this many at a time: small enough that the first lines
@@ -67,7 +66,7 @@ export async function predictRoutes(app: FastifyInstance, opts: PredictRoutesOpt
   };
   const common = {
     ...(opts.preHandler ? { preHandler: opts.preHandler } : {}),
-    config: { auth: "predict" as const, budget: "predict" as const, ...(opts.rateLimit ? { rateLimit: opts.rateLimit } : {}) },
+    config: { auth: "predict" as const, budget: "predict" as const },
   };
   const security: { [scheme: string]: string[] }[] = opts.preHandler ? [{ apiKey: [] }, { bearer: [] }] : [];
   const bundleRef = (serving: Serving) => ({
@@ -97,7 +96,7 @@ export async function predictRoutes(app: FastifyInstance, opts: PredictRoutesOpt
       const model = body.model_type;
       return withServing(registry, model, async (serving) => {
         const rows = body.features ? rowsFromVectors(serving.bundle, [body.features]) : rowFromPrices(serving.bundle, body.prices!);
-        const key = cache.enabled ? PredictionCache.key(serving.bundle.digest, model, rows.data) : undefined;
+        const key = cache.enabled ? PredictionCache.key(serving.bundle.entry(model).sha256, rows.data) : undefined;
         const hit = key === undefined ? undefined : await cache.get(key);
         let values: Float64Array;
         if (hit === undefined) {
@@ -125,6 +124,7 @@ export async function predictRoutes(app: FastifyInstance, opts: PredictRoutesOpt
     "/predict/batch",
     {
       ...common,
+      config: { ...common.config, rows: (body: z.infer<typeof s.batchRequest>) => body.samples.length },
       schema: {
         summary: "Predictions for many feature vectors in one ONNX run",
         tags: ["predict"],
@@ -156,6 +156,12 @@ export async function predictRoutes(app: FastifyInstance, opts: PredictRoutesOpt
     "/predict/stream",
     {
       ...common,
+      // The rows it will predict, known from the lengths alone (before any feature work).
+      config: {
+        ...common.config,
+        rows: (body: z.infer<typeof s.streamRequest>) =>
+          body.features ? body.features.length - opts.shape.window + 1 : body.prices!.length - opts.shape.minPrices + 1,
+      },
       schema: {
         summary: "One prediction per sliding window, streamed as they are computed",
         description:
