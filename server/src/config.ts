@@ -22,6 +22,8 @@ const port = int(1, 65535);
 const list = z
   .string()
   .transform((v) => v.split(",").map((s) => s.trim()).filter(Boolean));
+// RFC 6749 scope-token: printable ASCII without space, quote or backslash.
+const scope = z.string().regex(/^[!#-[\]-~]+$/, "expected one scope name (no spaces or quotes)");
 const keys = list.pipe(z.array(z.string().min(16, "API keys must be at least 16 characters")).min(1, "no key given"));
 
 const configFields = z.object({
@@ -48,6 +50,18 @@ const configFields = z.object({
   WORKERS: int(1, 64).default(1),
   API_KEY: keys.optional(),
   ADMIN_API_KEY: keys.optional(),
+  // OAuth2: access tokens (JWT) from this issuer, verified against its published keys.
+  OAUTH_ISSUER: z.url({ protocol: /^https?$/, error: "expected the issuer's URL (the tokens' iss claim)" }).optional(),
+  OAUTH_AUDIENCE: z.string().trim().min(1).optional(),
+  // Unset: discovered from <issuer>/.well-known/openid-configuration (its jwks_uri).
+  OAUTH_JWKS_URL: z.url({ protocol: /^https?$/, error: "expected the URL of the issuer's JSON Web Key Set" }).optional(),
+  OAUTH_PREDICT_SCOPE: scope.default("predict"),
+  OAUTH_ADMIN_SCOPE: scope.default("admin"),
+  OAUTH_CLOCK_SKEW_SECONDS: int(0, 600).default(30),
+  // How long fetched keys are trusted (a key removed from the set is refused after this), and
+  // the least time between fetches triggered by a token naming an unknown key (rotation).
+  OAUTH_JWKS_CACHE_SECONDS: int(1, 86_400).default(600),
+  OAUTH_JWKS_COOLDOWN_SECONDS: int(0, 3600).default(30),
   ALLOWED_ORIGINS: list.default([]),
   ENABLE_METRICS: bool.default(true),
   METRICS_PORT: port.optional(),
@@ -81,6 +95,14 @@ export const configSchema = configFields
   .refine((c) => c.WORKERS === 1 || !c.ENABLE_METRICS || c.METRICS_PORT !== undefined, {
     path: ["METRICS_PORT"],
     message: "is required when WORKERS > 1 (the primary process serves the workers' combined metrics there)",
+  })
+  .refine((c) => c.OAUTH_ISSUER === undefined || c.OAUTH_AUDIENCE !== undefined, {
+    path: ["OAUTH_AUDIENCE"],
+    message: "is required with OAUTH_ISSUER (the audience your tokens are issued for, e.g. this API's identifier)",
+  })
+  .refine((c) => c.OAUTH_ISSUER !== undefined || (c.OAUTH_AUDIENCE === undefined && c.OAUTH_JWKS_URL === undefined), {
+    path: ["OAUTH_ISSUER"],
+    message: "is required when OAUTH_AUDIENCE or OAUTH_JWKS_URL is set",
   })
   // Without a choice, the ensemble answers if it is loaded, else the first loaded model.
   .transform((c) => ({ ...c, DEFAULT_MODEL: c.DEFAULT_MODEL ?? (c.MODELS.includes("ensemble") ? "ensemble" : c.MODELS[0]!) }));

@@ -1,4 +1,4 @@
-import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import type { FastifyInstance } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { BundleError } from "../inference/bundle.js";
 import type { ModelRegistry } from "../inference/registry.js";
@@ -8,7 +8,6 @@ import { errorSchema, reloadResponse } from "../schemas/api.js";
 
 export interface AdminRoutesOptions {
   registry: ModelRegistry;
-  preHandler: ((request: FastifyRequest, reply: FastifyReply) => Promise<void>) | undefined;
 }
 
 export async function adminRoutes(app: FastifyInstance, opts: AdminRoutesOptions) {
@@ -16,14 +15,12 @@ export async function adminRoutes(app: FastifyInstance, opts: AdminRoutesOptions
   api.post(
     "/admin/reload",
     {
-      ...(opts.preHandler ? { preHandler: opts.preHandler } : {}),
       config: { auth: "admin", budget: "admin" },
       schema: {
         summary: "Atomically swap in the bundle now in MODEL_DIR (also on SIGHUP)",
         description: "The new bundle is verified and warmed first; if it fails, the old one keeps serving and the answer is 422.",
         tags: ["admin"],
-        security: opts.preHandler ? [{ apiKey: [] }, { bearer: [] }] : [],
-        response: { 200: reloadResponse, 401: errorSchema, 403: errorSchema, 422: errorSchema },
+        response: { 200: reloadResponse, 401: errorSchema, 403: errorSchema, 422: errorSchema, 503: errorSchema },
       },
     },
     async () => {

@@ -1,0 +1,106 @@
+import { createRemoteJWKSet, type JWTPayload, type JWTVerifyGetKey, errors, jwtVerify } from "jose";
+import type { Config } from "../config.js";
+
+/**
+ * OAuth2 access tokens: JWTs signed by the issuer with RS256 or ES256, checked against the
+ * issuer's JSON Web Key Set with jose (no hand-written crypto). The key set is fetched on the
+ * first token and cached: a token naming a key not in the cache refetches it (at most once per
+ * OAUTH_JWKS_COOLDOWN_SECONDS), so a newly published key is picked up at once; the cache is
+ * refetched after OAUTH_JWKS_CACHE_SECONDS, so a removed key stops verifying within that time.
+ */
+
+export const ALGORITHMS = ["RS256", "ES256"];
+
+export type OAuthConfig = Pick<
+  Config,
+  | "OAUTH_ISSUER"
+  | "OAUTH_AUDIENCE"
+  | "OAUTH_JWKS_URL"
+  | "OAUTH_CLOCK_SKEW_SECONDS"
+  | "OAUTH_JWKS_CACHE_SECONDS"
+  | "OAUTH_JWKS_COOLDOWN_SECONDS"
+>;
+
+/** The token is not acceptable (401). */
+export class TokenRefused extends Error {}
+/** The issuer's keys cannot be fetched, so no token can be judged now (503). */
+export class KeysUnavailable extends Error {}
+
+// jose errors that describe the token itself; any other failure is the key source's.
+const TOKEN_FAULTS = new Set<string>([
+  errors.JWTClaimValidationFailed.code,
+  errors.JWTExpired.code,
+  errors.JOSEAlgNotAllowed.code,
+  errors.JOSENotSupported.code,
+  errors.JWSInvalid.code,
+  errors.JWTInvalid.code,
+  errors.JWKSNoMatchingKey.code,
+  errors.JWKSMultipleMatchingKeys.code,
+  errors.JWSSignatureVerificationFailed.code,
+]);
+
+const FETCH_TIMEOUT_MS = 5000;
+
+/** The JWKS URL the issuer publishes in its OpenID Connect discovery document. */
+async function discoverJwksUrl(issuer: string): Promise<URL> {
+  const url = `${issuer.replace(/\/$/, "")}/.well-known/openid-configuration`;
+  const response = await fetch(url, { redirect: "error", signal: AbortSignal.timeout(FETCH_TIMEOUT_MS) });
+  if (response.status !== 200) throw new Error(`${url} answered ${response.status}`);
+  const doc = (await response.json()) as { issuer?: unknown; jwks_uri?: unknown };
+  // OpenID Connect Discovery 1.0 §4.3: the document must name the issuer it was asked about.
+  if (doc.issuer !== issuer) throw new Error(`${url} names issuer ${JSON.stringify(doc.issuer)}, not ${issuer}`);
+  if (typeof doc.jwks_uri !== "string") throw new Error(`${url} has no jwks_uri`);
+  return new URL(doc.jwks_uri);
+}
+
+/** A key lookup over the issuer's key set, discovered on first use (and again after a failed discovery). */
+function keySet(config: OAuthConfig & { OAUTH_ISSUER: string }): JWTVerifyGetKey {
+  let remote: Promise<JWTVerifyGetKey> | undefined;
+  const resolve = () =>
+    (remote ??= (config.OAUTH_JWKS_URL ? Promise.resolve(new URL(config.OAUTH_JWKS_URL)) : discoverJwksUrl(config.OAUTH_ISSUER)).then(
+      (url) =>
+        createRemoteJWKSet(url, {
+          timeoutDuration: FETCH_TIMEOUT_MS,
+          cacheMaxAge: config.OAUTH_JWKS_CACHE_SECONDS * 1000,
+          cooldownDuration: config.OAUTH_JWKS_COOLDOWN_SECONDS * 1000,
+        }),
+    ));
+  return async (header, token) => {
+    const pending = resolve();
+    const jwks = await pending.catch((error: unknown) => {
+      if (remote === pending) remote = undefined;
+      throw error;
+    });
+    return jwks(header, token);
+  };
+}
+
+/** The granted scopes: `scope` (RFC 9068, space-separated) or `scp` (an array, or a string, as some issuers send it). */
+export function scopesOf(payload: JWTPayload): Set<string> {
+  return new Set(
+    [payload.scope, payload.scp].flatMap((v) =>
+      typeof v === "string" ? v.split(" ") : Array.isArray(v) ? v.filter((s): s is string => typeof s === "string") : [],
+    ),
+  );
+}
+
+/** Verifies a token's signature, algorithm, issuer, audience, expiry and not-before; resolves to its claims. */
+export function tokenVerifier(config: OAuthConfig & { OAUTH_ISSUER: string; OAUTH_AUDIENCE: string }) {
+  const getKey = keySet(config);
+  return async (token: string): Promise<JWTPayload & { iss: string; sub: string }> => {
+    try {
+      const { payload } = await jwtVerify(token, getKey, {
+        algorithms: ALGORITHMS,
+        issuer: config.OAUTH_ISSUER,
+        audience: config.OAUTH_AUDIENCE,
+        clockTolerance: config.OAUTH_CLOCK_SKEW_SECONDS,
+        // A token without an expiry would be good forever; one without a subject names no caller.
+        requiredClaims: ["exp", "sub"],
+      });
+      return payload as JWTPayload & { iss: string; sub: string };
+    } catch (error) {
+      if (error instanceof errors.JOSEError && TOKEN_FAULTS.has(error.code)) throw new TokenRefused(error.message);
+      throw new KeysUnavailable("the issuer's keys could not be fetched", { cause: error });
+    }
+  };
+}
