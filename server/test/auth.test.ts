@@ -172,6 +172,15 @@ describe("OAuth2 access tokens", () => {
     await strict.close();
   });
 
+  it("a remembered verification ends with the token's expiry", { timeout: 30_000 }, async () => {
+    const strict = await testApp(oauth({ OAUTH_CLOCK_SKEW_SECONDS: "0" }));
+    const shortLived = await issuer.token(ec, { exp: Math.floor(Date.now() / 1000) + 2 });
+    expect((await predict(strict, bearer(shortLived))).statusCode).toBe(200);
+    expect((await predict(strict, bearer(shortLived))).statusCode).toBe(200);
+    await waitFor("the expired token refused", async () => (await predict(strict, bearer(shortLived))).statusCode === 401, 15_000);
+    await strict.close();
+  });
+
   it("sets the identity the rate limit keys on", async () => {
     const bare = Fastify({ logger: false });
     await bare.register(errorsPlugin);

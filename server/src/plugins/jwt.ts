@@ -1,4 +1,6 @@
+import { createHash } from "node:crypto";
 import { createRemoteJWKSet, type JWTPayload, type JWTVerifyGetKey, errors, jwtVerify } from "jose";
+import { LRUCache } from "lru-cache";
 import type { Config } from "../config.js";
 
 /**
@@ -7,6 +9,10 @@ import type { Config } from "../config.js";
  * first token and cached: a token naming a key not in the cache refetches it (at most once per
  * OAUTH_JWKS_COOLDOWN_SECONDS), so a newly published key is picked up at once; the cache is
  * refetched after OAUTH_JWKS_CACHE_SECONDS, so a removed key stops verifying within that time.
+ *
+ * A verification (a signature check costs as much as a prediction) is remembered for the
+ * token until it expires, but no longer than OAUTH_JWKS_CACHE_SECONDS: a removed key's tokens
+ * are refused at most twice that long after the removal.
  */
 
 export const ALGORITHMS = ["RS256", "ES256"];
@@ -40,6 +46,7 @@ const TOKEN_FAULTS = new Set<string>([
 ]);
 
 const FETCH_TIMEOUT_MS = 5000;
+const VERIFIED_TOKENS = 10_000;
 
 /** The JWKS URL the issuer publishes in its OpenID Connect discovery document. */
 async function discoverJwksUrl(issuer: string): Promise<URL> {
@@ -86,8 +93,13 @@ export function scopesOf(payload: JWTPayload): Set<string> {
 
 /** Verifies a token's signature, algorithm, issuer, audience, expiry and not-before; resolves to its claims. */
 export function tokenVerifier(config: OAuthConfig & { OAUTH_ISSUER: string; OAUTH_AUDIENCE: string }) {
+  type Claims = JWTPayload & { iss: string; sub: string };
   const getKey = keySet(config);
-  return async (token: string): Promise<JWTPayload & { iss: string; sub: string }> => {
+  const verified = new LRUCache<string, Claims>({ max: VERIFIED_TOKENS });
+  return async (token: string): Promise<Claims> => {
+    const id = createHash("sha256").update(token).digest("base64url");
+    const known = verified.get(id);
+    if (known) return known;
     try {
       const { payload } = await jwtVerify(token, getKey, {
         algorithms: ALGORITHMS,
@@ -97,7 +109,10 @@ export function tokenVerifier(config: OAuthConfig & { OAUTH_ISSUER: string; OAUT
         // A token without an expiry would be good forever; one without a subject names no caller.
         requiredClaims: ["exp", "sub"],
       });
-      return payload as JWTPayload & { iss: string; sub: string };
+      const claims = payload as Claims;
+      const expiresIn = (claims.exp! + config.OAUTH_CLOCK_SKEW_SECONDS) * 1000 - Date.now();
+      verified.set(id, claims, { ttl: Math.max(1, Math.floor(Math.min(expiresIn, config.OAUTH_JWKS_CACHE_SECONDS * 1000))) });
+      return claims;
     } catch (error) {
       if (error instanceof errors.JOSEError && TOKEN_FAULTS.has(error.code)) throw new TokenRefused(error.message);
       throw new KeysUnavailable("the issuer's keys could not be fetched", { cause: error });
