@@ -58,8 +58,9 @@ const configFields = z.object({
   OAUTH_PREDICT_SCOPE: scope.default("predict"),
   OAUTH_ADMIN_SCOPE: scope.default("admin"),
   OAUTH_CLOCK_SKEW_SECONDS: int(0, 600).default(30),
-  // How long fetched keys are trusted (a key removed from the set is refused after this), and
-  // the least time between fetches triggered by a token naming an unknown key (rotation).
+  // How long fetched keys and verified tokens are trusted (a key removed from the set is
+  // refused within twice this), and the least time between fetches triggered by a token
+  // naming an unknown key (a newly published key).
   OAUTH_JWKS_CACHE_SECONDS: int(1, 86_400).default(600),
   OAUTH_JWKS_COOLDOWN_SECONDS: int(0, 3600).default(30),
   ALLOWED_ORIGINS: list.default([]),

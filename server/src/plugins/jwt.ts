@@ -8,16 +8,16 @@ import type { Config } from "../config.js";
  * issuer's JSON Web Key Set with jose (no hand-written crypto). The key set is fetched on the
  * first token and cached: a token naming a key not in the cache refetches it (at most once per
  * OAUTH_JWKS_COOLDOWN_SECONDS), so a newly published key is picked up at once; the cache is
- * refetched after OAUTH_JWKS_CACHE_SECONDS, so a removed key stops verifying within that time.
+ * refetched after OAUTH_JWKS_CACHE_SECONDS, so a removed key stops verifying.
  *
  * A verification (a signature check costs as much as a prediction) is remembered for the
- * token until it expires, but no longer than OAUTH_JWKS_CACHE_SECONDS: a removed key's tokens
- * are refused at most twice that long after the removal.
+ * token until it expires, but no longer than OAUTH_JWKS_CACHE_SECONDS: so a removed key's
+ * tokens are refused at most twice OAUTH_JWKS_CACHE_SECONDS after the removal.
  */
 
-export const ALGORITHMS = ["RS256", "ES256"];
+const ALGORITHMS = ["RS256", "ES256"];
 
-export type OAuthConfig = Pick<
+type OAuthConfig = Pick<
   Config,
   | "OAUTH_ISSUER"
   | "OAUTH_AUDIENCE"
