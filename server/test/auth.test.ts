@@ -1,4 +1,6 @@
 import { createHash } from "node:crypto";
+import type { AddressInfo } from "node:net";
+import { networkInterfaces } from "node:os";
 import Fastify, { type FastifyInstance } from "fastify";
 import { SignJWT } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -82,6 +84,22 @@ describe("admin routes are never open by accident", () => {
     expect((await reload(app, { "x-api-key": KEY }, REMOTE)).statusCode).toBe(403);
     expect((await reload(app, bearer(KEY), REMOTE)).statusCode).toBe(403);
     await app.close();
+  });
+
+  // The address the rule reads is the socket's: here a real one, on a dual-stack listener.
+  const external = Object.values(networkInterfaces()).flat().find((i) => i && !i.internal && i.family === "IPv4")?.address;
+  it.skipIf(!external)("over real sockets: IPv4 and IPv6 loopback admitted, this host's external address refused", async () => {
+    const app = await testApp();
+    await app.listen({ host: "::", port: 0 });
+    const { port } = app.server.address() as AddressInfo;
+    const status = async (host: string) => (await fetch(`http://${host}:${port}/admin/reload`, { method: "POST" })).status;
+    try {
+      expect(await status("127.0.0.1")).toBe(200); // seen as ::ffff:127.0.0.1
+      expect(await status("[::1]")).toBe(200);
+      expect(await status(external!)).toBe(403);
+    } finally {
+      await app.close();
+    }
   });
 
   it("with ADMIN_API_KEY they need it, from anywhere, and prediction keys do not do", async () => {
