@@ -6,7 +6,8 @@ import type { Redis } from "ioredis";
 import type { Config } from "./config.js";
 import { Predictor } from "./inference/predictor.js";
 import { ModelRegistry } from "./inference/registry.js";
-import { requireKey } from "./plugins/auth.js";
+import { loggerOptions } from "./logging.js";
+import { authPlugin, securitySchemes } from "./plugins/auth.js";
 import { PredictionCache } from "./plugins/cache.js";
 import { docsPlugin } from "./plugins/docs.js";
 import { errorsPlugin } from "./plugins/errors.js";
@@ -61,13 +62,11 @@ export async function buildApp(opts: BuildOptions): Promise<FastifyInstance> {
   const { config } = opts;
   const app = Fastify({
     ...(opts.https ? { https: opts.https } : {}),
-    logger: opts.logger ?? {
-      level: config.LOG_LEVEL,
-      redact: { paths: ['req.headers["x-api-key"]', "req.headers.authorization"], censor: "[redacted]" },
-    },
+    logger: opts.logger ?? loggerOptions(config.LOG_LEVEL),
     bodyLimit: config.BODY_LIMIT,
     requestTimeout: config.REQUEST_TIMEOUT_MS,
-    requestIdHeader: "x-request-id",
+    // The caller's X-Request-Id is kept only if it is safe to log and echo (no requestIdHeader:
+    // with it, Fastify takes the header as it comes and never calls genReqId).
     genReqId: (req) => {
       const given = req.headers["x-request-id"];
       return typeof given === "string" && REQUEST_ID.test(given) ? given : randomUUID();
@@ -154,13 +153,14 @@ export async function buildApp(opts: BuildOptions): Promise<FastifyInstance> {
       maxAge: 600,
     });
   }
+  await app.register(authPlugin, { config });
   await app.register(rateLimitPlugin, {
     max: { predict: config.RATE_LIMIT_MAX, admin: config.ADMIN_RATE_LIMIT_MAX },
     windowMs: config.RATE_LIMIT_WINDOW_MS,
     redis: redisGuard,
     metrics,
   });
-  await app.register(docsPlugin, { version: API_VERSION });
+  await app.register(docsPlugin, { version: API_VERSION, securitySchemes: securitySchemes(config) });
 
   const cache = new PredictionCache(config.CACHE_TTL, config.CACHE_MAX_ENTRIES, redisGuard, metrics);
   await app.register(predictRoutes, {
@@ -170,7 +170,6 @@ export async function buildApp(opts: BuildOptions): Promise<FastifyInstance> {
     limits: { maxBatchSamples: config.MAX_BATCH_SAMPLES, maxStreamLength: config.MAX_STREAM_LENGTH },
     shape,
     defaultModel: config.DEFAULT_MODEL,
-    preHandler: requireKey(config.API_KEY, "predict"),
   });
   await app.register(healthRoutes, {
     registry,
@@ -178,7 +177,7 @@ export async function buildApp(opts: BuildOptions): Promise<FastifyInstance> {
     startedAt: Date.now(),
     shuttingDown: () => shuttingDown,
   });
-  await app.register(adminRoutes, { reload: opts.reload ?? localReload(registry), preHandler: requireKey(config.ADMIN_API_KEY ?? config.API_KEY, "admin") });
+  await app.register(adminRoutes, { reload: opts.reload ?? localReload(registry) });
   if (config.ENABLE_METRICS && opts.serveMetrics !== false) {
     await app.register(metricsRoute, { metrics: registryMetrics(metrics.registry) });
   }

@@ -45,6 +45,8 @@ const trustProxy = z
     return v.split(",").map((s) => s.trim()).filter(Boolean);
   })
   .pipe(z.union([z.literal(false), z.number().int().min(1).max(32), z.array(addressOrBlock).min(1)]));
+// RFC 6749 scope-token: printable ASCII without space, quote or backslash.
+const scope = z.string().regex(/^[!#-[\]-~]+$/, "expected one scope name (no spaces or quotes)");
 const keys = list.pipe(z.array(z.string().min(16, "API keys must be at least 16 characters")).min(1, "no key given"));
 
 const configFields = z.object({
@@ -71,6 +73,19 @@ const configFields = z.object({
   WORKERS: int(1, 64).default(1),
   API_KEY: keys.optional(),
   ADMIN_API_KEY: keys.optional(),
+  // OAuth2: access tokens (JWT) from this issuer, verified against its published keys.
+  OAUTH_ISSUER: z.url({ protocol: /^https?$/, error: "expected the issuer's URL (the tokens' iss claim)" }).optional(),
+  OAUTH_AUDIENCE: z.string().trim().min(1).optional(),
+  // Unset: discovered from <issuer>/.well-known/openid-configuration (its jwks_uri).
+  OAUTH_JWKS_URL: z.url({ protocol: /^https?$/, error: "expected the URL of the issuer's JSON Web Key Set" }).optional(),
+  OAUTH_PREDICT_SCOPE: scope.default("predict"),
+  OAUTH_ADMIN_SCOPE: scope.default("admin"),
+  OAUTH_CLOCK_SKEW_SECONDS: int(0, 600).default(30),
+  // How long fetched keys and verified tokens are trusted (a key removed from the set is
+  // refused within twice this), and the least time between fetches triggered by a token
+  // naming an unknown key (a newly published key).
+  OAUTH_JWKS_CACHE_SECONDS: int(1, 86_400).default(600),
+  OAUTH_JWKS_COOLDOWN_SECONDS: int(0, 3600).default(30),
   ALLOWED_ORIGINS: list.default([]),
   ENABLE_METRICS: bool.default(true),
   METRICS_PORT: port.optional(),
@@ -128,6 +143,14 @@ export const configSchema = configFields
   .refine((c) => c.RATE_LIMIT_MAX === 0 || c.RATE_LIMIT_MAX >= Math.max(c.MAX_BATCH_SAMPLES, c.MAX_STREAM_LENGTH), {
     path: ["RATE_LIMIT_MAX"],
     message: "counts rows, so it must be 0 (off) or at least MAX_BATCH_SAMPLES and MAX_STREAM_LENGTH (the largest batch and stream)",
+  })
+  .refine((c) => c.OAUTH_ISSUER === undefined || c.OAUTH_AUDIENCE !== undefined, {
+    path: ["OAUTH_AUDIENCE"],
+    message: "is required with OAUTH_ISSUER (the audience your tokens are issued for, e.g. this API's identifier)",
+  })
+  .refine((c) => c.OAUTH_ISSUER !== undefined || (c.OAUTH_AUDIENCE === undefined && c.OAUTH_JWKS_URL === undefined), {
+    path: ["OAUTH_ISSUER"],
+    message: "is required when OAUTH_AUDIENCE or OAUTH_JWKS_URL is set",
   })
   // Without a choice, the ensemble answers if it is loaded, else the first loaded model.
   .transform((c) => ({ ...c, DEFAULT_MODEL: c.DEFAULT_MODEL ?? (c.MODELS.includes("ensemble") ? "ensemble" : c.MODELS[0]!) }));

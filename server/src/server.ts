@@ -63,7 +63,7 @@ async function runWorker(config: Config, tls: TlsFiles | undefined): Promise<voi
     AggregatorRegistry.setRegistries([metrics.registry]);
     new AggregatorRegistry();
   }
-  if (!config.API_KEY && !config.ADMIN_API_KEY) app.log.warn("no API_KEY or ADMIN_API_KEY set: prediction and admin routes are open");
+  if (!config.API_KEY && !config.OAUTH_ISSUER) app.log.warn("no API_KEY or OAUTH_ISSUER set: prediction routes are open; admin routes answer loopback clients only unless ADMIN_API_KEY is set");
 
   // With workers, the primary serves the combined metrics; a single process serves its own.
   const metricsApp = separateMetrics && cluster.isPrimary ? await metricsListener(config, registryMetrics(metrics.registry)) : undefined;

@@ -192,4 +192,13 @@ describe("bad input gets a 4xx JSON error naming the field, never a 5xx", () => 
     expect(res.headers["content-security-policy"]).toContain("default-src 'self'");
     expect(res.headers["x-request-id"]).toBeTruthy();
   });
+
+  it("a caller's X-Request-Id is echoed when safe to log, replaced when not", async () => {
+    const idOf = async (id: string) => (await app.inject({ method: "GET", url: "/health", headers: { "x-request-id": id } })).headers["x-request-id"];
+    expect(await idOf("req-42.a:b_C")).toBe("req-42.a:b_C");
+    expect(await idOf("x".repeat(128))).toBe("x".repeat(128));
+    for (const unsafe of ["x".repeat(129), "x".repeat(300), "two words", 'a"quote', "a\tb", "line\\nfeed", "ünïcode"]) {
+      expect(await idOf(unsafe), unsafe).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);
+    }
+  });
 });

@@ -1,36 +1,159 @@
 import { createHash, timingSafeEqual } from "node:crypto";
-import type { FastifyReply, FastifyRequest } from "fastify";
-import { AppError } from "./errors.js";
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import fp from "fastify-plugin";
+import type { Config } from "../config.js";
+import type { Realm } from "./context.js";
+import { AppError, unavailable } from "./errors.js";
+import { KeysUnavailable, scopesOf, TokenRefused, tokenVerifier } from "./jwt.js";
 
 /**
- * API-key checks. Several keys may be valid at once (rotation). Keys are compared as
- * sha256 digests with timingSafeEqual, so neither a key's content nor its length leaks
- * through timing; the headers carrying them are redacted from logs (see app.ts).
+ * Who may call a route, decided in onRequest, before the body is read or validated: an
+ * unauthenticated caller learns nothing about the schema and costs no parsing.
+ *
+ * Routes name their realm in `config.auth`. A realm accepts API keys (X-API-Key, or
+ * Authorization: Bearer <key>) and, with OAUTH_ISSUER, OAuth2 access tokens (Authorization:
+ * Bearer <JWT>) carrying the realm's scope; each realm needs its own scope, so an admin token
+ * does not predict unless it also has the predict scope. The prediction realm takes API_KEY
+ * and is open when neither keys nor an issuer are configured. The admin realm takes
+ * ADMIN_API_KEY only (prediction keys never grant admin rights); with neither admin keys nor
+ * an issuer it answers only direct loopback clients (the host itself; SIGHUP also reloads).
+ *
+ * Keys are compared as sha256 digests with timingSafeEqual, so neither a key's content nor
+ * its length leaks through timing; several keys may be valid at once (rotation).
  */
 
 const digest = (key: string) => createHash("sha256").update(key).digest();
+const LOOPBACK = new Set(["127.0.0.1", "::1", "::ffff:127.0.0.1"]);
+// Three base64url segments: a JWS in compact form (anything else is taken for an API key).
+const JWT_SHAPE = /^[\w-]+\.[\w-]+\.[\w-]*$/;
 
-function presented(request: FastifyRequest): string | undefined {
-  const header = request.headers["x-api-key"];
-  if (typeof header === "string" && header) return header;
-  const auth = request.headers.authorization;
-  if (auth?.startsWith("Bearer ")) return auth.slice(7).trim();
-  return undefined;
+interface Policy {
+  keys: Buffer[];
+  /** The OAuth scope the realm requires, when tokens are accepted. */
+  scope: string | undefined;
 }
 
-/** A preHandler that admits a request carrying any of `keys`; no keys means open. */
-export function requireKey(keys: readonly string[] | undefined, realm: string) {
-  if (!keys?.length) return undefined;
-  const digests = keys.map(digest);
-  return async (request: FastifyRequest, reply: FastifyReply) => {
-    const key = presented(request);
-    if (key === undefined) {
-      void reply.header("www-authenticate", `Bearer realm="${realm}"`);
-      throw new AppError(401, "unauthorized", "missing API key: send X-API-Key or Authorization: Bearer");
-    }
-    const given = digest(key);
-    let ok = false;
-    for (const d of digests) ok = timingSafeEqual(d, given) || ok;
-    if (!ok) throw new AppError(403, "forbidden", "API key not accepted");
+/** Which credentials each realm accepts; a realm with none is open (predict) or loopback-only (admin). */
+function policies(config: Config): Record<Realm, Policy> {
+  const oauth = config.OAUTH_ISSUER !== undefined;
+  return {
+    predict: { keys: (config.API_KEY ?? []).map(digest), scope: oauth ? config.OAUTH_PREDICT_SCOPE : undefined },
+    admin: { keys: (config.ADMIN_API_KEY ?? []).map(digest), scope: oauth ? config.OAUTH_ADMIN_SCOPE : undefined },
   };
 }
+
+const guarded = (policy: Policy) => policy.keys.length > 0 || policy.scope !== undefined;
+
+/** The key's identity if it is one of `keys`: every digest is compared, whichever matches. */
+function matchKey(keys: Buffer[], key: string): string | undefined {
+  const given = digest(key);
+  let ok = false;
+  for (const d of keys) ok = timingSafeEqual(d, given) || ok;
+  return ok ? `key:${given.toString("base64url").slice(0, 16)}` : undefined;
+}
+
+/** A connection from this host, not relayed by a proxy on it (which would make every client look local). */
+function direct(request: FastifyRequest): boolean {
+  return (
+    LOOPBACK.has(request.socket.remoteAddress ?? "") &&
+    request.headers.forwarded === undefined &&
+    request.headers["x-forwarded-for"] === undefined
+  );
+}
+
+/** "Bearer" is matched case-insensitively (RFC 7235 §2.1). */
+function bearer(request: FastifyRequest): string | undefined {
+  const match = /^bearer[ \t]+(.+)$/i.exec(request.headers.authorization ?? "");
+  return match?.[1]!.trim() || undefined;
+}
+
+/** RFC 6750 §3: the challenge, with the error and the scope needed when there is one. */
+function challenge(reply: FastifyReply, realm: Realm, error?: { code: "invalid_token" | "insufficient_scope"; scope?: string }) {
+  const params = [`realm="${realm}"`];
+  if (error) params.push(`error="${error.code}"`);
+  if (error?.scope) params.push(`scope="${error.scope}"`);
+  void reply.header("www-authenticate", `Bearer ${params.join(", ")}`);
+}
+
+/** OpenAPI security schemes; the bearer one says JWT when tokens are accepted. */
+export function securitySchemes(config: Config) {
+  const oauth = config.OAUTH_ISSUER !== undefined;
+  return {
+    apiKey: { type: "apiKey" as const, in: "header", name: "X-API-Key" },
+    bearer: {
+      type: "http" as const,
+      scheme: "bearer",
+      ...(oauth
+        ? {
+            bearerFormat: "JWT",
+            description: `An OAuth2 access token from ${config.OAUTH_ISSUER} (RS256 or ES256, audience ${config.OAUTH_AUDIENCE}) with the route's scope, or an API key.`,
+          }
+        : { description: "An API key." }),
+    },
+  };
+}
+
+export const authPlugin = fp(async (app: FastifyInstance, opts: { config: Config }) => {
+  const { config } = opts;
+  const realms = policies(config);
+  const verify = config.OAUTH_ISSUER && config.OAUTH_AUDIENCE ? tokenVerifier({ ...config, OAUTH_ISSUER: config.OAUTH_ISSUER, OAUTH_AUDIENCE: config.OAUTH_AUDIENCE }) : undefined;
+
+  /** The caller's identity, or an AppError saying why not. */
+  async function authenticate(request: FastifyRequest, reply: FastifyReply, realm: Realm, policy: Policy): Promise<string> {
+    const header = request.headers["x-api-key"];
+    const key = typeof header === "string" && header ? header : undefined;
+    const credential = key ?? bearer(request);
+    if (credential === undefined) {
+      challenge(reply, realm);
+      const accepted = [policy.keys.length ? "an API key (X-API-Key or Authorization: Bearer)" : "", policy.scope ? "an access token (Authorization: Bearer)" : ""];
+      throw new AppError(401, "unauthorized", `missing credentials: send ${accepted.filter(Boolean).join(" or ")}`);
+    }
+    const identity = matchKey(policy.keys, credential);
+    if (identity) return identity;
+    if (key !== undefined || !verify || !policy.scope || !JWT_SHAPE.test(credential)) throw new AppError(403, "forbidden", "API key not accepted");
+    try {
+      const claims = await verify(credential);
+      if (!scopesOf(claims).has(policy.scope)) {
+        challenge(reply, realm, { code: "insufficient_scope", scope: policy.scope });
+        throw new AppError(403, "insufficient_scope", `the token lacks the ${policy.scope} scope`);
+      }
+      return `jwt:${claims.iss}#${claims.sub}`;
+    } catch (error) {
+      if (error instanceof TokenRefused) {
+        challenge(reply, realm, { code: "invalid_token" });
+        throw new AppError(401, "invalid_token", `token refused: ${error.message}`);
+      }
+      if (error instanceof KeysUnavailable) {
+        request.log.warn({ err: error.cause }, "token not verified: the issuer's keys are unavailable");
+        void reply.header("retry-after", "5");
+        throw unavailable("cannot verify access tokens now; retry later");
+      }
+      throw error;
+    }
+  }
+
+  app.addHook("onRequest", async (request, reply) => {
+    const realm = request.routeOptions.config.auth;
+    if (!realm) return;
+    const policy = realms[realm];
+    if (guarded(policy)) {
+      request.identity = await authenticate(request, reply, realm, policy);
+      return;
+    }
+    if (realm === "admin" && !direct(request)) {
+      throw new AppError(403, "forbidden", "admin routes answer only local clients until ADMIN_API_KEY (or OAUTH_ISSUER) is set");
+    }
+  });
+
+  // The OpenAPI document states what the hook above enforces.
+  app.addHook("onRoute", (route) => {
+    const realm = route.config?.auth;
+    if (!realm) return;
+    const policy = realms[realm];
+    const security: Record<string, string[]>[] = [
+      ...(policy.keys.length ? [{ apiKey: [] }] : []),
+      ...(guarded(policy) ? [{ bearer: policy.scope ? [policy.scope] : [] }] : []),
+    ];
+    route.schema = { ...route.schema, security };
+  });
+});

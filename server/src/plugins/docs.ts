@@ -5,6 +5,7 @@ import swagger from "@fastify/swagger";
 import swaggerUi from "@fastify/swagger-ui";
 import type { FastifyInstance } from "fastify";
 import fp from "fastify-plugin";
+import type { OpenAPIV3_1 } from "openapi-types";
 import { jsonSchemaTransform, jsonSchemaTransformObject } from "fastify-type-provider-zod";
 
 /**
@@ -30,7 +31,7 @@ const redocPage = `<!doctype html>
 </html>
 `;
 
-export const docsPlugin = fp(async (app: FastifyInstance, opts: { version: string }) => {
+export const docsPlugin = fp(async (app: FastifyInstance, opts: { version: string; securitySchemes: Record<string, OpenAPIV3_1.SecuritySchemeObject> }) => {
   await app.register(swagger, {
     openapi: {
       openapi: "3.1.0",
@@ -41,12 +42,7 @@ export const docsPlugin = fp(async (app: FastifyInstance, opts: { version: strin
           "Forecasts from causal wavelet features served from ONNX model bundles. Errors share one JSON shape (Error); " +
           "5xx bodies carry only a request id.",
       },
-      components: {
-        securitySchemes: {
-          apiKey: { type: "apiKey", in: "header", name: "X-API-Key" },
-          bearer: { type: "http", scheme: "bearer" },
-        },
-      },
+      components: { securitySchemes: opts.securitySchemes },
     },
     transform: jsonSchemaTransform,
     transformObject: jsonSchemaTransformObject,

@@ -1,4 +1,4 @@
-import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import type { FastifyInstance } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import "../plugins/context.js";
 import type { Reload } from "../reloads.js";
@@ -7,7 +7,6 @@ import { errorSchema, reloadResponse } from "../schemas/api.js";
 export interface AdminRoutesOptions {
   /** Every process's reload (reloads.ts). */
   reload: Reload;
-  preHandler: ((request: FastifyRequest, reply: FastifyReply) => Promise<void>) | undefined;
 }
 
 export async function adminRoutes(app: FastifyInstance, opts: AdminRoutesOptions) {
@@ -15,7 +14,6 @@ export async function adminRoutes(app: FastifyInstance, opts: AdminRoutesOptions
   api.post(
     "/admin/reload",
     {
-      ...(opts.preHandler ? { preHandler: opts.preHandler } : {}),
       config: { auth: "admin", budget: "admin" },
       schema: {
         summary: "Atomically swap in the bundle now in MODEL_DIR (also on SIGHUP)",
@@ -24,7 +22,6 @@ export async function adminRoutes(app: FastifyInstance, opts: AdminRoutesOptions
           "If any fails or takes longer than RELOAD_TIMEOUT_MS, none swaps, the old bundle keeps serving and the answer is 422. " +
           "A reload asked for while another runs is refused with 409 reload_in_progress.",
         tags: ["admin"],
-        security: opts.preHandler ? [{ apiKey: [] }, { bearer: [] }] : [],
         response: { 200: reloadResponse, 401: errorSchema, 403: errorSchema, 409: errorSchema, 422: errorSchema, 429: errorSchema, 503: errorSchema },
       },
     },

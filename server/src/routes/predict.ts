@@ -1,5 +1,5 @@
 import { Readable } from "node:stream";
-import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import type { FastifyInstance } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
 import { PredictionCache } from "../plugins/cache.js";
@@ -24,7 +24,6 @@ export interface PredictRoutesOptions {
   limits: Limits;
   shape: FeatureShape;
   defaultModel: ModelType;
-  preHandler: ((request: FastifyRequest, reply: FastifyReply) => Promise<void>) | undefined;
 }
 
 // Stream rows go through the model this many at a time: small enough that the first lines
@@ -65,10 +64,8 @@ export async function predictRoutes(app: FastifyInstance, opts: PredictRoutesOpt
     503: errorSchema,
   };
   const common = {
-    ...(opts.preHandler ? { preHandler: opts.preHandler } : {}),
     config: { auth: "predict" as const, budget: "predict" as const },
   };
-  const security: { [scheme: string]: string[] }[] = opts.preHandler ? [{ apiKey: [] }, { bearer: [] }] : [];
   const bundleRef = (serving: Serving) => ({
     name: serving.bundle.name,
     version: serving.bundle.version,
@@ -86,7 +83,6 @@ export async function predictRoutes(app: FastifyInstance, opts: PredictRoutesOpt
       schema: {
         summary: "One prediction from a feature vector or from raw prices",
         tags: ["predict"],
-        security,
         body: s.predictRequest,
         response: { 200: s.predictResponse, ...errors },
       },
@@ -128,7 +124,6 @@ export async function predictRoutes(app: FastifyInstance, opts: PredictRoutesOpt
       schema: {
         summary: "Predictions for many feature vectors in one ONNX run",
         tags: ["predict"],
-        security,
         body: s.batchRequest,
         response: { 200: s.batchResponse, ...errors },
       },
@@ -169,7 +164,6 @@ export async function predictRoutes(app: FastifyInstance, opts: PredictRoutesOpt
           "With Accept: text/event-stream, Server-Sent Events: `prediction` events, then a `done` event. " +
           "A client that disconnects stops the computation.",
         tags: ["predict"],
-        security,
         body: s.streamRequest,
         response: {
           200: {

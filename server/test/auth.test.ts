@@ -1,0 +1,322 @@
+import { createHash } from "node:crypto";
+import type { AddressInfo } from "node:net";
+import { networkInterfaces } from "node:os";
+import Fastify, { type FastifyInstance } from "fastify";
+import { SignJWT } from "jose";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { parseConfig } from "../src/config.js";
+import { authPlugin } from "../src/plugins/auth.js";
+import { errorsPlugin } from "../src/plugins/errors.js";
+import { GUIDE_FEATURES, freePort, json, startServer, testApp, waitFor } from "./helpers.js";
+import { AUDIENCE, type Issuer, type SigningKey, signingKey, startIssuer, unsignedToken } from "./issuer.js";
+
+const KEY = "k".repeat(24);
+const ADMIN_KEY = "a".repeat(24);
+const REMOTE = "10.0.0.7";
+
+let issuer: Issuer;
+let rsa: SigningKey;
+let ec: SigningKey;
+beforeAll(async () => {
+  issuer = await startIssuer();
+  rsa = await signingKey("RS256", "rsa-1");
+  ec = await signingKey("ES256", "ec-1");
+  issuer.publish([rsa, ec]);
+});
+afterAll(() => issuer.close());
+
+const oauth = (env: Record<string, string> = {}) => ({ OAUTH_ISSUER: issuer.url, OAUTH_AUDIENCE: AUDIENCE, ...env });
+const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
+
+function predict(app: FastifyInstance, headers: Record<string, string> = {}, body: unknown = { features: GUIDE_FEATURES }) {
+  return app.inject({ method: "POST", url: "/predict", ...json(body), headers: { "content-type": "application/json", ...headers } });
+}
+function reload(app: FastifyInstance, headers: Record<string, string> = {}, remoteAddress = "127.0.0.1") {
+  return app.inject({ method: "POST", url: "/admin/reload", headers, remoteAddress });
+}
+
+describe("authentication comes before the body is read", () => {
+  let app: FastifyInstance;
+  beforeAll(async () => {
+    app = await testApp(oauth({ API_KEY: KEY }));
+  });
+  afterAll(() => app.close());
+
+  it("an unauthenticated bad body gets 401, not a 400 describing the schema", async () => {
+    const bad = { features: [1, 2], extra: true };
+    const anonymous = await predict(app, {}, bad);
+    expect(anonymous.statusCode).toBe(401);
+    expect(anonymous.json().fields).toBeUndefined();
+    expect(anonymous.headers["www-authenticate"]).toBe('Bearer realm="predict"');
+    expect((await predict(app, { "x-api-key": "not-the-key-not-the-key" }, bad)).statusCode).toBe(403);
+    expect((await predict(app, bearer(await issuer.token(rsa, { iss: "https://elsewhere.example" })), bad)).statusCode).toBe(401);
+    // Neither the media type nor the size of an anonymous body is looked at.
+    const form = await app.inject({ method: "POST", url: "/predict", headers: { "content-type": "text/plain" }, payload: "x" });
+    expect(form.statusCode).toBe(401);
+    const huge = await predict(app, {}, { features: Array(300_000).fill(0.5) });
+    expect(huge.statusCode).toBe(401);
+    // Authenticated, the same body is judged on its merits.
+    const judged = await predict(app, { "x-api-key": KEY }, bad);
+    expect(judged.statusCode).toBe(400);
+    expect(judged.json().error).toBe("validation_error");
+  });
+
+  it("the Bearer scheme is matched case-insensitively (RFC 7235)", async () => {
+    for (const scheme of ["Bearer", "bearer", "BEARER", "bEaReR"]) {
+      expect((await predict(app, { authorization: `${scheme} ${KEY}` })).statusCode, scheme).toBe(200);
+      expect((await predict(app, { authorization: `${scheme} ${await issuer.token(ec)}` })).statusCode, scheme).toBe(200);
+    }
+    expect((await predict(app, { authorization: `Basic ${KEY}` })).statusCode).toBe(401);
+  });
+});
+
+describe("admin routes are never open by accident", () => {
+  it("without admin credentials they answer only direct loopback clients", async () => {
+    const app = await testApp({ API_KEY: KEY });
+    for (const local of ["127.0.0.1", "::1", "::ffff:127.0.0.1"]) expect((await reload(app, {}, local)).statusCode, local).toBe(200);
+    const remote = await reload(app, {}, REMOTE);
+    expect(remote.statusCode).toBe(403);
+    expect(remote.json().message).toContain("ADMIN_API_KEY");
+    // A proxy on this host relays remote clients over loopback.
+    expect((await reload(app, { "x-forwarded-for": "203.0.113.9" })).statusCode).toBe(403);
+    expect((await reload(app, { forwarded: "for=203.0.113.9" })).statusCode).toBe(403);
+    // Prediction keys are not admin keys.
+    expect((await reload(app, { "x-api-key": KEY }, REMOTE)).statusCode).toBe(403);
+    expect((await reload(app, bearer(KEY), REMOTE)).statusCode).toBe(403);
+    await app.close();
+  });
+
+  // The address the rule reads is the socket's: here a real one, on a dual-stack listener.
+  const external = Object.values(networkInterfaces()).flat().find((i) => i && !i.internal && i.family === "IPv4")?.address;
+  it.skipIf(!external)("over real sockets: IPv4 and IPv6 loopback admitted, this host's external address refused", async () => {
+    const app = await testApp();
+    await app.listen({ host: "::", port: 0 });
+    const { port } = app.server.address() as AddressInfo;
+    const status = async (host: string) => (await fetch(`http://${host}:${port}/admin/reload`, { method: "POST" })).status;
+    try {
+      expect(await status("127.0.0.1")).toBe(200); // seen as ::ffff:127.0.0.1
+      expect(await status("[::1]")).toBe(200);
+      expect(await status(external!)).toBe(403);
+    } finally {
+      await app.close();
+    }
+  });
+
+  it("with ADMIN_API_KEY they need it, from anywhere, and prediction keys do not do", async () => {
+    const app = await testApp({ API_KEY: KEY, ADMIN_API_KEY: ADMIN_KEY });
+    expect((await reload(app, {}, "127.0.0.1")).statusCode).toBe(401);
+    expect((await reload(app, { "x-api-key": KEY }, REMOTE)).statusCode).toBe(403);
+    expect((await reload(app, { "x-api-key": ADMIN_KEY }, REMOTE)).statusCode).toBe(200);
+    expect((await predict(app, { "x-api-key": ADMIN_KEY })).statusCode).toBe(403);
+    await app.close();
+  });
+});
+
+describe("OAuth2 access tokens", () => {
+  let app: FastifyInstance;
+  beforeAll(async () => {
+    app = await testApp(oauth({ API_KEY: KEY, ADMIN_API_KEY: ADMIN_KEY }));
+  });
+  afterAll(() => app.close());
+
+  it("RS256 and ES256 tokens with the predict scope are admitted; the key set is fetched once, not per token", async () => {
+    const before = issuer.fetches();
+    for (const key of [rsa, ec, rsa, ec]) {
+      const res = await predict(app, bearer(await issuer.token(key)));
+      expect(res.statusCode, key.alg).toBe(200);
+    }
+    expect(issuer.fetches() - before).toBeLessThanOrEqual(1);
+  });
+
+  it("refuses bad tokens with 401 invalid_token", async () => {
+    const now = Math.floor(Date.now() / 1000);
+    const valid = await issuer.token(rsa);
+    const [header, , signature] = valid.split(".");
+    const escalated = Buffer.from(JSON.stringify(issuer.claims({ sub: "admin" }))).toString("base64url");
+    const cases: [string, string][] = [
+      ["expired", await issuer.token(rsa, { iat: now - 900, exp: now - 600 })],
+      ["not yet valid", await issuer.token(ec, { nbf: now + 600 })],
+      ["wrong issuer", await issuer.token(rsa, { iss: "https://evil.example" })],
+      ["wrong audience", await issuer.token(rsa, { aud: "https://other.example/api" })],
+      ["no expiry", await issuer.token(rsa, { exp: undefined })],
+      ["no subject", await issuer.token(ec, { sub: undefined })],
+      // HS256 keyed with the public key (the classic algorithm confusion), and no signature at all.
+      ["HS256", await new SignJWT(issuer.claims({})).setProtectedHeader({ alg: "HS256", kid: rsa.kid }).sign(new TextEncoder().encode(JSON.stringify(rsa.jwk)))],
+      ["alg none", unsignedToken({ alg: "none", typ: "JWT" }, issuer.claims({}))],
+      ["forged with a published kid", await issuer.token(await signingKey("RS256", rsa.kid))],
+      ["forged with an unknown kid", await issuer.token(await signingKey("ES256", "intruder"))],
+      ["claims changed after signing", `${header}.${escalated}.${signature}`],
+      ["malformed", "abc.def.ghi"],
+    ];
+    for (const [name, token] of cases) {
+      const res = await predict(app, bearer(token));
+      expect(res.statusCode, name).toBe(401);
+      expect(res.json().error, name).toBe("invalid_token");
+      expect(res.headers["www-authenticate"], name).toBe('Bearer realm="predict", error="invalid_token"');
+    }
+  });
+
+  it("each realm needs its own scope (scope or scp)", async () => {
+    const adminOnly = await issuer.token(rsa, { scope: "admin" });
+    const refused = await predict(app, bearer(adminOnly));
+    expect(refused.statusCode).toBe(403);
+    expect(refused.json().error).toBe("insufficient_scope");
+    expect(refused.headers["www-authenticate"]).toBe('Bearer realm="predict", error="insufficient_scope", scope="predict"');
+    expect((await predict(app, bearer(await issuer.token(rsa, { scope: "openid profile" })))).statusCode).toBe(403);
+    expect((await reload(app, bearer(await issuer.token(rsa)), REMOTE)).statusCode).toBe(403);
+    expect((await reload(app, bearer(adminOnly), REMOTE)).statusCode).toBe(200);
+    const both = await issuer.token(ec, { scope: undefined, scp: ["predict", "admin"] });
+    expect((await predict(app, bearer(both))).statusCode).toBe(200);
+    expect((await reload(app, bearer(both), REMOTE)).statusCode).toBe(200);
+  });
+
+  it("API keys keep working beside tokens", async () => {
+    expect((await predict(app, { "x-api-key": KEY })).statusCode).toBe(200);
+    expect((await predict(app, bearer(KEY))).statusCode).toBe(200);
+    expect((await reload(app, bearer(ADMIN_KEY), REMOTE)).statusCode).toBe(200);
+    // A token is not an API key.
+    expect((await predict(app, { "x-api-key": await issuer.token(rsa) })).statusCode).toBe(403);
+  });
+
+  it("honours the clock skew on expiry and not-before", async () => {
+    const now = Math.floor(Date.now() / 1000);
+    const justExpired = await issuer.token(rsa, { iat: now - 300, exp: now - 10 });
+    const almostValid = await issuer.token(rsa, { nbf: now + 10 });
+    expect((await predict(app, bearer(justExpired))).statusCode).toBe(200); // within the default 30 s
+    expect((await predict(app, bearer(almostValid))).statusCode).toBe(200);
+    const strict = await testApp(oauth({ OAUTH_CLOCK_SKEW_SECONDS: "0" }));
+    expect((await predict(strict, bearer(justExpired))).statusCode).toBe(401);
+    expect((await predict(strict, bearer(almostValid))).statusCode).toBe(401);
+    await strict.close();
+  });
+
+  it("a remembered verification ends with the token's expiry", { timeout: 30_000 }, async () => {
+    const strict = await testApp(oauth({ OAUTH_CLOCK_SKEW_SECONDS: "0" }));
+    const shortLived = await issuer.token(ec, { exp: Math.floor(Date.now() / 1000) + 2 });
+    expect((await predict(strict, bearer(shortLived))).statusCode).toBe(200);
+    expect((await predict(strict, bearer(shortLived))).statusCode).toBe(200);
+    await waitFor("the expired token refused", async () => (await predict(strict, bearer(shortLived))).statusCode === 401, 15_000);
+    await strict.close();
+  });
+
+  it("sets the identity the rate limit keys on", async () => {
+    const bare = Fastify({ logger: false });
+    await bare.register(errorsPlugin);
+    await bare.register(authPlugin, { config: parseConfig(oauth({ API_KEY: KEY })) });
+    bare.get("/who", { config: { auth: "predict" } }, async (request) => ({ identity: request.identity }));
+    const who = async (headers: Record<string, string>) => (await bare.inject({ method: "GET", url: "/who", headers })).json().identity;
+    const keyId = `key:${createHash("sha256").update(KEY).digest("base64url").slice(0, 16)}`;
+    expect(await who({ "x-api-key": KEY })).toBe(keyId);
+    expect(await who(bearer(KEY))).toBe(keyId);
+    expect(await who(bearer(await issuer.token(ec, { sub: "alice" })))).toBe(`jwt:${issuer.url}#alice`);
+    await bare.close();
+  });
+});
+
+describe("the issuer's keys", () => {
+  it("unreachable keys answer 503 with Retry-After, generic, while API keys keep working", async () => {
+    const app = await testApp(oauth({ API_KEY: KEY, OAUTH_JWKS_URL: `http://127.0.0.1:${await freePort()}/jwks` }));
+    const res = await predict(app, bearer(await issuer.token(rsa)));
+    expect(res.statusCode).toBe(503);
+    expect(res.headers["retry-after"]).toBe("5");
+    expect(res.json()).toEqual({ error: "unavailable", message: "cannot verify access tokens now; retry later", request_id: expect.any(String) });
+    expect((await predict(app, { "x-api-key": KEY })).statusCode).toBe(200);
+    await app.close();
+  });
+
+  it("are discovered from the issuer, again after a failed discovery, and only from a document naming it", async () => {
+    const app = await testApp(oauth());
+    const token = await issuer.token(ec);
+    issuer.fail(500);
+    try {
+      expect((await predict(app, bearer(token))).statusCode).toBe(503);
+    } finally {
+      issuer.fail(undefined);
+    }
+    expect((await predict(app, bearer(token))).statusCode).toBe(200);
+    await app.close();
+    // The document names issuer.url; an issuer configured as issuer.url + "/" is another one.
+    const other = await testApp(oauth({ OAUTH_ISSUER: `${issuer.url}/` }));
+    expect((await predict(other, bearer(await issuer.token(ec, { iss: `${issuer.url}/` })))).statusCode).toBe(503);
+    await other.close();
+  });
+
+  it("rotation: a new key is admitted at once, a removed key is refused once the cache expires", { timeout: 30_000 }, async () => {
+    const own = await startIssuer();
+    const [old, next] = [await signingKey("RS256", "2026-01"), await signingKey("ES256", "2026-02")];
+    own.publish([old]);
+    const app = await testApp({
+      OAUTH_ISSUER: own.url,
+      OAUTH_AUDIENCE: AUDIENCE,
+      OAUTH_JWKS_URL: own.jwksUrl,
+      OAUTH_JWKS_CACHE_SECONDS: "1",
+      OAUTH_JWKS_COOLDOWN_SECONDS: "0",
+    });
+    try {
+      const oldToken = await own.token(old);
+      const nextToken = await own.token(next);
+      expect((await predict(app, bearer(oldToken))).statusCode).toBe(200);
+      expect((await predict(app, bearer(nextToken))).statusCode).toBe(401); // not published yet
+      own.publish([old, next]);
+      expect((await predict(app, bearer(nextToken))).statusCode).toBe(200); // an unknown kid refetches
+      own.publish([next]);
+      // Tokens under the removed key verify until the cached set is older than OAUTH_JWKS_CACHE_SECONDS.
+      await waitFor("the removed key refused", async () => (await predict(app, bearer(oldToken))).statusCode === 401, 15_000);
+      expect((await predict(app, bearer(nextToken))).statusCode).toBe(200);
+    } finally {
+      await app.close();
+      await own.close();
+    }
+  });
+});
+
+describe("OpenAPI states the security the routes enforce", () => {
+  const securityOf = async (env: Record<string, string>) => {
+    const app = await testApp(env);
+    const spec = (await app.inject({ method: "GET", url: "/openapi.json" })).json();
+    await app.close();
+    return { schemes: spec.components.securitySchemes, predict: spec.paths["/predict"].post.security, admin: spec.paths["/admin/reload"].post.security };
+  };
+
+  it("open, keys only, and keys with OAuth", async () => {
+    expect(await securityOf({})).toMatchObject({ predict: [], admin: [] });
+    const keys = await securityOf({ API_KEY: KEY, ADMIN_API_KEY: ADMIN_KEY });
+    expect(keys.predict).toEqual([{ apiKey: [] }, { bearer: [] }]);
+    expect(keys.schemes.bearer.bearerFormat).toBeUndefined();
+    const tokens = await securityOf(oauth({ API_KEY: KEY }));
+    expect(tokens.schemes.bearer).toMatchObject({ type: "http", scheme: "bearer", bearerFormat: "JWT" });
+    expect(tokens.predict).toEqual([{ apiKey: [] }, { bearer: ["predict"] }]);
+    expect(tokens.admin).toEqual([{ bearer: ["admin"] }]);
+  });
+});
+
+describe("credentials never reach the logs", () => {
+  it("the real server at LOG_LEVEL=trace logs request headers with keys and tokens censored, on every path", { timeout: 30_000 }, async () => {
+    const server = await startServer(oauth({ API_KEY: KEY, ADMIN_API_KEY: ADMIN_KEY, LOG_LEVEL: "trace" }));
+    try {
+      const token = await issuer.token(rsa);
+      const forged = await issuer.token(await signingKey("RS256", rsa.kid));
+      const wrongKey = "w".repeat(24);
+      const send = (path: string, headers: Record<string, string>, body: string = JSON.stringify({ features: GUIDE_FEATURES })) =>
+        fetch(`${server.url}${path}`, { method: "POST", headers: { "content-type": "application/json", "x-probe": "visible-marker", ...headers }, body });
+      const statuses = [
+        (await send("/predict", { "x-api-key": KEY })).status,
+        (await send("/predict", { authorization: `bearer ${KEY}` })).status,
+        (await send("/predict", bearer(token))).status,
+        (await send("/predict", { "x-api-key": KEY }, "{not json")).status,
+        (await send("/predict", { "x-api-key": wrongKey })).status,
+        (await send("/predict", bearer(forged))).status,
+        (await send("/admin/reload", bearer(KEY), "")).status,
+        (await send("/admin/reload", { "x-api-key": ADMIN_KEY, cookie: `session=${wrongKey}` }, "")).status,
+      ];
+      expect(statuses).toEqual([200, 200, 200, 400, 403, 401, 403, 400]);
+      const logs = server.output();
+      expect(logs).toContain("visible-marker"); // headers are logged, so censoring is what keeps secrets out
+      expect(logs).toContain("[redacted]");
+      for (const secret of [KEY, ADMIN_KEY, wrongKey, token, forged]) expect(logs).not.toContain(secret);
+    } finally {
+      server.child.kill("SIGKILL");
+      await server.exit;
+    }
+  });
+});
