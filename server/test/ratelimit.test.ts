@@ -34,6 +34,16 @@ describe("rate limiting", () => {
     await app.close();
   });
 
+  it("verified clients behind one address have their own budgets; a refused key spends none", async () => {
+    const [alice, bob] = ["alice-key-0123456789", "bob-key-012345678901"];
+    const app = await testApp({ ...LIMITED, API_KEY: `${alice},${bob}` });
+    const as = (key: string) => () => single(app, { headers: { "x-api-key": key } });
+    expect(await statuses(21, as(alice))).toEqual(allowed(20));
+    expect((await single(app, { headers: { "x-api-key": "made-up-key-0123456789" } })).statusCode).toBe(403);
+    expect(await statuses(21, as(bob))).toEqual(allowed(20));
+    await app.close();
+  });
+
   it("X-Forwarded-For is ignored unless TRUST_PROXY says so", async () => {
     const direct = await testApp(LIMITED);
     const forged = (i: number) => single(direct, { remoteAddress: "203.0.113.7", headers: { "x-forwarded-for": `198.51.100.${i}` } });
