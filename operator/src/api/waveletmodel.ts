@@ -116,7 +116,7 @@ export const serverSpec = z
     adminApiKeySecretRef: z
       .object({ name: z.string(), key: z.string().default("admin-api-key") })
       .optional()
-      .meta({ description: "a Secret key holding the key(s) for /admin routes (ADMIN_API_KEY; default: the API keys)" }),
+      .meta({ description: "a Secret key holding the key(s) for /admin routes (ADMIN_API_KEY; without it /admin answers only loopback clients inside the pod, and SIGHUP still reloads)" }),
     loading: z.enum(["eager", "lazy"]).default("eager"),
     quantized: z.boolean().default(false),
   })
