@@ -62,6 +62,14 @@ const configFields = z.object({
   MICRO_BATCH: bool.default(true),
   MICRO_BATCH_MAX: int(1, 65536).default(256),
   MICRO_BATCH_WAIT_MS: z.coerce.number().min(0).max(100).default(0),
+  // Rows waiting for the model at most, across requests; beyond it 503 overloaded + Retry-After.
+  MAX_QUEUED_ROWS: int(1, 100_000_000).default(100_000),
+  // Streams open at once at most; beyond it 503 overloaded + Retry-After.
+  MAX_STREAMS: int(1, 100_000).default(64),
+  // A stream whose client takes nothing for this long while lines wait is cut (0: never).
+  STREAM_STALL_TIMEOUT_MS: int(0, 3_600_000).default(30_000),
+  // A stream's socket with no traffic either way for this long is closed (0: never).
+  STREAM_IDLE_TIMEOUT_MS: int(0, 3_600_000).default(60_000),
   // After SIGTERM, how long to keep serving (health 503, every answer Connection: close)
   // while endpoint removal propagates and keep-alive clients move to other pods.
   SHUTDOWN_DELAY_MS: int(0, 600_000).default(5_000),
@@ -81,6 +89,10 @@ export const configSchema = configFields
   .refine((c) => c.WORKERS === 1 || !c.ENABLE_METRICS || c.METRICS_PORT !== undefined, {
     path: ["METRICS_PORT"],
     message: "is required when WORKERS > 1 (the primary process serves the workers' combined metrics there)",
+  })
+  .refine((c) => c.MAX_QUEUED_ROWS >= c.MAX_BATCH_SAMPLES, {
+    path: ["MAX_QUEUED_ROWS"],
+    message: "must be at least MAX_BATCH_SAMPLES (a batch of that size must fit in an empty queue)",
   })
   // Without a choice, the ensemble answers if it is loaded, else the first loaded model.
   .transform((c) => ({ ...c, DEFAULT_MODEL: c.DEFAULT_MODEL ?? (c.MODELS.includes("ensemble") ? "ensemble" : c.MODELS[0]!) }));
