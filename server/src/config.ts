@@ -60,6 +60,7 @@ const configFields = z.object({
   MAX_BATCH_SAMPLES: int(1, 1_000_000).default(10_000),
   MAX_STREAM_LENGTH: int(1, 10_000_000).default(100_000),
   MICRO_BATCH: bool.default(true),
+  // Rows in one model run at most: small requests are coalesced up to it, bigger ones sliced to it.
   MICRO_BATCH_MAX: int(1, 65536).default(256),
   MICRO_BATCH_WAIT_MS: z.coerce.number().min(0).max(100).default(0),
   // Rows waiting for the model at most, across requests; beyond it 503 overloaded + Retry-After.

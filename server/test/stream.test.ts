@@ -185,6 +185,29 @@ describe("streams cannot pin memory or fail silently", () => {
     expect(third.statusCode).toBe(200);
   }, 30_000);
 
+  it("with only the socket idle timeout (STREAM_IDLE_TIMEOUT_MS), a client that stops reading is cut too", async () => {
+    const idle = await testApp({
+      CACHE_TTL: "0",
+      MAX_STREAM_LENGTH: String(LENGTH),
+      BODY_LIMIT: String(64 * 1024 * 1024),
+      STREAM_STALL_TIMEOUT_MS: "0",
+      STREAM_IDLE_TIMEOUT_MS: "1000",
+    });
+    try {
+      const res = await openOn(await idle.listen({ host: "127.0.0.1", port: 0 }), { features: series, model_type: "xgboost" });
+      res.on("error", () => undefined);
+      const ended = new Promise((r) => res.once("close", r));
+      await firstLine(res);
+      const old = idle.wavelet.registry.serving!;
+      await idle.wavelet.registry.reload();
+      await waitFor("old bundle released", () => (old.bundle.status("xgboost") === "not_loaded" ? true : undefined), 15_000);
+      res.resume();
+      await ended;
+    } finally {
+      await idle.close();
+    }
+  }, 30_000);
+
   it("an error after the headers ends the stream with an error line (NDJSON) or an error event (SSE)", async () => {
     // A first chunk of 21 rows cannot enter a queue bounded at 8 rows: 503 overloaded, after the 200.
     const small = await testApp({ MAX_BATCH_SAMPLES: "8", MAX_QUEUED_ROWS: "8" });

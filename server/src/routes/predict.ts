@@ -76,7 +76,11 @@ export async function predictRoutes(app: FastifyInstance, opts: PredictRoutesOpt
     415: errorSchema,
     422: errorSchema.meta({ description: "the model produced a non-finite value for these inputs" }),
     429: errorSchema,
-    503: errorSchema,
+    503: errorSchema.meta({
+      description:
+        "unavailable (no bundle, or the model is not loaded), or overloaded: more than MAX_QUEUED_ROWS rows would be queued " +
+        "(or MAX_STREAMS streams are open); Retry-After says when to try again",
+    }),
   };
   const common = {
     ...(opts.preHandler ? { preHandler: opts.preHandler } : {}),
@@ -275,14 +279,17 @@ export async function predictRoutes(app: FastifyInstance, opts: PredictRoutesOpt
       const stream = Readable.from(lines(), { objectMode: false, highWaterMark: 16 * 1024 });
       stream.once("close", release);
       // A client that stops reading would otherwise hold the stream, and the bundle, forever.
-      const watchdog = setInterval(() => {
-        if (opts.streams.stallMs > 0 && waitingSince !== undefined && performance.now() - waitingSince > opts.streams.stallMs) {
-          request.log.info({ stallMs: opts.streams.stallMs }, "stream cut: the client stopped reading");
-          reply.raw.destroy();
-          stream.destroy();
-        }
-      }, Math.max(50, Math.min(1000, opts.streams.stallMs / 4)));
-      watchdog.unref();
+      const { stallMs } = opts.streams;
+      const watchdog =
+        stallMs > 0
+          ? setInterval(() => {
+              if (waitingSince !== undefined && performance.now() - waitingSince > stallMs) {
+                request.log.info({ stallMs }, "stream cut: the client stopped reading");
+                reply.raw.destroy();
+                stream.destroy();
+              }
+            }, Math.max(50, Math.min(1000, stallMs / 4))).unref()
+          : undefined;
       if (opts.streams.idleMs > 0) reply.raw.setTimeout(opts.streams.idleMs, () => reply.raw.destroy());
       void reply
         .type(sse ? "text/event-stream" : "application/x-ndjson")
