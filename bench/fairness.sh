@@ -111,7 +111,10 @@ python3 - "$work/fairness.jsonl" <<'PY'
 import json, sys
 r = {row["label"]: row for row in map(json.loads, open(sys.argv[1]))}
 t, n = r["today"], r["now"]
-def livez(x): return f"{x['p99_ms']} ms (max {x['max_ms']}, {x['count']} probes, {x['errors']} failed)"
+def livez(x):
+    if not x["count"]:
+        return f"no answer ({x['errors']} probes failed, 10 s timeout)"
+    return f"{x['p99_ms']} ms (max {x['max_ms']}, {x['count']} probes, {x['errors']} failed)"
 print()
 print("| (g) 64 connections × 1,000-row ensemble batches | today | now | target |")
 print("|---|---|---|---|")
