@@ -102,11 +102,11 @@ export function inputBound(bundle: Bundle): number {
 export class Predictor {
   constructor(private readonly metrics: Metrics) {}
 
-  /** `signal` aborts when the client goes away: the rows not yet run are then dropped. */
-  async predict(serving: Serving, model: ModelType, rows: Rows, withInterval: boolean, signal?: AbortSignal): Promise<Predictions> {
+  /** `abandoned()` turns true when the client goes away: the rows not yet run are then dropped. */
+  async predict(serving: Serving, model: ModelType, rows: Rows, withInterval: boolean, abandoned?: () => boolean): Promise<Predictions> {
     const runner = await serving.runner(model);
     this.observeInputs(serving.bundle, model, rows);
-    const out = await runner.predict(Float32Array.from(rows.data), rows.n, signal);
+    const out = await runner.predict(Float32Array.from(rows.data), rows.n, abandoned);
     const values = Float64Array.from(out);
     this.observe(serving.bundle, model, values);
     return withInterval ? { values, interval: this.intervals(serving, model, rows, values) } : { values };

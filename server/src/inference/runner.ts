@@ -25,9 +25,9 @@ export class ModelRunner implements RunTarget {
     this.name = model.name;
   }
 
-  /** Predictions for n rows laid out one after another in `rows` (n × window values); dropped when `signal` aborts. */
-  predict(rows: Float32Array, n: number, signal?: AbortSignal): Promise<Float32Array> {
-    return this.options.scheduler.submit(this, rows, n, signal);
+  /** Predictions for n rows laid out one after another in `rows` (n × window values); dropped once `abandoned()`. */
+  predict(rows: Float32Array, n: number, abandoned?: () => boolean): Promise<Float32Array> {
+    return this.options.scheduler.submit(this, rows, n, abandoned);
   }
 
   async run(rows: Float32Array, n: number): Promise<Float32Array> {

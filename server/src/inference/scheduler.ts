@@ -43,12 +43,12 @@ interface Task {
   taken: number;
   out: Float32Array;
   enqueuedAt: number;
-  signal: AbortSignal | undefined;
+  /** True once the request's client has gone away. */
+  abandoned: (() => boolean) | undefined;
   resolve: (values: Float32Array) => void;
   reject: (error: unknown) => void;
   /** Set when the task leaves the queue (done, failed or abandoned). */
   gone: boolean;
-  onAbort?: () => void;
 }
 
 /** The rejection of a task whose request went away; nobody is left to see it (499, "client closed request"). */
@@ -76,19 +76,18 @@ export class Scheduler {
     return this.queued;
   }
 
-  /** Predictions for n rows of `target`, laid out one after another in `rows`. */
-  submit(target: RunTarget, rows: Float32Array, n: number, signal?: AbortSignal): Promise<Float32Array> {
-    if (signal?.aborted) return Promise.reject(new AbandonedError("request abandoned before it was queued"));
+  /**
+   * Predictions for n rows of `target`, laid out one after another in `rows`. Once
+   * `abandoned()` turns true the rows not yet run are dropped when their turn comes (a
+   * plain flag, polled: an AbortSignal per request cost more than the rest of the queue).
+   */
+  submit(target: RunTarget, rows: Float32Array, n: number, abandoned?: () => boolean): Promise<Float32Array> {
+    if (abandoned?.()) return Promise.reject(new AbandonedError("request abandoned before it was queued"));
     if (this.queued + n > this.options.maxQueuedRows) throw this.overloaded(n);
     return new Promise((resolve, reject) => {
       const task: Task = {
-        target, rows, n, taken: 0, out: new Float32Array(n), enqueuedAt: performance.now(), signal, resolve, reject, gone: false,
+        target, rows, n, taken: 0, out: new Float32Array(n), enqueuedAt: performance.now(), abandoned, resolve, reject, gone: false,
       };
-      if (signal) {
-        // Its rows stop counting against the bound at once; its slices are dropped when their turn comes.
-        task.onAbort = () => this.drop(task, new AbandonedError("request abandoned"));
-        signal.addEventListener("abort", task.onAbort, { once: true });
-      }
       this.fresh.push(task);
       this.queued += n;
       this.wake();
@@ -123,7 +122,6 @@ export class Scheduler {
     if (task.gone) return;
     task.gone = true;
     this.queued -= task.n - task.taken;
-    if (task.onAbort) task.signal!.removeEventListener("abort", task.onAbort);
     if (error !== undefined) task.reject(error);
   }
 
@@ -135,6 +133,7 @@ export class Scheduler {
     const take = (queue: Task[]): Task[] => {
       const keep: Task[] = [];
       for (const task of queue) {
+        if (task.abandoned?.()) this.drop(task, new AbandonedError("request abandoned"));
         if (task.gone) continue;
         if (room === 0 || (target && task.target !== target) || (target && !this.options.coalesce)) {
           keep.push(task);

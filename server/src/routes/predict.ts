@@ -36,13 +36,13 @@ export interface StreamLimits {
   idleMs: number;
 }
 
-/** Aborts when the client goes away before its response is complete: its queued rows are then dropped. */
-function abandoned(reply: FastifyReply): AbortSignal {
-  const controller = new AbortController();
+/** Whether the client went away before its response was complete: its queued rows are then dropped. */
+function abandonment(reply: FastifyReply): () => boolean {
+  let gone = false;
   reply.raw.once("close", () => {
-    if (!reply.raw.writableFinished) controller.abort();
+    gone = !reply.raw.writableFinished;
   });
-  return controller.signal;
+  return () => gone;
 }
 
 /** The bundle to serve `model` from, held until the response is done (a reload may swap it meanwhile). */
@@ -87,8 +87,9 @@ export async function predictRoutes(app: FastifyInstance, opts: PredictRoutesOpt
     config: { auth: "predict" as const, budget: "predict" as const, ...(opts.rateLimit ? { rateLimit: opts.rateLimit } : {}) },
   };
   // Predictions are per request and may be confidential: no cache, shared or private, keeps them.
-  app.addHook("onRequest", async (_request, reply) => {
+  app.addHook("onRequest", (_request, reply, done) => {
     void reply.header("cache-control", "no-store");
+    done();
   });
   // Input drift: numbers refused at validation as non-finite or out of bounds.
   app.addHook("onError", async (request, _reply, error) => {
@@ -130,7 +131,7 @@ export async function predictRoutes(app: FastifyInstance, opts: PredictRoutesOpt
         const hit = key === undefined ? undefined : await cache.get(key);
         let values: Float64Array;
         if (hit === undefined) {
-          values = (await predictor.predict(serving, model, rows, false, abandoned(reply))).values;
+          values = (await predictor.predict(serving, model, rows, false, abandonment(reply))).values;
           if (key !== undefined) cache.set(key, values[0]!);
         } else {
           values = Float64Array.of(hit);
@@ -167,7 +168,7 @@ export async function predictRoutes(app: FastifyInstance, opts: PredictRoutesOpt
       const body = request.body;
       return withServing(registry, body.model_type, async (serving) => {
         const rows = rowsFromVectors(serving.bundle, body.samples);
-        const out = await predictor.predict(serving, body.model_type, rows, body.return_confidence, abandoned(reply));
+        const out = await predictor.predict(serving, body.model_type, rows, body.return_confidence, abandonment(reply));
         return {
           predictions: Array.from(out.values),
           count: rows.n,
@@ -234,7 +235,7 @@ export async function predictRoutes(app: FastifyInstance, opts: PredictRoutesOpt
       const format = sse
         ? (event: string, data: unknown) => `event: ${event}\ndata: ${JSON.stringify(data)}\n\n`
         : (_event: string, data: unknown) => `${JSON.stringify(data)}\n`;
-      const signal = abandoned(reply);
+      const abandoned = abandonment(reply);
       // When the generator last stopped at a yield for the client to take its lines.
       let waitingSince: number | undefined;
       // Released when the generator ends or the stream closes, whichever comes first (a
@@ -254,7 +255,7 @@ export async function predictRoutes(app: FastifyInstance, opts: PredictRoutesOpt
           // request), its lines; then the client's pace decides when the next one starts.
           for (let start = 0; start < source.n; start += opts.streams.chunkRows) {
             const n = Math.min(opts.streams.chunkRows, source.n - start);
-            const out = await predictor.predict(serving, body.model_type, source.rows(start, n), body.return_confidence, signal);
+            const out = await predictor.predict(serving, body.model_type, source.rows(start, n), body.return_confidence, abandoned);
             let text = "";
             for (let i = 0; i < n; i++) {
               const item = { index: start + i, prediction: out.values[i]!, ...(out.interval ? { confidence: intervalAt(out.interval, i) } : {}) };
@@ -266,7 +267,7 @@ export async function predictRoutes(app: FastifyInstance, opts: PredictRoutesOpt
           }
           yield format("done", { done: true, count: source.n });
         } catch (error) {
-          if (signal.aborted) return;
+          if (abandoned()) return;
           const { status, body: errorLine } = errorBody(error as AppError, request.id);
           if (status >= 500) request.log.error({ err: error }, "stream failed");
           else request.log.info({ status, error: errorLine.error }, errorLine.message);
