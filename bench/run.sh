@@ -6,6 +6,7 @@
 #       onnxruntime-node in-process on the same rows    (e) micro-batching on vs off, 256 connections
 #   (f) the guide's stack: FastAPI + uvicorn + onnxruntime on the same ONNX files
 #   and the p99 latency of (b) at half of its peak rate (open loop, vegeta).
+#   (g), (h) fair scheduling, today's server against this one: bench/fairness.sh, run last.
 #
 # Same load generator (wrk, one thread) and connections for every row. The servers run on
 # CPU 1 and the load generator on CPU 0 (taskset), one server process each, request logs
@@ -145,3 +146,5 @@ p99_ms = half["latencies"]["99th"] / 1e6
 ok = half["success"]
 print(f"| p99 of (b) at half its peak ({rate:,} req/s, open loop) | {p99_ms:.2f} ms (success {ok:.3f}) | ≤ 10 ms |")
 PY
+
+bench/fairness.sh

@@ -6,6 +6,7 @@ import type { Redis } from "ioredis";
 import type { Config } from "./config.js";
 import { Predictor } from "./inference/predictor.js";
 import { ModelRegistry } from "./inference/registry.js";
+import { Scheduler } from "./inference/scheduler.js";
 import { loggerOptions } from "./logging.js";
 import { authPlugin, securitySchemes } from "./plugins/auth.js";
 import { PredictionCache } from "./plugins/cache.js";
@@ -40,6 +41,8 @@ export interface BuildOptions {
 export interface WaveletApp {
   registry: ModelRegistry;
   metrics: Metrics;
+  /** The process's one queue of model runs. */
+  scheduler: Scheduler;
   redis: Redis | undefined;
   /**
    * Health turns 503 from here on, so load balancers stop sending new requests, and every
@@ -93,6 +96,13 @@ export async function buildApp(opts: BuildOptions): Promise<FastifyInstance> {
   const redisGuard = redis && new RedisGuard(redis, { timeoutMs: config.REDIS_TIMEOUT_MS, threshold: config.REDIS_BREAKER_THRESHOLD, cooldownMs: config.REDIS_BREAKER_COOLDOWN_MS }, metrics, app.log);
   let shuttingDown = false;
   let shape: FeatureShape | undefined;
+  const scheduler = new Scheduler({
+    coalesce: config.MICRO_BATCH,
+    maxRows: config.MICRO_BATCH_MAX,
+    waitMs: config.MICRO_BATCH_WAIT_MS,
+    maxQueuedRows: config.MAX_QUEUED_ROWS,
+    onWait: (model, seconds) => metrics.queueWait.observe({ model }, seconds),
+  });
   const registry = new ModelRegistry({
     modelDir: config.MODEL_DIR,
     bundleName: config.MODEL_BUNDLE,
@@ -103,9 +113,7 @@ export async function buildApp(opts: BuildOptions): Promise<FastifyInstance> {
     },
     loading: config.MODEL_LOADING,
     runner: {
-      microBatch: config.MICRO_BATCH,
-      maxBatch: config.MICRO_BATCH_MAX,
-      maxWaitMs: config.MICRO_BATCH_WAIT_MS,
+      scheduler,
       onRun: (model, rows, seconds) => {
         metrics.inferences.inc({ model }, rows);
         metrics.inferenceLatency.observe({ model }, seconds);
@@ -127,7 +135,7 @@ export async function buildApp(opts: BuildOptions): Promise<FastifyInstance> {
           `the API this process publishes takes ${shape.window} from ${shape.minPrices}; restart the server to serve it`
         : undefined,
   });
-  app.decorate("wavelet", { registry, metrics, redis, beginShutdown: () => (shuttingDown = true) } satisfies WaveletApp);
+  app.decorate("wavelet", { registry, metrics, scheduler, redis, beginShutdown: () => (shuttingDown = true) } satisfies WaveletApp);
   app.addHook("onRequest", (_request, reply, done) => {
     if (shuttingDown) void reply.header("connection", "close");
     done();
@@ -149,7 +157,7 @@ export async function buildApp(opts: BuildOptions): Promise<FastifyInstance> {
       origin: config.ALLOWED_ORIGINS.includes("*") ? true : config.ALLOWED_ORIGINS,
       methods: ["GET", "POST"],
       allowedHeaders: ["Content-Type", "X-API-Key", "Authorization", "X-Request-Id"],
-      exposedHeaders: ["X-Request-Id", "Retry-After", "X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset"],
+      exposedHeaders: ["X-Request-Id", "Retry-After", "X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset", "X-Bundle-Name", "X-Bundle-Version", "X-Bundle-Digest"],
       maxAge: 600,
     });
   }
@@ -167,7 +175,9 @@ export async function buildApp(opts: BuildOptions): Promise<FastifyInstance> {
     registry,
     predictor: new Predictor(metrics),
     cache,
+    metrics,
     limits: { maxBatchSamples: config.MAX_BATCH_SAMPLES, maxStreamLength: config.MAX_STREAM_LENGTH },
+    streams: { max: config.MAX_STREAMS, chunkRows: config.MICRO_BATCH_MAX, stallMs: config.STREAM_STALL_TIMEOUT_MS, idleMs: config.STREAM_IDLE_TIMEOUT_MS },
     shape,
     defaultModel: config.DEFAULT_MODEL,
   });

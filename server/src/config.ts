@@ -107,8 +107,17 @@ const configFields = z.object({
   MAX_BATCH_SAMPLES: int(1, 1_000_000).default(10_000),
   MAX_STREAM_LENGTH: int(1, 10_000_000).default(100_000),
   MICRO_BATCH: bool.default(true),
+  // Rows in one model run at most: small requests are coalesced up to it, bigger ones sliced to it.
   MICRO_BATCH_MAX: int(1, 65536).default(256),
   MICRO_BATCH_WAIT_MS: z.coerce.number().min(0).max(100).default(0),
+  // Rows waiting for the model at most, across requests; beyond it 503 overloaded + Retry-After.
+  MAX_QUEUED_ROWS: int(1, 100_000_000).default(100_000),
+  // Streams open at once at most; beyond it 503 overloaded + Retry-After.
+  MAX_STREAMS: int(1, 100_000).default(64),
+  // A stream whose client takes nothing for this long while lines wait is cut (0: never).
+  STREAM_STALL_TIMEOUT_MS: int(0, 3_600_000).default(30_000),
+  // A stream's socket with no traffic either way for this long is closed (0: never).
+  STREAM_IDLE_TIMEOUT_MS: int(0, 3_600_000).default(60_000),
   // After SIGTERM, how long to keep serving (health 503, every answer Connection: close)
   // while endpoint removal propagates and keep-alive clients move to other pods.
   SHUTDOWN_DELAY_MS: int(0, 600_000).default(5_000),
@@ -151,6 +160,10 @@ export const configSchema = configFields
   .refine((c) => c.OAUTH_ISSUER !== undefined || (c.OAUTH_AUDIENCE === undefined && c.OAUTH_JWKS_URL === undefined), {
     path: ["OAUTH_ISSUER"],
     message: "is required when OAUTH_AUDIENCE or OAUTH_JWKS_URL is set",
+  })
+  .refine((c) => c.MAX_QUEUED_ROWS >= c.MAX_BATCH_SAMPLES, {
+    path: ["MAX_QUEUED_ROWS"],
+    message: "must be at least MAX_BATCH_SAMPLES (a batch of that size must fit in an empty queue)",
   })
   // Without a choice, the ensemble answers if it is loaded, else the first loaded model.
   .transform((c) => ({ ...c, DEFAULT_MODEL: c.DEFAULT_MODEL ?? (c.MODELS.includes("ensemble") ? "ensemble" : c.MODELS[0]!) }));

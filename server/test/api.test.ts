@@ -202,3 +202,32 @@ describe("bad input gets a 4xx JSON error naming the field, never a 5xx", () => 
     }
   });
 });
+
+describe("input drift", () => {
+  const drift = async (model: string, reason: string) =>
+    (await app.wavelet.metrics.inputsOutOfRange.get()).values.find((v) => v.labels.model === model && v.labels.reason === reason)?.value ?? 0;
+
+  it("counts feature rows beyond what training could produce (still answered) and numbers refused at validation", async () => {
+    // spx-return-1d's training returns lie within about ±11 %: 50 is beyond, 0.5 is not.
+    const inside = GUIDE_FEATURES;
+    const beyond = [...GUIDE_FEATURES.slice(0, 9), 50];
+    const before = await drift("lstm", "beyond_training");
+    expect((await post("/predict/batch", { samples: [inside, beyond, beyond], model_type: "lstm" })).statusCode).toBe(200);
+    expect((await post("/predict", { features: inside, model_type: "lstm" })).statusCode).toBe(200);
+    expect((await drift("lstm", "beyond_training")) - before).toBe(2);
+
+    const refusedBefore = await drift("xgboost", "refused");
+    const res = await app.inject({
+      method: "POST",
+      url: "/predict",
+      headers: { "content-type": "application/json" },
+      payload: '{"features":[1e999,1,2,3,4,5,6,7,8,9],"model_type":"xgboost"}',
+    });
+    expect(res.statusCode).toBe(400);
+    expect((await post("/predict", { features: [1e7, ...GUIDE_FEATURES.slice(1)], model_type: "xgboost" })).statusCode).toBe(400);
+    // A wrong type is a client bug, not drift.
+    expect((await post("/predict", { features: ["1", ...GUIDE_FEATURES.slice(1)], model_type: "xgboost" })).statusCode).toBe(400);
+    expect((await drift("xgboost", "refused")) - refusedBefore).toBe(2);
+    expect((await app.inject({ method: "GET", url: "/metrics" })).body).toContain('input_features_out_of_range_total{model="xgboost",reason="refused"}');
+  });
+});

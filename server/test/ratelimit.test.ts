@@ -44,6 +44,15 @@ describe("rate limiting", () => {
     await app.close();
   });
 
+  it("a stream with a window_size above the bundle's window is charged the fewer rows it predicts", async () => {
+    const app = await testApp(LIMITED);
+    const stream = await post(app, "/predict/stream", { features: [...GUIDE_FEATURES, 0.1, 0.2, 0.3], window_size: 12, model_type: "xgboost" });
+    expect(stream.statusCode).toBe(200);
+    expect(stream.body.trim().split("\n")).toHaveLength(3); // 2 predictions, then done
+    expect(stream.headers["x-ratelimit-remaining"]).toBe("18");
+    await app.close();
+  });
+
   it("X-Forwarded-For is ignored unless TRUST_PROXY says so", async () => {
     const direct = await testApp(LIMITED);
     const forged = (i: number) => single(direct, { remoteAddress: "203.0.113.7", headers: { "x-forwarded-for": `198.51.100.${i}` } });

@@ -138,3 +138,143 @@ describe("/predict/stream over real HTTP", () => {
     await waitFor("old bundle released", () => (old.bundle.status("xgboost") === "not_loaded" ? true : undefined), 5000);
   }, 20_000);
 });
+
+describe("streams cannot pin memory or fail silently", () => {
+  let limited: FastifyInstance;
+  let limitedBase: string;
+  beforeAll(async () => {
+    limited = await testApp({
+      CACHE_TTL: "0",
+      MAX_STREAM_LENGTH: String(LENGTH),
+      BODY_LIMIT: String(64 * 1024 * 1024),
+      MAX_STREAMS: "1",
+      STREAM_STALL_TIMEOUT_MS: "1000",
+    });
+    limitedBase = await limited.listen({ host: "127.0.0.1", port: 0 });
+  });
+  afterAll(() => limited.close());
+
+  const openOn = (url: string, body: unknown) =>
+    new Promise<IncomingMessage>((resolve, reject) => {
+      const req = httpRequest(`${url}/predict/stream`, { method: "POST", headers: { "content-type": "application/json" } }, (res) => {
+        res.pause();
+        resolve(res);
+      });
+      req.on("error", reject);
+      req.end(JSON.stringify(body));
+    });
+
+  it("beyond MAX_STREAMS a stream gets 503 overloaded with Retry-After; a client that stops reading is cut and its retired bundle released", async () => {
+    const res = await openOn(limitedBase, { features: series, model_type: "xgboost" });
+    res.on("error", () => undefined);
+    const ended = new Promise((r) => res.once("close", r));
+    await firstLine(res);
+    const second = await limited.inject({ method: "POST", url: "/predict/stream", headers: { "content-type": "application/json" }, payload: JSON.stringify({ features: series.slice(0, 20) }) });
+    expect(second.statusCode).toBe(503);
+    expect(second.json().error).toBe("overloaded");
+    expect(Number(second.headers["retry-after"])).toBeGreaterThanOrEqual(1);
+
+    const old = limited.wavelet.registry.serving!;
+    await limited.wavelet.registry.reload();
+    expect(old.bundle.status("xgboost")).toBe("loaded"); // the paused stream still holds it
+    // The client never reads again: after STREAM_STALL_TIMEOUT_MS the server cuts it.
+    await waitFor("old bundle released", () => (old.bundle.status("xgboost") === "not_loaded" ? true : undefined), 15_000);
+    res.resume(); // what was buffered drains, then the cut connection ends the response
+    await ended;
+    const third = await limited.inject({ method: "POST", url: "/predict/stream", headers: { "content-type": "application/json" }, payload: JSON.stringify({ features: series.slice(0, 20) }) });
+    expect(third.statusCode).toBe(200);
+  }, 30_000);
+
+  it("with only the socket idle timeout (STREAM_IDLE_TIMEOUT_MS), a client that stops reading is cut too", async () => {
+    const idle = await testApp({
+      CACHE_TTL: "0",
+      MAX_STREAM_LENGTH: String(LENGTH),
+      BODY_LIMIT: String(64 * 1024 * 1024),
+      STREAM_STALL_TIMEOUT_MS: "0",
+      STREAM_IDLE_TIMEOUT_MS: "1000",
+    });
+    try {
+      const res = await openOn(await idle.listen({ host: "127.0.0.1", port: 0 }), { features: series, model_type: "xgboost" });
+      res.on("error", () => undefined);
+      const ended = new Promise((r) => res.once("close", r));
+      await firstLine(res);
+      const old = idle.wavelet.registry.serving!;
+      await idle.wavelet.registry.reload();
+      await waitFor("old bundle released", () => (old.bundle.status("xgboost") === "not_loaded" ? true : undefined), 15_000);
+      res.resume();
+      await ended;
+    } finally {
+      await idle.close();
+    }
+  }, 30_000);
+
+  it("an error after the headers ends the stream with an error line (NDJSON) or an error event (SSE)", async () => {
+    // A first chunk of 21 rows cannot enter a queue bounded at 8 rows: 503 overloaded, after the 200.
+    const small = await testApp({ MAX_BATCH_SAMPLES: "8", MAX_QUEUED_ROWS: "8" });
+    try {
+      const payload = JSON.stringify({ features: series.slice(0, 30) });
+      const ndjson = await small.inject({ method: "POST", url: "/predict/stream", headers: { "content-type": "application/json" }, payload });
+      expect(ndjson.statusCode).toBe(200);
+      const lines = ndjson.body.trim().split("\n").map((l) => JSON.parse(l));
+      expect(lines.at(-1)).toMatchObject({ error: "overloaded", request_id: expect.any(String) });
+      expect(lines.some((l) => l.done)).toBe(false);
+      const sse = await small.inject({
+        method: "POST",
+        url: "/predict/stream",
+        headers: { "content-type": "application/json", accept: "text/event-stream" },
+        payload,
+      });
+      expect(sse.body).toMatch(/event: error\ndata: \{"error":"overloaded",/);
+      expect(sse.body).not.toContain("event: done");
+    } finally {
+      await small.close();
+    }
+  });
+});
+
+describe("window_size, the bundle, caching", () => {
+  const post = (body: unknown, headers: Record<string, string> = {}) =>
+    app.inject({ method: "POST", url: "/predict/stream", headers: { "content-type": "application/json", ...headers }, payload: JSON.stringify(body) });
+  const predictions = (body: string) =>
+    body
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l))
+      .filter((l) => l.prediction !== undefined);
+
+  it("a window_size above the bundle's window predicts from each window's last `window` values, one per window", async () => {
+    const features = series.slice(0, 40);
+    const wide = await post({ features, window_size: 15, model_type: "lstm" });
+    expect(wide.statusCode).toBe(200);
+    const lines = wide.body.trim().split("\n").map((l) => JSON.parse(l));
+    expect(lines.at(-1)).toEqual({ done: true, count: 40 - 15 + 1 });
+    // Window i (features[i .. i+14]) is the bundle-window prediction of features[i+5 .. i+14].
+    const narrow = predictions((await post({ features: features.slice(5), window_size: 10, model_type: "lstm" })).body);
+    expect(predictions(wide.body).map((l) => l.prediction)).toEqual(narrow.map((l) => l.prediction));
+    // With prices: the same days' predictions, starting window_size - window days later.
+    const prices = Array.from({ length: 80 }, (_, i) => 100 * Math.exp(0.01 * Math.sin(i)));
+    const p10 = predictions((await post({ prices, model_type: "lstm" })).body);
+    const p15 = predictions((await post({ prices, window_size: 15, model_type: "lstm" })).body);
+    expect(p15.map((l) => l.prediction)).toEqual(p10.slice(5).map((l) => l.prediction));
+  });
+
+  it("refuses a window_size longer than the series", async () => {
+    const res = await post({ features: series.slice(0, 20), window_size: 21 });
+    expect(res.statusCode).toBe(400);
+    expect(res.json().fields[0].field).toBe("window_size");
+  });
+
+  it("names the bundle that computed the stream, and marks every prediction response no-store", async () => {
+    const res = await post({ features: series.slice(0, 12) });
+    const bundle = app.wavelet.registry.serving!.bundle;
+    expect(res.headers["x-bundle-name"]).toBe(bundle.name);
+    expect(res.headers["x-bundle-version"]).toBe(bundle.version);
+    expect(res.headers["x-bundle-digest"]).toBe(bundle.digest);
+    expect(res.headers["cache-control"]).toBe("no-store");
+    const single = await app.inject({ method: "POST", url: "/predict", headers: { "content-type": "application/json" }, payload: JSON.stringify({ features: series.slice(0, 10) }) });
+    const batch = await app.inject({ method: "POST", url: "/predict/batch", headers: { "content-type": "application/json" }, payload: JSON.stringify({ samples: [series.slice(0, 10)] }) });
+    const refused = await app.inject({ method: "POST", url: "/predict", headers: { "content-type": "application/json" }, payload: "{}" });
+    for (const r of [single, batch, refused]) expect(r.headers["cache-control"]).toBe("no-store");
+    expect((await app.inject({ method: "GET", url: "/health" })).headers["cache-control"]).not.toBe("no-store");
+  });
+});

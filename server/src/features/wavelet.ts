@@ -106,13 +106,21 @@ export function perDaySeries(prices: readonly number[], p: FeatureParams): Float
   return u;
 }
 
+/**
+ * Writes x_t into x for the days t in [from, to) of u = perDaySeries(...): each day needs only
+ * its own trailing window, so a long series can be denoised a range at a time.
+ */
+export function denoiseRange(u: Float64Array, x: Float64Array, from: number, to: number, p: FeatureParams): void {
+  for (let t = Math.max(from, p.trailing); t < to; t++) {
+    x[t] = denoiseLast(u.subarray(t - p.trailing + 1, t + 1), p);
+  }
+}
+
 /** x_t for each day; NaN until `trailing` returns exist. */
 export function denoisedSeries(prices: readonly number[], p: FeatureParams): Float64Array {
   const u = perDaySeries(prices, p);
   const x = new Float64Array(u.length).fill(Number.NaN);
-  for (let t = p.trailing; t < u.length; t++) {
-    x[t] = denoiseLast(u.subarray(t - p.trailing + 1, t + 1), p);
-  }
+  denoiseRange(u, x, 0, u.length, p);
   return x;
 }
 

@@ -1,4 +1,4 @@
-import { featureRows, featuresFromPrices } from "../features/wavelet.js";
+import { denoiseRange, featuresFromPrices, perDaySeries } from "../features/wavelet.js";
 import { AppError } from "../plugins/errors.js";
 import type { Metrics } from "../plugins/metrics.js";
 import type { Bundle, ModelType } from "./bundle.js";
@@ -29,37 +29,103 @@ export function rowsFromVectors(bundle: Bundle, vectors: readonly (readonly numb
   return { data, n: vectors.length };
 }
 
-/** Sliding windows over a series of per-day feature values, one row per window. */
-export function rowsFromSeries(bundle: Bundle, series: readonly number[]): Rows {
-  const w = bundle.window;
-  const n = series.length - w + 1;
-  const data = new Float64Array(n * w);
-  for (let i = 0; i < n; i++) data.set(series.slice(i, i + w), i * w);
-  return { data, n };
-}
-
 /** The feature vector of the last day of `prices`. */
 export function rowFromPrices(bundle: Bundle, prices: readonly number[]): Rows {
   return { data: Float64Array.from(featuresFromPrices(prices, bundle.features)), n: 1 };
 }
 
-/** One feature vector for every day of `prices` with enough history. */
-export function rowsFromPrices(bundle: Bundle, prices: readonly number[]): Rows {
-  const rows = featureRows(prices, bundle.features);
-  const data = new Float64Array(rows.length * bundle.window);
-  rows.forEach((r, i) => data.set(r, i * bundle.window));
-  return { data, n: rows.length };
+/**
+ * The feature rows of a stream, built a chunk at a time so a long series never blocks the
+ * event loop for long nor holds every row at once. Row i stands for a window of
+ * `windowSize` consecutive per-day feature values; the model sees its last `bundle.window`.
+ */
+export interface RowSource {
+  n: number;
+  rows(start: number, count: number): Rows;
+}
+
+/** Windows over a series of per-day feature values: window i is series[i .. i + windowSize - 1]. */
+export function seriesRows(bundle: Bundle, series: readonly number[], windowSize: number): RowSource {
+  const w = bundle.window;
+  const skip = windowSize - w;
+  return {
+    n: series.length - windowSize + 1,
+    rows(start, count) {
+      const data = new Float64Array(count * w);
+      for (let i = 0; i < count; i++) {
+        for (let j = 0; j < w; j++) data[i * w + j] = series[start + skip + i + j]!;
+      }
+      return { data, n: count };
+    },
+  };
+}
+
+/**
+ * One row per day of `prices` with `windowSize` days of features before it (the first is
+ * day trailing + windowSize - 1); each day's denoised value is computed once, when a chunk
+ * first needs it.
+ */
+export function priceRows(bundle: Bundle, prices: readonly number[], windowSize: number): RowSource {
+  const p = bundle.features;
+  const w = bundle.window;
+  const first = p.trailing + windowSize - 1;
+  const u = perDaySeries(prices, p);
+  const x = new Float64Array(u.length).fill(Number.NaN);
+  let computed = 0; // x is filled for days before this one
+  return {
+    n: prices.length - first,
+    rows(start, count) {
+      const last = first + start + count - 1;
+      denoiseRange(u, x, Math.max(computed, first + start - w + 1), last + 1, p);
+      computed = last + 1;
+      const data = new Float64Array(count * w);
+      for (let i = 0; i < count; i++) data.set(x.subarray(first + start + i - w + 1, first + start + i + 1), i * w);
+      return { data, n: count };
+    },
+  };
+}
+
+/**
+ * The largest |feature| a bundle's training could have produced. The manifest records no
+ * feature range, but it records the range of the training targets, and those are built from
+ * the same daily percent log returns the features denoise: a return bundle's feature (a
+ * denoised return) beyond the largest |target| return, or a volatility bundle's (a denoised
+ * squared return) beyond the square of the largest realized volatility, is outside anything
+ * training saw.
+ */
+export function inputBound(bundle: Bundle): number {
+  const { min, max } = bundle.manifest.target_range;
+  const largest = Math.max(Math.abs(min), Math.abs(max));
+  return bundle.features.series === "squared_return_pct" ? largest * largest : largest;
 }
 
 export class Predictor {
   constructor(private readonly metrics: Metrics) {}
 
-  async predict(serving: Serving, model: ModelType, rows: Rows, withInterval: boolean): Promise<Predictions> {
+  /** `abandoned()` turns true when the client goes away: the rows not yet run are then dropped. */
+  async predict(serving: Serving, model: ModelType, rows: Rows, withInterval: boolean, abandoned?: () => boolean): Promise<Predictions> {
     const runner = await serving.runner(model);
-    const out = await runner.predict(Float32Array.from(rows.data), rows.n);
+    this.observeInputs(serving.bundle, model, rows);
+    const out = await runner.predict(Float32Array.from(rows.data), rows.n, abandoned);
     const values = Float64Array.from(out);
     this.observe(serving.bundle, model, values);
     return withInterval ? { values, interval: this.intervals(serving, model, rows, values) } : { values };
+  }
+
+  /** Input drift: feature rows with a value beyond the bundle's bound (inputBound). Cached answers count too. */
+  observeInputs(bundle: Bundle, model: ModelType, rows: Rows): void {
+    const bound = inputBound(bundle);
+    const w = bundle.window;
+    let outside = 0;
+    for (let i = 0; i < rows.n; i++) {
+      for (let j = i * w; j < (i + 1) * w; j++) {
+        if (Math.abs(rows.data[j]!) > bound) {
+          outside++;
+          break;
+        }
+      }
+    }
+    if (outside) this.metrics.inputsOutOfRange.inc({ model, reason: "beyond_training" }, outside);
   }
 
   /** Values already known (from the cache) still count in the prediction metrics. */

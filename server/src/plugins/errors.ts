@@ -22,6 +22,8 @@ export class AppError extends Error {
     message: string,
     readonly fields?: { field: string; message: string }[],
     readonly details?: unknown,
+    /** Response headers that go with the error, e.g. Retry-After on 503 overloaded. */
+    readonly headers?: Record<string, string>,
   ) {
     super(message);
   }
@@ -106,6 +108,7 @@ export const errorsPlugin = fp(async (app: FastifyInstance) => {
     const { status, body } = errorBody(error, request.id);
     if (status >= 500) request.log.error({ err: error }, "request failed");
     else request.log.info({ status, error: body.error }, body.message);
+    if (error instanceof AppError && error.headers) void reply.headers(error.headers);
     void reply.status(status).type("application/json").send(body);
   });
   app.setNotFoundHandler(notFound);

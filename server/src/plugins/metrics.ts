@@ -94,6 +94,22 @@ export function createMetrics() {
       labelNames: ["model"],
       registers: [registry],
     }),
+    // Scheduling and input drift (issue 9).
+    queueWait: new client.Histogram({
+      name: "model_queue_wait_seconds",
+      help: "time a request waited in the run queue before its first rows ran",
+      labelNames: ["model"],
+      buckets: LATENCY_BUCKETS,
+      registers: [registry],
+    }),
+    inputsOutOfRange: new client.Counter({
+      name: "input_features_out_of_range_total",
+      help:
+        "input drift: feature rows with a value beyond what the bundle's training could produce (reason beyond_training, " +
+        "still answered), and requests refused at validation for a non-finite or out-of-bounds feature or price (reason refused)",
+      labelNames: ["model", "reason"],
+      registers: [registry],
+    }),
   };
   client.collectDefaultMetrics({ register: registry });
   return m;

@@ -1,34 +1,47 @@
 import { Readable } from "node:stream";
-import type { FastifyInstance } from "fastify";
+import type { FastifyInstance, FastifyReply } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
 import { PredictionCache } from "../plugins/cache.js";
-import { unavailable } from "../plugins/errors.js";
+import { AppError, errorBody, unavailable } from "../plugins/errors.js";
+import type { Metrics } from "../plugins/metrics.js";
+import { MODEL_TYPES } from "../config.js";
 import type { ModelType } from "../inference/bundle.js";
 import type { ModelRegistry, Serving } from "../inference/registry.js";
-import {
-  type Predictor,
-  type Rows,
-  rowFromPrices,
-  rowsFromPrices,
-  rowsFromSeries,
-  rowsFromVectors,
-} from "../inference/predictor.js";
+import { type Predictor, type RowSource, priceRows, rowFromPrices, rowsFromVectors, seriesRows } from "../inference/predictor.js";
 import "../plugins/context.js";
-import { apiSchemas, errorSchema, type FeatureShape, type Limits } from "../schemas/api.js";
+import { apiSchemas, errorSchema, type FeatureShape, type Limits, REFUSED_INPUT } from "../schemas/api.js";
 
 export interface PredictRoutesOptions {
   registry: ModelRegistry;
   predictor: Predictor;
   cache: PredictionCache;
   limits: Limits;
+  streams: StreamLimits;
+  metrics: Metrics;
   shape: FeatureShape;
   defaultModel: ModelType;
 }
 
-// Stream rows go through the model this many at a time: small enough that the first lines
-// leave at once and the event loop stays responsive, large enough to batch well.
-const STREAM_CHUNK = 64;
+export interface StreamLimits {
+  /** MAX_STREAMS */
+  max: number;
+  /** Rows computed, run and written per step (MICRO_BATCH_MAX, the scheduler's run size). */
+  chunkRows: number;
+  /** STREAM_STALL_TIMEOUT_MS */
+  stallMs: number;
+  /** STREAM_IDLE_TIMEOUT_MS */
+  idleMs: number;
+}
+
+/** Whether the client went away before its response was complete: its queued rows are then dropped. */
+function abandonment(reply: FastifyReply): () => boolean {
+  let gone = false;
+  reply.raw.once("close", () => {
+    gone = !reply.raw.writableFinished;
+  });
+  return () => gone;
+}
 
 /** The bundle to serve `model` from, held until the response is done (a reload may swap it meanwhile). */
 function enter(registry: ModelRegistry, model: ModelType): Serving {
@@ -61,11 +74,28 @@ export async function predictRoutes(app: FastifyInstance, opts: PredictRoutesOpt
     415: errorSchema,
     422: errorSchema.meta({ description: "the model produced a non-finite value for these inputs" }),
     429: errorSchema,
-    503: errorSchema,
+    503: errorSchema.meta({
+      description:
+        "unavailable (no bundle, or the model is not loaded), or overloaded: more than MAX_QUEUED_ROWS rows would be queued " +
+        "(or MAX_STREAMS streams are open); Retry-After says when to try again",
+    }),
   };
   const common = {
     config: { auth: "predict" as const, budget: "predict" as const },
   };
+  // Predictions are per request and may be confidential: no cache, shared or private, keeps them.
+  app.addHook("onRequest", (_request, reply, done) => {
+    void reply.header("cache-control", "no-store");
+    done();
+  });
+  // Input drift: numbers refused at validation as non-finite or out of bounds.
+  app.addHook("onError", async (request, _reply, error) => {
+    if (!error.validation?.some((v) => (v.params as { params?: Record<string, unknown> } | undefined)?.params?.[REFUSED_INPUT])) return;
+    const given = (request.body as { model_type?: unknown } | undefined)?.model_type;
+    const model = MODEL_TYPES.find((m) => m === given) ?? opts.defaultModel;
+    opts.metrics.inputsOutOfRange.inc({ model, reason: "refused" });
+  });
+  let openStreams = 0;
   const bundleRef = (serving: Serving) => ({
     name: serving.bundle.name,
     version: serving.bundle.version,
@@ -87,7 +117,7 @@ export async function predictRoutes(app: FastifyInstance, opts: PredictRoutesOpt
         response: { 200: s.predictResponse, ...errors },
       },
     },
-    async (request) => {
+    async (request, reply) => {
       const body = request.body;
       const model = body.model_type;
       return withServing(registry, model, async (serving) => {
@@ -96,10 +126,11 @@ export async function predictRoutes(app: FastifyInstance, opts: PredictRoutesOpt
         const hit = key === undefined ? undefined : await cache.get(key);
         let values: Float64Array;
         if (hit === undefined) {
-          values = (await predictor.predict(serving, model, rows, false)).values;
+          values = (await predictor.predict(serving, model, rows, false, abandonment(reply))).values;
           if (key !== undefined) cache.set(key, values[0]!);
         } else {
           values = Float64Array.of(hit);
+          predictor.observeInputs(serving.bundle, model, rows);
           predictor.observe(serving.bundle, model, values);
         }
         const interval = body.return_confidence ? intervalAt(predictor.intervals(serving, model, rows, values), 0) : undefined;
@@ -128,11 +159,11 @@ export async function predictRoutes(app: FastifyInstance, opts: PredictRoutesOpt
         response: { 200: s.batchResponse, ...errors },
       },
     },
-    async (request) => {
+    async (request, reply) => {
       const body = request.body;
       return withServing(registry, body.model_type, async (serving) => {
         const rows = rowsFromVectors(serving.bundle, body.samples);
-        const out = await predictor.predict(serving, body.model_type, rows, body.return_confidence);
+        const out = await predictor.predict(serving, body.model_type, rows, body.return_confidence, abandonment(reply));
         return {
           predictions: Array.from(out.values),
           count: rows.n,
@@ -154,23 +185,30 @@ export async function predictRoutes(app: FastifyInstance, opts: PredictRoutesOpt
       // The rows it will predict, known from the lengths alone (before any feature work).
       config: {
         ...common.config,
-        rows: (body: z.infer<typeof s.streamRequest>) =>
-          body.features ? body.features.length - opts.shape.window + 1 : body.prices!.length - opts.shape.minPrices + 1,
+        rows: (body: z.infer<typeof s.streamRequest>) => {
+          // A window_size above the bundle's window starts the predictions that much later.
+          const later = (body.window_size ?? opts.shape.window) - opts.shape.window;
+          return (body.features ? body.features.length - opts.shape.window + 1 : body.prices!.length - opts.shape.minPrices + 1) - later;
+        },
       },
       schema: {
         summary: "One prediction per sliding window, streamed as they are computed",
         description:
           "NDJSON (application/x-ndjson) by default: one StreamItem per line, then {\"done\":true,\"count\":n}. " +
           "With Accept: text/event-stream, Server-Sent Events: `prediction` events, then a `done` event. " +
-          "A client that disconnects stops the computation.",
+          "The headers X-Bundle-Name, X-Bundle-Version and X-Bundle-Digest name the bundle that computes the whole stream " +
+          "(a reload meanwhile does not change it). An error after the first line ends the stream with an Error line " +
+          "({\"error\":code,\"message\":...,\"request_id\":...}), or an `error` event, instead of the done line. " +
+          "A client that disconnects stops the computation; one that reads nothing for STREAM_STALL_TIMEOUT_MS is cut. " +
+          "Beyond MAX_STREAMS open streams, 503 overloaded with Retry-After.",
         tags: ["predict"],
         body: s.streamRequest,
         response: {
           200: {
             description: "the stream",
             content: {
-              "application/x-ndjson": { schema: z.string().meta({ description: "StreamItem lines, then a done line" }) },
-              "text/event-stream": { schema: z.string().meta({ description: "`prediction` events (StreamItem), then `done`" }) },
+              "application/x-ndjson": { schema: z.string().meta({ description: "StreamItem lines, then a done line (or an Error line)" }) },
+              "text/event-stream": { schema: z.string().meta({ description: "`prediction` events (StreamItem), then `done` (or `error`)" }) },
             },
           },
           ...errors,
@@ -179,52 +217,90 @@ export async function predictRoutes(app: FastifyInstance, opts: PredictRoutesOpt
     },
     async (request, reply) => {
       const body = request.body;
+      if (openStreams >= opts.streams.max) {
+        throw new AppError(503, "overloaded", `${openStreams} streams are open, the most this server takes; retry later`, undefined, undefined, {
+          "retry-after": "1",
+        });
+      }
       const serving = enter(registry, body.model_type);
-      let rows: Rows;
+      let source: RowSource;
       try {
         const bundle = serving.bundle;
-        rows = body.features ? rowsFromSeries(bundle, body.features) : rowsFromPrices(bundle, body.prices!);
+        const windowSize = body.window_size ?? bundle.window;
+        source = body.features ? seriesRows(bundle, body.features, windowSize) : priceRows(bundle, body.prices!, windowSize);
         await serving.runner(body.model_type); // fail before the 200 if the model cannot load
       } catch (error) {
         serving.leave();
         throw error;
       }
+      openStreams++;
       const sse = (request.headers.accept ?? "").includes("text/event-stream");
       const format = sse
         ? (event: string, data: unknown) => `event: ${event}\ndata: ${JSON.stringify(data)}\n\n`
         : (_event: string, data: unknown) => `${JSON.stringify(data)}\n`;
-      const w = serving.bundle.window;
+      const abandoned = abandonment(reply);
+      // When the generator last stopped at a yield for the client to take its lines.
+      let waitingSince: number | undefined;
       // Released when the generator ends or the stream closes, whichever comes first (a
       // client gone before the first line never runs the generator's finally).
       let held = true;
       const release = () => {
-        if (held) serving.leave();
+        if (!held) return;
         held = false;
+        openStreams--;
+        clearInterval(watchdog);
+        serving.leave();
       };
 
       async function* lines(): AsyncGenerator<string> {
         try {
-          for (let start = 0; start < rows.n; start += STREAM_CHUNK) {
-            const n = Math.min(STREAM_CHUNK, rows.n - start);
-            const chunk = { data: rows.data.subarray(start * w, (start + n) * w), n };
-            const out = await predictor.predict(serving, body.model_type, chunk, body.return_confidence);
+          // A chunk at a time: its features, its run (queued fairly with every other
+          // request), its lines; then the client's pace decides when the next one starts.
+          for (let start = 0; start < source.n; start += opts.streams.chunkRows) {
+            const n = Math.min(opts.streams.chunkRows, source.n - start);
+            const out = await predictor.predict(serving, body.model_type, source.rows(start, n), body.return_confidence, abandoned);
+            let text = "";
             for (let i = 0; i < n; i++) {
               const item = { index: start + i, prediction: out.values[i]!, ...(out.interval ? { confidence: intervalAt(out.interval, i) } : {}) };
-              yield format("prediction", item);
+              text += format("prediction", item);
             }
+            waitingSince = performance.now();
+            yield text;
+            waitingSince = undefined;
           }
-          yield format("done", { done: true, count: rows.n });
+          yield format("done", { done: true, count: source.n });
+        } catch (error) {
+          if (abandoned()) return;
+          const { status, body: errorLine } = errorBody(error as AppError, request.id);
+          if (status >= 500) request.log.error({ err: error }, "stream failed");
+          else request.log.info({ status, error: errorLine.error }, errorLine.message);
+          yield format("error", errorLine);
         } finally {
           release();
         }
       }
 
-      void reply
-        .type(sse ? "text/event-stream" : "application/x-ndjson")
-        .header("cache-control", "no-cache")
-        .header("x-accel-buffering", "no");
       const stream = Readable.from(lines(), { objectMode: false, highWaterMark: 16 * 1024 });
       stream.once("close", release);
+      // A client that stops reading would otherwise hold the stream, and the bundle, forever.
+      const { stallMs } = opts.streams;
+      const watchdog =
+        stallMs > 0
+          ? setInterval(() => {
+              if (waitingSince !== undefined && performance.now() - waitingSince > stallMs) {
+                request.log.info({ stallMs }, "stream cut: the client stopped reading");
+                reply.raw.destroy();
+                stream.destroy();
+              }
+            }, Math.max(50, Math.min(1000, stallMs / 4))).unref()
+          : undefined;
+      if (opts.streams.idleMs > 0) reply.raw.setTimeout(opts.streams.idleMs, () => reply.raw.destroy());
+      void reply
+        .type(sse ? "text/event-stream" : "application/x-ndjson")
+        .header("x-accel-buffering", "no")
+        .header("x-bundle-name", serving.bundle.name)
+        .header("x-bundle-version", serving.bundle.version)
+        .header("x-bundle-digest", serving.bundle.digest);
       return reply.send(stream as never); // a stream, not the JSON the route schema describes
     },
   );

@@ -28,21 +28,33 @@ export const DEFAULT_SHAPE: FeatureShape = { window: 10, minPrices: 42 };
 const MAX_PRICES = 100_000;
 
 /** A request that takes exactly one of `features` or `prices` (oneOf in the spec, a named error in validation). */
-function featuresOrPrices<T extends z.ZodRawShape>(fields: T, id: string, example: Record<string, unknown>) {
-  return z
+function featuresOrPrices<T extends z.ZodRawShape>(
+  fields: T,
+  id: string,
+  example: Record<string, unknown>,
+  extra?: { check: (body: z.infer<z.ZodObject<T>>) => boolean; message: string; path: string[] },
+) {
+  const oneOf = z
     .object(fields)
     .strict()
     .refine((b) => ((b as { features?: unknown }).features === undefined) !== ((b as { prices?: unknown }).prices === undefined), {
       message: "give exactly one of features or prices",
       path: ["features"],
-    })
-    .meta({ id, oneOf: [{ required: ["features"] }, { required: ["prices"] }], example });
+    });
+  return (extra ? oneOf.refine(extra.check, { message: extra.message, path: extra.path }) : oneOf).meta({
+    id,
+    oneOf: [{ required: ["features"] }, { required: ["prices"] }],
+    example,
+  });
 }
 
 // Features are denoised percent returns (or their squares): a million is already absurd, and
 // the bound keeps every model's float32 arithmetic finite. Prices may be in any currency.
 const FEATURES = { minimum: -1e6, maximum: 1e6 };
 const PRICES = { minimum: 1e-10, maximum: 1e15 };
+
+/** Marks a validation issue that refused a number as out of bounds or non-finite (input drift). */
+export const REFUSED_INPUT = "refused_input";
 
 /**
  * An array of bounded numbers, checked in one loop. Per-element zod schemas cost about a
@@ -62,8 +74,13 @@ function numbers(items: { minimum: number; maximum: number }, minItems: number, 
       for (let i = 0; i < v.length; i++) {
         const x: unknown = v[i];
         if (typeof x !== "number" || !(x >= items.minimum && x <= items.maximum)) {
-          const message = typeof x === "number" ? `must be a finite number from ${items.minimum} to ${items.maximum}` : `expected a number, got ${x === null ? "null" : typeof x}`;
-          ctx.issues.push({ code: "custom", message, input: x, path: [i] });
+          if (typeof x !== "number") {
+            ctx.issues.push({ code: "custom", message: `expected a number, got ${x === null ? "null" : typeof x}`, input: x, path: [i] });
+          } else {
+            // A number the model must not see (non-finite or beyond the bounds) counts as input drift.
+            const message = `must be a finite number from ${items.minimum} to ${items.maximum}`;
+            ctx.issues.push({ code: "custom", message, input: x, path: [i], params: { [REFUSED_INPUT]: true } });
+          }
           return;
         }
       }
@@ -155,12 +172,33 @@ export function apiSchemas(limits: Limits, shape: FeatureShape, defaultModel: (t
         "a series of the bundle's per-day feature values; each window of window_size values is one feature vector",
       ).optional(),
       prices: numbers(PRICES, shape.minPrices, limits.maxStreamLength, "daily closes; one prediction per day that has enough history").optional(),
-      window_size: z.literal(shape.window).optional().meta({ description: "the bundle's window (the default)" }),
+      window_size: z
+        .number()
+        .int()
+        .min(shape.window)
+        .max(limits.maxStreamLength)
+        .optional()
+        .meta({
+          description:
+            `days per window, at least the bundle's window (${shape.window}, the default). One prediction per window of ` +
+            "window_size consecutive per-day feature values (with prices: per day that has window_size days of features " +
+            `behind it); the model sees the window's last ${shape.window} values, so a larger window_size only starts the ` +
+            "predictions later: with features, prediction `index` i is for the window features[i .. i+window_size-1], " +
+            "i.e. for the day of features[i+window_size-1].",
+        }),
       model_type: modelType,
       return_confidence: z.boolean().default(false),
     },
     "StreamRequest",
     { features: [0.1, 0.2, -0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0], window_size: 10, model_type: "ensemble" },
+    {
+      check: (b) => {
+        const days = b.features ? b.features.length : (b.prices?.length ?? 0) - (shape.minPrices - shape.window);
+        return b.window_size === undefined || days >= b.window_size;
+      },
+      message: "window_size is longer than the series (with prices: than the days that have features)",
+      path: ["window_size"],
+    },
   );
 
   return { predictRequest, predictResponse, batchRequest, batchResponse, streamRequest };
