@@ -26,13 +26,17 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
 trap cleanup EXIT
 
-# Today's server: the baseline's server/ built against this checkout's node_modules and models.
-git archive "$baseline" server tsconfig.base.json | tar -x -C "$work"
-mkdir -p "$work/base" && mv "$work/server" "$work/tsconfig.base.json" "$work/base/"
-ln -s "$root/node_modules" "$work/base/node_modules"
-ln -s "$root/models" "$work/base/models"
-mkdir -p "$work/base/server/vendor" && cp "$root"/server/vendor/* "$work/base/server/vendor/"
-npx tsc -b "$work/base/server"
+# Today's server: the baseline's server/ with the baseline's own dependencies (its lock file
+# may differ from this checkout's), built once into the cache and kept there by commit.
+base=${WAVELET_CACHE:-$HOME/.cache/wavelet-platform}/bench-baseline/$baseline
+if [ ! -f "$base/server/dist/server.js" ]; then
+  rm -rf "$base" && mkdir -p "$base"
+  git archive "$baseline" server operator/package.json package.json package-lock.json tsconfig.base.json | tar -x -C "$base"
+  (cd "$base" && ONNXRUNTIME_NODE_INSTALL=skip npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
+  mkdir -p "$base/server/vendor" && cp "$root"/server/vendor/* "$base/server/vendor/"
+  (cd "$base" && npx tsc -b server)
+fi
+ln -sfn "$root/models" "$base/models"
 
 node bench/make_bodies.mjs "$work"
 node -e '
@@ -100,7 +104,7 @@ PY
 }
 
 echo "fairness: ${duration}s per measurement, baseline ${baseline:0:12}" >&2
-serve "$work/base" 8310
+serve "$base" 8310
 measure today 8310
 stop_all
 serve "$root" 8311
