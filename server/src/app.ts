@@ -157,7 +157,7 @@ export async function buildApp(opts: BuildOptions): Promise<FastifyInstance> {
       origin: config.ALLOWED_ORIGINS.includes("*") ? true : config.ALLOWED_ORIGINS,
       methods: ["GET", "POST"],
       allowedHeaders: ["Content-Type", "X-API-Key", "Authorization", "X-Request-Id"],
-      exposedHeaders: ["X-Request-Id", "Retry-After", "X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset", "X-Bundle-Name", "X-Bundle-Version", "X-Bundle-Digest"],
+      exposedHeaders: ["X-Request-Id", "Retry-After", "WWW-Authenticate", "X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset", "X-Bundle-Name", "X-Bundle-Version", "X-Bundle-Digest"],
       maxAge: 600,
     });
   }

@@ -110,6 +110,16 @@ describe("CORS", () => {
     await app.close();
   });
 
+  it("lets a browser read the auth challenge, rate-limit and bundle headers", async () => {
+    const app = await testApp({ ALLOWED_ORIGINS: "https://yourdomain.com", API_KEY: "a-prediction-key-0123" });
+    const res = await app.inject({ method: "POST", url: "/predict", headers: { origin: "https://yourdomain.com" } });
+    expect(res.statusCode).toBe(401);
+    expect(res.headers["www-authenticate"]).toBeDefined();
+    const exposed = String(res.headers["access-control-expose-headers"]).toLowerCase().split(/,\s*/);
+    expect(exposed).toEqual(expect.arrayContaining(["www-authenticate", "retry-after", "x-ratelimit-remaining", "x-bundle-digest", "x-request-id"]));
+    await app.close();
+  });
+
   it("sends no CORS headers when no origin is allowed", async () => {
     const app = await testApp();
     const res = await app.inject({ method: "GET", url: "/health", headers: { origin: "https://yourdomain.com" } });
