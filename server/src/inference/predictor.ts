@@ -49,7 +49,7 @@ export function seriesRows(bundle: Bundle, series: readonly number[], windowSize
   const w = bundle.window;
   const skip = windowSize - w;
   return {
-    n: series.length - windowSize + 1,
+    n: Math.max(0, series.length - windowSize + 1),
     rows(start, count) {
       const data = new Float64Array(count * w);
       for (let i = 0; i < count; i++) {
@@ -73,7 +73,7 @@ export function priceRows(bundle: Bundle, prices: readonly number[], windowSize:
   const x = new Float64Array(u.length).fill(Number.NaN);
   let computed = 0; // x is filled for days before this one
   return {
-    n: prices.length - first,
+    n: Math.max(0, prices.length - first),
     rows(start, count) {
       const last = first + start + count - 1;
       denoiseRange(u, x, Math.max(computed, first + start - w + 1), last + 1, p);

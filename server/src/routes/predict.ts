@@ -188,7 +188,7 @@ export async function predictRoutes(app: FastifyInstance, opts: PredictRoutesOpt
         rows: (body: z.infer<typeof s.streamRequest>) => {
           // A window_size above the bundle's window starts the predictions that much later.
           const later = (body.window_size ?? opts.shape.window) - opts.shape.window;
-          return (body.features ? body.features.length - opts.shape.window + 1 : body.prices!.length - opts.shape.minPrices + 1) - later;
+          return Math.max(0, (body.features ? body.features.length - opts.shape.window + 1 : body.prices!.length - opts.shape.minPrices + 1) - later);
         },
       },
       schema: {

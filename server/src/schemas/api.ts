@@ -32,20 +32,15 @@ function featuresOrPrices<T extends z.ZodRawShape>(
   fields: T,
   id: string,
   example: Record<string, unknown>,
-  extra?: { check: (body: z.infer<z.ZodObject<T>>) => boolean; message: string; path: string[] },
 ) {
-  const oneOf = z
+  return z
     .object(fields)
     .strict()
     .refine((b) => ((b as { features?: unknown }).features === undefined) !== ((b as { prices?: unknown }).prices === undefined), {
       message: "give exactly one of features or prices",
       path: ["features"],
-    });
-  return (extra ? oneOf.refine(extra.check, { message: extra.message, path: extra.path }) : oneOf).meta({
-    id,
-    oneOf: [{ required: ["features"] }, { required: ["prices"] }],
-    example,
-  });
+    })
+    .meta({ id, oneOf: [{ required: ["features"] }, { required: ["prices"] }], example });
 }
 
 // Features are denoised percent returns (or their squares): a million is already absurd, and
@@ -184,21 +179,14 @@ export function apiSchemas(limits: Limits, shape: FeatureShape, defaultModel: (t
             "window_size consecutive per-day feature values (with prices: per day that has window_size days of features " +
             `behind it); the model sees the window's last ${shape.window} values, so a larger window_size only starts the ` +
             "predictions later: with features, prediction `index` i is for the window features[i .. i+window_size-1], " +
-            "i.e. for the day of features[i+window_size-1].",
+            "i.e. for the day of features[i+window_size-1]. A window_size longer than the series gives no predictions, " +
+            "only the done line (count 0).",
         }),
       model_type: modelType,
       return_confidence: z.boolean().default(false),
     },
     "StreamRequest",
     { features: [0.1, 0.2, -0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0], window_size: 10, model_type: "ensemble" },
-    {
-      check: (b) => {
-        const days = b.features ? b.features.length : (b.prices?.length ?? 0) - (shape.minPrices - shape.window);
-        return b.window_size === undefined || days >= b.window_size;
-      },
-      message: "window_size is longer than the series (with prices: than the days that have features)",
-      path: ["window_size"],
-    },
   );
 
   return { predictRequest, predictResponse, batchRequest, batchResponse, streamRequest };
