@@ -48,7 +48,8 @@ describe("3. a bundle whose digest does not match", () => {
     const degradedAt = Date.now();
     expect(condition(degraded, "Ready")?.status).toBe("False");
     expect(condition(degraded, "Degraded")?.message).toMatch(/available|deadline/i);
-    expect(await eventReasons(k, namespace, "mismatch")).toContain("ProgressDeadlineExceeded");
+    // A pass writes status before its Events (CI, 2026-11-27: read at once, the Event was not there yet).
+    await waitFor("the ProgressDeadlineExceeded Event", async () => (await eventReasons(k, namespace, "mismatch")).includes("ProgressDeadlineExceeded"), 30_000);
     // The new colour's pods run but are never ready: /health names the digest mismatch.
     for (const pod of await colorPods(k, namespace, "mismatch", newColor)) {
       expect(pod.status?.containerStatuses?.[0]?.ready ?? false).toBe(false);
