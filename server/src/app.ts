@@ -10,7 +10,6 @@ import { Scheduler } from "./inference/scheduler.js";
 import { loggerOptions } from "./logging.js";
 import { authPlugin, securitySchemes } from "./plugins/auth.js";
 import { PredictionCache } from "./plugins/cache.js";
-import { connectionsPlugin } from "./plugins/connections.js";
 import { docsPlugin } from "./plugins/docs.js";
 import { errorsPlugin } from "./plugins/errors.js";
 import { createMetrics, type Metrics, metricsPlugin } from "./plugins/metrics.js";
@@ -150,7 +149,6 @@ export async function buildApp(opts: BuildOptions): Promise<FastifyInstance> {
   const first = registry.serving?.bundle;
   shape = first ? { window: first.window, minPrices: first.manifest.features.min_prices } : DEFAULT_SHAPE;
 
-  await app.register(connectionsPlugin);
   await app.register(errorsPlugin);
   await app.register(metricsPlugin, { metrics });
   await app.register(securityHeadersPlugin);

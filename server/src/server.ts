@@ -96,8 +96,11 @@ async function runWorker(config: Config, tls: TlsFiles | undefined): Promise<voi
       process.exit(EXIT_CUT);
     }, config.SHUTDOWN_GRACE_MS);
     deadline.unref();
-    // close() also ends connections as their last request finishes (plugins/connections.ts).
-    await Promise.allSettled([app.close(), metricsApp?.close()]);
+    const closed = Promise.allSettled([app.close(), metricsApp?.close()]);
+    // close() shuts idle connections once; a keep-alive one whose response (a stream, say)
+    // began before the shutdown goes idle later and would hold close() to the deadline.
+    setInterval(() => app.server.closeIdleConnections(), 100).unref();
+    await closed;
     process.exit(0);
   };
   onStop = (signal) => void stop(signal);
