@@ -10,7 +10,16 @@ import { GUIDE_FEATURES, json, testApp, waitFor } from "./helpers.js";
  */
 
 const apps: FastifyInstance[] = [];
-afterAll(() => Promise.all(apps.map((a) => a.close())));
+// fetch may leave spare connections it opened while a run held the event loop and never used;
+// Node's close() does not end those (see issue 9's note), so the test ends them itself.
+afterAll(() =>
+  Promise.all(
+    apps.map((a) => {
+      a.server.closeAllConnections();
+      return a.close();
+    }),
+  ),
+);
 
 async function app(env: Record<string, string>): Promise<FastifyInstance> {
   const a = await testApp({ CACHE_TTL: "0", BODY_LIMIT: String(64 * 1024 * 1024), ...env });
