@@ -23,7 +23,12 @@ export function createMetrics() {
     }),
     applies: new client.Counter({ name: "wavelet_operator_applies_total", help: "server-side applies of children", labelNames: ["kind"], registers: [registry] }),
     leader: new client.Gauge({ name: "wavelet_operator_leader", help: "1 while this replica leads", registers: [registry] }),
+    // Reasons are the operator's own constants, so the label is bounded.
+    events: new client.Counter({ name: "wavelet_operator_events_total", help: "Kubernetes Events the operator emitted, by type and reason", labelNames: ["type", "reason"], registers: [registry] }),
   };
+  // Exported at 0 from the start, so increase() sees the first rollout past its deadline
+  // (alert WaveletRolloutPastDeadline).
+  m.events.inc({ type: "Warning", reason: "ProgressDeadlineExceeded" }, 0);
   client.collectDefaultMetrics({ register: registry });
   return m;
 }

@@ -105,13 +105,14 @@ function harness() {
     event: async (_wm, e) => void (writes.push(`event ${e.reason}`), events.push(e.reason)),
   };
   const clock = new FakeClock();
+  const metrics = createMetrics();
   const reconciler = new Reconciler({
     caches: { models: caches.WaveletModel, deployments: caches.Deployment, services: caches.Service, hpas: caches.HorizontalPodAutoscaler, pdbs: caches.PodDisruptionBudget } as unknown as Caches,
     writer,
     clock,
     settings,
     analyses: new AnalysisRuns(async () => ({ result: "pass", message: "" }), () => undefined),
-    metrics: createMetrics(),
+    metrics,
     log: { warn: (msg: string) => void warnings.push(msg), info: () => undefined },
   });
   /** The watch delivers what the server has for these kinds (Deployments rolled out). */
@@ -130,7 +131,7 @@ function harness() {
   const applied = (ref: string) => server[ref.split("/")[0] as Kind].get(ref.split("/")[1]!, "ns");
   const route = (pods: string[]) => void (routed = pods);
   const onRead = (fn: (o: KubernetesObject) => void) => void (afterRead = fn);
-  return { caches, server, applied, route, onRead, secrets, writes, statuses, preconditions, events, warnings, clock, pass, sync, seed, model, activeSelector: () => selector(server.Service) };
+  return { caches, server, applied, route, onRead, secrets, writes, statuses, preconditions, events, warnings, clock, metrics, pass, sync, seed, model, activeSelector: () => selector(server.Service) };
 }
 
 const served = model();
@@ -196,6 +197,9 @@ describe("a pass never acts on a cache older than its own writes", () => {
     h.sync();
     await h.pass();
     expect(h.events).toEqual(["RolloutStarted", "PreviewReady", "AwaitingPromotion"]);
+    // Each Event counted once in the metric the alerts read, the deadline's at 0 from the start.
+    const counted = Object.fromEntries((await h.metrics.events.get()).values.map((v) => [`${v.labels.type} ${v.labels.reason}`, v.value]));
+    expect(counted).toEqual({ "Warning ProgressDeadlineExceeded": 0, "Normal RolloutStarted": 1, "Normal PreviewReady": 1, "Normal AwaitingPromotion": 1 });
   });
 
   it("a pass that read an old version writes nothing: the status write fails first, before Events and children", async () => {

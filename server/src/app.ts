@@ -5,8 +5,9 @@ import { validatorCompiler } from "fastify-type-provider-zod";
 import type { Redis } from "ioredis";
 import type { Config } from "./config.js";
 import { Predictor } from "./inference/predictor.js";
-import { ModelRegistry } from "./inference/registry.js";
+import { DigestMismatch, ModelRegistry } from "./inference/registry.js";
 import { Scheduler } from "./inference/scheduler.js";
+import { containerLimits, type Limits } from "./limits.js";
 import { loggerOptions } from "./logging.js";
 import { authPlugin, securitySchemes } from "./plugins/auth.js";
 import { PredictionCache } from "./plugins/cache.js";
@@ -36,6 +37,8 @@ export interface BuildOptions {
   https?: TlsFiles | undefined;
   /** How /admin/reload reloads: this process's registry unless a cluster worker asks its primary. */
   reload?: Reload | undefined;
+  /** CPU and memory limits for the metrics; read from the cgroup when not given. */
+  limits?: Limits;
 }
 
 export interface WaveletApp {
@@ -91,7 +94,7 @@ export async function buildApp(opts: BuildOptions): Promise<FastifyInstance> {
   // the hot path would cost more than the model run. The schemas still document them.
   app.setSerializerCompiler(() => (data) => JSON.stringify(data));
 
-  const metrics = createMetrics();
+  const metrics = createMetrics({ ready: () => !shuttingDown && registry.readiness().ready, limits: opts.limits ?? containerLimits(), models: config.MODELS });
   const redis = config.REDIS_URL ? connectRedis(config.REDIS_URL, app.log, metrics) : undefined;
   const redisGuard = redis && new RedisGuard(redis, { timeoutMs: config.REDIS_TIMEOUT_MS, threshold: config.REDIS_BREAKER_THRESHOLD, cooldownMs: config.REDIS_BREAKER_COOLDOWN_MS }, metrics, app.log);
   let shuttingDown = false;
@@ -127,8 +130,12 @@ export async function buildApp(opts: BuildOptions): Promise<FastifyInstance> {
       metrics.bundleInfo.reset();
       metrics.bundleInfo.set({ bundle: next.name, version: next.version, digest: next.digest }, 1);
       metrics.reloads.inc({ result: "ok" });
+      metrics.digestMismatch.set(0);
     },
-    onReloadFailed: () => metrics.reloads.inc({ result: "failed" }),
+    onReloadFailed: (error) => {
+      metrics.reloads.inc({ result: "failed" });
+      metrics.digestMismatch.set(error instanceof DigestMismatch ? 1 : 0);
+    },
     accept: (bundle) =>
       shape && (bundle.window !== shape.window || bundle.manifest.features.min_prices !== shape.minPrices)
         ? `bundle ${bundle.name} takes ${bundle.window} features from ${bundle.manifest.features.min_prices} prices, ` +

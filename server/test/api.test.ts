@@ -63,6 +63,12 @@ describe("the guide's examples, verbatim", () => {
     expect(res.body).toContain('http_requests_total{route="/predict",method="POST",status="200"}');
     expect(res.body).toContain("process_cpu_user_seconds_total");
     expect(res.body).toMatch(/model_bundle_info\{bundle="spx-return-1d",version="1.0.0",digest="sha256:[0-9a-f]{64}"\} 1/);
+    expect(res.body).toMatch(/^model_bundle_ready 1$/m);
+    expect(res.body).toMatch(/^model_bundle_digest_mismatch 0$/m);
+    // Counters of the served models exist from the start, so the alerts' ratios are 0, not absent.
+    expect(res.body).toMatch(/^predictions_out_of_training_range_total\{model="lstm"\} 0$/m);
+    expect(res.body).toMatch(/^input_features_out_of_range_total\{model="transformer",reason="beyond_training"\} 0$/m);
+    expect(res.body).toMatch(/^prediction_cache_hits_total\{backend="memory"\} \d+$/m);
   });
 
   it("the documentation pages are served locally", async () => {

@@ -20,6 +20,12 @@ function listInManifest(dir: string, file: string) {
   writeFileSync(join(dir, "manifest.json"), JSON.stringify(manifest));
 }
 
+async function gauges(app: Awaited<ReturnType<typeof testApp>>) {
+  const body = (await app.inject({ method: "GET", url: "/metrics" })).body;
+  const value = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, "m").exec(body)?.[1]);
+  return { ready: value("model_bundle_ready"), mismatch: value("model_bundle_digest_mismatch") };
+}
+
 const predictions = [
   { url: "/predict", body: { features: GUIDE_FEATURES } },
   { url: "/predict/batch", body: { samples: [GUIDE_FEATURES] } },
@@ -36,6 +42,8 @@ describe("EXPECTED_BUNDLE_DIGEST is enforced", () => {
       const res = await app.inject({ method: "POST", url, ...json(body) });
       expect([url, res.statusCode]).toEqual([url, 503]);
     }
+    // What the alerts WaveletModelNotReady and WaveletBundleDigestMismatch read.
+    expect(await gauges(app)).toEqual({ ready: 0, mismatch: 1 });
     await app.close();
   });
 
@@ -52,6 +60,11 @@ describe("EXPECTED_BUNDLE_DIGEST is enforced", () => {
     expect(health.json().bundle.digest).toBe(digestOf(RETURN_BUNDLE));
     const predict = await app.inject({ method: "POST", url: "/predict", ...json({ features: GUIDE_FEATURES }) });
     expect(predict.json().bundle.name).toBe("spx-return-1d");
+    // Still ready (the old bundle serves), and the refused digest is flagged until a good reload.
+    expect(await gauges(app)).toEqual({ ready: 1, mismatch: 1 });
+    replaceBundle(dir, RETURN_BUNDLE);
+    expect((await app.inject({ method: "POST", url: "/admin/reload" })).statusCode).toBe(200);
+    expect(await gauges(app)).toEqual({ ready: 1, mismatch: 0 });
     await app.close();
   });
 });

@@ -5,7 +5,7 @@ import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import type { FastifyInstance } from "fastify";
-import { buildApp } from "../src/app.js";
+import { type BuildOptions, buildApp } from "../src/app.js";
 import { parseConfig } from "../src/config.js";
 import { freePort, waitFor } from "../../test-support/wait.js";
 import { BUNDLES_DIR } from "./bundles.js";
@@ -18,8 +18,8 @@ export const VOL_BUNDLE = join(BUNDLES_DIR, "spx-vol-5d");
 export const GUIDE_FEATURES = [0.1, 0.2, -0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0];
 
 /** An app on the default bundle with test-friendly settings; `env` overrides any of them. */
-export function testApp(env: Record<string, string> = {}): Promise<FastifyInstance> {
-  return buildApp({ config: parseConfig({ LOG_LEVEL: "silent", RATE_LIMIT_MAX: "0", ADMIN_RATE_LIMIT_MAX: "0", ...env }), logger: false });
+export function testApp(env: Record<string, string> = {}, opts: Omit<BuildOptions, "config"> = {}): Promise<FastifyInstance> {
+  return buildApp({ config: parseConfig({ LOG_LEVEL: "silent", RATE_LIMIT_MAX: "0", ADMIN_RATE_LIMIT_MAX: "0", ...env }), logger: false, ...opts });
 }
 
 /** A copy of a bundle in a fresh temp directory, for tests that change files. */

@@ -245,6 +245,7 @@ export class Reconciler {
 
   private async record(wm: WaveletModel, events: EventRecord[], now: number): Promise<void> {
     for (const e of events) {
+      this.deps.metrics.events.inc({ type: e.type, reason: e.reason });
       this.deps.log.info(`${wm.metadata.namespace}/${wm.metadata.name}: ${e.reason}: ${e.message}`);
       // An event that cannot be written must not fail the pass that already changed the cluster.
       await this.deps.writer.event(wm, e, new Date(now)).catch((err: unknown) => this.deps.log.warn("event not recorded", { err: String(err) }));

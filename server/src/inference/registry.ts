@@ -13,6 +13,9 @@ import { ModelRunner, type RunnerOptions } from "./runner.js";
  * last request that started on it has finished.
  */
 
+/** A verified bundle that is not the one EXPECTED_BUNDLE_DIGEST names (its own metric and alert). */
+export class DigestMismatch extends BundleError {}
+
 export interface RegistryOptions {
   modelDir: string;
   /** MODEL_BUNDLE: which bundle in modelDir, when it holds several. */
@@ -173,7 +176,7 @@ export class ModelRegistry {
       bundle = await Bundle.open(await locateBundle(this.options.modelDir, this.options.bundleName), this.options.bundle);
       const { expectedDigest } = this.options;
       if (expectedDigest && bundle.digest !== expectedDigest) {
-        throw new BundleError(`bundle digest ${bundle.digest} is not the expected ${expectedDigest} (EXPECTED_BUNDLE_DIGEST)`);
+        throw new DigestMismatch(`bundle digest ${bundle.digest} is not the expected ${expectedDigest} (EXPECTED_BUNDLE_DIGEST)`);
       }
       const refusal = this.options.accept?.(bundle);
       if (refusal) throw new BundleError(refusal);

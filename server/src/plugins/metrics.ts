@@ -1,6 +1,8 @@
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import fp from "fastify-plugin";
+import { getHeapStatistics } from "node:v8";
 import client from "prom-client";
+import type { Limits } from "../limits.js";
 
 /**
  * Prometheus metrics. Every label is bounded: routes are route patterns (or "unmatched"),
@@ -12,7 +14,15 @@ import client from "prom-client";
 const PREDICTION_BUCKETS = [-10, -5, -3, -2, -1, -0.5, -0.25, 0, 0.25, 0.5, 1, 2, 3, 5, 10];
 const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
 
-export function createMetrics() {
+export interface MetricsOptions {
+  /** Whether GET /health would answer 200 now; read at each scrape. */
+  ready: () => boolean;
+  limits: Limits;
+  /** The models served: their counters start at 0, so a rate or ratio is 0 rather than absent. */
+  models: readonly string[];
+}
+
+export function createMetrics(opts: MetricsOptions) {
   const registry = new client.Registry();
   const m = {
     registry,
@@ -53,6 +63,21 @@ export function createMetrics() {
       name: "model_bundle_info",
       help: "the bundle being served (value 1)",
       labelNames: ["bundle", "version", "digest"],
+      aggregator: "max",
+      registers: [registry],
+    }),
+    bundleReady: new client.Gauge({
+      name: "model_bundle_ready",
+      help: "1 when every configured model is loaded, verified and warmed (GET /health answers 200), else 0",
+      aggregator: "min",
+      registers: [registry],
+      collect() {
+        this.set(opts.ready() ? 1 : 0);
+      },
+    }),
+    digestMismatch: new client.Gauge({
+      name: "model_bundle_digest_mismatch",
+      help: "1 when the last bundle presented (at start or reload) was refused because its digest is not EXPECTED_BUNDLE_DIGEST",
       aggregator: "max",
       registers: [registry],
     }),
@@ -110,8 +135,33 @@ export function createMetrics() {
       labelNames: ["model", "reason"],
       registers: [registry],
     }),
+    // Limits to compare use with (the CPU and memory alerts), the same in every worker.
+    cpuLimit: new client.Gauge({
+      name: "process_cpu_limit_cores",
+      help: "cores this container may use: its cgroup CPU quota (source cgroup), else the machine's cores (source cpus)",
+      labelNames: ["source"],
+      aggregator: "max",
+      registers: [registry],
+    }),
+    // Registered only when the cgroup sets a limit, so an alert can tell "no limit" from 0.
+    memoryLimit: new client.Gauge({ name: "process_memory_limit_bytes", help: "the container's cgroup memory limit", aggregator: "max", registers: [] }),
+    heapLimit: new client.Gauge({ name: "nodejs_heap_size_limit_bytes", help: "V8's heap size limit (summed over workers)", registers: [registry] }),
   };
   client.collectDefaultMetrics({ register: registry });
+  m.cpuLimit.set({ source: opts.limits.cpuSource }, opts.limits.cpuCores);
+  if (opts.limits.memoryBytes !== undefined) {
+    registry.registerMetric(m.memoryLimit);
+    m.memoryLimit.set(opts.limits.memoryBytes);
+  }
+  m.heapLimit.set(getHeapStatistics().heap_size_limit);
+  for (const model of opts.models) {
+    m.inferences.inc({ model }, 0);
+    m.outOfRange.inc({ model }, 0);
+    for (const reason of ["beyond_training", "refused"]) m.inputsOutOfRange.inc({ model, reason }, 0);
+  }
+  m.cacheHits.inc({ backend: "memory" }, 0);
+  m.cacheMisses.inc({ backend: "memory" }, 0);
+  m.digestMismatch.set(0);
   return m;
 }
 

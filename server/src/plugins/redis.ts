@@ -41,7 +41,8 @@ export function connectRedis(url: string, log: FastifyBaseLogger, metrics: Metri
 }
 
 /** Bounded label values of the Redis metrics. */
-export type RedisOperation = "cache_get" | "cache_set" | "rate_limit";
+export const REDIS_OPERATIONS = ["cache_get", "cache_set", "rate_limit"] as const;
+export type RedisOperation = (typeof REDIS_OPERATIONS)[number];
 
 export interface RedisGuardOptions {
   timeoutMs: number;
@@ -71,6 +72,9 @@ export class RedisGuard {
   ) {
     metrics.registry.registerMetric(metrics.redisBreakerOpen);
     metrics.redisBreakerOpen.set(0);
+    metrics.cacheHits.inc({ backend: "redis" }, 0);
+    metrics.cacheMisses.inc({ backend: "redis" }, 0);
+    for (const operation of REDIS_OPERATIONS) for (const counter of [metrics.redisErrors, metrics.redisFallbacks, metrics.redisTimeouts]) counter.inc({ operation }, 0);
   }
 
   /** `call`'s result, or undefined when Redis is down, skipped, too slow or failing. */
