@@ -25,6 +25,19 @@ export default defineConfig({
         },
       },
       {
+        // A real Prometheus scraping a real server and operator (monitoring/README.md): its own
+        // control plane, after the operator's integration tests.
+        test: {
+          name: "monitoring",
+          root: "monitoring",
+          include: ["test/**/*.test.ts"],
+          environment: "node",
+          globalSetup: ["../operator/test/integration/setup.ts"],
+          testTimeout: 60_000,
+          hookTimeout: 600_000,
+        },
+      },
+      {
         // The images built offline (scripts/images.sh), run with Docker.
         test: {
           name: "images",

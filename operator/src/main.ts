@@ -14,7 +14,7 @@ import { createServer } from "node:http";
 import { CoordinationV1Api, CustomObjectsApi, KubeConfig } from "@kubernetes/client-node";
 import { stringify } from "yaml";
 import { waveletModelCrd } from "./api/crd.js";
-import { GROUP, PLURAL, VERSION, type WaveletModel } from "./api/waveletmodel.js";
+import { GROUP, PHASES, PLURAL, VERSION, type WaveletModel } from "./api/waveletmodel.js";
 import { parseConfig } from "./config.js";
 import { systemClock } from "./controller/clock.js";
 import { Controller } from "./controller/controller.js";
@@ -100,7 +100,8 @@ async function run(): Promise<void> {
     if (req.url === "/readyz") return void res.writeHead(informers.synced() ? 200 : 503).end(informers.synced() ? "ok" : "caches not synced, or a watch is down");
     if (req.url === "/metrics") {
       const models = informers.caches.models.list() as unknown as WaveletModel[];
-      metrics.rollouts.reset();
+      // Every phase, 0 when no model is in it, so "how many are Degraded" is 0 rather than absent.
+      for (const phase of PHASES) metrics.rollouts.set({ phase }, 0);
       for (const wm of models) metrics.rollouts.inc({ phase: wm.status?.phase ?? "Pending" });
       metrics.queueDepth.set(queue.length);
       return void res.writeHead(200, { "content-type": metrics.registry.contentType }).end(await metrics.registry.metrics());

@@ -27,8 +27,9 @@ export function createMetrics() {
     events: new client.Counter({ name: "wavelet_operator_events_total", help: "Kubernetes Events the operator emitted, by type and reason", labelNames: ["type", "reason"], registers: [registry] }),
   };
   // Exported at 0 from the start, so increase() sees the first rollout past its deadline
-  // (alert WaveletRolloutPastDeadline).
+  // (alert WaveletRolloutPastDeadline) and an error rate is 0 rather than absent.
   m.events.inc({ type: "Warning", reason: "ProgressDeadlineExceeded" }, 0);
+  for (const result of ["ok", "conflict", "error"]) m.reconciles.inc({ result }, 0);
   client.collectDefaultMetrics({ register: registry });
   return m;
 }

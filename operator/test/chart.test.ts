@@ -3,6 +3,7 @@ import { readFileSync } from "node:fs";
 import type { KubernetesObject, V1Deployment, V1EnvVar, V1Role } from "@kubernetes/client-node";
 import { beforeAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
+import { APP, LABELS, MANAGED_BY } from "../src/reconcile/names.js";
 import { CHART, buildHelm, renderChart } from "./helm.js";
 
 /** charts/wavelet-operator with helm alone (no cluster): lint, what it renders, what its schema refuses. */
@@ -30,7 +31,7 @@ describe("the Helm chart", () => {
     expect(execFileSync(helm, ["lint", "--strict", CHART, ...args], { encoding: "utf8" })).toContain("0 chart(s) failed");
   });
 
-  it("by default: cluster-wide RBAC, the Lease Role in the release namespace, two replicas with a PDB, no ServiceMonitor", () => {
+  it("by default: cluster-wide RBAC, the Lease Role in the release namespace, two replicas with a PDB, no monitoring objects", () => {
     const objects = renderChart(helm, ["--namespace", "wavelet-system"]);
     expect(ids(objects)).toEqual([
       "ClusterRole/wavelet-operator",
@@ -88,8 +89,25 @@ describe("the Helm chart", () => {
       "registry.example.com/wavelet-operator@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
     );
     expect(envOf(objects)).toMatchObject({ WATCH_NAMESPACE: "team-a,team-b", SERVER_IMAGE: "registry.example.com/wavelet-server:0.2.0" });
+    // Scrape jobs named as monitoring/alerts.yml and the dashboard select them.
     const monitor = objects.find((o) => o.kind === "ServiceMonitor");
-    expect(monitor).toMatchObject({ metadata: { labels: { release: "prometheus" } }, spec: { endpoints: [{ port: "http", path: "/metrics", interval: "15s" }] } });
+    expect(monitor).toMatchObject({
+      metadata: { labels: { release: "prometheus" } },
+      spec: { endpoints: [{ port: "http", path: "/metrics", interval: "15s", relabelings: [{ targetLabel: "job", replacement: "wavelet-operator" }] }] },
+    });
+    const pods = objects.find((o) => o.kind === "PodMonitor");
+    expect(pods).toMatchObject({
+      metadata: { name: "wavelet-operator-servers", namespace: "wavelet-system", labels: { release: "prometheus" } },
+      spec: {
+        namespaceSelector: { matchNames: ["team-a", "team-b"] },
+        selector: { matchLabels: { [LABELS.app]: APP, [LABELS.managedBy]: MANAGED_BY } },
+        podTargetLabels: [LABELS.model, LABELS.color],
+        podMetricsEndpoints: [{ port: "http", path: "/metrics", interval: "15s", relabelings: [{ targetLabel: "job", replacement: "financial-api" }] }],
+      },
+    });
+    // The PrometheusRule is monitoring/alerts.yml itself, not a copy that could drift.
+    const rule = objects.find((o) => o.kind === "PrometheusRule") as unknown as { spec: unknown };
+    expect(rule.spec).toEqual(parse(readFileSync(`${CHART}/../../monitoring/alerts.yml`, "utf8")));
   });
 
   it("renders no PodDisruptionBudget for one replica", () => {

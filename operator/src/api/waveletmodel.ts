@@ -15,6 +15,7 @@ export const API_VERSION = `${GROUP}/${VERSION}`;
 
 export const MODEL_TYPES = ["xgboost", "lstm", "transformer", "ensemble"] as const;
 export const COLORS = ["blue", "green"] as const;
+export const PHASES = ["Pending", "Ready", "Progressing", "Degraded"] as const;
 export type Color = (typeof COLORS)[number];
 
 const cel = (rule: string, message: string) => ({ rule, message });
@@ -243,7 +244,7 @@ export const rolloutStatus = z.object({
 
 export const waveletModelStatus = z.object({
   observedGeneration: z.number().int().optional(),
-  phase: z.enum(["Pending", "Ready", "Progressing", "Degraded"]).optional(),
+  phase: z.enum(PHASES).optional(),
   conditions: z.array(condition).optional().meta({ "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"] }),
   activeColor: z.enum(COLORS).optional(),
   previewColor: z.enum(COLORS).optional(),
