@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Debian packages the tests run for real, installed with apt when missing and we are root:
-#   test    redis-server (cache, distributed rate limit, Redis loss/recovery tests), curl
+#   test    redis-server (cache, distributed rate limit, Redis loss/recovery tests), curl,
+#           prometheus (promtool for the alerts' tests; the live check of every query)
 #   docker  Docker Engine (docker.io), and what the offline image and kind builds use:
 #           debootstrap, jq, gcc + libc6-dev (static pause and probe binaries), iptables
 #   scripts/system-deps.sh [test] [docker]     (default: both)
@@ -15,6 +16,7 @@ for group in "$@"; do
   test)
     need redis-server redis-server
     need curl curl
+    need promtool prometheus
     ;;
   docker)
     need dockerd docker.io

@@ -23,6 +23,12 @@ step "models/: pytest (features, leakage, loaders, metrics, quick pipeline, defa
 step "server/ and operator/: vitest (unit; real HTTP, Redis and server processes; operator against a real control plane)"
 npx vitest run --project server --project operator --project operator-integration
 
+step "monitoring/: promtool checks and the alerts' unit tests, the dashboards against Grafana's schema"
+monitoring/check.sh
+
+step "monitoring/: every panel, recording rule and alert against a real Prometheus scraping a real server and operator"
+npx vitest run --project monitoring
+
 step "server/: schemathesis fuzzing of /openapi.json"
 scripts/fuzz-api.sh 200
 

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# monitoring/check.sh — the checks of monitoring/ that need no running service:
+#   promtool check config and check rules; the alerts' unit tests (promtool test rules
+#   tests/*.test.yml) and that every alert has one where it fires and one where it stays
+#   silent; the Grafana dashboards against Grafana's schema (grafana/validate.sh).
+# The live check (every query against a real Prometheus) is `npx vitest run --project monitoring`.
+set -euo pipefail
+cd "$(dirname "$0")"
+command -v promtool >/dev/null || { echo "monitoring/check.sh: promtool not found (Debian: apt-get install prometheus)" >&2; exit 1; }
+promtool check config prometheus.yml
+promtool check rules alerts.yml
+promtool test rules tests/*.test.yml
+node tests/coverage.mjs
