@@ -55,6 +55,7 @@ func TestFixturesAreRejected(t *testing.T) {
 		"no-targets.json":         `panels[2] "Scrape rate": no targets`,
 		"unknown-variable.json":   `panels[2] "Scrape rate" targets[0]: expr uses $jobs, which is neither a dashboard variable nor a Grafana one`,
 		"zero-width.json":         `schema validation: panels[2]: gridPos.w: must be > 0`,
+		"collapsed-overlap.json":  `panels[0].panels[1] "Scrape rate": gridPos {x:6 y:4 w:12 h:8} overlaps panels[0].panels[0] "Up" at {x:0 y:1 w:12 h:8}`,
 	}
 	for file, want := range cases {
 		t.Run(file, func(t *testing.T) {
