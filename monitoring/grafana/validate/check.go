@@ -207,6 +207,9 @@ func flatten(r *Result, raws []json.RawMessage) []panelRef {
 		}
 		var row dashboard.RowPanel
 		_ = row.UnmarshalJSONStrict(raw) // its errors are in the dashboard's
+		if err := strictErrors(row.Validate()); err != nil {
+			r.schemaProblems("schema validation: "+path, err)
+		}
 		refs = append(refs, panelRef{path, &row.Id, deref(row.Title), row.GridPos, 0, nil, raw})
 		for j, child := range head.Panels {
 			refs = append(refs, readPanel(fmt.Sprintf("%s.panels[%d]", path, j), child, i+1))
