@@ -11,3 +11,4 @@ promtool check config prometheus.yml
 promtool check rules alerts.yml
 promtool test rules tests/*.test.yml
 node tests/coverage.mjs
+grafana/validate.sh
