@@ -12,7 +12,8 @@
 # images) and the api's image offline (scripts/images.sh server), and runs the user's file with
 # docker-compose.offline.yml, which swaps those images and nothing else (plus ephemeral ports).
 # grafana is not started: its image cannot be obtained here. Compose is v2, built from the Go
-# module proxy (build.sh). Everything it starts is removed on exit, whatever happens.
+# module proxy (build.sh); Debian's docker-compose 1.29 checks the file too (config). Everything
+# it starts is removed on exit, whatever happens.
 # Needs: Docker (scripts/docker-env.sh), Go >= 1.26 (first run), curl, jq.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -27,7 +28,7 @@ export PATH="/usr/local/go/bin:$PATH"
 timings=()
 phase_start=$SECONDS
 phase() { # phase <what just finished>
-  timings+=("$(printf '%-52s %4ss' "$1" "$((SECONDS - phase_start))")")
+  timings+=("$(printf '%-64s %4ss' "$1" "$((SECONDS - phase_start))")")
   phase_start=$SECONDS
 }
 
@@ -45,7 +46,10 @@ for target in redis redis-exporter prometheus; do
   docker build -q -f "$here/images/standins.Dockerfile" --target "$target" --build-arg "BASE_IMAGE=$base" \
     -t "${!var}" "$here/images" >/dev/null || die "building the $target stand-in failed"
 done
-phase "images (api offline build, stand-ins)"
+compose_v1=wavelet-check/docker-compose-1:local
+docker build -q -f "$here/images/compose-v1.Dockerfile" --build-arg "BASE_IMAGE=$base" -t "$compose_v1" "$here/images" >/dev/null ||
+  die "building the image with Debian's docker-compose 1.29 failed"
+phase "images (api offline build, stand-ins, compose 1.29)"
 
 # --- the project: a generated .env, a unique name, cleanup on exit -----------------------------
 tmp=$(mktemp -d)
@@ -86,8 +90,10 @@ if out=$(docker-compose -p check --env-file "$tmp/env.nokey" -f docker-compose.y
   die "docker-compose.yml accepted a missing API_KEY (there must be no default secret)"
 fi
 grep -q "API_KEY is not set" <<<"$out" || die "a missing API_KEY did not say so: $out"
+docker run --rm -v "$root:/src:ro" -v "$tmp/env:/test.env:ro" -w /src "$compose_v1" --env-file /test.env -f docker-compose.yml config -q ||
+  die "Debian's docker-compose 1.29 refuses docker-compose.yml"
 dc config -q
-phase "compose files valid; a missing API_KEY refused"
+phase "compose files valid (v2 and 1.29); a missing API_KEY refused"
 
 # --- up -------------------------------------------------------------------------------------------
 log "docker-compose up -d (project $project; grafana is not started: its image cannot be obtained here)"
@@ -187,4 +193,4 @@ phase "logs api; down -v removed containers, volumes, network"
 
 printf '\ncompose test passed (%s, project %s; grafana not started: no image here)\n' "$(docker-compose version --short)" "$project"
 printf '  %s\n' "${timings[@]}"
-printf '  %-52s %4ss\n' total "$((SECONDS - started))"
+printf '  %-64s %4ss\n' total "$((SECONDS - started))"
