@@ -5,7 +5,8 @@
 # Prometheus scraping the api and the Redis exporter with the rules loaded, and a failing
 # request mix turning WaveletApiHighErrorRatio pending.
 #
-#   e2e/compose/test.sh          (about 3 minutes once the images are cached)
+#   e2e/compose/test.sh   (about 100 s once cached; the first run builds Compose, about 5 min,
+#                          and the images)
 #
 # Public images cannot be pulled here, so it builds stand-ins (images/standins.Dockerfile:
 # Debian's redis-server, prometheus and prometheus-redis-exporter laid out as the official
