@@ -32,7 +32,7 @@ npx vitest run --project monitoring
 step "server/: schemathesis fuzzing of /openapi.json"
 scripts/fuzz-api.sh 200
 
-step "e2e/kind: images, a kind cluster built offline, the Helm chart, the scenarios under load"
+step "e2e: images, docker-compose (api, Redis, Prometheus), a kind cluster built offline, the Helm chart, the scenarios under load"
 scripts/e2e.sh
 
 step "all tiers passed in $((SECONDS - started)) s"
