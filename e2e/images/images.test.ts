@@ -48,11 +48,12 @@ describe("the server image", () => {
     started.push(name);
     // docker run -d --name financial-api -p 8000:8000 -v $(pwd)/models:/app/models:ro
     //   -v $(pwd)/logs:/app/logs -e MODEL_DIR=/app/models financial-wavelet-api:latest
-    // run from the repository root, plus what the Deployments add: --read-only, no capabilities.
+    // run from the repository root, plus what the Deployments add: --read-only, no capabilities,
+    // and limits (which /metrics reports for the CPU and memory alerts).
     docker([
       "run", "-d", "--name", name, "-p", `127.0.0.1:${port}:8000`,
       "-v", `${root}/models:/app/models:ro`, "-v", `${logs}:/app/logs`, "-e", "MODEL_DIR=/app/models",
-      "--read-only", "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
+      "--read-only", "--cap-drop", "ALL", "--security-opt", "no-new-privileges", "--memory", "768m", "--cpus", "1.5",
       SERVER(),
     ]);
     const base = `http://127.0.0.1:${port}`;
@@ -71,6 +72,10 @@ describe("the server image", () => {
     expect(((await predict.json()) as { prediction: number }).prediction).toEqual(expect.any(Number));
     expect((await fetch(`${base}/docs`)).status).toBe(200);
     expect((await fetch(`${base}/redoc/redoc.standalone.js`)).status).toBe(200);
+    // The container's own cgroup limits, read from inside it.
+    const metrics = await (await fetch(`${base}/metrics`)).text();
+    expect(metrics).toMatch(/^process_memory_limit_bytes 805306368$/m);
+    expect(metrics).toMatch(/^process_cpu_limit_cores\{source="cgroup"\} 1\.5$/m);
 
     // node is PID 1 and gets SIGTERM: it drains (SHUTDOWN_DELAY_MS, 5 s) and exits 0 before
     // docker stop's 10 s would end in SIGKILL (exit 137).
