@@ -1,13 +1,14 @@
 import { execFileSync } from "node:child_process";
-import { describe, expect, inject, it } from "vitest";
+import { resolve } from "node:path";
+import { beforeAll, describe, expect, inject, it } from "vitest";
 import { CHART, helmTemplate } from "../helm.js";
 import { admin } from "./harness.js";
 
 /**
  * The API server accepts what the chart renders (`helm template | kubectl apply
- * --dry-run=server`: schemas, RBAC, admission). The ServiceMonitor is left out: its CRD (from
- * the Prometheus operator) is not installed on this control plane. Install, upgrade and
- * uninstall run in kind (e2e/kind).
+ * --dry-run=server`: schemas, RBAC, admission), the monitoring objects against the Prometheus
+ * operator's own CRDs (e2e/cluster/monitoring-crds.sh). Install, upgrade and uninstall run in
+ * kind (e2e/kind).
  */
 
 let seq = 0;
@@ -19,19 +20,25 @@ async function namespaces(n: number): Promise<string[]> {
   return names;
 }
 
+const kubectl = (args: string[], input?: string) =>
+  execFileSync(inject("kubectl"), args, { input, encoding: "utf8", stdio: ["pipe", "pipe", "pipe"], env: { ...process.env, KUBECONFIG: inject("kubeconfig") } });
+
 /** `helm template … | kubectl apply --dry-run=server -f -`: one line per object, each created. */
 function dryRun(rendered: string): string[] {
-  const out = execFileSync(inject("kubectl"), ["apply", "--dry-run=server", "-f", "-"], {
-    input: rendered,
-    encoding: "utf8",
-    env: { ...process.env, KUBECONFIG: inject("kubeconfig") },
-  });
+  const out = kubectl(["apply", "--dry-run=server", "-f", "-"], rendered);
   const lines = out.trim().split("\n");
   for (const line of lines) expect(line).toMatch(/ created \(server dry run\)$/);
   return lines;
 }
 
 describe("the Helm chart on a real API server", () => {
+  beforeAll(() => {
+    // As a cluster with the Prometheus operator has them.
+    const crds = execFileSync(resolve(import.meta.dirname, "../../../e2e/cluster/monitoring-crds.sh"), { encoding: "utf8" }).trim().split("\n").at(-1)!;
+    for (const kind of ["servicemonitors", "podmonitors", "prometheusrules"]) kubectl(["apply", "--server-side", "-f", `${crds}/monitoring.coreos.com_${kind}.yaml`]);
+    kubectl(["wait", "--for=condition=Established", "--timeout=60s", "crd/servicemonitors.monitoring.coreos.com", "crd/podmonitors.monitoring.coreos.com", "crd/prometheusrules.monitoring.coreos.com"]);
+  }, 120_000);
+
   it("accepts the default rendering: cluster-wide RBAC", async () => {
     const [release] = await namespaces(1);
     const lines = dryRun(helmTemplate(inject("helm"), ["--namespace", release!]));
@@ -40,12 +47,25 @@ describe("the Helm chart on a real API server", () => {
     expect(lines).toHaveLength(8);
   });
 
-  it("accepts Roles in watched namespaces and the image by digest (ci/namespaced-values.yaml, no ServiceMonitor)", async () => {
+  it("accepts Roles in watched namespaces, the image by digest and the monitoring objects (ci/namespaced-values.yaml)", async () => {
     const [release, ...watched] = await namespaces(3);
-    const values = ["-f", `${CHART}/ci/namespaced-values.yaml`, "--set", "metrics.serviceMonitor.enabled=false", "--set-json", `watchNamespaces=${JSON.stringify(watched)}`];
+    const values = ["-f", `${CHART}/ci/namespaced-values.yaml`, "--set-json", `watchNamespaces=${JSON.stringify(watched)}`];
     const lines = dryRun(helmTemplate(inject("helm"), ["--namespace", release!, ...values]));
     expect(lines.filter((l) => l.startsWith("role.rbac.authorization.k8s.io/"))).toHaveLength(3);
     expect(lines.some((l) => l.startsWith("clusterrole"))).toBe(false);
-    expect(lines).toHaveLength(10);
+    expect(lines).toEqual(
+      expect.arrayContaining([
+        "servicemonitor.monitoring.coreos.com/wavelet-operator created (server dry run)",
+        "podmonitor.monitoring.coreos.com/wavelet-operator-servers created (server dry run)",
+        "prometheusrule.monitoring.coreos.com/wavelet-operator created (server dry run)",
+      ]),
+    );
+    expect(lines).toHaveLength(13);
+  });
+
+  it("the PrometheusRule's schema is enforced: a rule with a malformed `for` is refused", async () => {
+    const [release] = await namespaces(1);
+    const rendered = helmTemplate(inject("helm"), ["--namespace", release!, "--set", "metrics.prometheusRule.enabled=true", "--show-only", "templates/prometheusrule.yaml"]);
+    expect(() => kubectl(["apply", "--dry-run=server", "-f", "-"], rendered.replace("for: 5m", "for: five minutes"))).toThrow(/spec\.groups\[\d+\]\.rules\[\d+\]\.for/);
   });
 });
