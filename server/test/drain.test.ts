@@ -65,8 +65,11 @@ async function drain(env: Record<string, string>) {
     }
   };
   const clients = Array.from({ length: 4 }, client);
+  // If a step hangs, say which, with the server's log, before the test's timeout ends it silently.
+  let step = "keep-alive connections in use";
+  const watchdog = setTimeout(() => console.error(`drain test still at "${step}" after 45 s; server output:\n${server.output()}`), 45_000);
   try {
-    await waitFor("keep-alive connections in use", () => outcomes.some((o) => o.answer?.reused), 5000);
+    await waitFor(step, () => outcomes.some((o) => o.answer?.reused), 5000);
 
     const signalledAt = Date.now();
     server.child.kill("SIGTERM");
@@ -84,20 +87,27 @@ async function drain(env: Record<string, string>) {
     );
     const drainingAt = Date.now();
 
+    step = "a request on a new connection during the delay";
     // During the delay: a new connection is accepted and served.
     expect((await send(`${server.url}/predict`, false, { features: GUIDE_FEATURES })).status).toBe(200);
     // A request in flight when the app closes: its headers are half sent.
     const late = await connected(server.port);
+    // Read from the start: an answer or close that came early must fail the test, not be
+    // missed (a listener attached later waits for an 'end' already emitted, and the test hangs).
+    const lateAnswer = readAll(late).catch((error: unknown) => `error: ${String(error)}`);
     late.write("POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n");
     sending = false;
+    step = "the clients' last requests";
     await Promise.all(clients);
+    step = "the listener to close";
 
-    await waitFor("the listener to close", () => connected(server.port).then((s) => (s.destroy(), false), () => true), DELAY_MS * 2);
+    await waitFor(step, () => connected(server.port).then((s) => (s.destroy(), false), () => true), DELAY_MS * 2);
     expect(Date.now() - signalledAt).toBeGreaterThanOrEqual(DELAY_MS);
     const payload = JSON.stringify({ features: GUIDE_FEATURES });
-    const lateAnswer = readAll(late);
     late.write(`Content-Length: ${Buffer.byteLength(payload)}\r\n\r\n${payload}`);
+    step = "the late request's answer";
     expect(await lateAnswer).toMatch(/^HTTP\/1\.1 200 [\s\S]*connection: close/i);
+    step = "the server's exit";
     expect(await server.exit).toEqual({ code: 0, signal: null });
 
     expect(outcomes.filter((o) => o.error || o.answer!.status !== 200)).toEqual([]);
@@ -108,6 +118,7 @@ async function drain(env: Record<string, string>) {
     expect(drained.filter((o) => o.answer!.connection !== "close")).toEqual([]);
     expect(drained.filter((o) => o.answer!.reused).length).toBeLessThanOrEqual(4);
   } finally {
+    clearTimeout(watchdog);
     sending = false;
     agent.destroy();
     server.child.kill("SIGKILL"); // a no-op once it has exited
