@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from wavelet_pipeline import metrics as M
+from wavelet_pipeline.baselines import GARCH_FAMILY, garch_family_vol
 from wavelet_pipeline.conformal import calibrate, coverage
 from wavelet_pipeline.forecasters.ensemble import fit_stack
 from wavelet_pipeline.splits import Table, year_split
@@ -36,6 +37,84 @@ def test_diebold_mariano_detects_a_better_forecast_and_not_a_tie() -> None:
     twin = y + rng.normal(scale=1.0, size=2000)
     tie = M.diebold_mariano((y - twin) ** 2, (y - bad) ** 2, horizon=5)
     assert tie["p_value"] > 0.01
+
+
+def test_hac_long_run_variance_by_hand() -> None:
+    d = np.array([1.0, 0.0, 0.0, 1.0])  # centered ±0.5: γ0 = 1/4, γ1 = −1/16, γ2 = −1/8
+    assert M.long_run_variance(d, 1, "truncated") == pytest.approx(1 / 4 - 2 / 16)
+    # Bartlett weights 2/3 and 1/3 for two lags.
+    assert M.long_run_variance(d, 2, "bartlett") == pytest.approx(1 / 4 - 2 * (2 / 3) / 16 - 2 * (1 / 3) / 8)
+    assert M.newey_west_bandwidth(2007, 5) == 7  # floor(4 · 20.07^(2/9)) = floor(7.79)
+    assert M.newey_west_bandwidth(100, 1) == 4
+    assert M.newey_west_bandwidth(100, 10) == 9  # never fewer lags than the target overlap
+
+
+def test_hac_variance_counts_autocorrelation_the_horizon_truncated_one_misses() -> None:
+    rng = np.random.default_rng(3)
+    d = np.empty(2000)
+    d[0] = 0.0
+    for t in range(1, d.size):  # AR(1), φ = 0.7: long-run variance (1+φ)/(1−φ) ≈ 5.7 × γ0
+        d[t] = 0.7 * d[t - 1] + rng.normal()
+    lags = M.newey_west_bandwidth(d.size, 1)
+    assert M.long_run_variance(d, lags, "bartlett") > 2.5 * M.long_run_variance(d, 0, "truncated")
+    test = M.diebold_mariano(d + 0.1, np.zeros_like(d))
+    assert test["hac_p_value"] > test["p_value"]
+    assert abs(test["hac_statistic"]) < abs(test["statistic"])
+
+
+def test_diebold_mariano_p_values_are_probabilities_and_symmetric() -> None:
+    rng = np.random.default_rng(4)
+    a, b = rng.chisquare(1, size=500), rng.chisquare(1, size=500) * 1.1
+    ab, ba = M.diebold_mariano(a, b, horizon=5), M.diebold_mariano(b, a, horizon=5)
+    for kind in ("", "hac_"):
+        assert 0.0 <= ab[f"{kind}p_value"] <= 1.0
+        assert ab[f"{kind}p_value"] == pytest.approx(ba[f"{kind}p_value"])
+        assert ab[f"{kind}statistic"] == pytest.approx(-ba[f"{kind}statistic"])
+
+
+def _gjr_returns(n: int = 3000, seed: int = 5) -> pd.Series:
+    """Zero-mean GJR-GARCH returns with a strong leverage term, on business days."""
+    omega, alpha, gamma, beta = 0.02, 0.02, 0.12, 0.9
+    shocks = np.random.default_rng(seed).normal(size=n)
+    r, variance = np.empty(n), omega / (1 - alpha - gamma / 2 - beta)
+    for t in range(n):
+        r[t] = np.sqrt(variance) * shocks[t]
+        variance = omega + (alpha + gamma * (r[t] < 0)) * r[t] ** 2 + beta * variance
+    return pd.Series(r, index=pd.bdate_range("2000-01-03", periods=n))
+
+
+@pytest.mark.parametrize("kind", sorted(GARCH_FAMILY))
+def test_garch_family_forecasts_do_not_change_when_later_returns_are_removed(kind: str) -> None:
+    returns = _gjr_returns()
+    dates = returns.index[2500:2700]
+    full = garch_family_vol(kind, returns, dates, 5)
+    assert np.isfinite(full).all() and (full > 0).all()
+    cut = garch_family_vol(kind, returns.loc[: dates[99]], dates[:100], 5)
+    np.testing.assert_array_equal(full[:100], cut)
+
+
+@pytest.mark.parametrize("kind, asymmetric", [("garch", False), ("gjr_garch", True), ("egarch", True)])
+def test_leverage_models_react_more_to_a_fall_than_to_a_rise(kind: str, asymmetric: bool) -> None:
+    returns = _gjr_returns()
+    dates = returns.index[2500:2501]
+    after = {}
+    for shock in (-3.0, 3.0):
+        shocked = returns.copy()
+        shocked.iloc[2500] = shock  # the forecast origin's own return; the fit ends the day before
+        after[shock] = garch_family_vol(kind, shocked, dates, 5)[0]
+    if asymmetric:
+        assert after[-3.0] > 1.05 * after[3.0]
+    else:
+        assert after[-3.0] == pytest.approx(after[3.0])
+
+
+@pytest.mark.parametrize("kind", sorted(GARCH_FAMILY))
+def test_garch_family_forecasts_raw_squared_returns_not_demeaned_ones(kind: str) -> None:
+    # A drift of 1 %/day with 0.5 % noise: raw squared returns average 1.25, demeaned ones 0.25.
+    rng = np.random.default_rng(6)
+    returns = pd.Series(1.0 + 0.5 * rng.normal(size=1500), index=pd.bdate_range("2000-01-03", periods=1500))
+    variance = garch_family_vol(kind, returns, returns.index[1400:], 5) ** 2
+    assert np.mean(variance) == pytest.approx(5 * 1.25, rel=0.15)
 
 
 def test_targets_by_hand() -> None:

@@ -49,7 +49,11 @@ def test_quick_bundle_is_complete_and_verifies(quick_bundles: dict[str, Path], n
         assert entry["inputs"] == [{"name": "features", "type": "float32", "shape": [None, 10]}]
         assert entry["outputs"] == [{"name": "prediction", "type": "float32", "shape": [None, 1]}]
         assert manifest["parity"][model]["max_rel_diff"] <= 1e-4, "ONNX must match the native model"
-    assert set(manifest["evaluation"]["baselines"]) >= ({"random_walk", "historical_mean", "always_up"} if name.startswith("spx-return") else {"garch", "har", "random_walk"})
+    assert set(manifest["evaluation"]["baselines"]) >= ({"random_walk", "historical_mean", "always_up"} if name.startswith("spx-return") else {"garch", "gjr_garch", "egarch", "har", "random_walk"})
+    if name == "spx-vol-5d":
+        for tests in manifest["evaluation"]["diebold_mariano"].values():
+            assert set(tests) == {"qlike_vs_gjr_garch", "qlike_vs_garch", "qlike_vs_har"}
+            assert all(0 <= t["hac_p_value"] <= 1 and t["hac_lags"] >= 4 for t in tests.values())
     card = (bundle / "model_card.md").read_text()
     for baseline in manifest["evaluation"]["baselines"]:
         assert f"baseline: {baseline}" in card

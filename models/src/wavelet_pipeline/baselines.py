@@ -10,6 +10,14 @@ from arch import arch_model
 
 # HAR fits variances by OLS and can answer below zero; forecasts are floored here (%²).
 HAR_VARIANCE_FLOOR = 1e-4
+# GARCH-family baselines, all (p, o, q) = (1, o, 1) with normal errors: name -> (arch vol, o).
+# o = 1 adds the asymmetric (leverage) term: GJR's indicator of a negative return, EGARCH's sign.
+GARCH_FAMILY = {"garch": ("GARCH", 0), "gjr_garch": ("GARCH", 1), "egarch": ("EGARCH", 1)}
+# EGARCH's multi-step variance is simulated: paths a day and a seeded standard-normal generator
+# (arch's `random_state` only seeds bootstrap forecasts), so a rerun reproduces it. arch draws
+# day by day in date order, so a day's forecast does not depend on the days after it.
+EGARCH_SIMULATIONS = 2000
+EGARCH_SEED = 0
 
 
 def daily_returns(close: pd.Series) -> pd.Series:
@@ -28,14 +36,21 @@ def random_walk_vol(returns: pd.Series, dates: pd.DatetimeIndex, horizon: int) -
     return np.sqrt((returns**2).rolling(horizon).sum().reindex(dates).to_numpy())
 
 
-def garch_vol(returns: pd.Series, dates: pd.DatetimeIndex, horizon: int) -> np.ndarray:
-    """GARCH(1,1) fit on the returns before dates[0]; each day's forecast then filters the
-    returns up to that day with the parameters held fixed."""
-    model = arch_model(returns, mean="Constant", vol="GARCH", p=1, q=1, dist="normal", rescale=False)
+def garch_family_vol(kind: str, returns: pd.Series, dates: pd.DatetimeIndex, horizon: int) -> np.ndarray:
+    """A GARCH_FAMILY model fit on the returns before dates[0]; each day's forecast then filters
+    the returns up to that day with the parameters held fixed, and sums the daily variances
+    over the horizon. Zero mean: the target is raw squared returns, not demeaned ones."""
+    vol, o = GARCH_FAMILY[kind]
+    # Returns after the last forecast day are never used; cutting them keeps the simulation short.
+    model = arch_model(returns.loc[: dates[-1]], mean="Zero", vol=vol, p=1, o=o, q=1, dist="normal", rescale=False)
+    if vol == "EGARCH" and horizon > 1:  # arch has no closed-form multi-step EGARCH variance
+        method = {"method": "simulation", "simulations": EGARCH_SIMULATIONS, "rng": np.random.default_rng(EGARCH_SEED).standard_normal}
+    else:
+        method = {"method": "analytic"}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         fitted = model.fit(last_obs=dates[0], disp="off")  # last_obs is exclusive
-        forecast = fitted.forecast(horizon=horizon, start=dates[0], reindex=False, method="analytic")
+        forecast = fitted.forecast(horizon=horizon, start=dates[0], reindex=False, **method)
     variance = forecast.variance.reindex(dates).to_numpy().sum(axis=1)
     return np.sqrt(variance)
 

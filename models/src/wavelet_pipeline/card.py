@@ -12,10 +12,12 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from .baselines import EGARCH_SIMULATIONS  # noqa: E402
 from .config import BundleConfig  # noqa: E402
 from .walkforward import MODELS, WalkForward  # noqa: E402
 
 ROLLING_DAYS = 250
+GARCH_LABELS = {"garch": "GARCH(1,1)", "gjr_garch": "GJR-GARCH(1,1,1)", "egarch": "EGARCH(1,1,1)"}
 
 
 def _png(fig: plt.Figure) -> bytes:
@@ -40,7 +42,8 @@ def plots(config: BundleConfig, wf: WalkForward) -> dict[str, bytes]:
     else:
         ax.plot(dates, y, color="0.6", lw=0.6, label="realized 5-day volatility")
         ax.plot(dates, ens, color="tab:blue", lw=0.9, label="ensemble forecast")
-        ax.plot(dates, wf.baselines["garch"][mask], color="tab:orange", lw=0.8, label="GARCH(1,1)")
+        for (name, label), color in zip(GARCH_LABELS.items(), ("tab:orange", "tab:red", "tab:green")):
+            ax.plot(dates, wf.baselines[name][mask], color=color, lw=0.6, label=label)
         ax.set_ylabel("volatility (%)")
     ax.fill_between(dates, wf.lower["ensemble"][mask], wf.upper["ensemble"][mask], color="tab:blue", alpha=0.12, label="90% interval")
     ax.set_title(f"{config.name}: out-of-sample forecasts, {config.test_years[0]}–{config.test_years[-1]}")
@@ -83,6 +86,11 @@ def _table(header: list[str], rows: list[list[Any]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(_fmt(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def _dm_cell(test: dict[str, float]) -> str:
+    return (f"{test['statistic']:.3f} (p={test['p_value']:.3f}); "
+            f"HAC {test['hac_statistic']:.3f} (p={test['hac_p_value']:.3f}, {int(test['hac_lags'])} lags)")
 
 
 def _metric_table(evaluation: dict[str, Any]) -> str:
@@ -134,12 +142,16 @@ def markdown(config: BundleConfig, manifest: dict[str, Any], plot_files: list[st
             "",
         ]
     else:
-        lines += ["QLIKE and MSE are on variances (Patton 2011); lower is better. GARCH(1,1) is refit each year with `arch`; "
-                  "HAR is Corsi's regression on daily, weekly and monthly squared returns.", ""]
+        lines += ["QLIKE and MSE are on variances (Patton 2011); lower is better. GARCH(1,1), GJR-GARCH(1,1,1) and EGARCH(1,1,1) "
+                  "(zero mean, normal errors) are refit each year with `arch` on the returns before it, parameters fixed within "
+                  "the year; GARCH and GJR sum the analytic daily variances over the horizon, EGARCH simulates them "
+                  f"({EGARCH_SIMULATIONS} paths, fixed seed). HAR is Corsi's regression on daily, weekly and monthly squared returns.", ""]
     dm_header = list(next(iter(ev["diebold_mariano"].values())))
-    dm_rows = [[m, *[f"{ev['diebold_mariano'][m][t]['statistic']:.3f} (p={ev['diebold_mariano'][m][t]['p_value']:.3f})" for t in dm_header]]
-               for m in ev["diebold_mariano"]]
-    lines += ["### Diebold–Mariano tests", "", "Negative statistic: the model's loss is lower. Harvey–Leybourne–Newbold corrected.", "",
+    dm_rows = [[m, *[_dm_cell(ev["diebold_mariano"][m][t]) for t in dm_header]] for m in ev["diebold_mariano"]]
+    lines += ["### Diebold–Mariano tests", "",
+              "Negative statistic: the model's loss is lower. First: long-run variance from lags up to horizon − 1, uniform "
+              "weights, Harvey–Leybourne–Newbold corrected. HAC: Newey–West (Bartlett) long-run variance with "
+              "max(floor(4 (n/100)^(2/9)), horizon − 1) lags, which also allows for the autocorrelation of the losses themselves.", "",
               _table(["model", *dm_header], dm_rows), ""]
 
     cov = ev["coverage"]

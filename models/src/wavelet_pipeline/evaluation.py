@@ -17,6 +17,8 @@ BAO_2017_SP500 = {"MAPE": 0.011, "R": 0.946, "TheilU": 0.007}
 QUANTIZED_LOSS_TOLERANCE = 0.01
 # ... and, for returns, its directional accuracy at most this much lower (fraction).
 QUANTIZED_DIRECTION_TOLERANCE = 0.005
+# Volatility forecasts are tested against these baselines; GJR-GARCH is the strongest classical one.
+VOL_DM_BENCHMARKS = ("gjr_garch", "garch", "har")
 
 
 def _return_metrics(y: np.ndarray, f: np.ndarray, hist_mean: np.ndarray) -> dict[str, float]:
@@ -79,8 +81,8 @@ def evaluate(config: BundleConfig, wf: WalkForward) -> dict[str, Any]:
         h = config.target.horizon
         tests = {
             name: {
-                "qlike_vs_garch": M.diebold_mariano(_vol_losses(y, preds[name]), _vol_losses(y, base["garch"]), h),
-                "qlike_vs_har": M.diebold_mariano(_vol_losses(y, preds[name]), _vol_losses(y, base["har"]), h),
+                f"qlike_vs_{b}": M.diebold_mariano(_vol_losses(y, preds[name]), _vol_losses(y, base[b]), h)
+                for b in VOL_DM_BENCHMARKS
             }
             for name in MODELS
         }

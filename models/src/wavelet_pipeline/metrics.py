@@ -57,26 +57,59 @@ def mse(y: np.ndarray, f: np.ndarray) -> float:
     return float(np.mean((y - f) ** 2))
 
 
-def diebold_mariano(loss_a: np.ndarray, loss_b: np.ndarray, horizon: int = 1) -> dict[str, float]:
-    """DM test of equal expected loss, with the Harvey–Leybourne–Newbold small-sample fix.
+def long_run_variance(d: np.ndarray, lags: int, kernel: str) -> float:
+    """Long-run variance of d: γ0 + 2 Σ_{k=1..lags} w_k γk, autocovariances divided by n.
 
-    The loss differential d = loss_a − loss_b; a negative statistic means A has the smaller
-    loss. Its long-run variance uses autocovariances up to lag horizon−1 (overlapping
-    multi-day forecasts are autocorrelated by construction).
+    kernel "truncated" weighs every lag 1 (can come out negative); "bartlett" weighs lag k by
+    1 − k/(lags+1) (Newey–West 1987), which keeps the estimate non-negative.
+    """
+    n = d.size
+    centered = d - d.mean()
+    total = float(np.dot(centered, centered)) / n
+    for lag in range(1, lags + 1):
+        weight = 1.0 if kernel == "truncated" else 1.0 - lag / (lags + 1.0)
+        total += 2.0 * weight * float(np.dot(centered[lag:], centered[:-lag])) / n
+    return total
+
+
+def newey_west_bandwidth(n: int, horizon: int) -> int:
+    """Newey & West's (1994) rule of thumb floor(4 (n/100)^(2/9)), and never below horizon − 1,
+    the lags an h-day overlap makes autocorrelated by construction (7 lags for 2,007 days)."""
+    return max(math.floor(4.0 * (n / 100.0) ** (2.0 / 9.0)), horizon - 1)
+
+
+def _dm_result(d: np.ndarray, long_run: float, correction: float) -> dict[str, float]:
+    n = d.size
+    if long_run <= 0:
+        return {"statistic": float("nan"), "p_value": float("nan")}
+    statistic = correction * d.mean() / math.sqrt(long_run / n)
+    return {"statistic": float(statistic), "p_value": 2.0 * float(stats.t.sf(abs(statistic), df=n - 1))}
+
+
+def diebold_mariano(loss_a: np.ndarray, loss_b: np.ndarray, horizon: int = 1) -> dict[str, float]:
+    """DM test of equal expected loss, two ways; the loss differential is d = loss_a − loss_b and
+    a negative statistic means A has the smaller loss.
+
+    `statistic`/`p_value`: long-run variance from autocovariances up to lag horizon−1, uniform
+    weights (overlapping multi-day forecasts are autocorrelated by construction), with the
+    Harvey–Leybourne–Newbold small-sample fix. `hac_statistic`/`hac_p_value`: Newey–West
+    (Bartlett) long-run variance with `hac_lags` lags from `newey_west_bandwidth`, which also
+    counts autocorrelation of the losses themselves (volatility clusters); HLN's factor is
+    derived for the uniform-weight estimator, so it is not applied here.
     """
     d = np.asarray(loss_a, dtype=np.float64) - np.asarray(loss_b, dtype=np.float64)
     n = d.size
-    centered = d - d.mean()
-    long_run = float(np.dot(centered, centered)) / n
-    for lag in range(1, horizon):
-        long_run += 2.0 * float(np.dot(centered[lag:], centered[:-lag])) / n
-    if long_run <= 0:
-        return {"statistic": float("nan"), "p_value": float("nan"), "mean_loss_difference": float(d.mean())}
-    statistic = d.mean() / math.sqrt(long_run / n)
-    correction = math.sqrt((n + 1 - 2 * horizon + horizon * (horizon - 1) / n) / n)
-    statistic *= correction
-    p_value = 2.0 * float(stats.t.sf(abs(statistic), df=n - 1))
-    return {"statistic": float(statistic), "p_value": p_value, "mean_loss_difference": float(d.mean())}
+    hln = math.sqrt((n + 1 - 2 * horizon + horizon * (horizon - 1) / n) / n)
+    lags = newey_west_bandwidth(n, horizon)
+    truncated = _dm_result(d, long_run_variance(d, horizon - 1, "truncated"), hln)
+    hac = _dm_result(d, long_run_variance(d, lags, "bartlett"), 1.0)
+    return {
+        **truncated,
+        "hac_statistic": hac["statistic"],
+        "hac_p_value": hac["p_value"],
+        "hac_lags": float(lags),
+        "mean_loss_difference": float(d.mean()),
+    }
 
 
 def significant(value: float, digits: int = 6) -> float:

@@ -61,7 +61,7 @@ def _baselines(config: BundleConfig, returns: pd.Series, table: Table, train: np
             "historical_mean": baselines.historical_mean(returns, dates, h),
         }
     return {
-        "garch": baselines.garch_vol(returns, dates, h),
+        **{kind: baselines.garch_family_vol(kind, returns, dates, h) for kind in baselines.GARCH_FAMILY},
         "har": baselines.har_vol(returns, table.dates[train], table.y[train] ** 2, dates),
         "random_walk": baselines.random_walk_vol(returns, dates, h),
     }
