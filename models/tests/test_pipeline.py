@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from wavelet_pipeline import walkforward
@@ -121,21 +122,52 @@ def test_requantizing_keeps_the_float_models_and_reproduces_the_int8_ones(quick_
     assert all(rerun[m]["relative_change"] == 0 for m in ("xgboost", "lstm", "transformer", "ensemble"))
 
 
-def test_walk_forward_forecasts_do_not_change_when_the_future_is_removed() -> None:
-    """Whole-pipeline leakage check: cutting every price after 2016 changes no 2016 forecast."""
-    config = dataclasses.replace(SPX_VOL_5D.quick_variant(), first_oos_year=2015, test_years=(2016,))
+LEAKAGE_CONFIG = dataclasses.replace(SPX_VOL_5D.quick_variant(), first_oos_year=2015, test_years=(2016,))
+LEAKAGE_PARAMS = {
+    "xgboost": xgboost_model.DEFAULT_PARAMS,
+    "lstm": {"lr": 3e-3, "weight_decay": 1e-4, "dropout": 0.0, "max_epochs": 3, "hidden": 8, "layers": 1},
+    "transformer": {"lr": 3e-3, "weight_decay": 1e-4, "dropout": 0.0, "max_epochs": 3, "d_model": 16, "heads": 2, "layers": 1, "ff": 32},
+}
+
+
+def _walk_forward(close: pd.Series) -> walkforward.WalkForward:
     series = load_builtin("sp500")
-    params = {"xgboost": xgboost_model.DEFAULT_PARAMS, "lstm": {"lr": 3e-3, "weight_decay": 1e-4, "dropout": 0.0, "max_epochs": 3, "hidden": 8, "layers": 1},
-              "transformer": {"lr": 3e-3, "weight_decay": 1e-4, "dropout": 0.0, "max_epochs": 3, "d_model": 16, "heads": 2, "layers": 1, "ff": 32}}
+    config = LEAKAGE_CONFIG
+    table = build_table(type(series)(series.name, series.source, close), config.features, config.target, config.data_start)
+    return walkforward.run(config, table, daily_returns(close[config.data_start:]), LEAKAGE_PARAMS)
 
-    def forecasts(close):
-        table = build_table(type(series)(series.name, series.source, close), config.features, config.target, config.data_start)
-        wf = walkforward.run(config, table, daily_returns(close[config.data_start:]), params)
-        mask = wf.years_mask([2016])
-        return {name: values[mask] for name, values in {**wf.predictions, **wf.baselines}.items()}
 
-    full = forecasts(series.close)
-    # Keep the 5 trading days after 2016 that the last 2016 targets need, nothing more.
-    cut = forecasts(series.close[: series.close.index.searchsorted(np.datetime64("2017-01-01")) + 5])
-    for name in full:
-        np.testing.assert_array_equal(full[name], cut[name], err_msg=name)
+def _forecasts_until(wf: walkforward.WalkForward, day: pd.Timestamp) -> dict[str, np.ndarray]:
+    """Every number published for the 2016 days up to `day`: points, intervals, baselines."""
+    mask = wf.years_mask([2016]) & (wf.dates <= day)
+    published = {"prediction": wf.predictions, "lower": wf.lower, "upper": wf.upper, "baseline": wf.baselines}
+    return {f"{what} {name}": values[mask] for what, by_name in published.items() for name, values in by_name.items()}
+
+
+@pytest.fixture(scope="module")
+def walk_forward_on_all_prices() -> walkforward.WalkForward:
+    return _walk_forward(load_builtin("sp500").close)
+
+
+@pytest.mark.parametrize("day_in_2016", [1, -1], ids=["second trading day", "last trading day"])
+def test_walk_forward_forecasts_do_not_change_when_the_future_is_removed(walk_forward_on_all_prices: walkforward.WalkForward, day_in_2016: int) -> None:
+    """Whole-pipeline leakage check: no forecast for a day of 2016 up to `day`, nor its interval,
+    changes when the prices after `day` are replaced.
+
+    A row exists only with its target, so the run keeps the `horizon` prices after `day` that
+    the target of `day` needs, with their returns multiplied by 10, and drops the rest. Early in
+    the year this changes the targets of the last rows of 2015, which the 2016 ensemble weights
+    and conformal intervals must not use: they were not known when 2016 began.
+    """
+    close = load_builtin("sp500").close
+    days_2016 = np.flatnonzero(close.index.year == 2016)
+    cut = int(days_2016[day_in_2016])
+    kept = np.log(close.to_numpy()[: cut + LEAKAGE_CONFIG.target.horizon + 1])
+    kept[cut + 1 :] = kept[cut] + 10.0 * (kept[cut + 1 :] - kept[cut])
+    replaced = pd.Series(np.exp(kept), index=close.index[: kept.size], name=close.name)
+
+    day = close.index[cut]
+    full, cut_run = _forecasts_until(walk_forward_on_all_prices, day), _forecasts_until(_walk_forward(replaced), day)
+    assert full.keys() == cut_run.keys() and all(values.size for values in full.values())
+    changed = [name for name in full if not np.array_equal(full[name], cut_run[name], equal_nan=True)]
+    assert not changed, f"these depend on prices after {day.date()}: {changed}"

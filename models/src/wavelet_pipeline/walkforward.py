@@ -3,7 +3,8 @@
 For every out-of-sample year Y the base models train on the purged rows before Y and
 predict Y. The ensemble's weights for Y are fit on the base models' predictions for the
 out-of-sample years before Y, and each model's conformal interval for Y is calibrated on
-its own residuals in the `calibration_years` before Y. So every prediction, weight and
+its own residuals in the `calibration_years` before Y, both on the same purged rows: the
+last rows of Y−1, whose targets end inside Y, are left out. So every prediction, weight and
 interval reported for a day was made with data that existed before that day.
 """
 
@@ -90,13 +91,15 @@ def run(config: BundleConfig, table: Table, returns: pd.Series, params: dict[str
             if kind in QUANTIZED:
                 wf.predictions[f"{kind}_int8"][at] = onnx_tools.predict(onnx_tools.quantize_int8(model.to_onnx(for_quantization=True), X_train), X_test)
 
-        earlier = np.arange(at[0])  # out-of-sample positions before this year
+        # Out-of-sample days whose targets were known when this year began (as for training).
+        known = np.isin(wf.rows, train)
+        earlier = np.flatnonzero(known)
         if earlier.size:
             stack = fit_stack(np.column_stack([wf.predictions[k][earlier] for k in BASE_MODELS]), wf.y[earlier])
             wf.predictions["ensemble"][at] = stack.combine(np.column_stack([wf.predictions[k][at] for k in BASE_MODELS]))
             wf.stack_weights[year] = stack.describe()
 
-        calibration = wf.years_mask(list(range(year - config.calibration_years, year)))
+        calibration = known & wf.years_mask(list(range(year - config.calibration_years, year)))
         for name in names:
             usable = calibration & ~np.isnan(wf.predictions[name])
             if usable.any():
