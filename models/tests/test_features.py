@@ -5,8 +5,12 @@ import pytest
 import pywt
 
 from wavelet_pipeline.data import load_builtin
+from wavelet_pipeline.config import SPX_VOL_5D
 from wavelet_pipeline.features import (
     FeatureSpec,
+    GarchParams,
+    channel_series,
+    log_returns,
     denoise_last,
     denoised_series,
     feature_matrix,
@@ -16,6 +20,8 @@ from wavelet_pipeline.features import (
 )
 
 SERIES_KINDS = ("log_return_pct", "squared_return_pct")
+VOL = SPX_VOL_5D.features  # every channel: dn_sq, ret, wav_e1..4, wav_es, gjr_vol (5 days each)
+GJR = GarchParams(omega=0.02, alpha=0.01, gamma=0.15, beta=0.88)
 
 
 @pytest.fixture(scope="module")
@@ -114,3 +120,61 @@ def test_spec_rejects_windows_the_dwt_cannot_take() -> None:
 def test_names_match_window() -> None:
     assert FeatureSpec().names[0] == "dn_ret_lag9" and FeatureSpec().names[-1] == "dn_ret_lag0"
     assert len(FeatureSpec(series="squared_return_pct", window=5).names) == 5
+
+
+def test_every_channel_is_prefix_invariant(crisis_prices: np.ndarray) -> None:
+    """The volatility bundle's channels (signed returns, MODWT energies, the GJR forecast) at t
+    come out the same from the series cut at t as from the whole series."""
+    full = feature_matrix(crisis_prices, VOL, GJR)
+    checked = 0
+    for t in range(VOL.min_prices - 1, crisis_prices.size, 7):
+        np.testing.assert_allclose(feature_matrix(crisis_prices[: t + 1], VOL, GJR)[-1], full[t], rtol=0, atol=1e-12)
+        np.testing.assert_array_equal(features_at_end(crisis_prices[: t + 1], VOL, GJR), full[t])
+        checked += 1
+    assert checked >= 60
+    assert np.isnan(full[VOL.min_prices - 2]).any() and not np.isnan(full[VOL.min_prices - 1]).any()
+
+
+def test_channel_layout_and_history() -> None:
+    assert VOL.channels == ["dn_sq", "ret", "wav_e1", "wav_e2", "wav_e3", "wav_e4", "wav_es", "gjr_vol"]
+    assert len(VOL.names) == 8 * VOL.window and VOL.names[VOL.window] == f"ret_lag{VOL.window - 1}" and VOL.names[-1] == "gjr_vol_lag0"
+    # Haar: level 4 spans 16 returns, averaged over 22 days; the GJR window is the longest.
+    assert VOL.history("wav_e4") == 22 + 15 and VOL.min_prices == VOL.window + 256
+    described = VOL.describe(GJR)
+    assert FeatureSpec.from_manifest(described) == (VOL, GJR)
+    with pytest.raises(ValueError):
+        VOL.describe()
+
+
+def test_hand_checked_haar_modwt_energies() -> None:
+    """Haar MODWT: W₁ = (r_s − r_{s−1})/2, W₂ = (r_s + r_{s−1} − r_{s−2} − r_{s−3})/4, and the
+    level-2 smooth is the mean of the last four returns; each energy averages its square."""
+    rng = np.random.default_rng(5)
+    prices = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, 60)))
+    spec = FeatureSpec(series="squared_return_pct", energy_levels=2, energy_span=5)
+    series = channel_series(prices, spec)
+    r = log_returns(prices)
+    t = 59
+    s = np.arange(t - 4, t + 1)
+    assert series["wav_e1"][t] == pytest.approx(np.mean(((r[s] - r[s - 1]) / 2) ** 2), rel=1e-12)
+    assert series["wav_e2"][t] == pytest.approx(np.mean(((r[s] + r[s - 1] - r[s - 2] - r[s - 3]) / 4) ** 2), rel=1e-12)
+    assert series["wav_es"][t] == pytest.approx(np.mean(((r[s] + r[s - 1] + r[s - 2] + r[s - 3]) / 4) ** 2), rel=1e-12)
+    # The first day with every return it needs: 5 days of level-2 coefficients, 4 returns each.
+    assert np.isnan(series["wav_e2"][7]) and np.isfinite(series["wav_e2"][8])
+
+
+def test_hand_checked_gjr_recursion() -> None:
+    """Three returns (+1 %, −2 %, +0.5 %), trailing 3, a 2-day horizon, written out."""
+    prices = 100 * np.exp(np.cumsum([0.0, 0.01, -0.02, 0.005]))
+    spec = FeatureSpec(series="squared_return_pct", trailing=2, levels=1, garch_trailing=3, garch_horizon=2)
+    r = [1.0, -2.0, 0.5]
+    h = np.mean(np.square(r))
+    for x in r:
+        h = GJR.omega + (GJR.alpha + GJR.gamma * (x < 0)) * x * x + GJR.beta * h
+    second = GJR.omega + (GJR.alpha + GJR.gamma / 2 + GJR.beta) * h
+    got = channel_series(prices, spec, GJR)["gjr_vol"]
+    assert got[3] == pytest.approx(math.sqrt(h + second), rel=1e-9)
+    assert np.isnan(got[:3]).all()
+    # A fall moves it more than a rise of the same size (the leverage term).
+    up = channel_series(100 * np.exp(np.cumsum([0.0, 0.01, 0.02, 0.005])), spec, GJR)["gjr_vol"][3]
+    assert got[3] > up

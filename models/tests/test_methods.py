@@ -3,13 +3,17 @@
 import math
 
 import numpy as np
+import onnx
+import onnx.helper
+import onnx.numpy_helper
 import pandas as pd
 import pytest
 
 from wavelet_pipeline import metrics as M
 from wavelet_pipeline.baselines import GARCH_FAMILY, garch_family_vol
 from wavelet_pipeline.conformal import calibrate, coverage
-from wavelet_pipeline.forecasters.ensemble import fit_stack
+from wavelet_pipeline.features import FeatureSpec
+from wavelet_pipeline.forecasters.ensemble import BASE_MODELS, fit_stack
 from wavelet_pipeline.splits import Table, year_split
 from wavelet_pipeline.targets import NEXT_DAY_RETURN, REALIZED_VOL_5D
 
@@ -131,7 +135,9 @@ def test_targets_by_hand() -> None:
 
 def test_training_rows_are_purged_of_targets_that_overlap_the_test_year() -> None:
     dates = pd.bdate_range("2015-12-01", "2016-01-29")
-    table = Table(dates=dates, X=np.zeros((dates.size, 1)), y=np.zeros(dates.size), close=np.ones(dates.size), horizon=5)
+    n = dates.size
+    table = Table(dates=dates, y=np.zeros(n), close=np.ones(n), horizon=5, features=FeatureSpec(), returns=pd.Series(dtype=float),
+                  static=np.zeros((n, 1)), prices=np.ones(n), positions=np.arange(n))
     train, test = year_split(table, 2016)
     assert dates[test[0]] == pd.Timestamp("2016-01-01")
     # The last training row's 5-day target ends the day before the test year starts.
@@ -142,11 +148,44 @@ def test_stacking_recovers_a_known_combination_and_keeps_weights_non_negative() 
     rng = np.random.default_rng(1)
     base = rng.normal(size=(500, 3))
     y = 0.7 * base[:, 0] + 0.3 * base[:, 2] + 0.1
-    stack = fit_stack(base, y)
+    stack = fit_stack(base, y, BASE_MODELS, "level")
     np.testing.assert_allclose(stack.weights, [0.7, 0.0, 0.3], atol=1e-9)
     assert stack.intercept == pytest.approx(0.1)
-    anti = fit_stack(base, -base[:, 1])
+    anti = fit_stack(base, -base[:, 1], BASE_MODELS, "level")
     assert min(anti.weights) >= 0
+
+
+def test_volatility_stacking_minimizes_qlike_in_logs_and_the_graph_computes_it() -> None:
+    """y² = f² · noise with E[noise] = 1, f = exp(0.1 + 0.6 log f₀ + 0.4 log f₃): the QLIKE fit
+    finds those weights (QLIKE's minimizer is the conditional variance), and the exported
+    ensemble, with the GJR member read from the feature vector, answers the same."""
+    from wavelet_pipeline import onnx_tools
+    from wavelet_pipeline.forecasters.ensemble import GJR_COLUMN, ensemble_onnx, members, stack_inputs
+
+    rng = np.random.default_rng(3)
+    spec = FeatureSpec(series="squared_return_pct", window=2, signed_returns=True, garch_trailing=8)
+    n = 40000
+    X = rng.uniform(0.5, 2.0, size=(n, len(spec.names)))
+    predictions = {k: np.exp(rng.normal(size=n) * 0.5) for k in BASE_MODELS}
+    inputs = stack_inputs(spec, predictions, X)
+    np.testing.assert_array_equal(inputs[:, 3], X[:, spec.column(GJR_COLUMN)])
+    f = np.exp(0.1 + 0.6 * np.log(inputs[:, 0]) + 0.4 * np.log(inputs[:, 3]))
+    y = f * np.sqrt(rng.chisquare(1, size=n))
+    stack = fit_stack(inputs, y, members(spec), "log")
+    np.testing.assert_allclose(stack.weights, [0.6, 0.0, 0.0, 0.4], atol=0.03)
+    assert stack.intercept == pytest.approx(0.1, abs=0.03)
+
+    bases = {}
+    for i, kind in enumerate(BASE_MODELS):  # stand-in base graphs: feature i, exactly
+        node = onnx.helper.make_node("Gather", ["features", "i"], ["prediction"], axis=1)
+        index = onnx.numpy_helper.from_array(np.asarray([i], dtype=np.int64), "i")
+        graph = onnx.helper.make_graph([node], kind, [onnx.helper.make_tensor_value_info("features", onnx.TensorProto.FLOAT, [None, X.shape[1]])],
+                                       [onnx.helper.make_tensor_value_info("prediction", onnx.TensorProto.FLOAT, [None, 1])], initializer=[index])
+        bases[kind] = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 17)])
+    rows = X[:100]
+    expected = stack.combine(stack_inputs(spec, {k: rows[:, i] for i, k in enumerate(BASE_MODELS)}, rows))
+    got = onnx_tools.predict(ensemble_onnx(bases, stack, spec), rows)
+    np.testing.assert_allclose(got, expected, rtol=1e-5)
 
 
 def test_conformal_intervals_cover_at_the_nominal_level() -> None:
@@ -179,17 +218,28 @@ def test_int8_quantization_is_7_bit_and_float_graphs_read_back() -> None:
     rng = np.random.default_rng(0)
     X = rng.normal(size=(600, 10))
     z = X[:, -1] * 0.3 + rng.normal(scale=0.5, size=600)
-    for kind, params in (
-        ("lstm", {"lr": 3e-3, "weight_decay": 1e-4, "dropout": 0.0, "max_epochs": 2, "hidden": 8, "layers": 2}),
-        ("transformer", {"lr": 3e-3, "weight_decay": 1e-4, "dropout": 0.0, "max_epochs": 2, "d_model": 16, "heads": 2, "layers": 1, "ff": 32}),
+    for kind, params, channels in (
+        ("lstm", {"lr": 3e-3, "weight_decay": 1e-4, "dropout": 0.0, "max_epochs": 2, "hidden": 8, "layers": 2}, 1),
+        ("transformer", {"lr": 3e-3, "weight_decay": 1e-4, "dropout": 0.0, "max_epochs": 2, "d_model": 16, "heads": 2, "layers": 1, "ff": 32}, 2),
     ):
-        model = TorchForecaster(kind, params, seed=1, link="identity")
+        model = TorchForecaster(kind, params, seed=1, link="identity", channels=channels)
         model.fit(X, z)
         graph = model.to_onnx()
-        again = TorchForecaster.from_onnx(kind, params, graph, seed=1, link="identity")
+        again = TorchForecaster.from_onnx(kind, params, graph, seed=1, link="identity", channels=channels)
         np.testing.assert_array_equal(again.predict(X), model.predict(X))
         int8 = onnx_tools.quantize_int8(model.to_onnx(for_quantization=True), X)
         assert onnx_tools.saturation_risks(int8) == []
         assert np.max(np.abs(onnx_tools.predict(int8, X) - onnx_tools.predict(graph, X))) < 0.1, kind
         with pytest.raises(ValueError):
-            TorchForecaster.from_onnx(kind, {**params, "layers": params["layers"] + 1}, graph, seed=1, link="identity")
+            TorchForecaster.from_onnx(kind, {**params, "layers": params["layers"] + 1}, graph, seed=1, link="identity", channels=channels)
+
+
+def test_held_out_rows_start_a_horizon_after_the_fit_rows() -> None:
+    """A row's target spans the next `gap` days: fit rows end `gap` rows before the held-out
+    ones, and the offset rows `gap` rows after the early-stopping ones."""
+    from wavelet_pipeline.forecasters import holdout
+
+    rows = holdout(1000, 5, separate_offset=True)
+    assert (rows.fit.stop, rows.stop.start, rows.stop.stop, rows.offset.start, rows.offset.stop) == (895, 900, 945, 950, 1000)
+    shared = holdout(1000, 5, separate_offset=False)
+    assert shared.fit.stop == 895 and shared.stop == shared.offset == slice(900, 1000)

@@ -8,6 +8,8 @@ import numpy as np
 import pandas as pd
 from arch import arch_model
 
+from .features import GarchParams
+
 # HAR fits variances by OLS and can answer below zero; forecasts are floored here (%²).
 HAR_VARIANCE_FLOOR = 1e-4
 # GARCH-family baselines, all (p, o, q) = (1, o, 1) with normal errors: name -> (arch vol, o).
@@ -53,6 +55,17 @@ def garch_family_vol(kind: str, returns: pd.Series, dates: pd.DatetimeIndex, hor
         forecast = fitted.forecast(horizon=horizon, start=dates[0], reindex=False, **method)
     variance = forecast.variance.reindex(dates).to_numpy().sum(axis=1)
     return np.sqrt(variance)
+
+
+def fit_gjr(returns: pd.Series, before: pd.Timestamp | None = None) -> GarchParams:
+    """GJR-GARCH(1,1,1) parameters (zero mean, normal errors) from the returns before `before`
+    (None: all of them), the fit the gjr_garch baseline uses."""
+    model = arch_model(returns, mean="Zero", vol="GARCH", p=1, o=1, q=1, dist="normal", rescale=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fitted = model.fit(last_obs=before, disp="off")  # last_obs is exclusive
+    p = fitted.params
+    return GarchParams(omega=float(p["omega"]), alpha=float(p["alpha[1]"]), gamma=float(p["gamma[1]"]), beta=float(p["beta[1]"]))
 
 
 def har_design(returns: pd.Series, dates: pd.DatetimeIndex) -> np.ndarray:

@@ -17,7 +17,7 @@ import numpy as np
 import onnx
 
 from . import onnx_tools
-from .features import FeatureSpec, denoised_series, feature_matrix
+from .features import FeatureSpec, GarchParams, channel_series, feature_matrix
 
 MANIFEST = "manifest.json"
 FEATURE_NAMES = "feature_names.json"
@@ -74,9 +74,11 @@ def io_signature(graph: onnx.ModelProto) -> dict[str, Any]:
     return {"inputs": describe(graph.graph.input), "outputs": describe(graph.graph.output)}
 
 
-def parity_case(name: str, prices: np.ndarray, spec: FeatureSpec, graphs: dict[str, onnx.ModelProto], intervals: Any) -> dict[str, Any]:
-    """Raw prices → denoised series → feature rows → every model's prediction and interval."""
-    X = feature_matrix(prices, spec)
+def parity_case(name: str, prices: np.ndarray, spec: FeatureSpec, garch: GarchParams | None,
+                graphs: dict[str, onnx.ModelProto], intervals: Any) -> dict[str, Any]:
+    """Raw prices → each channel's per-day series → feature rows → every model's prediction and interval."""
+    channels = channel_series(prices, spec, garch)
+    X = feature_matrix(prices, spec, garch)
     rows = X[~np.isnan(X).any(axis=1)]
     if rows.size == 0:
         raise ValueError(f"parity case {name}: no feature rows (need {spec.min_prices} prices)")
@@ -84,7 +86,8 @@ def parity_case(name: str, prices: np.ndarray, spec: FeatureSpec, graphs: dict[s
     return {
         "name": name,
         "prices": prices,
-        "denoised": denoised_series(prices, spec),
+        "denoised": channels[spec.channels[0]],
+        "channels": channels,
         "features": rows,
         "predictions": predictions,
         "intervals": {m: dict(zip(("lower", "upper"), intervals(m, predictions[m], rows))) for m in graphs},
@@ -160,11 +163,11 @@ def verify_bundle(bundle: Path) -> list[str]:
             problems.append(f"{model}: graph inputs/outputs differ from the manifest")
         graphs[model] = graph
 
-    spec = FeatureSpec(**{k: manifest["features"][k] for k in ("series", "window", "trailing", "wavelet", "levels")})
+    spec, garch = FeatureSpec.from_manifest(manifest["features"])
     vectors = json.loads((bundle / VECTORS).read_text())
     for case in vectors["cases"]:
         prices = np.asarray(case["prices"], dtype=np.float64)
-        X = feature_matrix(prices, spec)
+        X = feature_matrix(prices, spec, garch)
         rows = X[~np.isnan(X).any(axis=1)]
         if rows.shape != np.asarray(case["features"]).shape or np.max(np.abs(rows - case["features"]), initial=0) > FEATURE_TOLERANCE:
             problems.append(f"vectors {case['name']}: features do not reproduce")

@@ -93,6 +93,77 @@ def _dm_cell(test: dict[str, float]) -> str:
             f"HAC {test['hac_statistic']:.3f} (p={test['hac_p_value']:.3f}, {int(test['hac_lags'])} lags)")
 
 
+CHANNEL_TEXT = {
+    "dn": "the causally denoised `{series}` series ({trailing}-day trailing window, {wavelet} DWT with {levels} levels "
+          "(periodization), universal soft threshold, inverse DWT, last value kept)",
+    "ret": "the signed daily log return (the leverage effect: falls raise volatility more than rises)",
+    "wav": "MODWT (à trous) energies of returns at levels 1–{levels} and the level-{levels} smooth, each the mean squared "
+           "coefficient over the last {span} days (the wavelet form of HAR's day/week/month components)",
+    "gjr": "the GJR-GARCH(1,1,1) {horizon}-day volatility forecast (parameters ω={omega:.4g}, α={alpha:.4g}, γ={gamma:.4g}, "
+           "β={beta:.4g} fit on the training rows' returns; in the walk-forward, refit each year; variance filtered through "
+           "the last {trailing} returns)",
+}
+
+
+def _channels_text(feats: dict[str, Any]) -> str:
+    """What each channel of the feature vector is, from the manifest."""
+    channels = feats.get("channels", [feats["names"][0].rsplit("_lag", 1)[0]])
+    groups = list(dict.fromkeys(c.split("_")[0] for c in channels))
+    values = {"dn": feats, "ret": {}, "wav": feats.get("energy"), "gjr": feats.get("garch")}
+    parts = [CHANNEL_TEXT[group].format(**values[group]) for group in groups]
+    return f"the last {feats['window']} days of " + "; ".join(parts) + "."
+
+
+def _tuning_loss(config: BundleConfig) -> str:
+    return "scored by QLIKE" if config.target.kind == "volatility" else "scored by MSE"
+
+
+def _spread_cell(s: dict[str, float]) -> str:
+    return f"{s['mean']:.4g} [{s['min']:.4g}–{s['max']:.4g}]"
+
+
+def _seed_tables(config: BundleConfig, evaluation: dict[str, Any]) -> list[str]:
+    """Every model's metrics as mean [min–max] over the seeds, with coverage and the HAC p-value
+    of the Diebold–Mariano test against the strongest classical benchmark."""
+    seeds = evaluation["seeds"]
+    models = seeds["models"]
+    metrics = list(next(iter(models.values())))
+    benchmark = next(iter(next(iter(seeds["diebold_mariano"].values()))))
+    header = ["model", *metrics, "coverage", f"DM {benchmark}: mean loss diff", "HAC p"]
+    rows = []
+    for name, row in models.items():
+        dm = seeds["diebold_mariano"].get(name, {}).get(benchmark)
+        rows.append([f"**{name}**", *[_spread_cell(row[m]) for m in metrics], _spread_cell(seeds["coverage"][name]),
+                     _spread_cell(dm["mean_loss_difference"]) if dm else None, _spread_cell(dm["hac_p_value"]) if dm else None])
+    base = evaluation["baselines"]
+    rows += [[f"baseline: {n}", *[base[n].get(m) for m in metrics], None, None, None] for n in base]
+    return [f"### Over {len(seeds['seeds'])} seeds (mean [min–max])", "",
+            f"The walk-forward was run with seeds {', '.join(map(str, seeds['seeds']))} (every model fit, tuning excepted, "
+            "reseeded); these are the figures to judge the models by. The tables after it are the first seed's run, the one "
+            "the shipped ensemble weights and intervals come from.", "",
+            _table(header, rows), ""]
+
+
+def _design_choices(config: BundleConfig, manifest: dict[str, Any]) -> list[str]:
+    from .forecasters import HOLDOUT_SHARE
+    from .forecasters.torch_models import PATIENCE
+
+    t = manifest["training"]["config"]
+    return [
+        "## Design choices on record",
+        "",
+        f"- Fixed before any test year was scored: the feature settings above, the first out-of-sample year "
+        f"{t['first_oos_year']}, {t['calibration_years']} calibration years, the tuning budget "
+        f"({', '.join(f'{k} {v}' for k, v in t['tuning_budget'].items())}), {t['seeds']} seeds; every model holds back the "
+        f"last {HOLDOUT_SHARE:.0%} of its training rows after a gap of {config.target.horizon} rows (the target horizon), "
+        f"where the neural nets stop early (patience {PATIENCE} epochs)"
+        + (" and the log-link offset is measured (for the nets on the held-out rows' second half, after another gap, "
+           "not on the rows that chose the epoch)." if config.target.link == "log" else "."),
+        f"- {config.design_note}",
+        "",
+    ]
+
+
 def _metric_table(evaluation: dict[str, Any]) -> str:
     models, base = evaluation["models"], evaluation["baselines"]
     names = list(next(iter(models.values())))
@@ -115,12 +186,15 @@ def markdown(config: BundleConfig, manifest: dict[str, Any], plot_files: list[st
         f"- Data: {manifest['data']['source']}, {manifest['data']['start']} to {manifest['data']['end']} "
         f"({manifest['data']['rows']} daily closes; rows dropped under the missing-value rule: "
         f"{manifest['data']['missing_policy_dropped_rows']}).",
-        f"- Input: {feats['window']} features `{feats['names'][0]}` … `{feats['names'][-1]}`, the last {feats['window']} values of the "
-        f"causally denoised `{feats['series']}` series. Each value uses only prices up to its own day: a {feats['trailing']}-day "
-        f"trailing window, {feats['wavelet']} DWT with {feats['levels']} levels (periodization), universal soft threshold, "
-        f"inverse DWT, last value kept. A request may also send at least {feats['min_prices']} raw prices instead.",
+        f"- Input: {len(feats['names'])} features `{feats['names'][0]}` … `{feats['names'][-1]}`: "
+        + _channels_text(feats)
+        + f" Every value uses only prices up to its own day. A request may also send at least {feats['min_prices']} raw prices instead.",
         "- Models: XGBoost, LSTM and a small Transformer (PyTorch), tuned with Optuna on validation years before the first "
-        "out-of-sample year, and a stacked ensemble (non-negative weights and an intercept) fit on out-of-fold predictions only.",
+        f"out-of-sample year ({_tuning_loss(config)}), and a stacked ensemble fit on out-of-fold predictions only: "
+        f"{manifest['models']['ensemble']['combination']}, members {', '.join(manifest['models']['ensemble']['weights'])}.",
+        "- What is served: the shipped graphs are refit once on every row up to the end of the data, so they have no "
+        "out-of-sample record of their own; the walk-forward figures below measure the same procedure refit every year, and "
+        "are the ones to judge them by.",
         "",
         "## How it was evaluated",
         f"- {ev['scheme']}; test years {ev['test_years'][0]}–{ev['test_years'][-1]} "
@@ -130,7 +204,8 @@ def markdown(config: BundleConfig, manifest: dict[str, Any], plot_files: list[st
         "- Training rows are purged: a refit before day t learns only from targets already realized at t.",
         "- Every baseline below is computed on the same days.",
         "",
-        "### Out-of-sample metrics",
+        *_seed_tables(config, ev),
+        "### Out-of-sample metrics (first seed)",
         "",
         _metric_table(ev),
         "",
@@ -171,7 +246,10 @@ def markdown(config: BundleConfig, manifest: dict[str, Any], plot_files: list[st
         rows = [[f"ours: {m}", r["MAPE"], r["R"], r["TheilU"]] for m, r in anchor["ours"].items()]
         rows.append(["Bao, Yue & Rao (2017) WSAEs-LSTM", *anchor["bao_yue_rao_2017_wsae_lstm"].values()])
         lines += [
-            "### Published anchor: next-day S&P 500 close, Oct 2010 – Sep 2016",
+            f"### Published anchor: next-day S&P 500 close, the period Bao, Yue & Rao report ({anchor['period']['start']} to "
+            f"{anchor['period']['end']})",
+            "",
+            f"{anchor['scoring'].capitalize()} ({anchor['period']['prediction_years']} years).",
             "",
             _table(["forecast", "MAPE", "R", "Theil U"], rows),
             "",
@@ -183,6 +261,7 @@ def markdown(config: BundleConfig, manifest: dict[str, Any], plot_files: list[st
     q = manifest["quantized"]
     lines += ["### Int8 quantization (onnxruntime static QDQ quantization of MatMul/Gemm weights, 7-bit, and their inputs)", "",
               f"Shipped only if the out-of-sample primary loss worsens by at most {q['tolerance']['primary_loss_relative']:.0%}"
+              + (f" on the out-of-sample years before the test years ({q['decided_on_years'][0]}–{q['decided_on_years'][-1]})" if q.get("decided_on_years") else "")
               + (f" and directional accuracy drops by at most {q['tolerance']['directional_accuracy_drop']:.1%}" if "directional_accuracy_drop" in q["tolerance"] else "")
               + ". Latency is onnxruntime on one thread. Weights are 7-bit so that integer MatMuls cannot saturate on CPUs "
               "without VNNI: they compute the same on every CPU.", ""]
@@ -207,9 +286,10 @@ def markdown(config: BundleConfig, manifest: dict[str, Any], plot_files: list[st
                       r["latency_fp32"]["batch_per_row_us"], r["latency_int8"]["batch_per_row_us"],
                       r["primary_loss_change_relative"], r["max_abs_diff_vs_fp32"], "yes" if r["shipped"] else "no"])
     lines += [_table(["model", "bytes fp32", "bytes int8", "µs/row fp32 (1)", "µs/row int8 (1)", "µs/row fp32 (batch)",
-                      "µs/row int8 (batch)", "loss change", "max |Δ| vs fp32", "shipped"], qrows), ""]
+                      "µs/row int8 (batch)", "loss change (decision years)", "max |Δ| vs fp32", "shipped"], qrows), ""]
     lines += ["### Export parity (onnxruntime vs native model, test-year rows)", "",
               _table(["model", "max abs diff", "max rel diff"], [[m, p["max_abs_diff"], p["max_rel_diff"]] for m, p in manifest["parity"].items()]), ""]
+    lines += _design_choices(config, manifest)
     lines += ["## Plots", ""] + [f"![{f}]({f})" for f in plot_files] + [""]
     t = manifest["training"]
     lines += [

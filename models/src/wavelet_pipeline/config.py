@@ -40,10 +40,15 @@ class BundleConfig:
     data_start: str | None = None
     missing: MissingPolicy = "error"  # for CSV data; see data.py
     seed: int = 20170101
+    # The walk-forward runs once per seed (seed, seed+1, ...); every metric is reported as the
+    # mean and range over them (one seed is an anecdote: the vol QLIKE moved 0.527-0.550).
+    seeds: int = 5
     tuning: TuningBudget = TuningBudget()
     quick: bool = False
     # Bao, Yue & Rao (2017) report S&P 500 next-day close, Oct 2010 – Sep 2016.
     anchor_period: tuple[str, str] | None = None
+    # For the model card: which configurations were ever scored on the test years.
+    design_note: str = ""
 
     def quick_variant(self) -> BundleConfig:
         """A cut-down run for tests: fewer years, trials and epochs, same code path."""
@@ -52,11 +57,16 @@ class BundleConfig:
             first_oos_year=2015,
             test_years=(2017, 2018),
             calibration_years=2,
+            seeds=2,
             data_start="2008-01-01",
             tuning=TuningBudget(xgboost=3, lstm=2, transformer=2, timeout_seconds=30.0, folds=2),
             quick=True,
             anchor_period=None,
         )
+
+    @property
+    def seed_list(self) -> list[int]:
+        return [self.seed + k for k in range(self.seeds)]
 
     def describe(self) -> dict[str, object]:
         return {
@@ -67,6 +77,7 @@ class BundleConfig:
             "test_years": list(self.test_years),
             "calibration_years": self.calibration_years,
             "seed": self.seed,
+            "seeds": self.seeds,
             "quick": self.quick,
             "tuning_budget": dataclasses.asdict(self.tuning),
         }
@@ -74,21 +85,42 @@ class BundleConfig:
 
 SPX_RETURN_1D = BundleConfig(
     name="spx-return-1d",
-    version="1.0.0",
+    version="1.1.0",
     description="Next-day S&P 500 log return from causally wavelet-denoised returns",
     data="sp500",
     target=NEXT_DAY_RETURN,
     features=FeatureSpec(series="log_return_pct"),
     interval_scale="rms_features",
     anchor_period=("2010-10-01", "2016-09-30"),
+    design_note=(
+        "Scored on the test years: this feature set and these settings only (1.0.0 had the same ones; 1.1.0 changes how "
+        "they are evaluated: stacking and calibration rows purged of targets that end in the test year, five seeds)."
+    ),
 )
 SPX_VOL_5D = BundleConfig(
     name="spx-vol-5d",
-    version="1.0.0",
-    description="S&P 500 realized volatility over the next 5 days from causally wavelet-denoised squared returns",
+    version="2.0.0",
+    description=(
+        "S&P 500 realized volatility over the next 5 days from causally wavelet-denoised squared returns, "
+        "signed returns, MODWT energies of returns and a GJR-GARCH forecast"
+    ),
     data="sp500",
     target=REALIZED_VOL_5D,
-    features=FeatureSpec(series="squared_return_pct"),
+    # Leverage (signed returns), the month's energy by time scale (MODWT levels 1-4 and the
+    # smooth) and GJR-GARCH's own forecast: what the classical models see and ours did not.
+    # Five days of each (80 features with ten made XGBoost tuning alone outrun the 15-minute
+    # training budget on 2 cores; the energies and the GJR forecast carry the longer memory).
+    features=FeatureSpec(
+        series="squared_return_pct", window=5, signed_returns=True, energy_levels=4, garch_trailing=256,
+        garch_horizon=REALIZED_VOL_5D.horizon,
+    ),
+    tuning=TuningBudget(xgboost=30),
     interval_scale="prediction",
+    design_note=(
+        "Scored on the test years: 1.0.0 (ten denoised squared returns, QLIKE 0.527 against GARCH's 0.510) and this "
+        "configuration, whose channels were chosen from the literature (the leverage effect, HAR's day/week/month "
+        "components, Kim & Won's GARCH hybrid) before it was run; the window went from ten days to five for training "
+        "time, not for results. No other configuration was tried on the test years."
+    ),
 )
 BUNDLES = {c.name: c for c in (SPX_RETURN_1D, SPX_VOL_5D)}

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from . import metrics as M
 from .config import BundleConfig
@@ -50,6 +51,15 @@ def _rounded(table: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
     return {k: {m: M.significant(v) for m, v in row.items()} for k, row in table.items()}
 
 
+def _model_metrics(config: BundleConfig, wf: WalkForward, mask: np.ndarray) -> dict[str, dict[str, float]]:
+    """Every model's metrics on the days of `mask`."""
+    y = wf.y[mask]
+    if config.target.kind == "return":
+        hist = wf.baselines["historical_mean"][mask]
+        return {name: _return_metrics(y, values[mask], hist) for name, values in wf.predictions.items()}
+    return {name: _vol_metrics(y, values[mask]) for name, values in wf.predictions.items()}
+
+
 def evaluate(config: BundleConfig, wf: WalkForward) -> dict[str, Any]:
     mask = wf.years_mask(config.test_years)
     y, dates = wf.y[mask], wf.dates[mask]
@@ -60,9 +70,9 @@ def evaluate(config: BundleConfig, wf: WalkForward) -> dict[str, Any]:
         "period": {"start": f"{dates[0]:%Y-%m-%d}", "end": f"{dates[-1]:%Y-%m-%d}", "days": int(mask.sum())},
         "test_years": list(config.test_years),
     }
+    models = _model_metrics(config, wf, mask)
     if config.target.kind == "return":
         hist = base["historical_mean"]
-        models = {name: _return_metrics(y, preds[name], hist) for name in preds}
         baseline_rows = {name: _return_metrics(y, base[name], hist) for name in base}
         del baseline_rows["random_walk"]["directional_accuracy"]  # a zero forecast calls no direction
         ups = y[y != 0] > 0
@@ -76,7 +86,6 @@ def evaluate(config: BundleConfig, wf: WalkForward) -> dict[str, Any]:
         }
         primary = "rmse"
     else:
-        models = {name: _vol_metrics(y, preds[name]) for name in preds}
         baseline_rows = {name: _vol_metrics(y, base[name]) for name in base}
         h = config.target.horizon
         tests = {
@@ -92,7 +101,9 @@ def evaluate(config: BundleConfig, wf: WalkForward) -> dict[str, Any]:
     result["baselines"] = _rounded(baseline_rows)
     result["diebold_mariano"] = {k: {t: {m: M.significant(v) for m, v in r.items()} for t, r in row.items()} for k, row in tests.items()}
     result["coverage"] = _coverage(config, wf, mask)
-    result["quantized"] = _quantized(config, models)
+    # Whether an int8 model ships is decided on the out-of-sample years before the test years.
+    before = list(range(config.first_oos_year, min(config.test_years)))
+    result["quantized"] = {**_quantized(config, _model_metrics(config, wf, wf.years_mask(before))), "decided_on_years": before}
     if config.anchor_period is not None:
         result["anchor"] = _anchor(config, wf)
     return result
@@ -136,27 +147,64 @@ def _quantized(config: BundleConfig, models: dict[str, dict[str, float]]) -> dic
 
 
 def _anchor(config: BundleConfig, wf: WalkForward) -> dict[str, Any]:
-    """Next-day close as a price level, over the period Bao, Yue & Rao report."""
+    """Next-day close as a price level over the period Bao, Yue & Rao report, scored as they
+    did: per prediction year (October to September), then averaged over the years."""
     start, end = config.anchor_period  # type: ignore[misc]
-    mask = (wf.dates >= start) & (wf.dates <= end)
-    close = wf.table.close[wf.rows][mask]
-    actual = close * np.exp(wf.y[mask] / 100.0)
+    period = (wf.dates >= start) & (wf.dates <= end)
+    # Prediction year k runs from the anchor's start month in year k to the month before it in k+1.
+    first = pd.Timestamp(start)
+    year_of = (wf.dates.year - first.year) - (wf.dates.month < first.month)
+    close = wf.table.close[wf.rows]
+    actual = close * np.exp(wf.y / 100.0)
+    forecasts = {name: close * np.exp(wf.predictions[name] / 100.0) for name in MODELS}
+    forecasts["random_walk"] = close
 
-    def level_metrics(predicted: np.ndarray) -> dict[str, float]:
+    def level_metrics(mask: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
         return {
-            "MAPE": M.significant(M.mape(actual, predicted)),
-            "R": M.significant(M.correlation(actual, predicted)),
-            "TheilU": M.significant(M.theil_u1(actual, predicted)),
+            "MAPE": M.mape(actual[mask], predicted[mask]),
+            "R": M.correlation(actual[mask], predicted[mask]),
+            "TheilU": M.theil_u1(actual[mask], predicted[mask]),
         }
 
-    rows = {name: level_metrics(close * np.exp(wf.predictions[name][mask] / 100.0)) for name in MODELS}
-    rows["random_walk"] = level_metrics(close)
+    years = sorted(set(year_of[period]))
+    rows = {}
+    for name, predicted in forecasts.items():
+        per_year = [level_metrics(period & (year_of == k), predicted) for k in years]
+        rows[name] = {m: M.significant(float(np.mean([r[m] for r in per_year]))) for m in ("MAPE", "R", "TheilU")}
     return {
-        "period": {"start": start, "end": end, "days": int(mask.sum()), "dates_are": "forecast origins t (target is the close of t+1)"},
+        "period": {"start": start, "end": end, "days": int(period.sum()), "prediction_years": len(years),
+                   "dates_are": "forecast origins t (target is the close of t+1)"},
+        "scoring": "each metric per prediction year (October to September), averaged over the years, as Bao et al. report",
         "ours": rows,
         "bao_yue_rao_2017_wsae_lstm": BAO_2017_SP500,
         "note": (
-            "Price-level metrics are dominated by the level itself: the random walk scores R≈1 and a "
+            "Price-level metrics are dominated by the level itself: the random walk scores R near 1 and a "
             "small MAPE without any skill. Compare every model with the random-walk row."
         ),
+    }
+
+
+def _spread(values: list[float]) -> dict[str, float]:
+    return {"mean": M.significant(float(np.mean(values))), "min": M.significant(min(values)), "max": M.significant(max(values))}
+
+
+def seed_summary(seeds: list[int], evaluations: list[dict[str, Any]]) -> dict[str, Any]:
+    """Every model's metrics, coverage and Diebold-Mariano results as mean, min and max over
+    the walk-forwards of `seeds` (the baselines do not depend on the seed)."""
+    first = evaluations[0]
+    return {
+        "seeds": seeds,
+        "models": {
+            name: {m: _spread([e["models"][name][m] for e in evaluations]) for m in row}
+            for name, row in first["models"].items()
+        },
+        "coverage": {
+            name: _spread([e["coverage"][name]["coverage"] for e in evaluations])
+            for name in first["coverage"] if name != "nominal"
+        },
+        "diebold_mariano": {
+            name: {test: {k: _spread([e["diebold_mariano"][name][test][k] for e in evaluations]) for k in ("mean_loss_difference", "hac_p_value", "p_value")}
+                   for test in tests}
+            for name, tests in first["diebold_mariano"].items()
+        },
     }

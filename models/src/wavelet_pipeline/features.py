@@ -1,6 +1,13 @@
 """Causal wavelet features.
 
-For each day t a per-day series u is built from prices up to t (the log return in
+A feature vector is channel-major: for each channel, its values on the last ``window``
+days, oldest first. The first channel is always the denoised series below; a volatility
+bundle may add the signed return (``ret``), multi-scale wavelet energies of returns
+(``wav_e1`` .. ``wav_eJ``, ``wav_es``) and a GJR-GARCH volatility forecast (``gjr_vol``),
+each computed from a trailing window of returns ending at t (formulas below; the server's
+server/src/features/ implements the same).
+
+Denoised series: for each day t a per-day series u is built from prices up to t (the log return in
 percent, or for volatility targets its square). The denoised value x_t is
 the last point of a wavelet-denoised *trailing* window u[t-trailing+1 .. t]: a multilevel
 DWT (periodization mode, so the window needs no padding from outside it), universal soft
@@ -24,10 +31,22 @@ from typing import Literal
 
 import numpy as np
 import pywt
+from numpy.lib.stride_tricks import sliding_window_view
 
 SeriesKind = Literal["log_return_pct", "squared_return_pct"]
 # Median absolute deviation of Gaussian noise divided by its standard deviation.
 MAD_TO_SIGMA = 0.6744897501960817
+
+
+@dataclass(frozen=True)
+class GarchParams:
+    """GJR-GARCH(1,1,1) with zero mean, on percent returns: estimated by the pipeline on a
+    training window, then fixed (they are part of what a bundle ships)."""
+
+    omega: float
+    alpha: float
+    gamma: float
+    beta: float
 
 
 @dataclass(frozen=True)
@@ -37,27 +56,60 @@ class FeatureSpec:
     trailing: int = 32
     wavelet: str = "haar"
     levels: int = 3
+    signed_returns: bool = False
+    energy_levels: int = 0  # MODWT levels of the energy channels; 0: none
+    energy_span: int = 22  # days each energy averages over (a trading month)
+    garch_trailing: int = 0  # returns the GJR channel filters; 0: no GJR channel
+    garch_horizon: int = 5
 
     def __post_init__(self) -> None:
         if self.trailing & (self.trailing - 1) or self.trailing < 2**self.levels:
             raise ValueError("trailing must be a power of two of at least 2**levels")
         if self.window < 1:
             raise ValueError("window must be at least 1")
+        if self.energy_levels < 0 or self.energy_span < 1 or self.garch_trailing < 0 or self.garch_horizon < 1:
+            raise ValueError("energy_levels, garch_trailing ≥ 0 and energy_span, garch_horizon ≥ 1")
+
+    @property
+    def channels(self) -> list[str]:
+        out = ["dn_ret" if self.series == "log_return_pct" else "dn_sq"]
+        if self.signed_returns:
+            out.append("ret")
+        if self.energy_levels:
+            out += [f"wav_e{j}" for j in range(1, self.energy_levels + 1)] + ["wav_es"]
+        if self.garch_trailing:
+            out.append("gjr_vol")
+        return out
+
+    def history(self, channel: str) -> int:
+        """Returns a channel's value at t depends on (the first is at day `history`)."""
+        if channel.startswith("dn_"):
+            return self.trailing
+        if channel == "ret":
+            return 1
+        if channel.startswith("wav_"):
+            taps = len(pywt.Wavelet(self.wavelet).dec_lo)
+            return self.energy_span + (2**self.energy_levels - 1) * (taps - 1)
+        return self.garch_trailing
 
     @property
     def names(self) -> list[str]:
-        stem = "dn_ret" if self.series == "log_return_pct" else "dn_sq"
-        return [f"{stem}_lag{lag}" for lag in range(self.window - 1, -1, -1)]
+        return [f"{c}_lag{lag}" for c in self.channels for lag in range(self.window - 1, -1, -1)]
 
     @property
     def min_prices(self) -> int:
-        """Prices needed for one feature vector: one extra for the first return."""
-        return self.trailing + self.window
+        """Prices needed for one feature vector: the longest channel history, plus one
+        price per lag (the first price has no return)."""
+        return self.window + max(self.history(c) for c in self.channels)
 
-    def describe(self) -> dict[str, object]:
+    def column(self, name: str) -> int:
+        return self.names.index(name)
+
+    def describe(self, garch: GarchParams | None = None) -> dict[str, object]:
         w = pywt.Wavelet(self.wavelet)
-        return {
+        out: dict[str, object] = {
             **asdict(self),
+            "channels": self.channels,
             "names": self.names,
             "min_prices": self.min_prices,
             "method": (
@@ -69,15 +121,43 @@ class FeatureSpec:
             "threshold": "universal-soft",
             "filters": {"dec_lo": w.dec_lo, "dec_hi": w.dec_hi, "rec_lo": w.rec_lo, "rec_hi": w.rec_hi},
         }
+        if self.energy_levels:
+            out["energy"] = {
+                "levels": self.energy_levels,
+                "span": self.energy_span,
+                "method": "causal MODWT (a trous) of returns with the filters rec_*/sqrt(2); mean of squared "
+                "coefficients over the last `span` days, per detail level and for the last smooth",
+            }
+        if self.garch_trailing:
+            if garch is None:
+                raise ValueError("a GJR channel needs its fitted parameters")
+            out["garch"] = {
+                "kind": "gjr", **asdict(garch), "trailing": self.garch_trailing, "horizon": self.garch_horizon,
+                "method": "variance started at the mean squared return of the last `trailing` returns, "
+                "filtered through them; sqrt of the analytic `horizon`-day variance forecast",
+            }
+        return out
+
+    @classmethod
+    def from_manifest(cls, record: dict[str, object]) -> tuple[FeatureSpec, GarchParams | None]:
+        fields = {k: record[k] for k in cls.__dataclass_fields__ if k in record}
+        garch = record.get("garch")
+        params = GarchParams(**{k: garch[k] for k in ("omega", "alpha", "gamma", "beta")}) if isinstance(garch, dict) else None
+        return cls(**fields), params  # type: ignore[arg-type]
+
+
+def log_returns(prices: np.ndarray) -> np.ndarray:
+    """r_t = 100 ln(P_t / P_{t-1}) aligned with prices; r_0 is NaN."""
+    prices = np.asarray(prices, dtype=np.float64)
+    r = np.full(prices.shape, np.nan)
+    r[1:] = 100.0 * np.log(prices[1:] / prices[:-1])
+    return r
 
 
 def per_day_series(prices: np.ndarray, spec: FeatureSpec) -> np.ndarray:
     """u_t from prices up to t; u_0 is NaN (no return on the first day)."""
-    prices = np.asarray(prices, dtype=np.float64)
-    u = np.full(prices.shape, np.nan)
-    r = 100.0 * np.log(prices[1:] / prices[:-1])
-    u[1:] = r if spec.series == "log_return_pct" else r * r
-    return u
+    r = log_returns(prices)
+    return r if spec.series == "log_return_pct" else r * r
 
 
 def denoise_last(values: np.ndarray, spec: FeatureSpec) -> float:
@@ -100,6 +180,73 @@ def denoised_series(prices: np.ndarray, spec: FeatureSpec) -> np.ndarray:
     return x
 
 
+def _trailing(values: np.ndarray, span: int) -> np.ndarray:
+    """Row t: values[t-span+1 .. t]; rows before the first full window are NaN."""
+    out = np.full((values.size, span), np.nan)
+    if values.size >= span:
+        out[span - 1 :] = sliding_window_view(values, span)
+    return out
+
+
+def _lagged(values: np.ndarray, lag: int) -> np.ndarray:
+    out = np.full(values.shape, np.nan)
+    out[lag:] = values[: values.size - lag]
+    return out
+
+
+def wavelet_energies(prices: np.ndarray, spec: FeatureSpec) -> dict[str, np.ndarray]:
+    """Multi-scale energies of returns: a causal MODWT (à trous) pyramid,
+        W_{j,s} = Σ_l h̃_l V_{j-1, s-2^(j-1)l},   V_{j,s} = Σ_l g̃_l V_{j-1, s-2^(j-1)l},   V_0 = r,
+    with h̃ = rec_hi/√2 and g̃ = rec_lo/√2, each coefficient defined only where all of its
+    returns exist (no wrap-around). The energy of level j at t is the mean of W_{j,s}² over
+    the last `energy_span` days, and `wav_es` that of the last smooth V_J. By the MODWT's
+    energy decomposition they split the mean squared return by time scale (level j: about
+    2^(j-1)..2^j days), the wavelet form of HAR's day/week/month components."""
+    w = pywt.Wavelet(spec.wavelet)
+    g, h = np.asarray(w.rec_lo) / math.sqrt(2.0), np.asarray(w.rec_hi) / math.sqrt(2.0)
+    v = log_returns(prices)
+    out = {}
+    for j in range(1, spec.energy_levels + 1):
+        shifted = [_lagged(v, 2 ** (j - 1) * l) for l in range(len(g))]
+        detail = sum(h[l] * shifted[l] for l in range(len(h)))
+        v = sum(g[l] * shifted[l] for l in range(len(g)))
+        out[f"wav_e{j}"] = np.mean(_trailing(detail * detail, spec.energy_span), axis=1)
+    out["wav_es"] = np.mean(_trailing(v * v, spec.energy_span), axis=1)
+    return out
+
+
+def gjr_volatility(prices: np.ndarray, spec: FeatureSpec, p: GarchParams) -> np.ndarray:
+    """At t, from the last `garch_trailing` returns only: the variance starts at their mean
+    square and is filtered through them, h ← ω + (α + γ·[r<0])·r² + β·h, giving the forecast
+    for t+1; the channel is the square root of the analytic `garch_horizon`-day variance,
+    Σ_k E[h_{t+k}] with E[h_{t+k+1}] = ω + (α + γ/2 + β)·E[h_{t+k}]. A fixed window (not the
+    whole history) keeps the value at t independent of how far back the prices go."""
+    windows = _trailing(log_returns(prices), spec.garch_trailing)
+    h = np.mean(windows * windows, axis=1)
+    for s in range(spec.garch_trailing):
+        r = windows[:, s]
+        h = p.omega + (p.alpha + p.gamma * (r < 0)) * r * r + p.beta * h
+    total = np.zeros_like(h)
+    for _ in range(spec.garch_horizon):
+        total += h
+        h = p.omega + (p.alpha + p.gamma / 2.0 + p.beta) * h
+    return np.sqrt(total)
+
+
+def channel_series(prices: np.ndarray, spec: FeatureSpec, garch: GarchParams | None = None) -> dict[str, np.ndarray]:
+    """Every channel's value per day, aligned with prices (NaN where history is short)."""
+    out = {spec.channels[0]: denoised_series(prices, spec)}
+    if spec.signed_returns:
+        out["ret"] = log_returns(prices)
+    if spec.energy_levels:
+        out.update(wavelet_energies(prices, spec))
+    if spec.garch_trailing:
+        if garch is None:
+            raise ValueError("the gjr_vol channel needs fitted GarchParams")
+        out["gjr_vol"] = gjr_volatility(prices, spec, garch)
+    return out
+
+
 def lag_matrix(x: np.ndarray, window: int) -> np.ndarray:
     """Row t holds x[t-window+1 .. t] (oldest first); NaN rows where history is short."""
     rows = np.full((x.size, window), np.nan)
@@ -108,14 +255,15 @@ def lag_matrix(x: np.ndarray, window: int) -> np.ndarray:
     return rows
 
 
-def feature_matrix(prices: np.ndarray, spec: FeatureSpec) -> np.ndarray:
+def feature_matrix(prices: np.ndarray, spec: FeatureSpec, garch: GarchParams | None = None) -> np.ndarray:
     """One feature vector per day, aligned with ``prices``."""
-    return lag_matrix(denoised_series(prices, spec), spec.window)
+    series = channel_series(prices, spec, garch)
+    return np.hstack([lag_matrix(series[c], spec.window) for c in spec.channels])
 
 
-def features_at_end(prices: np.ndarray, spec: FeatureSpec) -> np.ndarray:
+def features_at_end(prices: np.ndarray, spec: FeatureSpec, garch: GarchParams | None = None) -> np.ndarray:
     """The feature vector of the last day, from the last ``min_prices`` prices only."""
     prices = np.asarray(prices, dtype=np.float64)
     if prices.size < spec.min_prices:
         raise ValueError(f"need at least {spec.min_prices} prices, got {prices.size}")
-    return feature_matrix(prices[-spec.min_prices :], spec)[-1]
+    return feature_matrix(prices[-spec.min_prices :], spec, garch)[-1]

@@ -13,7 +13,8 @@ from .metrics import significant
 from .conformal import Calibration, calibrate
 from .config import BundleConfig
 from .forecasters import Forecaster, registry
-from .forecasters.ensemble import BASE_MODELS, StackWeights, ensemble_onnx, fit_stack
+from .features import GarchParams
+from .forecasters.ensemble import BASE_MODELS, StackWeights, ensemble_onnx, fit_stack, members, space_for, stack_inputs
 from .splits import Table
 from .walkforward import QUANTIZED, WalkForward
 
@@ -25,29 +26,33 @@ class FinalModels:
     calibration: dict[str, Calibration] = field(default_factory=dict)
     stack: StackWeights | None = None
     quantized_report: dict[str, dict[str, Any]] = field(default_factory=dict)
+    garch: GarchParams | None = None  # the GJR channel's parameters, fit on every row
 
 
 def fit_final(config: BundleConfig, table: Table, wf: WalkForward, params: dict[str, dict[str, Any]], shipped_int8: dict[str, bool]) -> FinalModels:
-    """Refit on all rows; parity is measured on the test-year feature rows."""
+    """Refit on all rows; parity is measured on the test-year feature rows (computed with the
+    shipped GJR parameters, as the server will)."""
     target = config.target
-    check_rows = wf.X[wf.years_mask(config.test_years)]
     out = FinalModels()
+    X, out.garch = table.design()
+    check_rows = X[wf.rows[wf.years_mask(config.test_years)]]
     native = {}
     for kind in BASE_MODELS:
-        model = registry.make(kind, params[kind], seed=config.seed, link=target.link)
-        model.fit(table.X, target.to_link(table.y))
+        model = registry.make(kind, params[kind], seed=config.seed, target=target, channels=len(config.features.channels))
+        model.fit(X, target.to_link(table.y))
         graph = model.to_onnx()
         native[kind] = target.from_link(model.predict(check_rows))
         out.graphs[kind] = graph
         out.parity[kind] = onnx_tools.parity(native[kind], onnx_tools.predict(graph, check_rows))
         if kind in QUANTIZED:
-            int8, out.quantized_report[kind] = quantize(model, graph, table.X, check_rows, native[kind], shipped_int8[kind])
+            int8, out.quantized_report[kind] = quantize(model, graph, X, check_rows, native[kind], shipped_int8[kind])
             if shipped_int8[kind]:
                 out.graphs[f"{kind}_int8"] = int8
 
-    out.stack = fit_stack(np.column_stack([wf.predictions[k] for k in BASE_MODELS]), wf.y)
-    out.graphs["ensemble"] = ensemble_onnx({k: out.graphs[k] for k in BASE_MODELS}, out.stack)
-    combined = out.stack.combine(np.column_stack([native[k] for k in BASE_MODELS]))
+    # The weights are fit on every out-of-sample day: each member's walk-forward predictions.
+    out.stack = fit_stack(stack_inputs(config.features, wf.predictions, wf.X), wf.y, members(config.features), space_for(target.kind))
+    out.graphs["ensemble"] = ensemble_onnx({k: out.graphs[k] for k in BASE_MODELS}, out.stack, config.features)
+    combined = out.stack.combine(stack_inputs(config.features, native, check_rows))
     out.parity["ensemble"] = onnx_tools.parity(combined, onnx_tools.predict(out.graphs["ensemble"], check_rows))
 
     for name in out.graphs:

@@ -31,7 +31,6 @@ import numpy as np
 import onnx
 
 from . import bundle, card, onnx_tools, walkforward
-from .baselines import daily_returns
 from .config import BundleConfig
 from .evaluation import evaluate
 from .final import quantize, shipped_calibration
@@ -97,10 +96,9 @@ def requantize_bundle(path: Path, config: BundleConfig, command: str) -> tuple[s
     if {**series.describe(), "used_from": config.data_start or series.start} != recorded["data"]:
         raise ValueError(f"{path}: the data differ from the ones it was trained on")
     table = build_table(series, config.features, config.target, config.data_start)
-    close = series.close if config.data_start is None else series.close[config.data_start :]
     params = {kind: recorded["models"][kind]["hyperparameters"] for kind in BASE_MODELS}
 
-    wf = walkforward.run(config, table, daily_returns(close), params)
+    wf = walkforward.run(config, table, params)
     fresh = evaluate(config, wf)
     quantized = fresh.pop("quantized")
     shipped = {k: bool(quantized[k]["within_tolerance"]) for k in walkforward.QUANTIZED}
@@ -113,15 +111,17 @@ def requantize_bundle(path: Path, config: BundleConfig, command: str) -> tuple[s
 
     differences = _differences(json.loads(bundle.json_text(_float_evaluation(fresh))), _float_evaluation(recorded["evaluation"]))
 
-    check_rows = wf.X[wf.years_mask(config.test_years)]
+    X, _ = table.design()
+    check_rows = X[wf.rows[wf.years_mask(config.test_years)]]
     graphs: dict[str, onnx.ModelProto] = {}
     reports: dict[str, dict[str, Any]] = {}
     calibration = {}
     for kind in walkforward.QUANTIZED:
         graph = onnx.load(path / recorded["models"][kind]["file"])
-        model = TorchForecaster.from_onnx(kind, params[kind], graph, seed=config.seed, link=config.target.link)  # type: ignore[arg-type]
+        model = TorchForecaster.from_onnx(kind, params[kind], graph, seed=config.seed, link=config.target.link,  # type: ignore[arg-type]
+                                          channels=len(config.features.channels))
         native = config.target.from_link(model.predict(check_rows))
-        int8, reports[kind] = quantize(model, graph, table.X, check_rows, native, shipped[kind])
+        int8, reports[kind] = quantize(model, graph, X, check_rows, native, shipped[kind])
         if shipped[kind]:
             graphs[f"{kind}_int8"] = int8
             calibration[f"{kind}_int8"] = shipped_calibration(config, wf, f"{kind}_int8")
@@ -145,6 +145,7 @@ def requantize_bundle(path: Path, config: BundleConfig, command: str) -> tuple[s
         manifest["evaluation"]["coverage"][f"{kind}_int8"] = fresh["coverage"][f"{kind}_int8"]
     manifest["quantized"] = {
         "tolerance": quantized["tolerance"],
+        "decided_on_years": quantized["decided_on_years"],
         **{k: {**quantized[k], **reports[k]} for k in walkforward.QUANTIZED},
         "requantized": {
             "command": command,

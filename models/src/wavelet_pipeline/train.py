@@ -14,13 +14,12 @@ from typing import Any
 import numpy as np
 
 from . import bundle, card, tuning, walkforward
-from .baselines import daily_returns
 from .config import BundleConfig
 from .data import BUILTIN_SERIES, PriceSeries, load_builtin, load_csv
-from .evaluation import evaluate
+from .evaluation import evaluate, seed_summary
 from .final import FinalModels, fit_final
 from .forecasters.ensemble import BASE_MODELS
-from .splits import build_table
+from .splits import Table, build_table
 
 # Retraining with the same seed must land within this relative distance of every
 # recorded primary metric (it is exact on one machine; BLAS and thread scheduling on
@@ -56,7 +55,7 @@ def build_manifest(
     evaluation: dict[str, Any],
     quantized: dict[str, Any],
     final: FinalModels,
-    y_train: np.ndarray,
+    table: Table,
     seconds: float,
     command: str,
 ) -> dict[str, Any]:
@@ -72,6 +71,8 @@ def build_manifest(
         entry["calibration"] = final.calibration[name].describe()
         models[name] = entry
     last = max(config.test_years)
+    y_train = table.y
+    X_train, _ = table.design()
     return {
         "schema_version": bundle.SCHEMA_VERSION,
         "name": config.name,
@@ -79,7 +80,7 @@ def build_manifest(
         "created": dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat(),
         "description": config.description,
         "target": config.target.describe(),
-        "features": config.features.describe(),
+        "features": config.features.describe(final.garch),
         "default_model": "ensemble",
         "models": models,
         "conformal": {
@@ -97,10 +98,16 @@ def build_manifest(
             "p999": float(np.quantile(y_train, 0.999)),
             "note": "realized targets of the training rows; predictions outside [min, max] are anomalies",
         },
+        "feature_range": {
+            "min": X_train.min(axis=0).tolist(),
+            "max": X_train.max(axis=0).tolist(),
+            "note": "per feature, over the training rows; a request's value outside is input drift",
+        },
         "evaluation": evaluation,
         "parity": final.parity,
         "quantized": {
             "tolerance": quantized["tolerance"],
+            "decided_on_years": quantized["decided_on_years"],
             **{k: {**quantized[k], **final.quantized_report[k]} for k in walkforward.QUANTIZED},
         },
         "data": {**series.describe(), "used_from": config.data_start or series.start},
@@ -121,28 +128,31 @@ def train_bundle(config: BundleConfig, out: Path, command: str) -> str:
     started = time.monotonic()
     series = load_series(config)
     table = build_table(series, config.features, config.target, config.data_start)
-    close = series.close if config.data_start is None else series.close[config.data_start :]
-    returns = daily_returns(close)
 
     params, records = {}, {}
     budget = config.tuning
     for kind in BASE_MODELS:
         params[kind], records[kind] = tuning.tune(
             kind, table, before_year=config.first_oos_year, folds=budget.folds, trials=getattr(budget, kind),
-            timeout=budget.timeout_seconds, seed=config.seed, link_fn=config.target.to_link, link=config.target.link,
+            timeout=budget.timeout_seconds, seed=config.seed, target=config.target,
         )
 
-    wf = walkforward.run(config, table, returns, params)
-    evaluation = evaluate(config, wf)
+    # Every seed's walk-forward is reported (evaluation.seeds); the first one's predictions
+    # also fit the shipped ensemble weights and intervals.
+    runs = [walkforward.run(config, table, params, seed=seed) for seed in config.seed_list]
+    wf = runs[0]
+    evaluations = [evaluate(config, run) for run in runs]
+    evaluation = evaluations[0]
+    evaluation["seeds"] = seed_summary(config.seed_list, evaluations)
     quantized = evaluation.pop("quantized")
     shipped = {k: bool(quantized[k]["within_tolerance"]) for k in walkforward.QUANTIZED}
     final = fit_final(config, table, wf, params, shipped)
     seconds = time.monotonic() - started
-    manifest = build_manifest(config, series, params, records, evaluation, quantized, final, table.y, seconds, command)
+    manifest = build_manifest(config, series, params, records, evaluation, quantized, final, table, seconds, command)
 
     positive = config.target.kind == "volatility"
     cases = [
-        bundle.parity_case(name, prices, config.features, final.graphs,
+        bundle.parity_case(name, prices, config.features, final.garch, final.graphs,
                            lambda m, p, rows: final.calibration[m].interval(p, rows, positive=positive))
         for name, prices in _parity_cases(series, config).items()
     ]
@@ -150,7 +160,7 @@ def train_bundle(config: BundleConfig, out: Path, command: str) -> str:
     files: dict[str, bytes] = dict(figures)
     files[bundle.FEATURE_NAMES] = (bundle.json_text(config.features.names)).encode()
     files[bundle.VECTORS] = bundle.json_text({
-        "description": "raw prices -> denoised series -> feature rows -> each model's prediction (onnxruntime, float32) and interval",
+        "description": "raw prices -> each channel's per-day series -> feature rows -> each model's prediction (onnxruntime, float32) and interval",
         "feature_tolerance": 1e-9,
         "cases": cases,
     }).encode()

@@ -2,8 +2,9 @@
 
 Folds are the last `folds` whole years before the first out-of-sample year; each trains on
 the purged rows before its year and scores that year, so no day the walk-forward later
-reports is ever seen while tuning. TPE is seeded; the trial count is fixed and a timeout
-only guards slow machines.
+reports is ever seen while tuning. Trials are scored on the loss the model is judged by:
+QLIKE of the volatility forecast (so a log-link model's bias offset is tuned too), MSE of a
+return. TPE is seeded; the trial count is fixed and a timeout only guards slow machines.
 """
 
 from __future__ import annotations
@@ -16,9 +17,17 @@ import optuna
 from tqdm import tqdm
 
 from .forecasters import registry
+from .metrics import qlike
 from .splits import Table, year_split
+from .targets import TargetSpec
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def loss(target: TargetSpec, y: np.ndarray, prediction: np.ndarray) -> float:
+    if target.kind == "volatility":
+        return qlike(y * y, prediction * prediction)
+    return float(np.mean((y - prediction) ** 2))
 
 
 def tune(
@@ -30,20 +39,20 @@ def tune(
     trials: int,
     timeout: float,
     seed: int,
-    link_fn: Any,
-    link: str,
+    target: TargetSpec,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Best parameters for `kind` and a record of the search."""
     fold_years = list(range(before_year - folds, before_year))
-    splits = [year_split(table, year) for year in fold_years]
+    splits = [(*year_split(table, year), table.design(int(table.rows_in_year(year)[0]))[0]) for year in fold_years]
+    channels = len(table.features.channels)
 
     def objective(trial: optuna.Trial) -> float:
         params = registry.search_space(kind, trial)
         losses = []
-        for train, valid in splits:
-            model = registry.make(kind, params, seed=seed, link=link)
-            model.fit(table.X[train], link_fn(table.y[train]))
-            losses.append(float(np.mean((model.predict(table.X[valid]) - link_fn(table.y[valid])) ** 2)))
+        for train, valid, X in splits:
+            model = registry.make(kind, params, seed=seed, target=target, channels=channels)
+            model.fit(X[train], target.to_link(table.y[train]))
+            losses.append(loss(target, table.y[valid], target.from_link(model.predict(X[valid]))))
         return float(np.mean(losses))
 
     study = optuna.create_study(direction="minimize", sampler=optuna.samplers.TPESampler(seed=seed))
@@ -55,7 +64,8 @@ def tune(
         "trials_completed": len(study.trials),
         "seconds": round(time.monotonic() - started, 1),
         "validation_years": fold_years,
-        "best_validation_mse_link_space": study.best_value,
+        "best_validation_loss": study.best_value,
+        "loss": "qlike" if target.kind == "volatility" else "mse",
         "sampler": "TPE",
     }
     return registry.search_space(kind, optuna.trial.FixedTrial(study.best_params)), record

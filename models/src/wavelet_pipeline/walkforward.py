@@ -21,7 +21,7 @@ from . import baselines, onnx_tools
 from .conformal import calibrate
 from .config import BundleConfig
 from .forecasters import registry
-from .forecasters.ensemble import BASE_MODELS, fit_stack
+from .forecasters.ensemble import BASE_MODELS, fit_stack, members, space_for, stack_inputs
 from .splits import Table, year_split
 
 QUANTIZED = ("lstm", "transformer")
@@ -32,6 +32,7 @@ MODELS = (*BASE_MODELS, "ensemble")
 class WalkForward:
     table: Table
     rows: np.ndarray  # table rows of every out-of-sample year, in order
+    X: np.ndarray  # their feature vectors as the year's models saw them (fitted channels per year)
     predictions: dict[str, np.ndarray] = field(default_factory=dict)  # NaN where a model had no history yet
     lower: dict[str, np.ndarray] = field(default_factory=dict)
     upper: dict[str, np.ndarray] = field(default_factory=dict)
@@ -46,16 +47,12 @@ class WalkForward:
     def y(self) -> np.ndarray:
         return self.table.y[self.rows]
 
-    @property
-    def X(self) -> np.ndarray:
-        return self.table.X[self.rows]
-
     def years_mask(self, years: list[int] | tuple[int, ...]) -> np.ndarray:
         return np.isin(self.dates.year, years)
 
 
-def _baselines(config: BundleConfig, returns: pd.Series, table: Table, train: np.ndarray, test: np.ndarray) -> dict[str, np.ndarray]:
-    dates, h = table.dates[test], table.horizon
+def _baselines(config: BundleConfig, table: Table, train: np.ndarray, test: np.ndarray) -> dict[str, np.ndarray]:
+    dates, h, returns = table.dates[test], table.horizon, table.returns
     if config.target.kind == "return":
         return {
             "random_walk": np.zeros(test.size),
@@ -68,9 +65,12 @@ def _baselines(config: BundleConfig, returns: pd.Series, table: Table, train: np
     }
 
 
-def run(config: BundleConfig, table: Table, returns: pd.Series, params: dict[str, dict[str, Any]]) -> WalkForward:
+def run(config: BundleConfig, table: Table, params: dict[str, dict[str, Any]], seed: int | None = None) -> WalkForward:
+    """The walk-forward of every model; `seed` (default: the config's) seeds every fit."""
+    seed = config.seed if seed is None else seed
     years = list(range(config.first_oos_year, max(config.test_years) + 1))
-    wf = WalkForward(table=table, rows=np.concatenate([table.rows_in_year(y) for y in years]))
+    rows = np.concatenate([table.rows_in_year(y) for y in years])
+    wf = WalkForward(table=table, rows=rows, X=np.full((rows.size, len(config.features.names)), np.nan))
     n = wf.rows.size
     names = (*MODELS, *(f"{q}_int8" for q in QUANTIZED))
     for name in names:
@@ -79,13 +79,16 @@ def run(config: BundleConfig, table: Table, returns: pd.Series, params: dict[str
         wf.upper[name] = np.full(n, np.nan)
     position = {row: i for i, row in enumerate(wf.rows)}
     target, positive = config.target, config.target.kind == "volatility"
+    stacked, space = members(config.features), space_for(target.kind)
 
     for year in tqdm(years, desc=f"walk-forward {config.name}", unit="year"):
         train, test = year_split(table, year)
         at = np.array([position[r] for r in test])
-        X_train, z_train, X_test = table.X[train], target.to_link(table.y[train]), table.X[test]
+        X, _ = table.design(int(test[0]))
+        X_train, z_train, X_test = X[train], target.to_link(table.y[train]), X[test]
+        wf.X[at] = X_test
         for kind in BASE_MODELS:
-            model = registry.make(kind, params[kind], seed=config.seed, link=target.link)
+            model = registry.make(kind, params[kind], seed=seed, target=target, channels=len(config.features.channels))
             model.fit(X_train, z_train)
             wf.predictions[kind][at] = target.from_link(model.predict(X_test))
             if kind in QUANTIZED:
@@ -95,8 +98,9 @@ def run(config: BundleConfig, table: Table, returns: pd.Series, params: dict[str
         known = np.isin(wf.rows, train)
         earlier = np.flatnonzero(known)
         if earlier.size:
-            stack = fit_stack(np.column_stack([wf.predictions[k][earlier] for k in BASE_MODELS]), wf.y[earlier])
-            wf.predictions["ensemble"][at] = stack.combine(np.column_stack([wf.predictions[k][at] for k in BASE_MODELS]))
+            inputs = stack_inputs(config.features, wf.predictions, wf.X)
+            stack = fit_stack(inputs[earlier], wf.y[earlier], stacked, space)
+            wf.predictions["ensemble"][at] = stack.combine(inputs[at])
             wf.stack_weights[year] = stack.describe()
 
         calibration = known & wf.years_mask(list(range(year - config.calibration_years, year)))
@@ -106,6 +110,6 @@ def run(config: BundleConfig, table: Table, returns: pd.Series, params: dict[str
                 cal = calibrate(wf.y[usable], wf.predictions[name][usable], wf.X[usable], config.interval_scale)
                 wf.lower[name][at], wf.upper[name][at] = cal.interval(wf.predictions[name][at], X_test, positive=positive)
 
-        for name, values in _baselines(config, returns, table, train, test).items():
+        for name, values in _baselines(config, table, train, test).items():
             wf.baselines.setdefault(name, np.full(n, np.nan))[at] = values
     return wf

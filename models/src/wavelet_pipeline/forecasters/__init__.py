@@ -7,6 +7,7 @@ units, the inverse link included, so the server needs nothing but the graph.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
@@ -17,6 +18,26 @@ OUTPUT_NAME = "prediction"
 # Chronological share of the training rows each model holds back (for early stopping and
 # for the log-link offset below).
 HOLDOUT_SHARE = 0.1
+
+
+@dataclass(frozen=True)
+class Holdout:
+    fit: slice
+    stop: slice  # early stopping
+    offset: slice  # the log-link offset
+
+
+def holdout(n: int, gap: int, *, separate_offset: bool) -> Holdout:
+    """Chronological parts of n training rows: the rows a model fits, then `gap` rows left out
+    (the target horizon: their targets run into the held-out days), then the held-out rows.
+    With `separate_offset` these split again, with another gap: early stopping on the first
+    part, the offset on the second, so the offset is not measured on the rows that chose the
+    epoch."""
+    start = n - int(n * HOLDOUT_SHARE)
+    if not separate_offset:
+        return Holdout(slice(0, start - gap), slice(start, n), slice(start, n))
+    middle = start + (n - start) // 2
+    return Holdout(slice(0, start - gap), slice(start, middle - gap), slice(middle, n))
 # onnxruntime-node 1.30 reads IR version ≤ 10; 8 is what both converters emit.
 IR_VERSION = 8
 OPSET = 17

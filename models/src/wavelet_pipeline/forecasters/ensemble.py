@@ -2,49 +2,96 @@
 
 The weights are fit only on predictions each base model made for days it was not trained
 on (the walk-forward years before the one being predicted), so the ensemble never learns
-from in-sample fits. The exported graph contains the three base graphs and the weighted
-sum, so the ensemble is one ONNX session.
+from in-sample fits. Returns are combined linearly by least squares (the loss they are
+scored on); volatilities geometrically, exp(b + Σ wᵢ·log fᵢ), by minimizing QLIKE, which is
+convex in (w, b) there and can only answer a positive volatility. A bundle with a GJR-GARCH
+feature channel also stacks that channel's forecast as a member. The exported graph contains
+the base graphs and the combination, so the ensemble is one ONNX session.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import onnx
 from onnx import TensorProto, compose, helper, numpy_helper
-from scipy.optimize import nnls
+from scipy.optimize import minimize, nnls
 
+from ..features import FeatureSpec
 from . import INPUT_NAME, IR_VERSION, OPSET, OUTPUT_NAME
 
 BASE_MODELS = ("xgboost", "lstm", "transformer")
+# The GJR-GARCH channel's forecast for the target's days, read from the feature vector.
+GJR_MEMBER, GJR_COLUMN = "gjr_garch", "gjr_vol_lag0"
+Space = Literal["level", "log"]
+
+
+def members(spec: FeatureSpec) -> tuple[str, ...]:
+    return (*BASE_MODELS, GJR_MEMBER) if spec.garch_trailing else BASE_MODELS
+
+
+def space_for(target_kind: str) -> Space:
+    return "log" if target_kind == "volatility" else "level"
+
+
+def stack_inputs(spec: FeatureSpec, predictions: dict[str, np.ndarray], X: np.ndarray) -> np.ndarray:
+    """[rows, members]: the base models' predictions, and the GJR column of X if a member."""
+    return np.column_stack([X[:, spec.column(GJR_COLUMN)] if m == GJR_MEMBER else predictions[m] for m in members(spec)])
 
 
 @dataclass(frozen=True)
 class StackWeights:
-    weights: tuple[float, ...]  # one per BASE_MODELS entry, each ≥ 0
+    members: tuple[str, ...]
+    weights: tuple[float, ...]  # one per member, each ≥ 0
     intercept: float
+    space: Space
 
-    def combine(self, base_predictions: np.ndarray) -> np.ndarray:
-        """base_predictions: [rows, len(BASE_MODELS)] in target units."""
-        return base_predictions @ np.asarray(self.weights) + self.intercept
+    def combine(self, member_predictions: np.ndarray) -> np.ndarray:
+        """member_predictions: [rows, len(members)] in target units."""
+        w = np.asarray(self.weights)
+        if self.space == "log":
+            return np.exp(np.log(member_predictions) @ w + self.intercept)
+        return member_predictions @ w + self.intercept
 
     def describe(self) -> dict[str, object]:
-        return {"weights": dict(zip(BASE_MODELS, self.weights)), "intercept": self.intercept}
+        how = "exp(intercept + sum w*log(member)), fit on out-of-fold QLIKE" if self.space == "log" else "intercept + sum w*member, fit by least squares"
+        return {"weights": dict(zip(self.members, self.weights)), "intercept": self.intercept, "combination": how}
 
 
-def fit_stack(base_predictions: np.ndarray, y: np.ndarray) -> StackWeights:
-    """Least squares with w ≥ 0 and a free intercept (centering removes the intercept)."""
-    p_mean, y_mean = base_predictions.mean(axis=0), y.mean()
-    weights, _ = nnls(base_predictions - p_mean, y - y_mean)
-    return StackWeights(tuple(float(w) for w in weights), float(y_mean - p_mean @ weights))
+def fit_stack(member_predictions: np.ndarray, y: np.ndarray, members: tuple[str, ...], space: Space) -> StackWeights:
+    if space == "level":
+        # Least squares with w ≥ 0 and a free intercept (centering removes the intercept).
+        p_mean, y_mean = member_predictions.mean(axis=0), y.mean()
+        weights, _ = nnls(member_predictions - p_mean, y - y_mean)
+        return StackWeights(members, tuple(float(w) for w in weights), float(y_mean - p_mean @ weights), space)
+    logs, y2 = np.log(member_predictions), y * y
+
+    def qlike(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        # QLIKE of f = exp(s) against y², constants dropped: y²·e^(−2s) + 2s.
+        s = logs @ theta[:-1] + theta[-1]
+        scaled = y2 * np.exp(-2.0 * s)
+        grad_s = (2.0 - 2.0 * scaled) / y.size
+        return float(np.mean(scaled + 2.0 * s)), np.append(logs.T @ grad_s, grad_s.sum())
+
+    k = logs.shape[1]
+    start = np.append(np.full(k, 1.0 / k), 0.0)
+    found = minimize(qlike, start, jac=True, method="L-BFGS-B", bounds=[(0.0, None)] * k + [(None, None)])
+    return StackWeights(members, tuple(float(w) for w in found.x[:-1]), float(found.x[-1]), space)
 
 
-def ensemble_onnx(bases: dict[str, onnx.ModelProto], stack: StackWeights) -> onnx.ModelProto:
-    """One graph: every base graph on the shared input, then prediction = Σ wᵢ·baseᵢ + b."""
+def ensemble_onnx(bases: dict[str, onnx.ModelProto], stack: StackWeights, spec: FeatureSpec) -> onnx.ModelProto:
+    """One graph: every member on the shared input (a base graph, or the GJR column), then
+    the stack's combination."""
     nodes, initializers, outputs = [], [], []
     opsets: dict[str, int] = {"": OPSET}
-    for name in BASE_MODELS:
+    for name in stack.members:
+        if name == GJR_MEMBER:
+            initializers.append(numpy_helper.from_array(np.asarray([spec.column(GJR_COLUMN)], dtype=np.int64), "gjr/column"))
+            nodes.append(helper.make_node("Gather", [INPUT_NAME, "gjr/column"], ["gjr/prediction"], axis=1))
+            outputs.append("gjr/prediction")
+            continue
         base = bases[name]
         prefixed = compose.add_prefix(base, prefix=f"{name}/", rename_inputs=False)
         nodes.extend(prefixed.graph.node)
@@ -53,21 +100,27 @@ def ensemble_onnx(bases: dict[str, onnx.ModelProto], stack: StackWeights) -> onn
         for op in base.opset_import:
             domain = "" if op.domain == "ai.onnx" else op.domain
             opsets[domain] = max(opsets.get(domain, 0), op.version)
-    weights = np.asarray(stack.weights, dtype=np.float32).reshape(len(BASE_MODELS), 1)
+    weights = np.asarray(stack.weights, dtype=np.float32).reshape(len(stack.members), 1)
     initializers += [
         numpy_helper.from_array(weights, "ensemble/weights"),
         numpy_helper.from_array(np.asarray([stack.intercept], dtype=np.float32), "ensemble/intercept"),
     ]
+    nodes.append(helper.make_node("Concat", outputs, ["ensemble/stacked"], axis=1))
+    combined = "ensemble/stacked"
+    if stack.space == "log":
+        nodes.append(helper.make_node("Log", [combined], ["ensemble/log_stacked"]))
+        combined = "ensemble/log_stacked"
     nodes += [
-        helper.make_node("Concat", outputs, ["ensemble/stacked"], axis=1),
-        helper.make_node("MatMul", ["ensemble/stacked", "ensemble/weights"], ["ensemble/weighted"]),
-        helper.make_node("Add", ["ensemble/weighted", "ensemble/intercept"], [OUTPUT_NAME]),
+        helper.make_node("MatMul", [combined, "ensemble/weights"], ["ensemble/weighted"]),
+        helper.make_node("Add", ["ensemble/weighted", "ensemble/intercept"], ["ensemble/sum" if stack.space == "log" else OUTPUT_NAME]),
     ]
-    window = bases[BASE_MODELS[0]].graph.input[0].type.tensor_type.shape.dim[1].dim_value
+    if stack.space == "log":
+        nodes.append(helper.make_node("Exp", ["ensemble/sum"], [OUTPUT_NAME]))
+    size = len(spec.names)
     graph = helper.make_graph(
         nodes,
         "ensemble",
-        [helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, [None, window])],
+        [helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, [None, size])],
         [helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.FLOAT, [None, 1])],
         initializer=initializers,
     )

@@ -1,6 +1,7 @@
 """Sequence models in PyTorch: an LSTM and a small Transformer encoder.
 
-Both read the feature window as a sequence of ``window`` one-value steps, oldest first.
+Both read the feature vector (channel-major: each channel's ``window`` days, oldest first) as
+a sequence of ``window`` steps of one value per channel.
 Input standardization and the target's scale and inverse link live inside the module as
 buffers, so the exported ONNX graph takes raw features and answers in target units.
 Training is seeded and single-process-deterministic: the same seed and data give the
@@ -21,7 +22,7 @@ import torch
 from onnx import numpy_helper
 from torch import nn
 
-from . import HOLDOUT_SHARE, INPUT_NAME, IR_VERSION, OPSET, OUTPUT_NAME, log_link_offset
+from . import INPUT_NAME, IR_VERSION, OPSET, OUTPUT_NAME, holdout, log_link_offset
 
 NetKind = Literal["lstm", "transformer"]
 # Fixed so results do not depend on how many cores a machine has.
@@ -31,9 +32,9 @@ BATCH = 256
 
 
 class LSTMNet(nn.Module):
-    def __init__(self, hidden: int, layers: int, dropout: float) -> None:
+    def __init__(self, channels: int, hidden: int, layers: int, dropout: float) -> None:
         super().__init__()
-        self.lstm = nn.LSTM(1, hidden, num_layers=layers, batch_first=True, dropout=dropout if layers > 1 else 0.0)
+        self.lstm = nn.LSTM(channels, hidden, num_layers=layers, batch_first=True, dropout=dropout if layers > 1 else 0.0)
         self.head = nn.Linear(hidden, 1)
 
     def forward(self, seq: torch.Tensor) -> torch.Tensor:
@@ -116,9 +117,9 @@ class AttentionBlock(nn.Module):
 
 
 class TransformerNet(nn.Module):
-    def __init__(self, window: int, d_model: int, heads: int, layers: int, ff: int, dropout: float) -> None:
+    def __init__(self, channels: int, window: int, d_model: int, heads: int, layers: int, ff: int, dropout: float) -> None:
         super().__init__()
-        self.embed = nn.Linear(1, d_model)
+        self.embed = nn.Linear(channels, d_model)
         self.position = nn.Parameter(torch.randn(1, window, d_model) * 0.02)
         self.blocks = nn.ModuleList(AttentionBlock(d_model, heads, ff, dropout) for _ in range(layers))
         self.norm = nn.LayerNorm(d_model)
@@ -132,11 +133,12 @@ class TransformerNet(nn.Module):
 
 
 class Exported(nn.Module):
-    """features [batch, window] → prediction [batch, 1] in target units."""
+    """features [batch, channels·window] → prediction [batch, 1] in target units."""
 
-    def __init__(self, net: nn.Module, x_mean: np.ndarray, x_std: np.ndarray, z_mean: float, z_std: float, link: str):
+    def __init__(self, net: nn.Module, channels: int, x_mean: np.ndarray, x_std: np.ndarray, z_mean: float, z_std: float, link: str):
         super().__init__()
         self.net = net
+        self.channels = channels
         self.log_link = link == "log"
         self.register_buffer("x_mean", torch.tensor(x_mean, dtype=torch.float32))
         self.register_buffer("x_std", torch.tensor(x_std, dtype=torch.float32))
@@ -145,7 +147,8 @@ class Exported(nn.Module):
         self.register_buffer("z_offset", torch.tensor(0.0, dtype=torch.float32))
 
     def link_space(self, features: torch.Tensor) -> torch.Tensor:
-        seq = ((features - self.x_mean) / self.x_std).unsqueeze(-1)
+        standardized = (features - self.x_mean) / self.x_std
+        seq = standardized.reshape(features.shape[0], self.channels, -1).transpose(1, 2)
         return self.net(seq) * self.z_std + self.z_mean + self.z_offset
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
@@ -181,26 +184,30 @@ DEFAULT_PARAMS: dict[NetKind, dict[str, Any]] = {
 
 
 class TorchForecaster:
-    def __init__(self, kind: NetKind, params: dict[str, Any], *, seed: int, link: str) -> None:
+    def __init__(self, kind: NetKind, params: dict[str, Any], *, seed: int, link: str, channels: int = 1, gap: int = 0) -> None:
         self.kind = kind
+        self.gap = gap
         self.params = params
+        self.channels = channels
         self.seed = seed
         self.link = link
         self.module: Exported | None = None
 
-    def _net(self, window: int) -> nn.Module:
-        p = self.params
+    def _module(self, x_mean: np.ndarray, x_std: np.ndarray, z_mean: float, z_std: float) -> Exported:
+        p, c = self.params, self.channels
         if self.kind == "lstm":
-            return LSTMNet(p["hidden"], p["layers"], p["dropout"])
-        return TransformerNet(window, p["d_model"], p["heads"], p["layers"], p["ff"], p["dropout"])
+            net: nn.Module = LSTMNet(c, p["hidden"], p["layers"], p["dropout"])
+        else:
+            net = TransformerNet(c, x_mean.shape[0] // c, p["d_model"], p["heads"], p["layers"], p["ff"], p["dropout"])
+        return Exported(net, c, x_mean, x_std, z_mean, z_std, self.link)
 
     def fit(self, X: np.ndarray, z: np.ndarray) -> None:
         torch.set_num_threads(TORCH_THREADS)
         torch.manual_seed(self.seed)
         x_mean, x_std = X.mean(axis=0), X.std(axis=0) + 1e-8
         z_mean, z_std = float(z.mean()), float(z.std() + 1e-8)
-        module = Exported(self._net(X.shape[1]), x_mean, x_std, z_mean, z_std, self.link)
-        n_fit = int(len(X) * (1 - HOLDOUT_SHARE))
+        module = self._module(x_mean, x_std, z_mean, z_std)
+        rows = holdout(len(X), self.gap, separate_offset=self.link == "log")
         xs = torch.tensor(X, dtype=torch.float32)
         zs = torch.tensor((z - z_mean) / z_std, dtype=torch.float32).unsqueeze(-1)
         optimizer = torch.optim.AdamW(module.parameters(), lr=self.params["lr"], weight_decay=self.params["weight_decay"])
@@ -212,14 +219,14 @@ class TorchForecaster:
         best_loss, best_state, stale = math.inf, copy.deepcopy(module.state_dict()), 0
         for _ in range(self.params["max_epochs"]):
             module.train()
-            for idx in torch.randperm(n_fit, generator=generator).split(BATCH):
+            for idx in torch.randperm(rows.fit.stop, generator=generator).split(BATCH):
                 optimizer.zero_grad()
                 loss = nn.functional.mse_loss(standardized(idx), zs[idx])
                 loss.backward()
                 optimizer.step()
             module.eval()
             with torch.no_grad():
-                held_out = float(nn.functional.mse_loss(standardized(slice(n_fit, None)), zs[n_fit:]))
+                held_out = float(nn.functional.mse_loss(standardized(rows.stop), zs[rows.stop]))
             if held_out < best_loss - 1e-6:
                 best_loss, best_state, stale = held_out, copy.deepcopy(module.state_dict()), 0
             else:
@@ -230,12 +237,12 @@ class TorchForecaster:
         module.eval()
         if self.link == "log":
             with torch.no_grad():
-                held_out_z = module.link_space(xs[n_fit:]).squeeze(-1).double().numpy()
-            module.z_offset.fill_(log_link_offset(z[n_fit:], held_out_z))
+                held_out_z = module.link_space(xs[rows.offset]).squeeze(-1).double().numpy()
+            module.z_offset.fill_(log_link_offset(z[rows.offset], held_out_z))
         self.module = module
 
     @classmethod
-    def from_onnx(cls, kind: NetKind, params: dict[str, Any], graph: onnx.ModelProto, *, seed: int, link: str) -> TorchForecaster:
+    def from_onnx(cls, kind: NetKind, params: dict[str, Any], graph: onnx.ModelProto, *, seed: int, link: str, channels: int = 1) -> TorchForecaster:
         """The fitted forecaster whose `to_onnx()` is `graph`, weights read back from it.
 
         Lets a bundle's float model be exported again (for quantization) without a refit,
@@ -245,11 +252,8 @@ class TorchForecaster:
         own index. Raises ValueError unless re-exporting gives back `graph` exactly.
         """
         stored = {i.name: numpy_helper.to_array(i) for i in graph.graph.initializer}
-        forecaster = cls(kind, params, seed=seed, link=link)
-        module = Exported(
-            forecaster._net(int(stored["x_mean"].shape[0])), stored["x_mean"], stored["x_std"],
-            float(stored["z_mean"]), float(stored["z_std"]), link,
-        )
+        forecaster = cls(kind, params, seed=seed, link=link, channels=channels)
+        module = forecaster._module(stored["x_mean"], stored["x_std"], float(stored["z_mean"]), float(stored["z_std"]))
         buffers = {name for name, _ in module.named_buffers()}
         with torch.no_grad():
             module.z_offset.fill_(float(stored["z_offset"]))
@@ -291,7 +295,7 @@ class TorchForecaster:
         """The graph; for quantization the LSTM is unrolled (see UnrolledLSTM), otherwise it
         stays one fused LSTM operator, several times faster for a single row."""
         assert self.module is not None, "fit first"
-        window = int(self.module.x_mean.shape[0])
+        size = int(self.module.x_mean.shape[0])
         exported = self.module
         if for_quantization and isinstance(self.module.net, LSTMNet):
             exported = copy.deepcopy(self.module)
@@ -303,7 +307,7 @@ class TorchForecaster:
             warnings.simplefilter("ignore")
             torch.onnx.export(
                 exported,
-                (torch.zeros(2, window),),
+                (torch.zeros(2, size),),
                 buffer,
                 input_names=[INPUT_NAME],
                 output_names=[OUTPUT_NAME],

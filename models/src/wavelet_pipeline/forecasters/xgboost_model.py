@@ -12,7 +12,7 @@ import xgboost as xgb
 from onnx import helper
 from onnxmltools.convert.common.data_types import FloatTensorType
 
-from . import HOLDOUT_SHARE, INPUT_NAME, IR_VERSION, OPSET, OUTPUT_NAME, log_link_offset
+from . import INPUT_NAME, IR_VERSION, OPSET, OUTPUT_NAME, holdout, log_link_offset
 
 
 def search_space(trial: Any) -> dict[str, Any]:
@@ -39,9 +39,10 @@ DEFAULT_PARAMS: dict[str, Any] = {
 
 
 class XGBoostForecaster:
-    def __init__(self, params: dict[str, Any], *, seed: int, link: str) -> None:
+    def __init__(self, params: dict[str, Any], *, seed: int, link: str, gap: int = 0) -> None:
         self.params = params
         self.link = link
+        self.gap = gap
         self.offset = 0.0
         self.model = xgb.XGBRegressor(
             **params, tree_method="hist", n_jobs=2, random_state=seed, objective="reg:squarederror"
@@ -50,9 +51,9 @@ class XGBoostForecaster:
     def fit(self, X: np.ndarray, z: np.ndarray) -> None:
         X = X.astype(np.float32)
         if self.link == "log":
-            n_fit = int(len(X) * (1 - HOLDOUT_SHARE))
-            self.model.fit(X[:n_fit], z[:n_fit])
-            self.offset = log_link_offset(z[n_fit:], self.model.predict(X[n_fit:]))
+            rows = holdout(len(X), self.gap, separate_offset=False)
+            self.model.fit(X[rows.fit], z[rows.fit])
+            self.offset = log_link_offset(z[rows.offset], self.model.predict(X[rows.offset]))
         self.model.fit(X, z)
 
     def predict(self, X: np.ndarray) -> np.ndarray:
