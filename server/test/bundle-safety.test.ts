@@ -3,15 +3,10 @@ import { createHash } from "node:crypto";
 import { cpSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { GUIDE_FEATURES, RETURN_BUNDLE, VOL_BUNDLE, copyBundle, json, testApp } from "./helpers.js";
+import { GUIDE_FEATURES, RETURN_BUNDLE, VOL_BUNDLE, copyBundle, json, nextVersion, replaceBundle, testApp } from "./helpers.js";
 
 /** What EXPECTED_BUNDLE_DIGEST names a bundle by: the sha256 of its manifest.json. */
 const digestOf = (dir: string) => `sha256:${createHash("sha256").update(readFileSync(join(dir, "manifest.json"))).digest("hex")}`;
-
-function replaceBundle(dir: string, source: string) {
-  rmSync(dir, { recursive: true });
-  cpSync(source, dir, { recursive: true });
-}
 
 /** Add `file` to the manifest's files (with any hash: the path check comes first). */
 function listInManifest(dir: string, file: string) {
@@ -51,10 +46,11 @@ describe("EXPECTED_BUNDLE_DIGEST is enforced", () => {
     const dir = copyBundle(RETURN_BUNDLE);
     const app = await testApp({ MODEL_DIR: dir, EXPECTED_BUNDLE_DIGEST: digestOf(RETURN_BUNDLE) });
     expect((await app.inject({ method: "GET", url: "/health" })).statusCode).toBe(200);
-    replaceBundle(dir, VOL_BUNDLE);
+    const next = nextVersion();
+    replaceBundle(dir, next.dir);
     const reload = await app.inject({ method: "POST", url: "/admin/reload" });
     expect(reload.statusCode).toBe(422);
-    expect(reload.json().message).toContain(`bundle digest ${digestOf(VOL_BUNDLE)} is not the expected ${digestOf(RETURN_BUNDLE)}`);
+    expect(reload.json().message).toContain(`bundle digest ${digestOf(next.dir)} is not the expected ${digestOf(RETURN_BUNDLE)}`);
     const health = await app.inject({ method: "GET", url: "/health" });
     expect(health.statusCode).toBe(200);
     expect(health.json().bundle.digest).toBe(digestOf(RETURN_BUNDLE));
@@ -73,7 +69,7 @@ describe("reloads", () => {
   it("do not queue: one asked for while another runs is refused with 409 reload_in_progress", async () => {
     const dir = copyBundle(RETURN_BUNDLE);
     const app = await testApp({ MODEL_DIR: dir });
-    replaceBundle(dir, VOL_BUNDLE);
+    replaceBundle(dir, nextVersion().dir);
     const answers = await Promise.all([1, 2, 3].map(() => app.inject({ method: "POST", url: "/admin/reload" })));
     expect(answers.map((a) => a.statusCode).sort()).toEqual([200, 409, 409]);
     expect(answers.find((a) => a.statusCode === 409)!.json().error).toBe("reload_in_progress");
@@ -86,7 +82,7 @@ describe("reloads", () => {
     const dir = copyBundle(RETURN_BUNDLE);
     // 1 ms: no bundle verifies and warms four models that fast, so this reload is "hung".
     const app = await testApp({ MODEL_DIR: dir, RELOAD_TIMEOUT_MS: "1" });
-    replaceBundle(dir, VOL_BUNDLE);
+    replaceBundle(dir, nextVersion().dir);
     const reload = await app.inject({ method: "POST", url: "/admin/reload" });
     expect(reload.statusCode).toBe(422);
     expect(reload.json().message).toContain("not verified and loaded within 1 ms (RELOAD_TIMEOUT_MS)");

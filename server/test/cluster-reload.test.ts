@@ -1,7 +1,7 @@
-import { cpSync, rmSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { RETURN_BUNDLE, VOL_BUNDLE, copyBundle, freePort, fresh, startServer, waitFor } from "./helpers.js";
+import { RETURN_BUNDLE, copyBundle, freePort, fresh, nextVersion, replaceBundle, startServer, waitFor } from "./helpers.js";
 
 /**
  * WORKERS=2: a reload (POST /admin/reload on any worker, or SIGHUP to the primary) swaps the
@@ -10,11 +10,6 @@ import { RETURN_BUNDLE, VOL_BUNDLE, copyBundle, freePort, fresh, startServer, wa
  */
 
 const ADMIN_KEY = "admin-key-for-cluster-tests";
-
-function replaceBundle(dir: string, source: string) {
-  rmSync(dir, { recursive: true });
-  cpSync(source, dir, { recursive: true });
-}
 
 /** A request on a fresh connection, its JSON body parsed. */
 async function freshJson(url: string, opts: Parameters<typeof fresh>[1] = {}) {
@@ -47,8 +42,9 @@ describe("reload with WORKERS=2", () => {
     const server = await cluster(dir);
     try {
       const before = (await freshJson(`${server.url}/health`)).body.bundle;
+      const next = nextVersion();
 
-      replaceBundle(dir, VOL_BUNDLE);
+      replaceBundle(dir, next.dir);
       writeFileSync(join(dir, "lstm_optimized.onnx"), "not a graph");
       const refused = await reload(server.url);
       expect(refused.status).toBe(422);
@@ -58,16 +54,16 @@ describe("reload with WORKERS=2", () => {
         expect(health.last_reload).toMatchObject({ ok: false });
       }
 
-      replaceBundle(dir, VOL_BUNDLE);
+      replaceBundle(dir, next.dir);
       const [first, second] = await Promise.all([reload(server.url), reload(server.url)]);
       const [ok, busy] = first.status === 200 ? [first, second] : [second, first];
       expect(ok.status).toBe(200);
-      expect(ok.body).toMatchObject({ reloaded: true, bundle: { name: "spx-vol-5d" }, previous: before, workers: 2 });
+      expect(ok.body).toMatchObject({ reloaded: true, bundle: { version: next.version }, previous: before, workers: 2 });
       expect(busy.status).toBe(409);
       expect(busy.body.error).toBe("reload_in_progress");
       // No waiting: the 200 said every worker had swapped.
       const after = await healthOfWorkers(server.url);
-      expect(after.map((h) => h.bundle.name)).toEqual(Array(20).fill("spx-vol-5d"));
+      expect(after.map((h) => h.bundle.version)).toEqual(Array(20).fill(next.version));
     } finally {
       server.child.kill("SIGKILL");
     }
@@ -77,12 +73,13 @@ describe("reload with WORKERS=2", () => {
     const dir = copyBundle(RETURN_BUNDLE);
     const server = await cluster(dir);
     try {
-      replaceBundle(dir, VOL_BUNDLE);
+      const next = nextVersion();
+      replaceBundle(dir, next.dir);
       server.child.kill("SIGHUP");
-      await waitFor("a worker to swap", async () => ((await freshJson(`${server.url}/health`)).body.bundle.name === "spx-vol-5d" ? true : undefined), 30_000);
+      await waitFor("a worker to swap", async () => ((await freshJson(`${server.url}/health`)).body.bundle.version === next.version ? true : undefined), 30_000);
       // The primary swaps both together: once one serves the new bundle, so does the other.
       const after = await healthOfWorkers(server.url);
-      expect(after.map((h) => h.bundle.name)).toEqual(Array(20).fill("spx-vol-5d"));
+      expect(after.map((h) => h.bundle.version)).toEqual(Array(20).fill(next.version));
       server.child.kill("SIGTERM");
       expect((await server.exit).code).toBe(0);
     } finally {

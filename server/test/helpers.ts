@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from "node:child_process";
-import { cpSync, mkdtempSync } from "node:fs";
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { request } from "node:http";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
@@ -27,6 +27,26 @@ export function copyBundle(source: string): string {
   const dir = join(mkdtempSync(join(tmpdir(), "bundle-")), "bundle");
   cpSync(source, dir, { recursive: true });
   return dir;
+}
+
+/** Replaces a bundle directory's contents with another bundle's, as a deployment would. */
+export function replaceBundle(dir: string, source: string): void {
+  rmSync(dir, { recursive: true });
+  cpSync(source, dir, { recursive: true });
+}
+
+/**
+ * Another bundle of the default bundle's feature shape: a copy with another version, hence
+ * another digest. A hot reload keeps the API the process publishes, so it swaps only bundles
+ * of one shape (spx-vol-5d has another: tests that swap bundles under a server use this).
+ */
+export function nextVersion(source = RETURN_BUNDLE): { dir: string; version: string } {
+  const dir = copyBundle(source);
+  const path = join(dir, "manifest.json");
+  const manifest = JSON.parse(readFileSync(path, "utf8"));
+  manifest.version = `${manifest.version}-next`;
+  writeFileSync(path, JSON.stringify(manifest, null, 2));
+  return { dir, version: manifest.version };
 }
 
 export interface ServerProcess {

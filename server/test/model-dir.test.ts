@@ -2,7 +2,7 @@ import { cpSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { describe, expect, it } from "vitest";
-import { RETURN_BUNDLE, VOL_BUNDLE, startServer, testApp, waitFor } from "./helpers.js";
+import { RETURN_BUNDLE, VOL_BUNDLE, nextVersion, startServer, testApp, waitFor } from "./helpers.js";
 
 /** The repository's models/, which the guide mounts as MODEL_DIR (bundles under bundles/). */
 const MODELS_DIR = resolve(import.meta.dirname, "../../models");
@@ -68,12 +68,13 @@ describe("MODEL_DIR holding several bundles", () => {
     const dir = bundlesDir({ first: RETURN_BUNDLE });
     const app = await testApp({ MODEL_DIR: dir });
     expect((await app.inject({ method: "GET", url: "/health" })).json().bundle.name).toBe("spx-return-1d");
+    const next = nextVersion();
     rmSync(join(dir, "first"), { recursive: true });
-    cpSync(VOL_BUNDLE, join(dir, "second"), { recursive: true });
+    cpSync(next.dir, join(dir, "second"), { recursive: true });
     const reload = await app.inject({ method: "POST", url: "/admin/reload" });
     expect(reload.statusCode).toBe(200);
-    expect(reload.json().bundle.name).toBe("spx-vol-5d");
-    expect((await app.inject({ method: "GET", url: "/health" })).json().bundle.name).toBe("spx-vol-5d");
+    expect(reload.json().bundle.version).toBe(next.version);
+    expect((await app.inject({ method: "GET", url: "/health" })).json().bundle.version).toBe(next.version);
     await app.close();
   });
 });

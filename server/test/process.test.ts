@@ -1,9 +1,8 @@
 import { spawnSync } from "node:child_process";
-import { cpSync, rmSync } from "node:fs";
 import { type IncomingMessage, request } from "node:http";
 import { describe, expect, it } from "vitest";
 import { main as client } from "../src/client/cli.js";
-import { GUIDE_FEATURES, RETURN_BUNDLE, SERVER_JS, VOL_BUNDLE, copyBundle, freePort, fresh, startServer, waitFor } from "./helpers.js";
+import { GUIDE_FEATURES, RETURN_BUNDLE, SERVER_JS, copyBundle, freePort, fresh, nextVersion, replaceBundle, startServer, waitFor } from "./helpers.js";
 
 const post = (url: string, body: unknown, headers: Record<string, string> = {}) =>
   fetch(url, { method: "POST", headers: { "content-type": "application/json", ...headers }, body: JSON.stringify(body) });
@@ -73,11 +72,11 @@ describe("the server process", () => {
   it("SIGHUP reloads the bundle from MODEL_DIR", async () => {
     const dir = copyBundle(RETURN_BUNDLE);
     const server = await startServer({ MODEL_DIR: dir });
-    rmSync(dir, { recursive: true });
-    cpSync(VOL_BUNDLE, dir, { recursive: true });
+    const next = nextVersion();
+    replaceBundle(dir, next.dir);
     server.child.kill("SIGHUP");
-    const bundleName = async () => ((await (await fetch(`${server.url}/health`)).json()) as { bundle: { name: string } }).bundle.name;
-    await waitFor("reload", async () => ((await bundleName()) === "spx-vol-5d" ? true : undefined), 10_000);
+    const version = async () => ((await (await fetch(`${server.url}/health`)).json()) as { bundle: { version: string } }).bundle.version;
+    await waitFor("reload", async () => ((await version()) === next.version ? true : undefined), 10_000);
     server.child.kill("SIGTERM");
     expect((await server.exit).code).toBe(0);
   }, 30_000);

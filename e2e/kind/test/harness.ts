@@ -76,8 +76,12 @@ export async function nodePortUrl(k: Kube, namespace: string, name: string): Pro
 
 // ---- load ---------------------------------------------------------------------------------
 
-/** The guide's /predict request; its features are valid for both default bundles. */
-export const PREDICT_BODY = JSON.stringify({ features: [0.1, 0.2, -0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0], model_type: "ensemble" });
+/**
+ * A /predict request both default bundles answer while one replaces the other: their feature
+ * vectors differ (10 values; 40), so it sends 300 daily closes, more history than either needs.
+ */
+const CLOSES = Array.from({ length: 300 }, (_, i) => Number((100 * Math.exp(0.0003 * i + 0.02 * Math.sin(i / 5))).toFixed(2)));
+export const PREDICT_BODY = JSON.stringify({ prices: CLOSES, model_type: "ensemble" });
 
 export interface Sample {
   /** When the request was sent (ms since epoch) and how long it took. */

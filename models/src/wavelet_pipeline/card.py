@@ -119,29 +119,34 @@ def _tuning_loss(config: BundleConfig) -> str:
 
 
 def _spread_cell(s: dict[str, float]) -> str:
-    return f"{s['mean']:.4g} [{s['min']:.4g}–{s['max']:.4g}]"
+    return f"{s['mean']:.4g} [{s['min']:.4g}, {s['max']:.4g}]"
 
 
-def _seed_tables(config: BundleConfig, evaluation: dict[str, Any]) -> list[str]:
-    """Every model's metrics as mean [min–max] over the seeds, with coverage and the HAC p-value
-    of the Diebold–Mariano test against the strongest classical benchmark."""
+def seed_table(evaluation: dict[str, Any], models: list[str] | None = None) -> str:
+    """Every model's (or `models`') metrics as mean [min, max] over the seeds, with coverage and
+    the Diebold–Mariano test (HAC) against the first benchmark, then the baselines."""
     seeds = evaluation["seeds"]
-    models = seeds["models"]
-    metrics = list(next(iter(models.values())))
+    rows_by_model = {k: v for k, v in seeds["models"].items() if models is None or k in models}
+    metrics = list(next(iter(rows_by_model.values())))
     benchmark = next(iter(next(iter(seeds["diebold_mariano"].values()))))
-    header = ["model", *metrics, "coverage", f"DM {benchmark}: mean loss diff", "HAC p"]
+    header = ["forecast", *metrics, "90% coverage", f"DM {benchmark}: mean loss diff", "HAC p"]
     rows = []
-    for name, row in models.items():
+    for name, row in rows_by_model.items():
         dm = seeds["diebold_mariano"].get(name, {}).get(benchmark)
         rows.append([f"**{name}**", *[_spread_cell(row[m]) for m in metrics], _spread_cell(seeds["coverage"][name]),
                      _spread_cell(dm["mean_loss_difference"]) if dm else None, _spread_cell(dm["hac_p_value"]) if dm else None])
     base = evaluation["baselines"]
     rows += [[f"baseline: {n}", *[base[n].get(m) for m in metrics], None, None, None] for n in base]
-    return [f"### Over {len(seeds['seeds'])} seeds (mean [min–max])", "",
-            f"The walk-forward was run with seeds {', '.join(map(str, seeds['seeds']))} (every model fit, tuning excepted, "
+    return _table(header, rows)
+
+
+def _seed_tables(evaluation: dict[str, Any]) -> list[str]:
+    seeds = evaluation["seeds"]["seeds"]
+    return [f"### Over {len(seeds)} seeds (mean [min, max])", "",
+            f"The walk-forward was run with seeds {', '.join(map(str, seeds))} (every model fit, tuning excepted, "
             "reseeded); these are the figures to judge the models by. The tables after it are the first seed's run, the one "
             "the shipped ensemble weights and intervals come from.", "",
-            _table(header, rows), ""]
+            seed_table(evaluation), ""]
 
 
 def _design_choices(config: BundleConfig, manifest: dict[str, Any]) -> list[str]:
@@ -204,7 +209,7 @@ def markdown(config: BundleConfig, manifest: dict[str, Any], plot_files: list[st
         "- Training rows are purged: a refit before day t learns only from targets already realized at t.",
         "- Every baseline below is computed on the same days.",
         "",
-        *_seed_tables(config, ev),
+        *_seed_tables(ev),
         "### Out-of-sample metrics (first seed)",
         "",
         _metric_table(ev),

@@ -19,9 +19,8 @@ import tempfile
 from pathlib import Path
 
 from .bundle import MANIFEST, bundle_digest, verify_bundle
-from .config import BUNDLES, BundleConfig
+from .config import BUNDLES, SPX_RETURN_1D, SPX_VOL_5D, BundleConfig
 from .data import DataError, load_csv
-from .features import FeatureSpec
 from .targets import TARGETS
 
 DEFAULT_OUT = Path(__file__).resolve().parents[2] / "bundles"
@@ -105,12 +104,12 @@ def main(argv: list[str] | None = None) -> int:
             return _train(config, args.out or DEFAULT_OUT / config.name, command)
         if args.command == "train-csv":
             load_csv(args.csv, missing=args.missing)  # fail fast, before any import of torch
-            target = TARGETS[args.target]
-            config = BundleConfig(
-                name=args.name, version="1.0.0", description=f"{args.target} of {args.csv.name}", data=str(args.csv),
-                target=target, missing=args.missing,
-                features=FeatureSpec(series="log_return_pct" if target.kind == "return" else "squared_return_pct"),
-                interval_scale="rms_features" if target.kind == "return" else "prediction",
+            # The default bundle of the target's kind, on the user's data and years.
+            like = SPX_RETURN_1D if TARGETS[args.target].kind == "return" else SPX_VOL_5D
+            config = dataclasses.replace(
+                like, name=args.name, version="1.0.0", description=f"{args.target} of {args.csv.name}", data=str(args.csv),
+                target=TARGETS[args.target], missing=args.missing, anchor_period=None, design_note="",
+                features=dataclasses.replace(like.features, garch_horizon=TARGETS[args.target].horizon),
                 test_years=args.test_years, first_oos_year=args.first_oos_year or args.test_years[0] - 4,
             )
             return _train(config.quick_variant() if args.quick else config, args.out or DEFAULT_OUT / args.name, command)
@@ -141,26 +140,24 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _report(manifests: list[dict]) -> str:
-    """Out-of-sample metrics next to the baselines, interval coverage and training time."""
+    """Out-of-sample metrics over the seeds next to the baselines, interval coverage, the
+    Diebold–Mariano test and training time (the model card's first table, float models)."""
+    from .card import seed_table
+
     lines = []
     for m in manifests:
         ev = m["evaluation"]
-        metrics = ["rmse", "directional_accuracy", "r2_oos_vs_historical_mean"] if ev["primary_metric"] == "rmse" else ["qlike", "mse_variance", "rmse_vol"]
         lines += [
-            f"**{m['name']}** ({m['target']['name']}, {ev['period']['start']} to {ev['period']['end']}, {ev['period']['days']} days, "
-            f"trained in {m['training']['seconds']:.0f} s)",
+            f"**{m['name']}** {m['version']} ({m['target']['name']}, {ev['period']['start']} to {ev['period']['end']}, "
+            f"{ev['period']['days']} days, mean [min, max] over {len(ev['seeds']['seeds'])} seeds, trained in "
+            f"{m['training']['seconds']:.0f} s)",
             "",
-            "| forecast | " + " | ".join(metrics) + " | 90% interval coverage |",
-            "|---|" + "---|" * (len(metrics) + 1),
+            seed_table(ev, [k for k in ev["models"] if not k.endswith("_int8")]),
         ]
-        rows = {**{k: v for k, v in ev["models"].items() if not k.endswith("_int8")}, **{f"baseline: {k}": v for k, v in ev["baselines"].items()}}
-        for name, row in rows.items():
-            cells = [f"{row[k]:.4f}" if k in row else "–" for k in metrics]
-            cov = ev["coverage"].get(name)
-            lines.append(f"| {name} | " + " | ".join(cells) + f" | {cov['coverage']:.3f} |" if cov else f"| {name} | " + " | ".join(cells) + " | – |")
         if "anchor" in ev:
             a = ev["anchor"]
-            lines += ["", f"Price level, {a['period']['start']} to {a['period']['end']} (Bao, Yue & Rao 2017 period):", "",
+            lines += ["", f"Price level, first seed, the period Bao, Yue & Rao report ({a['period']['start']} to "
+                      f"{a['period']['end']}), {a['scoring']}:", "",
                       "| forecast | MAPE | R | Theil U |", "|---|---|---|---|"]
             for name in ("ensemble", "random_walk"):
                 r = a["ours"][name]
