@@ -243,3 +243,10 @@ def test_held_out_rows_start_a_horizon_after_the_fit_rows() -> None:
     assert (rows.fit.stop, rows.stop.start, rows.stop.stop, rows.offset.start, rows.offset.stop) == (895, 900, 945, 950, 1000)
     shared = holdout(1000, 5, separate_offset=False)
     assert shared.fit.stop == 895 and shared.stop == shared.offset == slice(900, 1000)
+
+
+def test_prediction_years_run_october_to_september() -> None:
+    from wavelet_pipeline.evaluation import prediction_year
+
+    dates = pd.DatetimeIndex(["2010-09-30", "2010-10-01", "2011-09-30", "2011-10-03", "2016-09-30"])
+    assert prediction_year(dates, "2010-10-01").tolist() == [-1, 0, 0, 1, 5]

@@ -56,7 +56,15 @@ def test_quick_bundle_is_complete_and_verifies(quick_bundles: dict[str, Path], n
         for tests in manifest["evaluation"]["diebold_mariano"].values():
             assert set(tests) == {"qlike_vs_gjr_garch", "qlike_vs_garch", "qlike_vs_har"}
             assert all(0 <= t["hac_p_value"] <= 1 and t["hac_lags"] >= 4 for t in tests.values())
+    seeds = manifest["evaluation"]["seeds"]
+    assert seeds["seeds"] == SPX_VOL_5D.quick_variant().seed_list
+    for name in ("xgboost", "lstm", "transformer", "ensemble"):
+        for spread in (*seeds["models"][name].values(), seeds["coverage"][name]):
+            assert spread["min"] <= spread["mean"] <= spread["max"]
+    assert any(s["min"] < s["max"] for s in seeds["models"]["lstm"].values()), "another seed, another fit"
+    assert manifest["quantized"]["decided_on_years"] == [2015, 2016]
     card = (bundle / "model_card.md").read_text()
+    assert f"Over {len(seeds['seeds'])} seeds" in card and "What is served" in card
     for baseline in manifest["evaluation"]["baselines"]:
         assert f"baseline: {baseline}" in card
     assert bundle_digest(bundle).startswith("sha256:")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import json
+from pathlib import Path
 from typing import Any
 
 import matplotlib
@@ -13,6 +15,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from .baselines import EGARCH_SIMULATIONS  # noqa: E402
+from .bundle import MANIFEST, seal  # noqa: E402
 from .config import BundleConfig  # noqa: E402
 from .walkforward import MODELS, WalkForward  # noqa: E402
 
@@ -311,3 +314,12 @@ def markdown(config: BundleConfig, manifest: dict[str, Any], plot_files: list[st
         "",
     ]
     return "\n".join(lines)
+
+
+def rewrite(path: Path, config: BundleConfig) -> str:
+    """Render the bundle's model_card.md again from its manifest (the plots stay) and reseal
+    the bundle; returns the new digest. For changes to the card's text, without retraining."""
+    manifest = json.loads((path / MANIFEST).read_text())
+    plots = sorted(f for f in manifest["files"] if f.startswith("plots/"))
+    (path / "model_card.md").write_text(markdown(config, manifest, plots))
+    return seal(path, manifest)

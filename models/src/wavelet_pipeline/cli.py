@@ -38,6 +38,13 @@ def _config_for(name: str, quick: bool, seed: int | None) -> BundleConfig:
     return config.quick_variant() if quick else config
 
 
+def _recorded(path: Path) -> tuple[dict, BundleConfig]:
+    """A default bundle's manifest and the config it was trained with (quick or not, its seed)."""
+    recorded = json.loads((path / MANIFEST).read_text())
+    training = recorded["training"]
+    return recorded, _config_for(recorded["name"], training["config"]["quick"], training["seed"])
+
+
 def _train(config: BundleConfig, out: Path, command: str) -> int:
     from .train import train_bundle  # heavy imports only when training
 
@@ -89,6 +96,10 @@ def main(argv: list[str] | None = None) -> int:
         "(reruns the walk-forward for the int8 metrics)")
     requantize.add_argument("bundle", type=Path)
 
+    card = sub.add_parser("card", help="render a default bundle's model_card.md again from its manifest and reseal it "
+                          "(for changes to the card's text; the digest changes)")
+    card.add_argument("bundle", type=Path)
+
     report = sub.add_parser("report", help="print a markdown summary of bundles (the README's model table)")
     report.add_argument("bundles", nargs="+", type=Path)
 
@@ -122,6 +133,11 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"  - {problem}")
                 failed += bool(problems)
             return 1 if failed else 0
+        if args.command == "card":
+            from .card import rewrite
+
+            print(f"wrote {args.bundle / 'model_card.md'} ({rewrite(args.bundle, _recorded(args.bundle)[1])})")
+            return 0
         if args.command == "report":
             print(_report([json.loads((p / MANIFEST).read_text()) for p in args.bundles]))
             return 0
@@ -171,12 +187,10 @@ def _report(manifests: list[dict]) -> str:
 def _reproduce(path: Path) -> int:
     from .train import REPRODUCIBILITY_TOLERANCE, train_bundle
 
-    recorded = json.loads((path / MANIFEST).read_text())
-    training = recorded["training"]
-    config = _config_for(recorded["name"], training["config"]["quick"], training["seed"])
+    recorded, config = _recorded(path)
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / recorded["name"]
-        train_bundle(config, out, training["command"])
+        train_bundle(config, out, recorded["training"]["command"])
         fresh = json.loads((out / MANIFEST).read_text())
     primary = recorded["evaluation"]["primary_metric"]
     worst = 0.0
@@ -193,9 +207,7 @@ def _reproduce(path: Path) -> int:
 def _requantize(path: Path, command: str) -> int:
     from .requantize import requantize_bundle
 
-    recorded = json.loads((path / MANIFEST).read_text())
-    training = recorded["training"]
-    config = _config_for(recorded["name"], training["config"]["quick"], training["seed"])
+    _, config = _recorded(path)
     digest, rerun = requantize_bundle(path, config, command)
     manifest = json.loads((path / MANIFEST).read_text())
     print(f"wrote {path} ({digest})")

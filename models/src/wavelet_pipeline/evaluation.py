@@ -101,9 +101,10 @@ def evaluate(config: BundleConfig, wf: WalkForward) -> dict[str, Any]:
     result["baselines"] = _rounded(baseline_rows)
     result["diebold_mariano"] = {k: {t: {m: M.significant(v) for m, v in r.items()} for t, r in row.items()} for k, row in tests.items()}
     result["coverage"] = _coverage(config, wf, mask)
-    # Whether an int8 model ships is decided on the out-of-sample years before the test years.
-    before = list(range(config.first_oos_year, min(config.test_years)))
-    result["quantized"] = {**_quantized(config, _model_metrics(config, wf, wf.years_mask(before))), "decided_on_years": before}
+    if all(f"{q}_int8" in wf.predictions for q in QUANTIZED):
+        # Whether an int8 model ships is decided on the out-of-sample years before the test years.
+        before = list(range(config.first_oos_year, min(config.test_years)))
+        result["quantized"] = {**_quantized(config, _model_metrics(config, wf, wf.years_mask(before))), "decided_on_years": before}
     if config.anchor_period is not None:
         result["anchor"] = _anchor(config, wf)
     return result
@@ -146,14 +147,18 @@ def _quantized(config: BundleConfig, models: dict[str, dict[str, float]]) -> dic
     return out
 
 
+def prediction_year(dates: pd.DatetimeIndex, start: str) -> np.ndarray:
+    """0 for the first twelve months from `start`'s month on, 1 for the next twelve, ..."""
+    first = pd.Timestamp(start)
+    return np.asarray((dates.year - first.year) * 12 + (dates.month - first.month)) // 12
+
+
 def _anchor(config: BundleConfig, wf: WalkForward) -> dict[str, Any]:
     """Next-day close as a price level over the period Bao, Yue & Rao report, scored as they
     did: per prediction year (October to September), then averaged over the years."""
     start, end = config.anchor_period  # type: ignore[misc]
     period = (wf.dates >= start) & (wf.dates <= end)
-    # Prediction year k runs from the anchor's start month in year k to the month before it in k+1.
-    first = pd.Timestamp(start)
-    year_of = (wf.dates.year - first.year) - (wf.dates.month < first.month)
+    year_of = prediction_year(wf.dates, start)
     close = wf.table.close[wf.rows]
     actual = close * np.exp(wf.y / 100.0)
     forecasts = {name: close * np.exp(wf.predictions[name] / 100.0) for name in MODELS}
@@ -192,16 +197,15 @@ def seed_summary(seeds: list[int], evaluations: list[dict[str, Any]]) -> dict[st
     """Every model's metrics, coverage and Diebold-Mariano results as mean, min and max over
     the walk-forwards of `seeds` (the baselines do not depend on the seed)."""
     first = evaluations[0]
+    # The int8 variants are built on the first seed's run only.
+    everywhere = [name for name in first["models"] if all(name in e["models"] for e in evaluations)]
     return {
         "seeds": seeds,
         "models": {
-            name: {m: _spread([e["models"][name][m] for e in evaluations]) for m in row}
-            for name, row in first["models"].items()
+            name: {m: _spread([e["models"][name][m] for e in evaluations]) for m in first["models"][name]}
+            for name in everywhere
         },
-        "coverage": {
-            name: _spread([e["coverage"][name]["coverage"] for e in evaluations])
-            for name in first["coverage"] if name != "nominal"
-        },
+        "coverage": {name: _spread([e["coverage"][name]["coverage"] for e in evaluations]) for name in everywhere},
         "diebold_mariano": {
             name: {test: {k: _spread([e["diebold_mariano"][name][test][k] for e in evaluations]) for k in ("mean_loss_difference", "hac_p_value", "p_value")}
                    for test in tests}

@@ -195,9 +195,8 @@ def requantize_bundle(path: Path, config: BundleConfig, command: str) -> tuple[s
     for name, graph in graphs.items():
         bundle.save_graph(staging, manifest, name, graph)
     (staging / bundle.VECTORS).write_text(bundle.json_text(vectors))
-    plots = sorted(f for f in recorded["files"] if f.startswith("plots/"))
-    (staging / "model_card.md").write_text(card.markdown(config, manifest, plots))
-    digest = bundle.seal(staging, manifest)
+    bundle.seal(staging, manifest)
+    digest = card.rewrite(staging, config)
     previous = path.with_name(path.name + ".previous")
     shutil.rmtree(previous, ignore_errors=True)
     path.rename(previous)

@@ -139,8 +139,8 @@ def train_bundle(config: BundleConfig, out: Path, command: str) -> str:
 
     # Every seed's walk-forward is reported (evaluation.seeds); the first one's predictions
     # also fit the shipped ensemble weights and intervals.
-    runs = [walkforward.run(config, table, params, seed=seed) for seed in config.seed_list]
-    wf = runs[0]
+    wf = walkforward.run(config, table, params)
+    runs = [wf, *(walkforward.run(config, table, params, seed=seed, first=wf) for seed in config.seed_list[1:])]
     evaluations = [evaluate(config, run) for run in runs]
     evaluation = evaluations[0]
     evaluation["seeds"] = seed_summary(config.seed_list, evaluations)

@@ -65,14 +65,19 @@ def _baselines(config: BundleConfig, table: Table, train: np.ndarray, test: np.n
     }
 
 
-def run(config: BundleConfig, table: Table, params: dict[str, dict[str, Any]], seed: int | None = None) -> WalkForward:
-    """The walk-forward of every model; `seed` (default: the config's) seeds every fit."""
+def run(config: BundleConfig, table: Table, params: dict[str, dict[str, Any]], seed: int | None = None,
+        first: WalkForward | None = None) -> WalkForward:
+    """The walk-forward of every model; `seed` (default: the config's) seeds every fit.
+
+    Given `first`, the run of another seed, this one reruns only what a seed changes: the
+    baselines are copied from it and the int8 variants (whose shipping is decided on the
+    first run) are not rebuilt."""
     seed = config.seed if seed is None else seed
     years = list(range(config.first_oos_year, max(config.test_years) + 1))
     rows = np.concatenate([table.rows_in_year(y) for y in years])
     wf = WalkForward(table=table, rows=rows, X=np.full((rows.size, len(config.features.names)), np.nan))
     n = wf.rows.size
-    names = (*MODELS, *(f"{q}_int8" for q in QUANTIZED))
+    names = MODELS if first else (*MODELS, *(f"{q}_int8" for q in QUANTIZED))
     for name in names:
         wf.predictions[name] = np.full(n, np.nan)
         wf.lower[name] = np.full(n, np.nan)
@@ -81,7 +86,7 @@ def run(config: BundleConfig, table: Table, params: dict[str, dict[str, Any]], s
     target, positive = config.target, config.target.kind == "volatility"
     stacked, space = members(config.features), space_for(target.kind)
 
-    for year in tqdm(years, desc=f"walk-forward {config.name}", unit="year"):
+    for year in tqdm(years, desc=f"walk-forward {config.name} seed {seed}", unit="year"):
         train, test = year_split(table, year)
         at = np.array([position[r] for r in test])
         X, _ = table.design(int(test[0]))
@@ -91,7 +96,7 @@ def run(config: BundleConfig, table: Table, params: dict[str, dict[str, Any]], s
             model = registry.make(kind, params[kind], seed=seed, target=target, channels=len(config.features.channels))
             model.fit(X_train, z_train)
             wf.predictions[kind][at] = target.from_link(model.predict(X_test))
-            if kind in QUANTIZED:
+            if kind in QUANTIZED and not first:
                 wf.predictions[f"{kind}_int8"][at] = onnx_tools.predict(onnx_tools.quantize_int8(model.to_onnx(for_quantization=True), X_train), X_test)
 
         # Out-of-sample days whose targets were known when this year began (as for training).
@@ -110,6 +115,9 @@ def run(config: BundleConfig, table: Table, params: dict[str, dict[str, Any]], s
                 cal = calibrate(wf.y[usable], wf.predictions[name][usable], wf.X[usable], config.interval_scale)
                 wf.lower[name][at], wf.upper[name][at] = cal.interval(wf.predictions[name][at], X_test, positive=positive)
 
-        for name, values in _baselines(config, table, train, test).items():
-            wf.baselines.setdefault(name, np.full(n, np.nan))[at] = values
+        if not first:
+            for name, values in _baselines(config, table, train, test).items():
+                wf.baselines.setdefault(name, np.full(n, np.nan))[at] = values
+    if first:
+        wf.baselines = first.baselines
     return wf
