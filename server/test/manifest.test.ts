@@ -1,0 +1,84 @@
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { featureParams } from "../src/features/channels.js";
+import { manifestSchema } from "../src/schemas/manifest.js";
+import { RETURN_BUNDLE, VOL_BUNDLE } from "./helpers.js";
+
+type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+
+const read = (dir: string): Json => JSON.parse(readFileSync(join(dir, "manifest.json"), "utf8"));
+const lags = (stem: string, window: number) => Array.from({ length: window }, (_, i) => `${stem}_lag${window - 1 - i}`);
+
+/**
+ * The return bundle's manifest turned into a multi-channel one: histories (in returns) are
+ * dn_ret 32, ret 1, Haar wav_e1 5 + 2 − 1 = 6, wav_e2 and wav_es 5 + 4 − 1 = 8, gjr_vol 64;
+ * so min_prices = 10 + 64.
+ */
+function multiChannel(): Json {
+  const m = read(RETURN_BUNDLE);
+  const channels = ["dn_ret", "ret", "wav_e1", "wav_e2", "wav_es", "gjr_vol"];
+  m.features = {
+    ...m.features,
+    channels,
+    names: channels.flatMap((c) => lags(c, 10)),
+    min_prices: 74,
+    energy: { levels: 2, span: 5 },
+    garch: { kind: "gjr", omega: 0.02, alpha: 0.01, gamma: 0.2, beta: 0.85, trailing: 64, horizon: 5 },
+  };
+  return m;
+}
+
+const issues = (m: Json) => {
+  const parsed = manifestSchema.safeParse(m);
+  return parsed.success ? [] : parsed.error.issues.map((i) => i.message);
+};
+
+describe("the manifest's feature channels", () => {
+  it("an old manifest has one channel, its denoised series", () => {
+    expect(manifestSchema.parse(read(RETURN_BUNDLE)).features.channels).toEqual(["dn_ret"]);
+    const vol = read(VOL_BUNDLE);
+    delete vol.features.channels; // the committed vol bundle may already have channels
+    vol.features.names = lags("dn_sq", 10);
+    vol.features.min_prices = vol.features.trailing + 10;
+    delete vol.features.energy;
+    delete vol.features.garch;
+    delete vol.feature_range;
+    expect(manifestSchema.parse(vol).features.channels).toEqual(["dn_sq"]);
+  });
+
+  it("accepts a consistent multi-channel manifest and derives its parameters", () => {
+    const parsed = manifestSchema.parse(multiChannel());
+    const p = featureParams(parsed.features);
+    expect(p.minPrices).toBe(74);
+    expect(p.channels.map((c) => c.kind)).toEqual(["denoised", "return", "energy", "energy", "energy", "gjr"]);
+    expect(p.energy!.lo.length).toBe(2);
+    expect(p.energy!.lo[0]).toBeCloseTo(0.5, 15); // Haar: rec_lo / √2
+    expect(p.energy!.hi[1]).toBeCloseTo(-0.5, 15);
+  });
+
+  const spoilt: [string, (m: Json) => void, string][] = [
+    ["names not window × channels", (m) => m.features.names.pop(), "window × channels"],
+    ["min_prices not window + the longest history", (m) => (m.features.min_prices = 42), "(74)"],
+    ["an energy channel without energy settings", (m) => delete m.features.energy, "features.energy"],
+    ["energy settings without an energy channel", (m) => {
+      m.features.channels = ["dn_ret", "ret", "gjr_vol"];
+      m.features.names = m.features.channels.flatMap((c: string) => lags(c, 10));
+    }, "features.energy"],
+    ["gjr_vol without garch parameters", (m) => delete m.features.garch, "features.garch"],
+    ["an energy level above energy.levels", (m) => (m.features.channels[3] = "wav_e3"), "above energy.levels"],
+    ["an unknown channel", (m) => (m.features.channels[1] = "rsi"), "not a known channel"],
+    ["a repeated channel", (m) => (m.features.channels[1] = "dn_ret"), "must not repeat"],
+    ["a denoised channel of the other series", (m) => (m.features.channels[0] = "dn_sq"), "the denoised channel of series log_return_pct is dn_ret"],
+    ["garch with alpha + gamma < 0", (m) => (m.features.garch.gamma = -0.5), "alpha + gamma"],
+    ["a feature_range of the wrong length", (m) => (m.feature_range = { min: [0], max: [1] }), "one entry per feature"],
+  ];
+  for (const [name, spoil, message] of spoilt) {
+    it(`refuses ${name}`, () => {
+      const m = multiChannel();
+      expect(issues(m)).toEqual([]);
+      spoil(m);
+      expect(issues(m).join("; ")).toContain(message);
+    });
+  }
+});
