@@ -1,7 +1,9 @@
 import { describe, expect, it } from "vitest";
 import { channelSeries, DailyChannels, featureParams, featureRows, featuresFromPrices } from "../src/features/channels.js";
 import { denoisedSeries } from "../src/features/wavelet.js";
+import { manifestSchema } from "../src/schemas/manifest.js";
 import { defaultBundles, parityBundles } from "./bundles.js";
+import { multiChannelFeatures } from "./linear-bundle.js";
 
 const TOLERANCE = 1e-9;
 
@@ -62,6 +64,33 @@ describe("features agree with the Python pipeline's parity vectors", () => {
       // Uneven ranges, some of one day, crossing every history boundary.
       for (let from = 0, size = 1; from < daily.days; from += size, size = (size * 7) % 23 || 1) daily.fill(from, Math.min(daily.days, from + size));
       params.names.forEach((name, ch) => expect(Array.from(daily.values[ch]!), name).toEqual(Array.from(whole[name]!)));
+    });
+  }
+});
+
+describe("prefix invariance: the features of a series cut at t are those at t of the whole series", () => {
+  // A random walk with a crash; every bundle's spec, and a 6-channel one that uses every kind of channel.
+  let seed = 17;
+  const prices = [100];
+  for (let t = 1; t < 600; t++) {
+    seed = (seed * 1103515245 + 12345) % 2 ** 31;
+    prices.push(prices[t - 1]! * Math.exp(((seed / 2 ** 31 - 0.5) * 3 + (t > 300 && t < 305 ? -5 : 0)) / 100));
+  }
+  const specs = [
+    ...bundles.map((b) => [`${b.manifest.name} (${b.dir})`, b.manifest.features] as const),
+    ["6 channels", manifestSchema.shape.features.parse(multiChannelFeatures())] as const,
+  ];
+  for (const [name, spec] of specs) {
+    it(name, () => {
+      const params = featureParams(spec);
+      const whole = channelSeries(prices, params);
+      const rows = featureRows(prices, params);
+      for (const t of [params.minPrices - 1, params.minPrices + 3, 301, 302, 450, prices.length - 1]) {
+        const cut = prices.slice(0, t + 1);
+        const series = channelSeries(cut, params);
+        for (const channel of params.names) expect(Array.from(series[channel]!), `${channel} at ${t}`).toEqual(Array.from(whole[channel]!.subarray(0, t + 1)));
+        expect(Array.from(featuresFromPrices(cut, params)), `day ${t}`).toEqual(Array.from(rows[t - params.minPrices + 1]!));
+      }
     });
   }
 });

@@ -4,29 +4,12 @@ import { describe, expect, it } from "vitest";
 import { featureParams } from "../src/features/channels.js";
 import { manifestSchema } from "../src/schemas/manifest.js";
 import { RETURN_BUNDLE, VOL_BUNDLE } from "./helpers.js";
-
-type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+import { type Json, lags, multiChannelFeatures } from "./linear-bundle.js";
 
 const read = (dir: string): Json => JSON.parse(readFileSync(join(dir, "manifest.json"), "utf8"));
-const lags = (stem: string, window: number) => Array.from({ length: window }, (_, i) => `${stem}_lag${window - 1 - i}`);
-
-/**
- * The return bundle's manifest turned into a multi-channel one: histories (in returns) are
- * dn_ret 32, ret 1, Haar wav_e1 5 + 2 − 1 = 6, wav_e2 and wav_es 5 + 4 − 1 = 8, gjr_vol 64;
- * so min_prices = 10 + 64.
- */
+/** The return bundle's manifest with the 6-channel features of linear-bundle.ts (min_prices 74). */
 function multiChannel(): Json {
-  const m = read(RETURN_BUNDLE);
-  const channels = ["dn_ret", "ret", "wav_e1", "wav_e2", "wav_es", "gjr_vol"];
-  m.features = {
-    ...m.features,
-    channels,
-    names: channels.flatMap((c) => lags(c, 10)),
-    min_prices: 74,
-    energy: { levels: 2, span: 5 },
-    garch: { kind: "gjr", omega: 0.02, alpha: 0.01, gamma: 0.2, beta: 0.85, trailing: 64, horizon: 5 },
-  };
-  return m;
+  return { ...read(RETURN_BUNDLE), features: multiChannelFeatures() };
 }
 
 const issues = (m: Json) => {
