@@ -153,7 +153,7 @@ export function featureRows(prices: readonly number[], p: FeatureParams): Float6
 export function featuresFromPrices(prices: readonly number[], p: FeatureParams): Float64Array {
   if (prices.length < p.minPrices) throw new RangeError(`need at least ${p.minPrices} prices, got ${prices.length}`);
   const daily = new DailyChannels(prices.slice(prices.length - p.minPrices), p);
-  daily.fill(p.window - 1, p.minPrices);
+  daily.fill(p.minPrices - p.window, p.minPrices); // the vector's days only
   const row = new Float64Array(p.window * p.channels.length);
   daily.vectorAt(p.minPrices - 1, row, 0);
   return row;

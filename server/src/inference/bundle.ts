@@ -114,7 +114,7 @@ export async function locateBundle(modelDir: string, name: string | undefined): 
 // One intra-op thread: rows then never depend on how they were batched (the tree ensemble
 // splits work across threads differently for small and large batches), and throughput
 // comes from WORKERS processes instead.
-const SESSION_OPTIONS: ort.InferenceSession.SessionOptions = {
+export const SESSION_OPTIONS: ort.InferenceSession.SessionOptions = {
   intraOpNumThreads: 1,
   interOpNumThreads: 1,
   executionMode: "sequential",

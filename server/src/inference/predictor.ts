@@ -53,21 +53,17 @@ export type DayValues = number | readonly number[];
 /** Windows over a series of per-day feature values: window i is days[i .. i + windowSize - 1]. */
 export function seriesRows(bundle: Bundle, days: readonly DayValues[], windowSize: number): RowSource {
   const { window: w, width } = bundle;
-  const channels = width / w;
   const skip = windowSize - w;
-  const value = (day: number, c: number) => {
-    const v = days[day]!;
-    return typeof v === "number" ? v : v[c]!;
-  };
   return {
     n: Math.max(0, days.length - windowSize + 1),
     rows(start, count) {
       const data = new Float64Array(count * width);
       for (let i = 0; i < count; i++) {
-        const first = start + skip + i;
-        for (let c = 0; c < channels; c++) {
-          const offset = i * width + c * w;
-          for (let j = 0; j < w; j++) data[offset + j] = value(first + j, c);
+        for (let j = 0; j < w; j++) {
+          const day = days[start + skip + i + j]!;
+          // Channel c of lag j goes to c·w + j: channel-major, as the models take it.
+          if (typeof day === "number") data[i * width + j] = day;
+          else for (let c = 0; c < day.length; c++) data[i * width + c * w + j] = day[c]!;
         }
       }
       return { data, n: count };
@@ -104,26 +100,24 @@ export function priceRows(bundle: Bundle, prices: readonly number[], windowSize:
 const RANGE_TOLERANCE = 1e-9;
 
 /**
- * Whether feature j of a row lies beyond what training saw. With the manifest's
- * feature_range, beyond that feature's [min, max] (less the parity tolerance). Older
- * manifests record no feature range, but they record the range of the training targets, and
- * those are built from the same daily percent log returns the features denoise: a return
- * bundle's feature (a denoised return) beyond the largest |target| return, or a volatility
- * bundle's (a denoised squared return) beyond the square of the largest realized volatility,
- * is outside anything training saw.
+ * Per feature, the interval [low, high] beyond which a value is outside what training saw.
+ * With the manifest's feature_range, that feature's [min, max] (widened by the parity
+ * tolerance). Older manifests record no feature range, but they record the range of the
+ * training targets, and those are built from the same daily percent log returns the features
+ * denoise: a return bundle's feature (a denoised return) beyond the largest |target| return,
+ * or a volatility bundle's (a denoised squared return) beyond the square of the largest
+ * realized volatility, is outside anything training saw.
  */
-export function inputBound(bundle: Bundle): (value: number, j: number) => boolean {
+export function inputBound(bundle: Bundle): { low: Float64Array; high: Float64Array } {
   const range = bundle.manifest.feature_range;
   if (range) {
     const tolerance = (bound: number) => RANGE_TOLERANCE * Math.max(1, Math.abs(bound));
-    const low = Float64Array.from(range.min, (v) => v - tolerance(v));
-    const high = Float64Array.from(range.max, (v) => v + tolerance(v));
-    return (value, j) => value < low[j]! || value > high[j]!;
+    return { low: Float64Array.from(range.min, (v) => v - tolerance(v)), high: Float64Array.from(range.max, (v) => v + tolerance(v)) };
   }
   const { min, max } = bundle.manifest.target_range;
   const largest = Math.max(Math.abs(min), Math.abs(max));
   const bound = bundle.features.denoise.series === "squared_return_pct" ? largest * largest : largest;
-  return (value) => Math.abs(value) > bound;
+  return { low: new Float64Array(bundle.width).fill(-bound), high: new Float64Array(bundle.width).fill(bound) };
 }
 
 export class Predictor {
@@ -133,9 +127,9 @@ export class Predictor {
   constructor(private readonly metrics: Metrics) {}
 
   private bounds(bundle: Bundle): ReturnType<typeof inputBound> {
-    let beyond = this.bound.get(bundle);
-    if (!beyond) this.bound.set(bundle, (beyond = inputBound(bundle)));
-    return beyond;
+    let bounds = this.bound.get(bundle);
+    if (!bounds) this.bound.set(bundle, (bounds = inputBound(bundle)));
+    return bounds;
   }
 
   /** `abandoned()` turns true when the client goes away: the rows not yet run are then dropped. */
@@ -150,12 +144,13 @@ export class Predictor {
 
   /** Input drift: feature rows with a value beyond what training saw (inputBound). Cached answers count too. */
   observeInputs(bundle: Bundle, model: ModelType, rows: Rows): void {
-    const beyond = this.bounds(bundle);
+    const { low, high } = this.bounds(bundle);
     const width = bundle.width;
     let outside = 0;
     for (let i = 0; i < rows.n; i++) {
       for (let j = 0; j < width; j++) {
-        if (beyond(rows.data[i * width + j]!, j)) {
+        const v = rows.data[i * width + j]!;
+        if (v < low[j]! || v > high[j]!) {
           outside++;
           break;
         }
