@@ -42,6 +42,7 @@ describe("the manifest's feature channels", () => {
 
   const spoilt: [string, (m: Json) => void, string][] = [
     ["names not window × channels", (m) => m.features.names.pop(), "window × channels"],
+    ["names in another order than the channels", (m) => m.features.names.push(...m.features.names.splice(0, 10)), "channel after channel"],
     ["min_prices not window + the longest history", (m) => (m.features.min_prices = 42), "(74)"],
     ["an energy channel without energy settings", (m) => delete m.features.energy, "features.energy"],
     ["energy settings without an energy channel", (m) => {

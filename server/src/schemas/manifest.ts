@@ -115,6 +115,10 @@ export const featureSpecSchema = z
     if (f.energy && energies.some((band) => band !== "smooth" && band > f.energy!.levels)) fail("a wav_e<j> channel has j above energy.levels");
     if (parsed.some((c) => c.kind === "gjr") !== (f.garch !== undefined)) fail("features.garch must be given exactly when the gjr_vol channel is");
     if (f.names.length !== f.window * f.channels.length) fail("features.names must have window × channels entries");
+    // The names say which value is which: the vector is channel-major, each channel's lags oldest first.
+    else if (f.names.some((name, i) => name !== `${f.channels[Math.floor(i / f.window)]}_lag${f.window - 1 - (i % f.window)}`)) {
+      fail("features.names must be <channel>_lag<k>, k = window−1 .. 0, channel after channel in features.channels order");
+    }
     if (failed) return; // min_prices is only defined for a consistent spec
     const { minPrices } = featureParams(f);
     if (f.min_prices !== minPrices) fail(`features.min_prices must be window + the longest channel history (${minPrices})`);
