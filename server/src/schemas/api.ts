@@ -64,7 +64,7 @@ function featuresOrPrices<T extends z.ZodRawShape>(
     .meta({ id, oneOf: [{ required: ["features"] }, { required: ["prices"] }], example });
 }
 
-// Features are denoised percent returns (or their squares): a million is already absurd, and
+// Features are percent returns, their squares, energies or volatilities: a million is already absurd, and
 // the bound keeps every model's float32 arithmetic finite. Prices may be in any currency.
 const FEATURES = { minimum: -1e6, maximum: 1e6 };
 const PRICES = { minimum: 1e-10, maximum: 1e15 };
@@ -110,11 +110,11 @@ function numbers(items: Bounds, minItems: number, maxItems: number, description:
     .meta({ type: "array", minItems, maxItems, items: { type: "number", ...items }, description });
 }
 
-/** An array of per-day rows, each exactly `width` bounded numbers; checked like numbers(). */
-function dayRows(items: Bounds, width: number, minDays: number, maxDays: number, description: string) {
+/** An array of per-day rows, each exactly `perRow` bounded numbers (one per channel); checked like numbers(). */
+function dayRows(items: Bounds, perRow: number, minDays: number, maxDays: number, description: string) {
   const size = sizeText(minDays, maxDays);
   return z
-    .custom<number[][]>((v) => Array.isArray(v), { message: `expected an array of ${size} rows of ${width} numbers` })
+    .custom<number[][]>((v) => Array.isArray(v), { message: `expected an array of ${size} rows of ${perRow} numbers` })
     .check((ctx) => {
       const v = ctx.value;
       if (v.length < minDays || v.length > maxDays) {
@@ -123,18 +123,18 @@ function dayRows(items: Bounds, width: number, minDays: number, maxDays: number,
       }
       for (let i = 0; i < v.length; i++) {
         const row: unknown = v[i];
-        if (!Array.isArray(row) || row.length !== width) {
-          ctx.issues.push({ code: "custom", message: `expected a row of exactly ${width} numbers`, input: row, path: [i] });
+        if (!Array.isArray(row) || row.length !== perRow) {
+          ctx.issues.push({ code: "custom", message: `expected a row of exactly ${perRow} numbers`, input: row, path: [i] });
           return;
         }
-        for (let c = 0; c < width; c++) if (refuse(ctx, row[c], items, [i, c])) return;
+        for (let c = 0; c < perRow; c++) if (refuse(ctx, row[c], items, [i, c])) return;
       }
     })
     .meta({
       type: "array",
       minItems: minDays,
       maxItems: maxDays,
-      items: { type: "array", minItems: width, maxItems: width, items: { type: "number", ...items } },
+      items: { type: "array", minItems: perRow, maxItems: perRow, items: { type: "number", ...items } },
       description,
     });
 }
