@@ -40,6 +40,18 @@ describe("the manifest's feature channels", () => {
     expect(p.energy!.hi[1]).toBeCloseTo(-0.5, 15);
   });
 
+  it("every wav_* channel has the deepest level's history, as the pipeline counts it (wav_e1 alone with J = 4, M = 22: 22 + 16 − 1)", () => {
+    const m = multiChannel();
+    m.features.channels = ["dn_ret", "ret", "wav_e1"];
+    m.features.names = m.features.channels.flatMap((c: string) => lags(c, 10));
+    m.features.energy = { levels: 4, span: 22 };
+    delete m.features.garch;
+    m.features.min_prices = 10 + 37;
+    expect(issues(m)).toEqual([]);
+    m.features.min_prices = 10 + 32; // wav_e1's own 22 + 2 − 1 = 23 would make dn_ret's 32 the longest
+    expect(issues(m).join()).toContain("(47)");
+  });
+
   const spoilt: [string, (m: Json) => void, string][] = [
     ["names not window × channels", (m) => m.features.names.pop(), "window × channels"],
     ["names in another order than the channels", (m) => m.features.names.push(...m.features.names.splice(0, 10)), "channel after channel"],

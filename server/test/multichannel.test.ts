@@ -1,10 +1,9 @@
-import { cpSync, rmSync } from "node:fs";
 import type { FastifyInstance } from "fastify";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { channelSeries, featureParams, featureRows } from "../src/features/channels.js";
 import { manifestSchema } from "../src/schemas/manifest.js";
 import { parityBundles } from "./bundles.js";
-import { GUIDE_FEATURES, RETURN_BUNDLE, copyBundle, json, testApp } from "./helpers.js";
+import { GUIDE_FEATURES, RETURN_BUNDLE, copyBundle, json, replaceBundle, testApp } from "./helpers.js";
 import { linearBundle, multiChannelFeatures } from "./linear-bundle.js";
 
 /** A seeded random walk of daily closes with a crash in it (every channel then moves). */
@@ -168,8 +167,7 @@ describe("reloads between bundles of different feature shapes are refused", () =
       const dir = copyBundle(from);
       const app = await testApp({ MODEL_DIR: dir });
       const before = (await app.inject({ method: "GET", url: "/health" })).json().bundle.name;
-      rmSync(dir, { recursive: true });
-      cpSync(to, dir, { recursive: true });
+      replaceBundle(dir, to);
       const reload = await app.inject({ method: "POST", url: "/admin/reload" });
       expect(reload.statusCode).toBe(422);
       expect(reload.json().message).toMatch(/takes features of 10 days × \d channels? from \d+ prices, the API this process publishes takes .*restart the server/);

@@ -52,7 +52,7 @@ export function channelHistory(channel: Channel, p: Pick<FeatureParams, "denoise
     case "return":
       return 1;
     case "energy":
-      return energyHistory(channel.band, p.energy!);
+      return energyHistory(p.energy!);
     case "gjr":
       return p.garch!.trailing;
   }

@@ -31,9 +31,13 @@ export function levelSpan(level: number, filterLength: number): number {
   return (2 ** level - 1) * (filterLength - 1) + 1;
 }
 
-/** Returns an energy at day t needs: M days of coefficients, each spanning L_j returns. */
-export function energyHistory(band: EnergyBand, p: Pick<EnergyParams, "levels" | "span" | "lo">): number {
-  return p.span + levelSpan(band === "smooth" ? p.levels : band, p.lo.length) - 1;
+/**
+ * The energy channels' history in returns: M days of level-J coefficients, each spanning L_J
+ * returns. Shallower levels are defined sooner, but the spec (and the pipeline's min_prices)
+ * gives every wav_* channel the deepest level's history.
+ */
+export function energyHistory(p: Pick<EnergyParams, "levels" | "span" | "lo">): number {
+  return p.span + levelSpan(p.levels, p.lo.length) - 1;
 }
 
 /**
