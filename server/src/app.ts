@@ -23,7 +23,7 @@ import { metricsRoute, registryMetrics } from "./routes/metrics.js";
 import { predictRoutes } from "./routes/predict.js";
 import { localReload, type Reload } from "./reloads.js";
 import type { TlsFiles } from "./tls.js";
-import { DEFAULT_SHAPE, type FeatureShape } from "./schemas/api.js";
+import { DEFAULT_SHAPE, describeShape, type FeatureShape, featureShape, sameShape } from "./schemas/api.js";
 
 export const API_VERSION = "1.0.0";
 
@@ -136,11 +136,13 @@ export async function buildApp(opts: BuildOptions): Promise<FastifyInstance> {
       metrics.reloads.inc({ result: "failed" });
       metrics.digestMismatch.set(error instanceof DigestMismatch ? 1 : 0);
     },
-    accept: (bundle) =>
-      shape && (bundle.window !== shape.window || bundle.manifest.features.min_prices !== shape.minPrices)
-        ? `bundle ${bundle.name} takes ${bundle.window} features from ${bundle.manifest.features.min_prices} prices, ` +
-          `the API this process publishes takes ${shape.window} from ${shape.minPrices}; restart the server to serve it`
-        : undefined,
+    accept: (bundle) => {
+      const offered = featureShape(bundle.manifest.features);
+      return shape && !sameShape(offered, shape)
+        ? `bundle ${bundle.name} takes features of ${describeShape(offered)}, ` +
+            `the API this process publishes takes ${describeShape(shape)}; restart the server to serve it`
+        : undefined;
+    },
   });
   app.decorate("wavelet", { registry, metrics, scheduler, redis, beginShutdown: () => (shuttingDown = true) } satisfies WaveletApp);
   app.addHook("onRequest", (_request, reply, done) => {
@@ -154,7 +156,7 @@ export async function buildApp(opts: BuildOptions): Promise<FastifyInstance> {
 
   await registry.start();
   const first = registry.serving?.bundle;
-  shape = first ? { window: first.window, minPrices: first.manifest.features.min_prices } : DEFAULT_SHAPE;
+  shape = first ? featureShape(first.manifest.features) : DEFAULT_SHAPE;
 
   await app.register(errorsPlugin);
   await app.register(metricsPlugin, { metrics });

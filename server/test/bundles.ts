@@ -9,6 +9,8 @@ export interface ParityCase {
   name: string;
   prices: number[];
   denoised: (number | null)[];
+  /** Per channel, its per-day values (null where undefined); in bundles with features.channels. */
+  channels?: Record<string, (number | null)[]>;
   features: number[][];
   predictions: Record<string, number[]>;
   intervals: Record<string, { lower: number[]; upper: number[] }>;
@@ -20,13 +22,27 @@ export interface TestBundle {
   cases: ParityCase[];
 }
 
+function readBundle(dir: string): TestBundle {
+  return {
+    dir,
+    manifest: manifestSchema.parse(JSON.parse(readFileSync(join(dir, "manifest.json"), "utf8"))),
+    cases: JSON.parse(readFileSync(join(dir, "vectors/parity.json"), "utf8")).cases as ParityCase[],
+  };
+}
+
 export function defaultBundles(): TestBundle[] {
   return readdirSync(BUNDLES_DIR)
     .map((name) => join(BUNDLES_DIR, name))
     .filter((dir) => existsSync(join(dir, "manifest.json")))
-    .map((dir) => ({
-      dir,
-      manifest: manifestSchema.parse(JSON.parse(readFileSync(join(dir, "manifest.json"), "utf8"))),
-      cases: JSON.parse(readFileSync(join(dir, "vectors/parity.json"), "utf8")).cases as ParityCase[],
-    }));
+    .map(readBundle);
+}
+
+/**
+ * The default bundles and those named in EXTRA_BUNDLES (directories, ":"-separated), such as
+ * a freshly trained bundle to check before it is committed. A named directory that is not a
+ * bundle fails the run rather than silently checking less.
+ */
+export function parityBundles(): TestBundle[] {
+  const extra = (process.env.EXTRA_BUNDLES ?? "").split(":").filter(Boolean);
+  return [...defaultBundles(), ...extra.map((dir) => readBundle(resolve(dir)))];
 }

@@ -1,6 +1,6 @@
 import type { FastifyInstance } from "fastify";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { defaultBundles } from "./bundles.js";
+import { parityBundles } from "./bundles.js";
 import { json, testApp } from "./helpers.js";
 
 // The vectors were computed in Python from the same float32 graphs; intervals add float64
@@ -8,7 +8,7 @@ import { json, testApp } from "./helpers.js";
 const PREDICTION_TOLERANCE = 1e-6;
 const INTERVAL_TOLERANCE = 1e-6;
 
-describe.each(defaultBundles())("$manifest.name: the API reproduces the parity vectors", (bundle) => {
+describe.each(parityBundles())("$manifest.name ($dir): the API reproduces the parity vectors", (bundle) => {
   let app: FastifyInstance;
   let quantized: FastifyInstance;
   beforeAll(async () => {

@@ -2,19 +2,18 @@
  * Causal wavelet features, the TypeScript twin of models/src/wavelet_pipeline/features.py.
  *
  * For each day t: u_t is the percent log return (or its square), and
- * x_t is the last point of the wavelet-denoised trailing window u[t-trailing+1 .. t]. The
- * feature vector at t is x[t-window+1 .. t], oldest first. Everything is read from the
- * bundle manifest, including the wavelet's filters, and must agree with the Python code on
- * the bundle's parity vectors to 1e-9.
+ * x_t is the last point of the wavelet-denoised trailing window u[t-trailing+1 .. t]: the
+ * dn_ret / dn_sq channel (channels.ts builds the feature vectors). Everything is read from
+ * the bundle manifest, including the wavelet's filters, and must agree with the Python code
+ * on the bundle's parity vectors to 1e-9.
  */
 
 import type { FeatureSpec } from "../schemas/manifest.js";
 
 export type SeriesKind = FeatureSpec["series"];
 
-export interface FeatureParams {
+export interface DenoiseParams {
   series: SeriesKind;
-  window: number;
   trailing: number;
   levels: number;
   decLo: readonly number[];
@@ -23,10 +22,6 @@ export interface FeatureParams {
 
 // Median absolute deviation of Gaussian noise over its standard deviation (as in Python).
 const MAD_TO_SIGMA = 0.6744897501960817;
-
-export function minPrices(p: FeatureParams): number {
-  return p.trailing + p.window;
-}
 
 /**
  * One level of the periodized DWT, with PyWavelets' alignment:
@@ -78,7 +73,7 @@ function median(values: Float64Array): number {
 }
 
 /** Last point of the denoised window: DWT, universal soft threshold of details, inverse DWT. */
-export function denoiseLast(window: Float64Array, p: FeatureParams): number {
+export function denoiseLast(window: Float64Array, p: DenoiseParams): number {
   const details: Float64Array[] = [];
   let approx = window;
   for (let level = 0; level < p.levels; level++) {
@@ -96,60 +91,32 @@ export function denoiseLast(window: Float64Array, p: FeatureParams): number {
   return signal[signal.length - 1]!;
 }
 
-/** u_t for each day; u_0 is NaN. */
-export function perDaySeries(prices: readonly number[], p: FeatureParams): Float64Array {
-  const u = new Float64Array(prices.length).fill(Number.NaN);
-  for (let t = 1; t < prices.length; t++) {
-    const r = 100 * Math.log(prices[t]! / prices[t - 1]!);
-    u[t] = p.series === "log_return_pct" ? r : r * r;
-  }
-  return u;
+/** r_t = 100·ln(P_t / P_{t−1}), the percent log return, for each day; r_0 is NaN. */
+export function percentReturns(prices: readonly number[]): Float64Array {
+  const r = new Float64Array(prices.length).fill(Number.NaN);
+  for (let t = 1; t < prices.length; t++) r[t] = 100 * Math.log(prices[t]! / prices[t - 1]!);
+  return r;
+}
+
+/** u_t for each day from the returns r: r_t itself or its square; u_0 is NaN. */
+export function perDaySeries(r: Float64Array, series: SeriesKind): Float64Array {
+  return series === "log_return_pct" ? r : r.map((v) => v * v);
 }
 
 /**
  * Writes x_t into x for the days t in [from, to) of u = perDaySeries(...): each day needs only
  * its own trailing window, so a long series can be denoised a range at a time.
  */
-export function denoiseRange(u: Float64Array, x: Float64Array, from: number, to: number, p: FeatureParams): void {
+export function denoiseRange(u: Float64Array, x: Float64Array, from: number, to: number, p: DenoiseParams): void {
   for (let t = Math.max(from, p.trailing); t < to; t++) {
     x[t] = denoiseLast(u.subarray(t - p.trailing + 1, t + 1), p);
   }
 }
 
 /** x_t for each day; NaN until `trailing` returns exist. */
-export function denoisedSeries(prices: readonly number[], p: FeatureParams): Float64Array {
-  const u = perDaySeries(prices, p);
+export function denoisedSeries(prices: readonly number[], p: DenoiseParams): Float64Array {
+  const u = perDaySeries(percentReturns(prices), p.series);
   const x = new Float64Array(u.length).fill(Number.NaN);
   denoiseRange(u, x, 0, u.length, p);
   return x;
-}
-
-/** Every complete feature vector, one per day from the first with enough history. */
-export function featureRows(prices: readonly number[], p: FeatureParams): number[][] {
-  const x = denoisedSeries(prices, p);
-  const rows: number[][] = [];
-  for (let t = p.trailing + p.window - 1; t < x.length; t++) {
-    rows.push(Array.from(x.subarray(t - p.window + 1, t + 1)));
-  }
-  return rows;
-}
-
-/** The feature vector of the last day, computed from the last minPrices(p) prices only. */
-export function featuresFromPrices(prices: readonly number[], p: FeatureParams): number[] {
-  const need = minPrices(p);
-  if (prices.length < need) throw new RangeError(`need at least ${need} prices, got ${prices.length}`);
-  const rows = featureRows(prices.slice(prices.length - need), p);
-  return rows[rows.length - 1]!;
-}
-
-/** The parameters of a bundle's features, as its manifest states them. */
-export function featureParams(spec: FeatureSpec): FeatureParams {
-  return {
-    series: spec.series,
-    window: spec.window,
-    trailing: spec.trailing,
-    levels: spec.levels,
-    decLo: spec.filters.dec_lo,
-    decHi: spec.filters.dec_hi,
-  };
 }

@@ -3,7 +3,7 @@ import { constants } from "node:fs";
 import { access, open, readdir, realpath } from "node:fs/promises";
 import { basename, join, sep } from "node:path";
 import * as ort from "onnxruntime-node";
-import { type FeatureParams, featureParams } from "../features/wavelet.js";
+import { type FeatureParams, featureParams } from "../features/channels.js";
 import { type Manifest, type ModelEntry, manifestSchema, paritySchema } from "../schemas/manifest.js";
 
 /**
@@ -114,7 +114,7 @@ export async function locateBundle(modelDir: string, name: string | undefined): 
 // One intra-op thread: rows then never depend on how they were batched (the tree ensemble
 // splits work across threads differently for small and large batches), and throughput
 // comes from WORKERS processes instead.
-const SESSION_OPTIONS: ort.InferenceSession.SessionOptions = {
+export const SESSION_OPTIONS: ort.InferenceSession.SessionOptions = {
   intraOpNumThreads: 1,
   interOpNumThreads: 1,
   executionMode: "sequential",
@@ -142,8 +142,14 @@ export class Bundle {
     return this.manifest.version;
   }
 
+  /** Days of lags per channel (the features' W). */
   get window(): number {
     return this.manifest.features.window;
+  }
+
+  /** Values in one feature vector, the models' input width: window × channels. */
+  get width(): number {
+    return this.manifest.features.names.length;
   }
 
   /** Read and verify the manifest and every file's hash; load no model yet. */
@@ -256,10 +262,10 @@ export class Bundle {
           `${entry.file}: graph has inputs [${session.inputNames}] and outputs [${session.outputNames}], manifest says ${input.name} → ${output.name}`,
         );
       }
-      if (input.shape[1] !== this.window || output.shape[1] !== 1) {
-        throw new BundleError(`${entry.file}: shapes ${JSON.stringify(input.shape)} → ${JSON.stringify(output.shape)} do not fit window ${this.window}`);
+      if (input.shape[1] !== this.width || output.shape[1] !== 1) {
+        throw new BundleError(`${entry.file}: shapes ${JSON.stringify(input.shape)} → ${JSON.stringify(output.shape)} do not fit ${this.width} features`);
       }
-      const warm = await session.run({ [input.name]: new ort.Tensor("float32", new Float32Array(this.window), [1, this.window]) });
+      const warm = await session.run({ [input.name]: new ort.Tensor("float32", new Float32Array(this.width), [1, this.width]) });
       const value = (warm[output.name]!.data as Float32Array)[0];
       if (warm[output.name]!.dims.join() !== "1,1" || !Number.isFinite(value)) {
         throw new BundleError(`${entry.file}: warm-up inference gave ${String(value)} with shape ${warm[output.name]!.dims}`);

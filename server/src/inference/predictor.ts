@@ -1,4 +1,4 @@
-import { denoiseRange, featuresFromPrices, perDaySeries } from "../features/wavelet.js";
+import { DailyChannels, featuresFromPrices } from "../features/channels.js";
 import { AppError } from "../plugins/errors.js";
 import type { Metrics } from "../plugins/metrics.js";
 import type { Bundle, ModelType } from "./bundle.js";
@@ -10,7 +10,7 @@ import type { Serving } from "./registry.js";
  */
 
 export interface Rows {
-  data: Float64Array; // n × window feature values, row after row
+  data: Float64Array; // n × width feature values, row after row
   n: number;
 }
 
@@ -23,37 +23,48 @@ export interface Predictions {
 // bundle's feature shape (and a reload to another shape is refused).
 
 export function rowsFromVectors(bundle: Bundle, vectors: readonly (readonly number[])[]): Rows {
-  const w = bundle.window;
-  const data = new Float64Array(vectors.length * w);
-  vectors.forEach((v, i) => data.set(v, i * w));
+  const width = bundle.width;
+  const data = new Float64Array(vectors.length * width);
+  vectors.forEach((v, i) => data.set(v, i * width));
   return { data, n: vectors.length };
 }
 
 /** The feature vector of the last day of `prices`. */
 export function rowFromPrices(bundle: Bundle, prices: readonly number[]): Rows {
-  return { data: Float64Array.from(featuresFromPrices(prices, bundle.features)), n: 1 };
+  return { data: featuresFromPrices(prices, bundle.features), n: 1 };
 }
 
 /**
  * The feature rows of a stream, built a chunk at a time so a long series never blocks the
  * event loop for long nor holds every row at once. Row i stands for a window of
- * `windowSize` consecutive per-day feature values; the model sees its last `bundle.window`.
+ * `windowSize` consecutive days; the model sees the last `bundle.window` days of each channel.
  */
 export interface RowSource {
   n: number;
   rows(start: number, count: number): Rows;
 }
 
-/** Windows over a series of per-day feature values: window i is series[i .. i + windowSize - 1]. */
-export function seriesRows(bundle: Bundle, series: readonly number[], windowSize: number): RowSource {
-  const w = bundle.window;
+/**
+ * A day's channel values as a stream sends them: a plain number for a 1-channel bundle, an
+ * array of one value per channel (in features.channels order) otherwise.
+ */
+export type DayValues = number | readonly number[];
+
+/** Windows over a series of per-day feature values: window i is days[i .. i + windowSize - 1]. */
+export function seriesRows(bundle: Bundle, days: readonly DayValues[], windowSize: number): RowSource {
+  const { window: w, width } = bundle;
   const skip = windowSize - w;
   return {
-    n: Math.max(0, series.length - windowSize + 1),
+    n: Math.max(0, days.length - windowSize + 1),
     rows(start, count) {
-      const data = new Float64Array(count * w);
+      const data = new Float64Array(count * width);
       for (let i = 0; i < count; i++) {
-        for (let j = 0; j < w; j++) data[i * w + j] = series[start + skip + i + j]!;
+        for (let j = 0; j < w; j++) {
+          const day = days[start + skip + i + j]!;
+          // Channel c of lag j goes to c·w + j: channel-major, as the models take it.
+          if (typeof day === "number") data[i * width + j] = day;
+          else for (let c = 0; c < day.length; c++) data[i * width + c * w + j] = day[c]!;
+        }
       }
       return { data, n: count };
     },
@@ -62,45 +73,64 @@ export function seriesRows(bundle: Bundle, series: readonly number[], windowSize
 
 /**
  * One row per day of `prices` with `windowSize` days of features before it (the first is
- * day trailing + windowSize - 1); each day's denoised value is computed once, when a chunk
- * first needs it.
+ * day minPrices − window + windowSize − 1); each day's channels are computed once, when a
+ * chunk first needs them.
  */
 export function priceRows(bundle: Bundle, prices: readonly number[], windowSize: number): RowSource {
   const p = bundle.features;
-  const w = bundle.window;
-  const first = p.trailing + windowSize - 1;
-  const u = perDaySeries(prices, p);
-  const x = new Float64Array(u.length).fill(Number.NaN);
-  let computed = 0; // x is filled for days before this one
+  const { window: w, width } = bundle;
+  const first = p.minPrices - w + windowSize - 1;
+  const daily = new DailyChannels(prices, p);
+  let computed = 0; // the channels are filled for days before this one
   return {
     n: Math.max(0, prices.length - first),
     rows(start, count) {
       const last = first + start + count - 1;
-      denoiseRange(u, x, Math.max(computed, first + start - w + 1), last + 1, p);
+      daily.fill(Math.max(computed, first + start - w + 1), last + 1);
       computed = last + 1;
-      const data = new Float64Array(count * w);
-      for (let i = 0; i < count; i++) data.set(x.subarray(first + start + i - w + 1, first + start + i + 1), i * w);
+      const data = new Float64Array(count * width);
+      for (let i = 0; i < count; i++) daily.vectorAt(first + start + i, data, i * width);
       return { data, n: count };
     },
   };
 }
 
+// The server's features agree with the pipeline's to 1e-9 (the parity contract), so a row at
+// the edge of the training range may land that far beyond it without being new input.
+const RANGE_TOLERANCE = 1e-9;
+
 /**
- * The largest |feature| a bundle's training could have produced. The manifest records no
- * feature range, but it records the range of the training targets, and those are built from
- * the same daily percent log returns the features denoise: a return bundle's feature (a
- * denoised return) beyond the largest |target| return, or a volatility bundle's (a denoised
- * squared return) beyond the square of the largest realized volatility, is outside anything
- * training saw.
+ * Per feature, the interval [low, high] beyond which a value is outside what training saw.
+ * With the manifest's feature_range, that feature's [min, max] (widened by the parity
+ * tolerance). Older manifests record no feature range, but they record the range of the
+ * training targets, and those are built from the same daily percent log returns the features
+ * denoise: a return bundle's feature (a denoised return) beyond the largest |target| return,
+ * or a volatility bundle's (a denoised squared return) beyond the square of the largest
+ * realized volatility, is outside anything training saw.
  */
-export function inputBound(bundle: Bundle): number {
+export function inputBound(bundle: Bundle): { low: Float64Array; high: Float64Array } {
+  const range = bundle.manifest.feature_range;
+  if (range) {
+    const tolerance = (bound: number) => RANGE_TOLERANCE * Math.max(1, Math.abs(bound));
+    return { low: Float64Array.from(range.min, (v) => v - tolerance(v)), high: Float64Array.from(range.max, (v) => v + tolerance(v)) };
+  }
   const { min, max } = bundle.manifest.target_range;
   const largest = Math.max(Math.abs(min), Math.abs(max));
-  return bundle.features.series === "squared_return_pct" ? largest * largest : largest;
+  const bound = bundle.features.denoise.series === "squared_return_pct" ? largest * largest : largest;
+  return { low: new Float64Array(bundle.width).fill(-bound), high: new Float64Array(bundle.width).fill(bound) };
 }
 
 export class Predictor {
+  // Per bundle, built once: the test runs on every row predicted.
+  private readonly bound = new WeakMap<Bundle, ReturnType<typeof inputBound>>();
+
   constructor(private readonly metrics: Metrics) {}
+
+  private bounds(bundle: Bundle): ReturnType<typeof inputBound> {
+    let bounds = this.bound.get(bundle);
+    if (!bounds) this.bound.set(bundle, (bounds = inputBound(bundle)));
+    return bounds;
+  }
 
   /** `abandoned()` turns true when the client goes away: the rows not yet run are then dropped. */
   async predict(serving: Serving, model: ModelType, rows: Rows, withInterval: boolean, abandoned?: () => boolean): Promise<Predictions> {
@@ -112,14 +142,15 @@ export class Predictor {
     return withInterval ? { values, interval: this.intervals(serving, model, rows, values) } : { values };
   }
 
-  /** Input drift: feature rows with a value beyond the bundle's bound (inputBound). Cached answers count too. */
+  /** Input drift: feature rows with a value beyond what training saw (inputBound). Cached answers count too. */
   observeInputs(bundle: Bundle, model: ModelType, rows: Rows): void {
-    const bound = inputBound(bundle);
-    const w = bundle.window;
+    const { low, high } = this.bounds(bundle);
+    const width = bundle.width;
     let outside = 0;
     for (let i = 0; i < rows.n; i++) {
-      for (let j = i * w; j < (i + 1) * w; j++) {
-        if (Math.abs(rows.data[j]!) > bound) {
+      for (let j = 0; j < width; j++) {
+        const v = rows.data[i * width + j]!;
+        if (v < low[j]! || v > high[j]!) {
           outside++;
           break;
         }
@@ -149,7 +180,7 @@ export class Predictor {
     // From the manifest: a cached answer (say from another replica, through Redis) may need
     // an interval before this replica has loaded the model.
     const { calibration } = bundle.entry(model);
-    const w = bundle.window;
+    const width = bundle.width;
     const clampAtZero = bundle.manifest.conformal.lower_bound_zero;
     const lower = new Float64Array(rows.n);
     const upper = new Float64Array(rows.n);
@@ -157,8 +188,8 @@ export class Predictor {
       let raw: number;
       if (calibration.scale === "rms_features") {
         let sum = 0;
-        for (let j = i * w; j < (i + 1) * w; j++) sum += rows.data[j]! * rows.data[j]!;
-        raw = Math.sqrt(sum / w);
+        for (let j = i * width; j < (i + 1) * width; j++) sum += rows.data[j]! * rows.data[j]!;
+        raw = Math.sqrt(sum / width);
       } else {
         raw = Math.abs(values[i]!);
       }

@@ -48,7 +48,7 @@ export class Serving {
     if (!this.bundle.isConfigured(model)) return Promise.reject(unavailable(`Model ${model} not loaded`));
     let runner = this.runners.get(model);
     if (!runner) {
-      runner = this.bundle.load(model).then((loaded) => new ModelRunner(loaded, this.bundle.window, this.options.runner));
+      runner = this.bundle.load(model).then((loaded) => new ModelRunner(loaded, this.bundle.width, this.options.runner));
       runner.catch(() => this.runners.delete(model));
       this.runners.set(model, runner);
     }

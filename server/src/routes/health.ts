@@ -4,6 +4,7 @@ import { z } from "zod";
 import { MODEL_TYPES } from "../config.js";
 import type { ModelRegistry } from "../inference/registry.js";
 import { unavailable } from "../plugins/errors.js";
+import type { FeatureSpec } from "../schemas/manifest.js";
 import { goldenResponse, healthResponse, modelsResponse } from "../schemas/api.js";
 
 export interface HealthRoutesOptions {
@@ -11,6 +12,21 @@ export interface HealthRoutesOptions {
   loading: "eager" | "lazy";
   startedAt: number;
   shuttingDown: () => boolean;
+}
+
+/** The manifest's feature settings that say what a client sends and how the server computes it. */
+function featuresShown(f: FeatureSpec) {
+  return {
+    names: f.names,
+    window: f.window,
+    channels: f.channels,
+    min_prices: f.min_prices,
+    series: f.series,
+    ...(f.energy ? { energy: { levels: f.energy.levels, span: f.energy.span } } : {}),
+    ...(f.garch
+      ? { garch: { kind: f.garch.kind, omega: f.garch.omega, alpha: f.garch.alpha, gamma: f.garch.gamma, beta: f.garch.beta, trailing: f.garch.trailing, horizon: f.garch.horizon } }
+      : {}),
+  };
 }
 
 export async function healthRoutes(app: FastifyInstance, opts: HealthRoutesOptions) {
@@ -91,7 +107,7 @@ export async function healthRoutes(app: FastifyInstance, opts: HealthRoutesOptio
       return {
         bundle: { name: bundle.name, version: bundle.version, digest: bundle.digest, created: m.created, description: (m as { description?: string }).description },
         target: m.target,
-        features: { names: m.features.names, window: m.features.window, min_prices: m.features.min_prices, series: m.features.series },
+        features: featuresShown(m.features),
         default_model: m.default_model,
         models: MODEL_TYPES.map((name) => {
           const loaded = bundle.loadedModel(name);

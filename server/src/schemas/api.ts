@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { MODEL_TYPES } from "../config.js";
+import type { FeatureSpec } from "./manifest.js";
 
 /**
  * Request and response schemas of the REST API. They validate every request and are the
@@ -13,16 +14,36 @@ export interface Limits {
 }
 
 /**
- * What a feature vector looks like for the bundle the process serves. The published API
- * fixes it for the process's lifetime; a reload to a bundle of another shape is refused.
+ * What a feature vector looks like for the bundle the process serves: `window` days of each
+ * of `channels` per-day channels, channel-major, so `window × channels` values. The published
+ * API fixes it for the process's lifetime; a reload to a bundle of another shape is refused.
+ * Which channels they are is the bundle's to say (GET /models: features.channels), as which
+ * series a 1-channel bundle denoises always was: a bundle of the same shape can replace it.
  */
 export interface FeatureShape {
+  /** Days of lags per channel (features.window). */
   window: number;
+  /** How many per-day channels (features.channels). */
+  channels: number;
+  /** Prices the first feature vector needs (features.min_prices). */
   minPrices: number;
 }
 
-/** The shape of the pipeline's default bundles, used when no bundle could be loaded at start. */
-export const DEFAULT_SHAPE: FeatureShape = { window: 10, minPrices: 42 };
+/** The shape of the pipeline's return bundle, used when no bundle could be loaded at start. */
+export const DEFAULT_SHAPE: FeatureShape = { window: 10, channels: 1, minPrices: 42 };
+
+export function featureShape(spec: FeatureSpec): FeatureShape {
+  return { window: spec.window, channels: spec.channels.length, minPrices: spec.min_prices };
+}
+
+export const sameShape = (a: FeatureShape, b: FeatureShape) => a.window === b.window && a.channels === b.channels && a.minPrices === b.minPrices;
+
+/** Values in one feature vector. */
+export const featureWidth = (shape: FeatureShape) => shape.window * shape.channels;
+
+/** For messages: "10 days × 1 channel from 42 prices". */
+export const describeShape = (shape: FeatureShape) =>
+  `${shape.window} days × ${shape.channels} channel${shape.channels === 1 ? "" : "s"} from ${shape.minPrices} prices`;
 
 // Far above any price history a request needs, far below what hurts.
 const MAX_PRICES = 100_000;
@@ -43,7 +64,7 @@ function featuresOrPrices<T extends z.ZodRawShape>(
     .meta({ id, oneOf: [{ required: ["features"] }, { required: ["prices"] }], example });
 }
 
-// Features are denoised percent returns (or their squares): a million is already absurd, and
+// Features are percent returns, their squares, energies or volatilities: a million is already absurd, and
 // the bound keeps every model's float32 arithmetic finite. Prices may be in any currency.
 const FEATURES = { minimum: -1e6, maximum: 1e6 };
 const PRICES = { minimum: 1e-10, maximum: 1e15 };
@@ -51,13 +72,31 @@ const PRICES = { minimum: 1e-10, maximum: 1e15 };
 /** Marks a validation issue that refused a number as out of bounds or non-finite (input drift). */
 export const REFUSED_INPUT = "refused_input";
 
+type Bounds = { minimum: number; maximum: number };
+type Issues = { issues: unknown[] };
+
+/** Reports x unless it is a number within the bounds; true when it did. */
+function refuse(ctx: Issues, x: unknown, items: Bounds, path: number[]): boolean {
+  if (typeof x === "number" && x >= items.minimum && x <= items.maximum) return false;
+  if (typeof x !== "number") {
+    ctx.issues.push({ code: "custom", message: `expected a number, got ${x === null ? "null" : typeof x}`, input: x, path });
+  } else {
+    // A number the model must not see (non-finite or beyond the bounds) counts as input drift.
+    const message = `must be a finite number from ${items.minimum} to ${items.maximum}`;
+    ctx.issues.push({ code: "custom", message, input: x, path, params: { [REFUSED_INPUT]: true } });
+  }
+  return true;
+}
+
+const sizeText = (min: number, max: number) => (min === max ? `exactly ${min}` : `${min} to ${max}`);
+
 /**
  * An array of bounded numbers, checked in one loop. Per-element zod schemas cost about a
  * quarter of a microsecond a number, which was most of a 1,000-row batch's overhead; the
  * JSON Schema (for /openapi.json) is stated alongside, and errors still name the index.
  */
-function numbers(items: { minimum: number; maximum: number }, minItems: number, maxItems: number, description: string) {
-  const size = minItems === maxItems ? `exactly ${minItems}` : `${minItems} to ${maxItems}`;
+function numbers(items: Bounds, minItems: number, maxItems: number, description: string) {
+  const size = sizeText(minItems, maxItems);
   return z
     .custom<number[]>((v) => Array.isArray(v), { message: `expected an array of ${size} numbers` })
     .check((ctx) => {
@@ -66,22 +105,44 @@ function numbers(items: { minimum: number; maximum: number }, minItems: number, 
         ctx.issues.push({ code: "custom", message: `expected ${size} numbers, got ${v.length}`, input: v });
         return;
       }
-      for (let i = 0; i < v.length; i++) {
-        const x: unknown = v[i];
-        if (typeof x !== "number" || !(x >= items.minimum && x <= items.maximum)) {
-          if (typeof x !== "number") {
-            ctx.issues.push({ code: "custom", message: `expected a number, got ${x === null ? "null" : typeof x}`, input: x, path: [i] });
-          } else {
-            // A number the model must not see (non-finite or beyond the bounds) counts as input drift.
-            const message = `must be a finite number from ${items.minimum} to ${items.maximum}`;
-            ctx.issues.push({ code: "custom", message, input: x, path: [i], params: { [REFUSED_INPUT]: true } });
-          }
-          return;
-        }
-      }
+      for (let i = 0; i < v.length; i++) if (refuse(ctx, v[i], items, [i])) return;
     })
     .meta({ type: "array", minItems, maxItems, items: { type: "number", ...items }, description });
 }
+
+/** An array of per-day rows, each exactly `perRow` bounded numbers (one per channel); checked like numbers(). */
+function dayRows(items: Bounds, perRow: number, minDays: number, maxDays: number, description: string) {
+  const size = sizeText(minDays, maxDays);
+  return z
+    .custom<number[][]>((v) => Array.isArray(v), { message: `expected an array of ${size} rows of ${perRow} numbers` })
+    .check((ctx) => {
+      const v = ctx.value;
+      if (v.length < minDays || v.length > maxDays) {
+        ctx.issues.push({ code: "custom", message: `expected ${size} rows, got ${v.length}`, input: v });
+        return;
+      }
+      for (let i = 0; i < v.length; i++) {
+        const row: unknown = v[i];
+        if (!Array.isArray(row) || row.length !== perRow) {
+          ctx.issues.push({ code: "custom", message: `expected a row of exactly ${perRow} numbers`, input: row, path: [i] });
+          return;
+        }
+        for (let c = 0; c < perRow; c++) if (refuse(ctx, row[c], items, [i, c])) return;
+      }
+    })
+    .meta({
+      type: "array",
+      minItems: minDays,
+      maxItems: maxDays,
+      items: { type: "array", minItems: perRow, maxItems: perRow, items: { type: "number", ...items } },
+      description,
+    });
+}
+
+// The guide's example vector; a wider bundle's examples repeat it.
+const GUIDE = [0.1, 0.2, -0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0];
+const GUIDE_NEXT = [0.2, 0.3, -0.2, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.1];
+const repeated = (values: readonly number[], n: number) => Array.from({ length: n }, (_, i) => values[i % values.length]!);
 
 const bundleRef = z.object({ name: z.string(), version: z.string(), digest: z.string() });
 const target = z.object({ name: z.string(), units: z.string(), horizon: z.number().int() });
@@ -99,10 +160,34 @@ export const errorSchema = z
 
 export function apiSchemas(limits: Limits, shape: FeatureShape, defaultModel: (typeof MODEL_TYPES)[number] = "ensemble") {
   const modelType = z.enum(MODEL_TYPES).default(defaultModel).meta({ description: `which model answers (default ${defaultModel})` });
-  const vector = (description: string) => numbers(FEATURES, shape.window, shape.window, description);
+  const width = featureWidth(shape);
+  const layout =
+    shape.channels === 1
+      ? `${shape.window} values, its last ${shape.window} days oldest first`
+      : `${width} values: ${shape.window} days of each of ${shape.channels} channels (GET /models: features.channels), channel after channel, each oldest first`;
+  const vector = (description: string) => numbers(FEATURES, width, width, `${description}: ${layout} (GET /models: features.names)`);
+  const example = repeated(GUIDE, width);
+  // A stream's per-day values: plain numbers for one channel (as the API always took), else one row per day.
+  const multi = shape.channels > 1;
+  const streamFeatures = multi
+    ? dayRows(
+        FEATURES,
+        shape.channels,
+        shape.window,
+        limits.maxStreamLength,
+        `the bundle's per-day channel values, one row per day, oldest first, each row one value per channel in the order of GET /models features.channels; ` +
+          "each window of window_size days is one feature vector",
+      )
+    : numbers(
+        FEATURES,
+        shape.window,
+        limits.maxStreamLength,
+        "a series of the bundle's per-day feature values; each window of window_size values is one feature vector",
+      );
+  const streamExample = multi ? Array.from({ length: shape.window }, (_, d) => repeated(GUIDE.slice(d), shape.channels)) : GUIDE;
   const predictRequest = featuresOrPrices(
     {
-      features: vector("the bundle's feature vector (GET /models: features.names); give this or prices").optional(),
+      features: vector("the bundle's feature vector; give this or prices").optional(),
       prices: numbers(
         PRICES,
         shape.minPrices,
@@ -113,7 +198,7 @@ export function apiSchemas(limits: Limits, shape: FeatureShape, defaultModel: (t
       return_confidence: z.boolean().default(false),
     },
     "PredictRequest",
-    { features: [0.1, 0.2, -0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0], model_type: "ensemble" },
+    { features: example, model_type: "ensemble" },
   );
 
   const predictResponse = z
@@ -138,10 +223,7 @@ export function apiSchemas(limits: Limits, shape: FeatureShape, defaultModel: (t
     .meta({
       id: "BatchRequest",
       example: {
-        samples: [
-          [0.1, 0.2, -0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0],
-          [0.2, 0.3, -0.2, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.1],
-        ],
+        samples: [example, repeated(GUIDE_NEXT, width)],
         model_type: "ensemble",
         return_confidence: true,
       },
@@ -160,12 +242,7 @@ export function apiSchemas(limits: Limits, shape: FeatureShape, defaultModel: (t
 
   const streamRequest = featuresOrPrices(
     {
-      features: numbers(
-        FEATURES,
-        shape.window,
-        limits.maxStreamLength,
-        "a series of the bundle's per-day feature values; each window of window_size values is one feature vector",
-      ).optional(),
+      features: streamFeatures.optional(),
       prices: numbers(PRICES, shape.minPrices, limits.maxStreamLength, "daily closes; one prediction per day that has enough history").optional(),
       window_size: z
         .number()
@@ -176,8 +253,8 @@ export function apiSchemas(limits: Limits, shape: FeatureShape, defaultModel: (t
         .meta({
           description:
             `days per window, at least the bundle's window (${shape.window}, the default). One prediction per window of ` +
-            "window_size consecutive per-day feature values (with prices: per day that has window_size days of features " +
-            `behind it); the model sees the window's last ${shape.window} values, so a larger window_size only starts the ` +
+            `window_size consecutive days of features (${multi ? "rows" : "values"}; with prices: per day that has window_size days of features ` +
+            `behind it); the model sees the window's last ${shape.window} days${multi ? " of each channel" : ""}, so a larger window_size only starts the ` +
             "predictions later: with features, prediction `index` i is for the window features[i .. i+window_size-1], " +
             "i.e. for the day of features[i+window_size-1]. A window_size longer than the series gives no predictions, " +
             "only the done line (count 0).",
@@ -186,7 +263,7 @@ export function apiSchemas(limits: Limits, shape: FeatureShape, defaultModel: (t
       return_confidence: z.boolean().default(false),
     },
     "StreamRequest",
-    { features: [0.1, 0.2, -0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0], window_size: 10, model_type: "ensemble" },
+    { features: streamExample, window_size: shape.window, model_type: "ensemble" },
   );
 
   return { predictRequest, predictResponse, batchRequest, batchResponse, streamRequest };
@@ -214,7 +291,18 @@ export const modelsResponse = z
   .object({
     bundle: bundleRef.extend({ created: z.string(), description: z.string().optional() }),
     target: z.record(z.string(), z.unknown()),
-    features: z.object({ names: z.array(z.string()), window: z.number(), min_prices: z.number(), series: z.string() }),
+    features: z.object({
+      names: z.array(z.string()),
+      window: z.number().meta({ description: "days of lags per channel; a feature vector has window × channels values" }),
+      channels: z.array(z.string()).meta({ description: "the per-day channels, in feature-vector order" }),
+      min_prices: z.number(),
+      series: z.string().meta({ description: "what the denoised channel (dn_ret / dn_sq) denoises" }),
+      energy: z.object({ levels: z.number(), span: z.number() }).optional().meta({ description: "MODWT energy channels (wav_*): detail levels and days averaged" }),
+      garch: z
+        .object({ kind: z.string(), omega: z.number(), alpha: z.number(), gamma: z.number(), beta: z.number(), trailing: z.number(), horizon: z.number() })
+        .optional()
+        .meta({ description: "the gjr_vol channel's GJR-GARCH(1,1,1) parameters (fit on the training window), returns per recursion and forecast days" }),
+    }),
     default_model: z.string(),
     models: z.array(
       z.object({

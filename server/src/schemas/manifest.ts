@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { featureParams, parseChannel } from "../features/channels.js";
 
 /**
  * The model bundle's manifest.json (DESIGN §3), as written by models/src/wavelet_pipeline/
@@ -49,25 +50,79 @@ const filters = z
     rec_hi: z.array(z.number()).min(2),
   })
   .refine(
-    (f) => f.rec_lo.every((v, i) => v === f.dec_lo[f.dec_lo.length - 1 - i]) && f.dec_lo.length === f.dec_hi.length,
-    "only orthogonal wavelets are supported (rec_lo must be dec_lo reversed)",
+    (f) =>
+      f.dec_lo.length === f.dec_hi.length &&
+      f.rec_lo.every((v, i) => v === f.dec_lo[f.dec_lo.length - 1 - i]) &&
+      f.rec_hi.every((v, i) => v === f.dec_hi[f.dec_hi.length - 1 - i]),
+    "only orthogonal wavelets are supported (rec_lo and rec_hi must be dec_lo and dec_hi reversed)",
   );
 
-export const featureSpecSchema = z.looseObject({
-  series: z.enum(["log_return_pct", "squared_return_pct"]),
-  window: z.number().int().positive(),
-  trailing: z.number().int().positive(),
-  wavelet: z.string(),
-  levels: z.number().int().positive(),
-  names: z.array(z.string()),
-  min_prices: z.number().int().positive(),
-  mode: z.literal("periodization"),
-  threshold: z.literal("universal-soft"),
-  filters,
-})
-  .refine((f) => f.names.length === f.window, "features.names must have `window` entries")
-  .refine((f) => f.min_prices === f.trailing + f.window, "features.min_prices must be trailing + window")
-  .refine((f) => (f.trailing & (f.trailing - 1)) === 0 && f.trailing >= 2 ** f.levels, "trailing must be a power of two ≥ 2^levels");
+const count = z.number().int().positive();
+
+/** The MODWT energy channels' settings (features-spec v2). */
+const energy = z.looseObject({ levels: count, span: count });
+
+/** The GJR-GARCH channel's parameters, fit by the pipeline on the training window. */
+const garch = z
+  .looseObject({
+    kind: z.literal("gjr"),
+    omega: z.number().nonnegative(),
+    alpha: z.number().nonnegative(),
+    gamma: z.number(),
+    beta: z.number().nonnegative(),
+    trailing: count,
+    horizon: count,
+  })
+  // With these the variance stays ≥ 0 whatever the returns, so the volatility is always defined.
+  .refine((g) => g.alpha + g.gamma >= 0, "garch: alpha + gamma must be ≥ 0");
+
+const denoisedChannel = { log_return_pct: "dn_ret", squared_return_pct: "dn_sq" } as const;
+
+export const featureSpecSchema = z
+  .looseObject({
+    series: z.enum(["log_return_pct", "squared_return_pct"]),
+    window: count,
+    trailing: count,
+    wavelet: z.string(),
+    levels: count,
+    names: z.array(z.string()),
+    min_prices: count,
+    mode: z.literal("periodization"),
+    threshold: z.literal("universal-soft"),
+    filters,
+    channels: z
+      .array(z.string().refine((name) => parseChannel(name) !== undefined, "not a known channel (dn_ret, dn_sq, ret, wav_e<j>, wav_es, gjr_vol)"))
+      .min(1)
+      .optional(),
+    energy: energy.optional(),
+    garch: garch.optional(),
+  })
+  // A manifest from before channels existed has one: the series it denoises.
+  .transform((f) => ({ ...f, channels: f.channels ?? [denoisedChannel[f.series]] }))
+  .superRefine((f, ctx) => {
+    let failed = false;
+    const fail = (message: string) => {
+      failed = true;
+      ctx.addIssue({ code: "custom", message });
+    };
+    if ((f.trailing & (f.trailing - 1)) !== 0 || f.trailing < 2 ** f.levels) fail("trailing must be a power of two ≥ 2^levels");
+    if (new Set(f.channels).size !== f.channels.length) fail("features.channels must not repeat a channel");
+    const parsed = f.channels.map((name) => parseChannel(name)!);
+    const denoised = f.channels.filter((name) => parseChannel(name)!.kind === "denoised");
+    if (denoised.some((name) => name !== denoisedChannel[f.series])) fail(`the denoised channel of series ${f.series} is ${denoisedChannel[f.series]}`);
+    const energies = parsed.flatMap((c) => (c.kind === "energy" ? [c.band] : []));
+    if (energies.length > 0 !== (f.energy !== undefined)) fail("features.energy must be given exactly when a wav_* channel is");
+    if (f.energy && energies.some((band) => band !== "smooth" && band > f.energy!.levels)) fail("a wav_e<j> channel has j above energy.levels");
+    if (parsed.some((c) => c.kind === "gjr") !== (f.garch !== undefined)) fail("features.garch must be given exactly when the gjr_vol channel is");
+    if (f.names.length !== f.window * f.channels.length) fail("features.names must have window × channels entries");
+    // The names say which value is which: the vector is channel-major, each channel's lags oldest first.
+    else if (f.names.some((name, i) => name !== `${f.channels[Math.floor(i / f.window)]}_lag${f.window - 1 - (i % f.window)}`)) {
+      fail("features.names must be <channel>_lag<k>, k = window−1 .. 0, channel after channel in features.channels order");
+    }
+    if (failed) return; // min_prices is only defined for a consistent spec
+    const { minPrices } = featureParams(f);
+    if (f.min_prices !== minPrices) fail(`features.min_prices must be window + the longest channel history (${minPrices})`);
+  });
 
 export const manifestSchema = z.looseObject({
   schema_version: z.literal(1),
@@ -86,8 +141,13 @@ export const manifestSchema = z.looseObject({
   models: z.record(z.string(), modelEntrySchema),
   conformal: z.looseObject({ level: z.number(), lower_bound_zero: z.boolean() }),
   target_range: z.looseObject({ min: z.number(), max: z.number() }),
+  /** Each feature's range over the training rows (the input-drift metric); absent in older bundles. */
+  feature_range: z.looseObject({ min: z.array(z.number()), max: z.array(z.number()) }).optional(),
   files: bundleFiles,
-});
+}).refine(
+  (m) => !m.feature_range || (m.feature_range.min.length === m.features.names.length && m.feature_range.max.length === m.features.names.length),
+  { message: "feature_range.min and .max must have one entry per feature", path: ["feature_range"] },
+);
 
 export type Manifest = z.infer<typeof manifestSchema>;
 export type ModelEntry = z.infer<typeof modelEntrySchema>;

@@ -1,0 +1,99 @@
+/**
+ * Multi-scale energies of returns from a causal MODWT (the à trous pyramid), the twin of the
+ * pipeline's energy channels (features-spec v2). With g̃ = rec_lo/√2 and h̃ = rec_hi/√2 of
+ * an orthogonal wavelet of length L:
+ *   V_{0,s} = r_s,  W_{j,s} = Σ_l h̃_l V_{j-1, s-2^{j-1}l},  V_{j,s} = Σ_l g̃_l V_{j-1, s-2^{j-1}l},
+ * each defined only where every term exists (no wrap-around, nothing after s). Level j's
+ * filter spans L_j = (2^j − 1)(L − 1) + 1 returns. The channels at day t are the means of
+ * W_{j,s}² (j = 1..J) and of V_{J,s}² over the last M days s = t−M+1 .. t.
+ */
+
+export interface EnergyParams {
+  /** J: detail levels. */
+  levels: number;
+  /** M: days averaged. */
+  span: number;
+  /** g̃ and h̃, the MODWT scaling and wavelet filters. */
+  lo: Float64Array;
+  hi: Float64Array;
+}
+
+/** Which energy a channel holds: a detail level 1..J, or the smooth at level J. */
+export type EnergyBand = number | "smooth";
+
+/** The MODWT filters of an orthogonal wavelet, from its reconstruction filters. */
+export function modwtFilters(recLo: readonly number[], recHi: readonly number[]): { lo: Float64Array; hi: Float64Array } {
+  return { lo: Float64Array.from(recLo, (v) => v / Math.SQRT2), hi: Float64Array.from(recHi, (v) => v / Math.SQRT2) };
+}
+
+/** L_j: how many returns level j's filters span. */
+export function levelSpan(level: number, filterLength: number): number {
+  return (2 ** level - 1) * (filterLength - 1) + 1;
+}
+
+/**
+ * The energy channels' history in returns: M days of level-J coefficients, each spanning L_J
+ * returns. Shallower levels are defined sooner, but the spec (and the pipeline's min_prices)
+ * gives every wav_* channel the deepest level's history.
+ */
+export function energyHistory(p: Pick<EnergyParams, "levels" | "span" | "lo">): number {
+  return p.span + levelSpan(p.levels, p.lo.length) - 1;
+}
+
+/**
+ * One pyramid step over a local stretch of days: `out[k]` for day base + k from the level
+ * below (`v`, same days). Taps reaching before the stretch give NaN, as do undefined inputs,
+ * so a coefficient is defined exactly where every term exists.
+ */
+function pyramidStep(v: Float64Array, filter: Float64Array, dilation: number): Float64Array {
+  const out = new Float64Array(v.length);
+  for (let k = 0; k < v.length; k++) {
+    let sum = 0;
+    for (let l = 0; l < filter.length; l++) {
+      const at = k - dilation * l;
+      sum += at >= 0 ? filter[l]! * v[at]! : Number.NaN;
+    }
+    out[k] = sum;
+  }
+  return out;
+}
+
+/** (1/M) Σ of the squares of the M values ending at index k. */
+function meanSquare(x: Float64Array, k: number, span: number): number {
+  let sum = 0;
+  for (let i = k - span + 1; i <= k; i++) sum += x[i]! * x[i]!;
+  return sum / span;
+}
+
+/**
+ * Writes the energies of `bands` into `out` (one per-day array each, same order) for the days
+ * t in [from, to), from the percent log returns r (r[0] is NaN: no return on the first day).
+ * Only the returns that the range's energies reach back to are decomposed, so a long series
+ * can be done a range at a time; a day without enough history gets NaN.
+ */
+export function energyRange(
+  r: Float64Array,
+  bands: readonly EnergyBand[],
+  out: readonly Float64Array[],
+  from: number,
+  to: number,
+  p: EnergyParams,
+): void {
+  if (to <= from) return;
+  const reach = p.span + levelSpan(p.levels, p.lo.length) - 2; // days before `from` the last level needs
+  const base = from - reach;
+  // V_0 over the stretch [base, to); days before the series (or day 0) have no return.
+  let v: Float64Array = new Float64Array(to - base);
+  for (let k = 0; k < v.length; k++) v[k] = base + k >= 0 ? r[base + k]! : Number.NaN;
+  const details: Float64Array[] = [];
+  for (let j = 1; j <= p.levels; j++) {
+    const dilation = 2 ** (j - 1);
+    details.push(pyramidStep(v, p.hi, dilation));
+    v = pyramidStep(v, p.lo, dilation);
+  }
+  bands.forEach((band, b) => {
+    const x = band === "smooth" ? v : details[band - 1]!;
+    const target = out[b]!;
+    for (let t = from; t < to; t++) target[t] = meanSquare(x, t - base, p.span);
+  });
+}

@@ -1,0 +1,80 @@
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { featureParams } from "../src/features/channels.js";
+import { manifestSchema } from "../src/schemas/manifest.js";
+import { RETURN_BUNDLE, VOL_BUNDLE } from "./helpers.js";
+import { type Json, lags, multiChannelFeatures } from "./linear-bundle.js";
+
+const read = (dir: string): Json => JSON.parse(readFileSync(join(dir, "manifest.json"), "utf8"));
+/** The return bundle's manifest with the 6-channel features of linear-bundle.ts (min_prices 74). */
+function multiChannel(): Json {
+  return { ...read(RETURN_BUNDLE), features: multiChannelFeatures() };
+}
+
+const issues = (m: Json) => {
+  const parsed = manifestSchema.safeParse(m);
+  return parsed.success ? [] : parsed.error.issues.map((i) => i.message);
+};
+
+describe("the manifest's feature channels", () => {
+  it("an old manifest has one channel, its denoised series", () => {
+    expect(manifestSchema.parse(read(RETURN_BUNDLE)).features.channels).toEqual(["dn_ret"]);
+    const vol = read(VOL_BUNDLE);
+    delete vol.features.channels; // the committed vol bundle may already have channels
+    vol.features.names = lags("dn_sq", 10);
+    vol.features.min_prices = vol.features.trailing + 10;
+    delete vol.features.energy;
+    delete vol.features.garch;
+    delete vol.feature_range;
+    expect(manifestSchema.parse(vol).features.channels).toEqual(["dn_sq"]);
+  });
+
+  it("accepts a consistent multi-channel manifest and derives its parameters", () => {
+    const parsed = manifestSchema.parse(multiChannel());
+    const p = featureParams(parsed.features);
+    expect(p.minPrices).toBe(74);
+    expect(p.channels.map((c) => c.kind)).toEqual(["denoised", "return", "energy", "energy", "energy", "gjr"]);
+    expect(p.energy!.lo.length).toBe(2);
+    expect(p.energy!.lo[0]).toBeCloseTo(0.5, 15); // Haar: rec_lo / √2
+    expect(p.energy!.hi[1]).toBeCloseTo(-0.5, 15);
+  });
+
+  it("every wav_* channel has the deepest level's history, as the pipeline counts it (wav_e1 alone with J = 4, M = 22: 22 + 16 − 1)", () => {
+    const m = multiChannel();
+    m.features.channels = ["dn_ret", "ret", "wav_e1"];
+    m.features.names = m.features.channels.flatMap((c: string) => lags(c, 10));
+    m.features.energy = { levels: 4, span: 22 };
+    delete m.features.garch;
+    m.features.min_prices = 10 + 37;
+    expect(issues(m)).toEqual([]);
+    m.features.min_prices = 10 + 32; // wav_e1's own 22 + 2 − 1 = 23 would make dn_ret's 32 the longest
+    expect(issues(m).join()).toContain("(47)");
+  });
+
+  const spoilt: [string, (m: Json) => void, string][] = [
+    ["names not window × channels", (m) => m.features.names.pop(), "window × channels"],
+    ["names in another order than the channels", (m) => m.features.names.push(...m.features.names.splice(0, 10)), "channel after channel"],
+    ["min_prices not window + the longest history", (m) => (m.features.min_prices = 42), "(74)"],
+    ["an energy channel without energy settings", (m) => delete m.features.energy, "features.energy"],
+    ["energy settings without an energy channel", (m) => {
+      m.features.channels = ["dn_ret", "ret", "gjr_vol"];
+      m.features.names = m.features.channels.flatMap((c: string) => lags(c, 10));
+    }, "features.energy"],
+    ["gjr_vol without garch parameters", (m) => delete m.features.garch, "features.garch"],
+    ["an energy level above energy.levels", (m) => (m.features.channels[3] = "wav_e3"), "above energy.levels"],
+    ["an unknown channel", (m) => (m.features.channels[1] = "rsi"), "not a known channel"],
+    ["a repeated channel", (m) => (m.features.channels[1] = "dn_ret"), "must not repeat"],
+    ["a denoised channel of the other series", (m) => (m.features.channels[0] = "dn_sq"), "the denoised channel of series log_return_pct is dn_ret"],
+    ["garch with alpha + gamma < 0", (m) => (m.features.garch.gamma = -0.5), "alpha + gamma"],
+    ["a feature_range of the wrong length", (m) => (m.feature_range = { min: [0], max: [1] }), "one entry per feature"],
+  ];
+  for (const [name, spoil, message] of spoilt) {
+    it(`refuses ${name}`, () => {
+      const m = multiChannel();
+      expect(issues(m)).toEqual([]);
+      spoil(m);
+      expect(issues(m).join("; ")).toContain(message);
+    });
+  }
+});
