@@ -1,6 +1,8 @@
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import type { FastifyInstance } from "fastify";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { GUIDE_FEATURES, json, testApp } from "./helpers.js";
+import { GUIDE_FEATURES, RETURN_BUNDLE, json, testApp } from "./helpers.js";
 
 let app: FastifyInstance;
 beforeAll(async () => {
@@ -62,7 +64,8 @@ describe("the guide's examples, verbatim", () => {
     expect(res.headers["content-type"]).toContain("text/plain");
     expect(res.body).toContain('http_requests_total{route="/predict",method="POST",status="200"}');
     expect(res.body).toContain("process_cpu_user_seconds_total");
-    expect(res.body).toMatch(/model_bundle_info\{bundle="spx-return-1d",version="1.0.0",digest="sha256:[0-9a-f]{64}"\} 1/);
+    const { version } = JSON.parse(readFileSync(join(RETURN_BUNDLE, "manifest.json"), "utf8"));
+    expect(res.body).toMatch(new RegExp(`model_bundle_info\\{bundle="spx-return-1d",version="${version}",digest="sha256:[0-9a-f]{64}"\\} 1`));
     expect(res.body).toMatch(/^model_bundle_ready 1$/m);
     expect(res.body).toMatch(/^model_bundle_digest_mismatch 0$/m);
     // Counters of the served models exist from the start, so the alerts' ratios are 0, not absent.
