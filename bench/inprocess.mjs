@@ -8,12 +8,12 @@ import * as ort from "onnxruntime-node";
 const [dir, model = "ensemble", seconds = "10"] = process.argv.slice(2);
 const manifest = JSON.parse(readFileSync(join(dir, "manifest.json"), "utf8"));
 const rows = JSON.parse(readFileSync(process.env.ROWS_FILE, "utf8")).samples;
-const window = manifest.features.window;
+const width = manifest.features.names.length; // window × channels
 const session = await ort.InferenceSession.create(join(dir, manifest.models[model].file), { intraOpNumThreads: 1, interOpNumThreads: 1 });
 const predict = async () => {
-  const data = new Float32Array(rows.length * window);
-  rows.forEach((row, i) => data.set(row, i * window));
-  const out = await session.run({ features: new ort.Tensor("float32", data, [rows.length, window]) });
+  const data = new Float32Array(rows.length * width);
+  rows.forEach((row, i) => data.set(row, i * width));
+  const out = await session.run({ features: new ort.Tensor("float32", data, [rows.length, width]) });
   return Array.from(out.prediction.data);
 };
 for (let i = 0; i < 20; i++) await predict();

@@ -5,6 +5,7 @@
     wavelet-pipeline verify models/bundles/spx-return-1d
     wavelet-pipeline reproduce models/bundles/spx-return-1d
     wavelet-pipeline requantize models/bundles/spx-return-1d
+    wavelet-pipeline card models/bundles/spx-vol-5d
     wavelet-pipeline report models/bundles/*
     wavelet-pipeline check-csv prices.csv [--missing drop]
 """

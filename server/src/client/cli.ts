@@ -41,17 +41,32 @@ function show(label: string, r: { status: number; json: unknown }): boolean {
   return ok;
 }
 
-/** A row of `window` features that varies with i, so the cache does not answer. */
-function sample(i: number, window = 10): number[] {
-  return Array.from({ length: window }, (_, j) => Math.sin(i * 0.37 + j) * 0.8);
+/** What the served bundle's feature vector looks like (GET /models): `window` days of `channels` values. */
+interface Shape {
+  window: number;
+  channels: number;
 }
 
-async function stream(client: Client, model: string, length: number, sse: boolean): Promise<boolean> {
-  const features = Array.from({ length }, (_, i) => Math.sin(i / 5) * 0.5);
+async function shapeOf(client: Client): Promise<Shape> {
+  const r = await call(client, "GET", "/models");
+  const features = (r.json as { features?: { window: number; channels?: string[] } }).features;
+  if (r.status !== 200 || !features) throw new Error(`GET /models answered ${r.status}: no bundle to learn the feature shape from`);
+  return { window: features.window, channels: features.channels?.length ?? 1 };
+}
+
+/** A feature vector of the served shape that varies with i, so the cache does not answer. */
+function sample(i: number, shape: Shape): number[] {
+  return Array.from({ length: shape.window * shape.channels }, (_, j) => Math.sin(i * 0.37 + j) * 0.8);
+}
+
+async function stream(client: Client, shape: Shape, model: string, length: number, sse: boolean): Promise<boolean> {
+  // One value a day for a one-channel bundle, else one row of a value per channel.
+  const day = (i: number) => Math.sin(i / 5) * 0.5;
+  const features = Array.from({ length }, (_, i) => (shape.channels === 1 ? day(i) : Array.from({ length: shape.channels }, (_, c) => day(i + c))));
   const res = await fetch(`${client.url}/predict/stream`, {
     method: "POST",
     headers: { ...client.headers, "content-type": "application/json", ...(sse ? { accept: "text/event-stream" } : {}) },
-    body: JSON.stringify({ features, window_size: 10, model_type: model }),
+    body: JSON.stringify({ features, window_size: shape.window, model_type: model }),
   });
   if (!res.ok || !res.body) return show("stream", { status: res.status, json: await res.text() });
   let lines = 0;
@@ -81,7 +96,7 @@ function progress(done: number, total: number, started: number): void {
   process.stderr.write(`\r[${"#".repeat(filled)}${".".repeat(width - filled)}] ${done}/${total} ${rate.toFixed(0)} req/s${process.stderr.isTTY ? "" : "\n"}`);
 }
 
-async function performanceRun(client: Client, requests: number, concurrency: number, model: string, endpoint: string): Promise<boolean> {
+async function performanceRun(client: Client, shape: Shape, requests: number, concurrency: number, model: string, endpoint: string): Promise<boolean> {
   const latencies: number[] = [];
   const statuses = new Map<string, number>();
   let next = 0;
@@ -89,7 +104,7 @@ async function performanceRun(client: Client, requests: number, concurrency: num
   const worker = async () => {
     while (next < requests) {
       const i = next++;
-      const body = endpoint === "batch" ? { samples: [sample(i), sample(i + 1)], model_type: model } : { features: sample(i), model_type: model };
+      const body = endpoint === "batch" ? { samples: [sample(i, shape), sample(i + 1, shape)], model_type: model } : { features: sample(i, shape), model_type: model };
       const t0 = performance.now();
       let status: string;
       try {
@@ -140,22 +155,22 @@ export async function main(argv: string[]): Promise<number> {
   const command = values.test ?? positionals[0] ?? "all";
   const client: Client = { url: values.url!.replace(/\/$/, ""), headers: values["api-key"] ? { "x-api-key": values["api-key"] } : {} };
   const model = values.model!;
-  const features = values.features ? values.features.split(",").map(Number) : GUIDE_FEATURES;
+  // The guide's ten features fit a one-channel bundle; other shapes get a sample of theirs.
+  const defaultFeatures = (shape: Shape) => (shape.window * shape.channels === GUIDE_FEATURES.length ? GUIDE_FEATURES : sample(0, shape));
   const checks: Record<string, () => Promise<boolean>> = {
     health: async () => show("health", await call(client, "GET", "/health")),
     models: async () => show("models", await call(client, "GET", "/models")),
-    predict: async () => show("predict", await call(client, "POST", "/predict", { features, model_type: model, return_confidence: values.confidence })),
-    batch: async () =>
-      show(
-        "batch",
-        await call(client, "POST", "/predict/batch", {
-          samples: Array.from({ length: Number(values.samples) }, (_, i) => sample(i)),
-          model_type: model,
-          return_confidence: values.confidence,
-        }),
-      ),
-    stream: () => stream(client, model, Number(values.length), values.sse!),
-    performance: () => performanceRun(client, Number(values.requests), Number(values.concurrency), model, values.endpoint!),
+    predict: async () => {
+      const features = values.features ? values.features.split(",").map(Number) : defaultFeatures(await shapeOf(client));
+      return show("predict", await call(client, "POST", "/predict", { features, model_type: model, return_confidence: values.confidence }));
+    },
+    batch: async () => {
+      const shape = await shapeOf(client);
+      const samples = Array.from({ length: Number(values.samples) }, (_, i) => sample(i, shape));
+      return show("batch", await call(client, "POST", "/predict/batch", { samples, model_type: model, return_confidence: values.confidence }));
+    },
+    stream: async () => stream(client, await shapeOf(client), model, Number(values.length), values.sse!),
+    performance: async () => performanceRun(client, await shapeOf(client), Number(values.requests), Number(values.concurrency), model, values.endpoint!),
   };
   const run = command === "all" ? Object.keys(checks) : [command];
   let ok = true;
