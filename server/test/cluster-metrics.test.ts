@@ -3,7 +3,7 @@ import { describe, expect, it } from "vitest";
 import { freePort, startRedis, startServer, testApp, waitFor } from "./helpers.js";
 
 const value = (text: string, pattern: RegExp) => Number(pattern.exec(text)?.[1] ?? Number.NaN);
-const BUNDLE_INFO = /^model_bundle_info\{bundle="spx-return-1d",version="1\.0\.0",digest="sha256:[0-9a-f]{64}"\} (\S+)$/m;
+const BUNDLE_INFO = /^model_bundle_info\{bundle="spx-return-1d",version="[^"]+",digest="sha256:[0-9a-f]{64}"\} (\S+)$/m;
 const REDIS_UP = /^redis_up (\S+)$/m;
 
 describe("metrics", () => {

@@ -106,7 +106,9 @@ export function linearBundle(featureRange?: { min: number[]; max: number[] }): s
     ]),
   );
   manifest.files = { "linear.onnx": sha256(graph), "feature_names.json": sha256(names) };
+  // The return bundle's own feature_range describes its 10 features, not these.
   if (featureRange) manifest.feature_range = featureRange;
+  else delete manifest.feature_range;
   writeFileSync(join(dir, "manifest.json"), JSON.stringify(manifest));
   return dir;
 }

@@ -9,7 +9,8 @@ import { type Json, lags, multiChannelFeatures } from "./linear-bundle.js";
 const read = (dir: string): Json => JSON.parse(readFileSync(join(dir, "manifest.json"), "utf8"));
 /** The return bundle's manifest with the 6-channel features of linear-bundle.ts (min_prices 74). */
 function multiChannel(): Json {
-  return { ...read(RETURN_BUNDLE), features: multiChannelFeatures() };
+  const { feature_range: _ofTheReturnFeatures, ...manifest } = read(RETURN_BUNDLE);
+  return { ...manifest, features: multiChannelFeatures() };
 }
 
 const issues = (m: Json) => {
@@ -22,8 +23,8 @@ describe("the manifest's feature channels", () => {
     expect(manifestSchema.parse(read(RETURN_BUNDLE)).features.channels).toEqual(["dn_ret"]);
     const vol = read(VOL_BUNDLE);
     delete vol.features.channels; // the committed vol bundle may already have channels
-    vol.features.names = lags("dn_sq", 10);
-    vol.features.min_prices = vol.features.trailing + 10;
+    vol.features.names = lags("dn_sq", vol.features.window);
+    vol.features.min_prices = vol.features.trailing + vol.features.window;
     delete vol.features.energy;
     delete vol.features.garch;
     delete vol.feature_range;
