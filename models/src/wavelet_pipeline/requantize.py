@@ -122,7 +122,7 @@ def requantize_bundle(path: Path, config: BundleConfig, command: str) -> tuple[s
                                           channels=len(config.features.channels))
         native = config.target.from_link(model.predict(check_rows))
         int8, reports[kind] = quantize(model, graph, X, check_rows, native, shipped[kind])
-        if shipped[kind]:
+        if reports[kind]["shipped"]:
             graphs[f"{kind}_int8"] = int8
             calibration[f"{kind}_int8"] = shipped_calibration(config, wf, f"{kind}_int8")
 
