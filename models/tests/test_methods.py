@@ -250,3 +250,15 @@ def test_prediction_years_run_october_to_september() -> None:
 
     dates = pd.DatetimeIndex(["2010-09-30", "2010-10-01", "2011-09-30", "2011-10-03", "2016-09-30"])
     assert prediction_year(dates, "2010-10-01").tolist() == [-1, 0, 0, 1, 5]
+
+
+def test_an_exported_xgboost_graph_is_the_same_bytes_every_time() -> None:
+    """A bundle's files are its identity (their sha256 are in the manifest): one fitted model
+    must export to one graph."""
+    from wavelet_pipeline.forecasters import xgboost_model
+
+    rng = np.random.default_rng(4)
+    X, z = rng.normal(size=(300, 4)), rng.normal(size=300)
+    model = xgboost_model.XGBoostForecaster({**xgboost_model.DEFAULT_PARAMS, "n_estimators": 5}, seed=1, link="identity")
+    model.fit(X, z)
+    assert model.to_onnx().SerializeToString() == model.to_onnx().SerializeToString()

@@ -66,6 +66,7 @@ class XGBoostForecaster:
             self.model, initial_types=[(INPUT_NAME, FloatTensorType([None, n_features]))], target_opset=15
         )
         graph = proto.graph
+        graph.name = "xgboost"  # the converter names it by a random UUID: same model, other bytes
         raw = graph.output[0].name
         if self.link == "log":
             graph.initializer.append(onnx.numpy_helper.from_array(np.array([self.offset], dtype=np.float32), "link_offset"))
