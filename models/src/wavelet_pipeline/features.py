@@ -7,13 +7,12 @@ bundle may add the signed return (``ret``), multi-scale wavelet energies of retu
 each computed from a trailing window of returns ending at t (formulas below; the server's
 server/src/features/ implements the same).
 
-Denoised series: for each day t a per-day series u is built from prices up to t (the log return in
-percent, or for volatility targets its square). The denoised value x_t is
-the last point of a wavelet-denoised *trailing* window u[t-trailing+1 .. t]: a multilevel
-DWT (periodization mode, so the window needs no padding from outside it), universal soft
+Denoised series: for each day t a per-day series u is built from prices up to t (the log
+return in percent, or for volatility targets its square). The denoised value x_t is the last
+point of a wavelet-denoised *trailing* window u[t-trailing+1 .. t]: a multilevel DWT
+(periodization mode, so the window needs no padding from outside it), universal soft
 thresholding of every detail level with the noise scale taken from the finest level, and
-the inverse DWT. The feature vector at t is the last ``window`` denoised values
-x[t-window+1 .. t], oldest first.
+the inverse DWT.
 
 Because every step only looks back, the features of a series cut at t equal the features
 at t of the whole series. Denoising the whole series at once and then cutting it, as much
