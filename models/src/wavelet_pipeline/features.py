@@ -179,14 +179,6 @@ def denoised_series(prices: np.ndarray, spec: FeatureSpec) -> np.ndarray:
     return x
 
 
-def _trailing(values: np.ndarray, span: int) -> np.ndarray:
-    """Row t: values[t-span+1 .. t]; rows before the first full window are NaN."""
-    out = np.full((values.size, span), np.nan)
-    if values.size >= span:
-        out[span - 1 :] = sliding_window_view(values, span)
-    return out
-
-
 def _lagged(values: np.ndarray, lag: int) -> np.ndarray:
     out = np.full(values.shape, np.nan)
     out[lag:] = values[: values.size - lag]
@@ -209,8 +201,8 @@ def wavelet_energies(prices: np.ndarray, spec: FeatureSpec) -> dict[str, np.ndar
         shifted = [_lagged(v, 2 ** (j - 1) * l) for l in range(len(g))]
         detail = sum(h[l] * shifted[l] for l in range(len(h)))
         v = sum(g[l] * shifted[l] for l in range(len(g)))
-        out[f"wav_e{j}"] = np.mean(_trailing(detail * detail, spec.energy_span), axis=1)
-    out["wav_es"] = np.mean(_trailing(v * v, spec.energy_span), axis=1)
+        out[f"wav_e{j}"] = np.mean(lag_matrix(detail * detail, spec.energy_span), axis=1)
+    out["wav_es"] = np.mean(lag_matrix(v * v, spec.energy_span), axis=1)
     return out
 
 
@@ -220,7 +212,7 @@ def gjr_volatility(prices: np.ndarray, spec: FeatureSpec, p: GarchParams) -> np.
     for t+1; the channel is the square root of the analytic `garch_horizon`-day variance,
     Σ_k E[h_{t+k}] with E[h_{t+k+1}] = ω + (α + γ/2 + β)·E[h_{t+k}]. A fixed window (not the
     whole history) keeps the value at t independent of how far back the prices go."""
-    windows = _trailing(log_returns(prices), spec.garch_trailing)
+    windows = lag_matrix(log_returns(prices), spec.garch_trailing)
     h = np.mean(windows * windows, axis=1)
     for s in range(spec.garch_trailing):
         r = windows[:, s]
@@ -249,8 +241,8 @@ def channel_series(prices: np.ndarray, spec: FeatureSpec, garch: GarchParams | N
 def lag_matrix(x: np.ndarray, window: int) -> np.ndarray:
     """Row t holds x[t-window+1 .. t] (oldest first); NaN rows where history is short."""
     rows = np.full((x.size, window), np.nan)
-    for lag in range(window):
-        rows[window - 1 :, lag] = x[lag : x.size - window + 1 + lag]
+    if x.size >= window:
+        rows[window - 1 :] = sliding_window_view(x, window)
     return rows
 
 
