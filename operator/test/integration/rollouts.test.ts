@@ -139,7 +139,12 @@ describe("rollouts under stress (issue 8)", () => {
     });
     watch.stop();
     expect(watch.changes.map((c) => c.color)).toEqual(["blue", "green"]);
-    const reasons = await eventReasons(a, ns, name);
+    // The Event of the last transition is posted after the status that ends the rollout: wait
+    // for it (CI once read the events before it had arrived).
+    const reasons = await waitFor("the ScaledDown Event", async () => {
+      const seen = await eventReasons(a, ns, name);
+      return seen.includes("ScaledDown") ? seen : undefined;
+    });
     for (const reason of ["RolloutStarted", "PreviewReady", "Promoted", "ScaledDown"]) expect(reasons.filter((r) => r === reason), reason).toHaveLength(1);
   }, 90_000);
 });
