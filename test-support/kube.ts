@@ -66,6 +66,17 @@ export async function eventReasons(a: Clients, namespace: string, name: string):
     .map((e) => e.reason!);
 }
 
+/**
+ * The Event reasons once `reason` is among them. The reconciler posts a pass's Events after the
+ * status write that reports it, so a test that saw the status must wait for the Event.
+ */
+export function eventReasonsWith(a: Clients, namespace: string, name: string, reason: string): Promise<string[]> {
+  return waitFor(`the ${reason} Event`, async () => {
+    const seen = await eventReasons(a, namespace, name);
+    return seen.includes(reason) ? seen : undefined;
+  });
+}
+
 export async function activeColor(k: Clients, namespace: string, name: string): Promise<string | undefined> {
   const svc = await k.core.readNamespacedService({ name, namespace });
   return svc.spec?.selector?.["wavelet.dev/color"];

@@ -10,6 +10,7 @@ import {
   admin,
   condition,
   eventReasons,
+  eventReasonsWith,
   models,
   operatorNamespace,
   serviceAccountKubeconfig,
@@ -171,7 +172,7 @@ describe("the operator against a real API server", () => {
     expect(degraded.status!.conditions!.find((c) => c.type === "Degraded")).toMatchObject({ status: "True", reason: "RolloutFailed" });
     expect((await service(ns, "spx")).spec?.selector?.["wavelet.dev/color"]).toBe(serving);
     await waitFor("failed colour scaled to zero", async () => (await deployment(ns, `spx-${idle}`)).spec?.replicas === 0);
-    expect(await eventReasons(a, ns, "spx")).toContain("ProgressDeadlineExceeded");
+    expect(await eventReasonsWith(a, ns, "spx", "ProgressDeadlineExceeded")).toContain("ProgressDeadlineExceeded");
     expect((degraded.status!.lastGoodSpec as { server?: { image?: string } }).server?.image).toBeUndefined();
 
     await m.patch("spx", { metadata: { annotations: { "wavelet.dev/rollback": "true" } } });
@@ -181,7 +182,7 @@ describe("the operator against a real API server", () => {
     });
     expect(back.metadata.annotations?.["wavelet.dev/rollback"]).toBeUndefined();
     expect(back.status?.activeColor).toBe(serving);
-    expect(await eventReasons(a, ns, "spx")).toContain("RolledBack");
+    expect(await eventReasonsWith(a, ns, "spx", "RolledBack")).toContain("RolledBack");
   }, 60_000);
 
   it("puts back children edited or deleted by hand; a change that does not matter starts no rollout", async () => {

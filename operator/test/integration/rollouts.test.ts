@@ -1,7 +1,7 @@
 import { setHeaderOptions } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SwitchWatch } from "../../../test-support/kube.js";
-import { type Admin, type OperatorProcess, admin, eventReasons, models, operatorNamespace, serviceAccountKubeconfig, startOperator, waitFor } from "./harness.js";
+import { type Admin, type OperatorProcess, admin, eventReasons, eventReasonsWith, models, operatorNamespace, serviceAccountKubeconfig, startOperator, waitFor } from "./harness.js";
 
 /**
  * Rollouts under the conditions the review of issue 8 listed, against a real API server with
@@ -74,7 +74,7 @@ describe("rollouts under stress (issue 8)", () => {
     await watch.switched(10_000); // recorded as active only once the Service switched: the poll sees it too
     watch.stop();
     expect(watch.changes.map((c) => c.color)).toEqual(["blue", "green"]);
-    expect((await eventReasons(a, ns, name)).filter((r) => r === "Promoted")).toHaveLength(1);
+    expect((await eventReasonsWith(a, ns, name, "Promoted")).filter((r) => r === "Promoted")).toHaveLength(1);
   }, 60_000);
 
   it("a lost status is recovered from the active Service: traffic stays where it was", async () => {
@@ -139,12 +139,7 @@ describe("rollouts under stress (issue 8)", () => {
     });
     watch.stop();
     expect(watch.changes.map((c) => c.color)).toEqual(["blue", "green"]);
-    // The Event of the last transition is posted after the status that ends the rollout: wait
-    // for it (CI once read the events before it had arrived).
-    const reasons = await waitFor("the ScaledDown Event", async () => {
-      const seen = await eventReasons(a, ns, name);
-      return seen.includes("ScaledDown") ? seen : undefined;
-    });
+    const reasons = await eventReasonsWith(a, ns, name, "ScaledDown");
     for (const reason of ["RolloutStarted", "PreviewReady", "Promoted", "ScaledDown"]) expect(reasons.filter((r) => r === reason), reason).toHaveLength(1);
   }, 90_000);
 });
