@@ -1,191 +1,191 @@
 #!/usr/bin/env node
 /**
- * Command-line client for the API (the guide's test_api.py, in TypeScript).
- *
- *   wavelet-client [--url http://localhost:8000] [--api-key K] <command>
- *     health | models
- *     predict [--model ensemble] [--features 0.1,0.2,...] [--confidence]
- *     batch   [--model ensemble] [--samples N] [--confidence]
- *     stream  [--model ensemble] [--length N] [--sse]
- *     performance --requests N --concurrency C [--model xgboost] [--endpoint predict|batch]
- *     all     (every check above, then a short performance run)
+ * wavelet: the command-line client for the API (the guide's test_api.py, in TypeScript).
+ * `wavelet --help` lists the commands and options (usage.ts describes them).
  */
+import { realpathSync } from "node:fs";
+import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { type Answer, Api } from "./http.js";
+import { type Scrape, performanceRun } from "./performance.js";
+import { type Output, type Shape, processOutput, sample, shapeOf, synthetic } from "./shared.js";
+import { type Check, CHECKS, COMMANDS, type Command, DEFAULT_URL, OPTIONS, type OptionSpec, parseArgsOptions, usage } from "./usage.js";
 
 const GUIDE_FEATURES = [0.1, 0.2, -0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0];
 
-interface Client {
-  url: string;
-  headers: Record<string, string>;
-}
-
-async function call(client: Client, method: string, path: string, body?: unknown): Promise<{ status: number; json: unknown }> {
-  const res = await fetch(client.url + path, {
-    method,
-    headers: { ...client.headers, ...(body === undefined ? {} : { "content-type": "application/json" }) },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-  });
-  const text = await res.text();
-  let json: unknown = text;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    // not JSON (e.g. metrics text): keep the text
+/** A bad command line: one line saying what, then the usage, on stderr, exit 2. */
+class UsageError extends Error {
+  constructor(
+    message: string,
+    readonly command?: Command,
+  ) {
+    super(message);
   }
-  return { status: res.status, json };
 }
 
-function show(label: string, r: { status: number; json: unknown }): boolean {
+const isCommand = (name: string): name is Command => (COMMANDS as readonly string[]).includes(name);
+
+/** The command line, validated: what to run and with which settings. */
+function parse(argv: string[]) {
+  let parsed;
+  try {
+    parsed = parseArgs({ args: argv, allowPositionals: true, options: parseArgsOptions });
+  } catch (error) {
+    const { code, message } = error as { code?: string; message: string };
+    // Node's own hint about `--` only confuses a user who mistyped an option.
+    if (code?.startsWith("ERR_PARSE_ARGS_")) throw new UsageError(message.replace(/\. To specify a positional argument.*$/s, "").replace(/\n/g, " "));
+    throw error;
+  }
+  const { values, positionals } = parsed;
+  const [command = "all", ...rest] = [...(values.test === undefined ? [] : [values.test]), ...positionals];
+  if (!isCommand(command)) throw new UsageError(`unknown command ${command}`);
+  if (command === "help") {
+    const [topic, ...more] = rest;
+    if (topic !== undefined && !isCommand(topic)) throw new UsageError(`unknown command ${topic}`);
+    if (more.length) throw new UsageError(`help takes one command, not ${rest.join(" ")}`);
+    return { help: topic } as const;
+  }
+  if (rest.length) throw new UsageError(`one command at a time, not ${[command, ...rest].join(" ")}`, command);
+  if (values.help) return { help: command === "all" ? undefined : command } as const;
+
+  const option = (name: keyof typeof OPTIONS): string | undefined => {
+    const given = values[name];
+    const spec: OptionSpec = OPTIONS[name];
+    return typeof given === "string" ? given : spec.default;
+  };
+  const count = (name: "samples" | "length" | "requests" | "concurrency"): number => {
+    const text = option(name)!;
+    if (!/^[1-9]\d*$/.test(text)) throw new UsageError(`--${name} takes a positive whole number, not ${text}`, command);
+    return Number(text);
+  };
+  const httpUrl = (name: string, text: string): string => {
+    if (!URL.canParse(text) || !["http:", "https:"].includes(new URL(text).protocol)) throw new UsageError(`${name} is not an http(s) URL: ${text}`, command);
+    return text;
+  };
+  const model = option("model")!;
+  const endpoint = option("endpoint");
+  if (endpoint !== "predict" && endpoint !== "batch") throw new UsageError(`--endpoint is predict or batch, not ${endpoint}`, command);
+  const apiKey = values["api-key"] ?? process.env.API_KEY?.split(",")[0]?.trim();
+  const headers: Record<string, string> = apiKey ? { "x-api-key": apiKey } : {};
+  const metricsUrl = values["metrics-url"];
+  const features = values.features?.split(",").map((v) => (v.trim() ? Number(v) : Number.NaN));
+  if (features?.some((v) => !Number.isFinite(v))) throw new UsageError(`--features takes comma-separated numbers, not ${values.features}`, command);
+  return {
+    command,
+    url: httpUrl(values.url === undefined ? "API_URL" : "--url", values.url ?? process.env.API_URL ?? DEFAULT_URL),
+    metricsUrl: metricsUrl === undefined ? undefined : httpUrl("--metrics-url", metricsUrl),
+    headers,
+    model,
+    features,
+    confidence: values.confidence === true,
+    samples: count("samples"),
+    length: count("length"),
+    sse: values.sse === true,
+    performance: { requests: count("requests"), concurrency: count("concurrency"), model, endpoint },
+  } as const;
+}
+
+function show(io: Output, label: string, r: Answer): boolean {
   const ok = r.status >= 200 && r.status < 300;
-  process.stdout.write(`${ok ? "ok  " : "FAIL"} ${label} → ${r.status}\n${JSON.stringify(r.json, null, 2)}\n`);
+  io.out(`${ok ? "ok  " : "FAIL"} ${label} → ${r.status}\n${JSON.stringify(r.json, null, 2)}\n`);
   return ok;
 }
 
-/** What the served bundle's feature vector looks like (GET /models): `window` days of `channels` values. */
-interface Shape {
-  window: number;
-  channels: number;
-}
-
-async function shapeOf(client: Client): Promise<Shape> {
-  const r = await call(client, "GET", "/models");
-  const features = (r.json as { features?: { window: number; channels?: string[] } }).features;
-  if (r.status !== 200 || !features) throw new Error(`GET /models answered ${r.status}: no bundle to learn the feature shape from`);
-  return { window: features.window, channels: features.channels?.length ?? 1 };
-}
-
-/** A feature vector of the served shape that varies with i, so the cache does not answer. */
-function sample(i: number, shape: Shape): number[] {
-  return Array.from({ length: shape.window * shape.channels }, (_, j) => Math.sin(i * 0.37 + j) * 0.8);
-}
-
-async function stream(client: Client, shape: Shape, model: string, length: number, sse: boolean): Promise<boolean> {
-  // One value a day for a one-channel bundle, else one row of a value per channel.
-  const day = (i: number) => Math.sin(i / 5) * 0.5;
-  const features = Array.from({ length }, (_, i) => (shape.channels === 1 ? day(i) : Array.from({ length: shape.channels }, (_, c) => day(i + c))));
-  const res = await fetch(`${client.url}/predict/stream`, {
-    method: "POST",
-    headers: { ...client.headers, "content-type": "application/json", ...(sse ? { accept: "text/event-stream" } : {}) },
-    body: JSON.stringify({ features, window_size: shape.window, model_type: model }),
-  });
-  if (!res.ok || !res.body) return show("stream", { status: res.status, json: await res.text() });
-  let lines = 0;
-  const decoder = new TextDecoder();
-  for await (const chunk of res.body) {
-    for (const line of decoder.decode(chunk as Uint8Array, { stream: true }).split("\n")) {
-      if (line.trim()) {
-        lines++;
-        if (lines <= 3) process.stdout.write(`${line}\n`);
-      }
-    }
+function isDoneLine(line: string): boolean {
+  try {
+    return (JSON.parse(line) as { done?: unknown }).done === true;
+  } catch {
+    return false;
   }
-  process.stdout.write(`ok   stream → ${res.status}, ${lines} lines\n`);
-  return true;
 }
 
-function percentile(sorted: number[], p: number): number {
-  if (!sorted.length) return Number.NaN;
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
-}
-
-function progress(done: number, total: number, started: number): void {
-  if (!process.stderr.isTTY && done !== total && done % Math.max(1, Math.floor(total / 10)) !== 0) return;
-  const width = 30;
-  const filled = Math.round((done / total) * width);
-  const rate = done / ((performance.now() - started) / 1000);
-  process.stderr.write(`\r[${"#".repeat(filled)}${".".repeat(width - filled)}] ${done}/${total} ${rate.toFixed(0)} req/s${process.stderr.isTTY ? "" : "\n"}`);
-}
-
-async function performanceRun(client: Client, shape: Shape, requests: number, concurrency: number, model: string, endpoint: string): Promise<boolean> {
-  const latencies: number[] = [];
-  const statuses = new Map<string, number>();
-  let next = 0;
-  const started = performance.now();
-  const worker = async () => {
-    while (next < requests) {
-      const i = next++;
-      const body = endpoint === "batch" ? { samples: [sample(i, shape), sample(i + 1, shape)], model_type: model } : { features: sample(i, shape), model_type: model };
-      const t0 = performance.now();
-      let status: string;
-      try {
-        status = String((await call(client, "POST", endpoint === "batch" ? "/predict/batch" : "/predict", body)).status);
-      } catch (error) {
-        status = (error as Error).name;
-      }
-      latencies.push(performance.now() - t0);
-      statuses.set(status, (statuses.get(status) ?? 0) + 1);
-      progress(latencies.length, requests, started);
-    }
+/**
+ * A series of `length` days, streamed back one prediction a window. It passes when the stream
+ * ends as the API says a complete one does (NDJSON: a {"done":true} line; SSE: a `done`
+ * event); an error line instead means the server gave up midway.
+ */
+async function stream(api: Api, io: Output, shape: Shape, model: string, length: number, sse: boolean): Promise<boolean> {
+  // One value a day for a one-channel bundle, else one row of a value per channel.
+  const day = (i: number) => synthetic(i / 5);
+  const features = Array.from({ length }, (_, i) => (shape.channels === 1 ? day(i) : Array.from({ length: shape.channels }, (_, c) => day(i + c))));
+  const res = await api.request("POST", "/predict/stream", { features, window_size: shape.window, model_type: model }, sse ? { accept: "text/event-stream" } : {});
+  if (res.statusCode !== 200) return show(io, "stream", { status: res.statusCode, json: await res.body.text() });
+  let lines = 0;
+  let last = "";
+  // A line may arrive split over two chunks: count it once, when its end arrives.
+  let partial = "";
+  const take = (line: string) => {
+    if (!line.trim()) return;
+    lines++;
+    if (lines <= 3) io.out(`${line}\n`);
+    if (!sse || line.startsWith("event:")) last = line;
   };
-  await Promise.all(Array.from({ length: concurrency }, worker));
-  const seconds = (performance.now() - started) / 1000;
-  latencies.sort((a, b) => a - b);
-  const errors = [...statuses].filter(([s]) => s !== "200");
-  process.stderr.write("\n");
-  process.stdout.write(
-    [
-      `requests     ${requests} (concurrency ${concurrency}, ${endpoint}, model ${model})`,
-      `throughput   ${(requests / seconds).toFixed(1)} req/s over ${seconds.toFixed(2)} s`,
-      `latency ms   p50 ${percentile(latencies, 50).toFixed(2)}  p95 ${percentile(latencies, 95).toFixed(2)}  p99 ${percentile(latencies, 99).toFixed(2)}  max ${latencies.at(-1)?.toFixed(2)}`,
-      `errors       ${errors.length ? errors.map(([s, n]) => `${s}: ${n}`).join(", ") : "none"}`,
-    ].join("\n") + "\n",
-  );
-  return errors.length === 0;
+  res.body.setEncoding("utf8");
+  for await (const chunk of res.body as AsyncIterable<string>) {
+    const parts = (partial + chunk).split("\n");
+    partial = parts.pop()!;
+    parts.forEach(take);
+  }
+  take(partial);
+  const done = sse ? last === "event: done" : isDoneLine(last);
+  io.out(`${done ? "ok  " : "FAIL"} stream → ${res.statusCode}, ${lines} lines${done ? "" : `, ending ${last || "with nothing"}`}\n`);
+  return done;
 }
 
-export async function main(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      url: { type: "string", default: process.env.API_URL ?? "http://localhost:8000" },
-      "api-key": { type: "string", default: process.env.API_KEY?.split(",")[0] },
-      model: { type: "string", default: "ensemble" },
-      features: { type: "string" },
-      samples: { type: "string", default: "2" },
-      length: { type: "string", default: "100" },
-      confidence: { type: "boolean", default: false },
-      sse: { type: "boolean", default: false },
-      requests: { type: "string", default: "1000" },
-      concurrency: { type: "string", default: "16" },
-      endpoint: { type: "string", default: "predict" },
-      test: { type: "string" },
-    },
-  });
-  const command = values.test ?? positionals[0] ?? "all";
-  const client: Client = { url: values.url!.replace(/\/$/, ""), headers: values["api-key"] ? { "x-api-key": values["api-key"] } : {} };
-  const model = values.model!;
+export async function main(argv: string[], io: Output = processOutput): Promise<number> {
+  let args: ReturnType<typeof parse>;
+  try {
+    args = parse(argv);
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error;
+    io.err(`wavelet: ${error.message}\n\n${usage(error.command)}`);
+    return 2;
+  }
+  if ("help" in args) {
+    io.out(usage(args.help));
+    return 0;
+  }
+  const api = new Api(args.url, args.headers, args.performance.concurrency);
+  const metricsApi = args.metricsUrl === undefined ? undefined : new Api(args.metricsUrl, {}, 1);
+  const scrape: Scrape = async () => {
+    const { status, text } = metricsApi ? await metricsApi.text("GET", "") : await api.text("GET", "/metrics");
+    if (status !== 200) throw new Error(`GET ${args.metricsUrl ?? `${api.url}/metrics`} answered ${status}`);
+    return text;
+  };
+  // Asked once per run, however many checks need it.
+  let shape: Promise<Shape> | undefined;
+  const served = () => (shape ??= shapeOf(api));
   // The guide's ten features fit a one-channel bundle; other shapes get a sample of theirs.
-  const defaultFeatures = (shape: Shape) => (shape.window * shape.channels === GUIDE_FEATURES.length ? GUIDE_FEATURES : sample(0, shape));
-  const checks: Record<string, () => Promise<boolean>> = {
-    health: async () => show("health", await call(client, "GET", "/health")),
-    models: async () => show("models", await call(client, "GET", "/models")),
+  const defaultFeatures = (s: Shape) => (s.window * s.channels === GUIDE_FEATURES.length ? GUIDE_FEATURES : sample(0, s));
+  const checks: Record<Check, () => Promise<boolean>> = {
+    health: async () => show(io, "health", await api.call("GET", "/health")),
+    models: async () => show(io, "models", await api.call("GET", "/models")),
     predict: async () => {
-      const features = values.features ? values.features.split(",").map(Number) : defaultFeatures(await shapeOf(client));
-      return show("predict", await call(client, "POST", "/predict", { features, model_type: model, return_confidence: values.confidence }));
+      const features = args.features ?? defaultFeatures(await served());
+      return show(io, "predict", await api.call("POST", "/predict", { features, model_type: args.model, return_confidence: args.confidence }));
     },
     batch: async () => {
-      const shape = await shapeOf(client);
-      const samples = Array.from({ length: Number(values.samples) }, (_, i) => sample(i, shape));
-      return show("batch", await call(client, "POST", "/predict/batch", { samples, model_type: model, return_confidence: values.confidence }));
+      const s = await served();
+      const samples = Array.from({ length: args.samples }, (_, i) => sample(i, s));
+      return show(io, "batch", await api.call("POST", "/predict/batch", { samples, model_type: args.model, return_confidence: args.confidence }));
     },
-    stream: async () => stream(client, await shapeOf(client), model, Number(values.length), values.sse!),
-    performance: async () => performanceRun(client, await shapeOf(client), Number(values.requests), Number(values.concurrency), model, values.endpoint!),
+    stream: async () => stream(api, io, await served(), args.model, args.length, args.sse),
+    performance: async () => performanceRun(api, await served(), args.performance, scrape, io),
   };
-  const run = command === "all" ? Object.keys(checks) : [command];
   let ok = true;
-  for (const name of run) {
-    const check = checks[name];
-    if (!check) {
-      process.stderr.write(`unknown command ${name}; one of ${Object.keys(checks).join(", ")}, all\n`);
-      return 2;
+  try {
+    for (const name of args.command === "all" ? CHECKS : [args.command]) {
+      ok =
+        (await checks[name]().catch((error: Error) => {
+          io.out(`FAIL ${name}: ${error.message} (is the server running at ${api.url}?)\n`);
+          return false;
+        })) && ok;
     }
-    ok = (await check().catch((error: Error) => {
-      process.stdout.write(`FAIL ${name}: ${error.message} (is the server running at ${client.url}?)\n`);
-      return false;
-    })) && ok;
+  } finally {
+    await Promise.all([api.close(), metricsApi?.close()]);
   }
   return ok ? 0 : 1;
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) process.exit(await main(process.argv.slice(2)));
+// npm installs the command as a symlink (node_modules/.bin/wavelet): compare real paths.
+if (process.argv[1] && realpathSync(process.argv[1]) === fileURLToPath(import.meta.url)) process.exitCode = await main(process.argv.slice(2));
