@@ -1,5 +1,5 @@
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, symlinkSync } from "node:fs";
+import { mkdtempSync, readFileSync, statSync, symlinkSync } from "node:fs";
 import { type Server, createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
@@ -57,15 +57,19 @@ describe("the command line", () => {
     expect(run.stdout).not.toContain("Commands:");
   });
 
-  it("is installed as the `wavelet` command: bin entry, shebang, and it runs through a symlink as npm links it", () => {
+  it("is installed as the `wavelet` command: a tracked, executable launcher; both it and the built file run through a symlink as npm links them", () => {
     const pkg = JSON.parse(readFileSync(resolve(import.meta.dirname, "../package.json"), "utf8"));
-    expect(pkg.bin.wavelet).toBe("dist/client/cli.js");
-    expect(readFileSync(CLI_JS, "utf8").split("\n")[0]).toBe("#!/usr/bin/env node");
-    const link = join(mkdtempSync(join(tmpdir(), "bin-")), "wavelet");
-    symlinkSync(CLI_JS, link);
-    const run = spawnCli(["health", "--help"], link);
-    expect(run.status).toBe(0);
-    expect(run.stdout).toContain("Usage: wavelet health");
+    expect(pkg.bin.wavelet).toBe("bin/wavelet.js");
+    const launcher = resolve(import.meta.dirname, "..", pkg.bin.wavelet);
+    expect(statSync(launcher).mode & 0o111).toBe(0o111);
+    const dir = mkdtempSync(join(tmpdir(), "bin-"));
+    for (const [name, target] of [["wavelet", launcher], ["cli", CLI_JS]] as const) {
+      expect(readFileSync(target, "utf8").split("\n")[0]).toBe("#!/usr/bin/env node");
+      symlinkSync(target, join(dir, name));
+      const run = spawnCli(["health", "--help"], join(dir, name));
+      expect(run.status).toBe(0);
+      expect(run.stdout).toContain("Usage: wavelet health");
+    }
   });
 
   it("-h, help and help <command> print the usage; unknown commands and bad values are usage errors (exit 2)", async () => {
