@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Debian packages the tests run for real, installed with apt when missing and we are root:
 #   test    redis-server (cache, distributed rate limit, Redis loss/recovery tests), curl,
-#           prometheus (promtool for the alerts' tests; the live check of every query)
+#           prometheus (promtool for the alerts' tests; the live check of every query),
+#           chromium (the /docs and /redoc browser test, through puppeteer-core)
 #   docker  Docker Engine (docker.io), and what the offline image and kind builds use:
 #           debootstrap, jq, gcc + libc6-dev (static pause and probe binaries), iptables
 #   scripts/system-deps.sh [test] [docker]     (default: both)
@@ -17,6 +18,7 @@ for group in "$@"; do
     need redis-server redis-server
     need curl curl
     need promtool prometheus
+    need chromium chromium
     ;;
   docker)
     need dockerd docker.io

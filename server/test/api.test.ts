@@ -83,7 +83,7 @@ describe("the guide's examples, verbatim", () => {
     expect(redoc.body).not.toMatch(/https?:\/\//);
     const spec = (await app.inject({ method: "GET", url: "/openapi.json" })).json();
     expect(Object.keys(spec.paths)).toEqual(expect.arrayContaining(["/predict", "/predict/batch", "/predict/stream", "/health", "/models", "/admin/reload"]));
-    expect(spec.components.schemas.PredictRequestInput.properties.model_type.enum).toEqual(["xgboost", "lstm", "transformer", "ensemble"]);
+    expect(spec.components.schemas.PredictFeaturesRequest.properties.model_type.enum).toEqual(["xgboost", "lstm", "transformer", "ensemble"]);
   });
 });
 

@@ -111,20 +111,27 @@ describe("a multi-channel bundle (6 channels × 10 days) served end to end", () 
   it("the OpenAPI describes the served shape: 60-value vectors, a stream of 6-value rows, examples that fit", async () => {
     const spec = (await app.inject({ method: "GET", url: "/openapi.json" })).json();
     const schemas = spec.components.schemas;
-    const predict = schemas.PredictRequestInput ?? schemas.PredictRequest;
+    const predict = schemas.PredictFeaturesRequest;
     expect(predict.properties.features).toMatchObject({ type: "array", minItems: 60, maxItems: 60 });
     expect(predict.example.features.length).toBe(60);
-    const stream = schemas.StreamRequestInput ?? schemas.StreamRequest;
+    const stream = schemas.StreamFeaturesRequest;
     expect(stream.properties.features).toMatchObject({ type: "array", minItems: W, items: { type: "array", minItems: C, maxItems: C, items: { type: "number" } } });
     expect(stream.example.features.length).toBe(W);
     expect(stream.example.features.every((d: number[]) => d.length === C)).toBe(true);
     expect(stream.properties.window_size.minimum).toBe(W);
-    const batchSchema = schemas.BatchRequestInput ?? schemas.BatchRequest;
+    const batchSchema = schemas.BatchRequest;
     expect(batchSchema.example.samples.every((s: number[]) => s.length === 60)).toBe(true);
-    // The examples are valid requests.
-    expect((await post(app, "/predict", predict.example)).statusCode).toBe(200);
-    expect((await post(app, "/predict/stream", stream.example)).statusCode).toBe(200);
-    expect((await post(app, "/predict/batch", batchSchema.example)).statusCode).toBe(200);
+    // The examples are valid requests, those with prices too (74 of them for this bundle).
+    expect(schemas.PredictPricesRequest.example.prices.length).toBe(74);
+    for (const [url, schema] of [
+      ["/predict", predict],
+      ["/predict", schemas.PredictPricesRequest],
+      ["/predict/stream", stream],
+      ["/predict/stream", schemas.StreamPricesRequest],
+      ["/predict/batch", batchSchema],
+    ]) {
+      expect((await post(app, url, schema.example)).statusCode, url).toBe(200);
+    }
   });
 
   it("GET /models shows the channels and the energy and GARCH parameters", async () => {

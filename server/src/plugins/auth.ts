@@ -2,6 +2,7 @@ import { createHash, timingSafeEqual } from "node:crypto";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import fp from "fastify-plugin";
 import type { Config } from "../config.js";
+import { authErrors } from "../schemas/api.js";
 import type { Realm } from "./context.js";
 import { AppError, unavailable } from "./errors.js";
 import { KeysUnavailable, scopesOf, TokenRefused, tokenVerifier } from "./jwt.js";
@@ -145,15 +146,23 @@ export const authPlugin = fp(async (app: FastifyInstance, opts: { config: Config
     }
   });
 
-  // The OpenAPI document states what the hook above enforces.
+  // The OpenAPI document states what the hook above enforces: the credentials a route takes and,
+  // on a route that documents its answers, the answers without them; an open route lists neither.
   app.addHook("onRoute", (route) => {
     const realm = route.config?.auth;
     if (!realm) return;
     const policy = realms[realm];
+    // A status the route declares itself keeps the route's description.
+    const declared = route.schema?.response as object | undefined;
+    const answers = (responses: object) => (declared ? { response: { ...responses, ...declared } } : {});
+    if (!guarded(policy)) {
+      if (realm === "admin") route.schema = { ...route.schema, ...answers({ 403: authErrors.localOnly }) };
+      return;
+    }
     const security: Record<string, string[]>[] = [
       ...(policy.keys.length ? [{ apiKey: [] }] : []),
-      ...(guarded(policy) ? [{ bearer: policy.scope ? [policy.scope] : [] }] : []),
+      { bearer: policy.scope ? [policy.scope] : [] },
     ];
-    route.schema = { ...route.schema, security };
+    route.schema = { ...route.schema, security, ...answers({ 401: authErrors[401], 403: authErrors[403] }) };
   });
 });

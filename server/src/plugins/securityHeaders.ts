@@ -6,7 +6,10 @@ import fp from "fastify-plugin";
  * they are built once: helmet recomputes its policy strings per request, which cost more
  * than the model run on the single-prediction path. Strict-Transport-Security only over
  * TLS (RFC 6797 §7.2: a browser ignores it over plain HTTP, and it would tell a plain-HTTP
- * deployment's clients something untrue).
+ * deployment's clients something untrue); Cross-Origin-Opener-Policy too: browsers honour it
+ * only from trustworthy origins, and at a plain-HTTP address they log an error for it on every
+ * page (/docs, /redoc). The CSP holds for the docs pages as well, so it has no
+ * upgrade-insecure-requests: at a plain-HTTP address that would send every script to https://.
  */
 
 const CONTENT_SECURITY_POLICY = [
@@ -25,7 +28,6 @@ const CONTENT_SECURITY_POLICY = [
 
 export const SECURITY_HEADERS: Readonly<Record<string, string>> = Object.freeze({
   "content-security-policy": CONTENT_SECURITY_POLICY,
-  "cross-origin-opener-policy": "same-origin",
   "cross-origin-resource-policy": "same-origin",
   "referrer-policy": "no-referrer",
   "x-content-type-options": "nosniff",
@@ -35,6 +37,7 @@ export const SECURITY_HEADERS: Readonly<Record<string, string>> = Object.freeze(
 
 const OVER_TLS: Readonly<Record<string, string>> = Object.freeze({
   ...SECURITY_HEADERS,
+  "cross-origin-opener-policy": "same-origin",
   "strict-transport-security": "max-age=31536000; includeSubDomains",
 });
 

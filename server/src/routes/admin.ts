@@ -2,7 +2,7 @@ import type { FastifyInstance } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import "../plugins/context.js";
 import type { Reload } from "../reloads.js";
-import { errorSchema, reloadResponse } from "../schemas/api.js";
+import { reloadErrors, reloadResponse } from "../schemas/api.js";
 
 export interface AdminRoutesOptions {
   /** Every process's reload (reloads.ts). */
@@ -22,7 +22,7 @@ export async function adminRoutes(app: FastifyInstance, opts: AdminRoutesOptions
           "If any fails or takes longer than RELOAD_TIMEOUT_MS, none swaps, the old bundle keeps serving and the answer is 422. " +
           "A reload asked for while another runs is refused with 409 reload_in_progress.",
         tags: ["admin"],
-        response: { 200: reloadResponse, 401: errorSchema, 403: errorSchema, 409: errorSchema, 422: errorSchema, 429: errorSchema, 503: errorSchema },
+        response: { 200: reloadResponse.meta({ description: "every worker now serves the new bundle" }), ...reloadErrors },
       },
     },
     async () => {

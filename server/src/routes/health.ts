@@ -5,7 +5,7 @@ import { MODEL_TYPES } from "../config.js";
 import type { ModelRegistry } from "../inference/registry.js";
 import { unavailable } from "../plugins/errors.js";
 import type { FeatureSpec } from "../schemas/manifest.js";
-import { goldenResponse, healthResponse, modelsResponse } from "../schemas/api.js";
+import { goldenResponse, healthResponse, modelsResponse, noBundle } from "../schemas/api.js";
 
 export interface HealthRoutesOptions {
   registry: ModelRegistry;
@@ -45,7 +45,10 @@ export async function healthRoutes(app: FastifyInstance, opts: HealthRoutesOptio
         summary: "Ready when every configured model is loaded, verified and warmed",
         description: "200 when ready; 503 with reasons otherwise (also while shutting down). Reports the bundle name, version and digest.",
         tags: ["operations"],
-        response: { 200: healthResponse, 503: healthResponse },
+        response: {
+          200: healthResponse.meta({ description: "ready: every configured model is loaded, verified and warmed" }),
+          503: healthResponse.meta({ description: "not ready (reasons says why), or shutting down" }),
+        },
       },
     },
     async (_request, reply) => {
@@ -70,7 +73,13 @@ export async function healthRoutes(app: FastifyInstance, opts: HealthRoutesOptio
 
   api.get(
     "/livez",
-    { schema: { summary: "Liveness: the process answers", tags: ["operations"], response: { 200: z.object({ status: z.literal("alive") }) } } },
+    {
+      schema: {
+        summary: "Liveness: the process answers",
+        tags: ["operations"],
+        response: { 200: z.object({ status: z.literal("alive") }).meta({ description: "the process answers (it may not be ready: GET /health)" }) },
+      },
+    },
     async () => ({ status: "alive" as const }),
   );
 
@@ -82,7 +91,7 @@ export async function healthRoutes(app: FastifyInstance, opts: HealthRoutesOptio
         description:
           "From the bundle's vectors/parity.json (verified against the manifest). The operator's analysis sends each case to POST /predict on a new colour and compares the answers before it switches traffic.",
         tags: ["models"],
-        response: { 200: goldenResponse },
+        response: { 200: goldenResponse.meta({ description: "the served bundle's golden cases" }), 503: noBundle },
       },
     },
     async () => {
@@ -97,7 +106,7 @@ export async function healthRoutes(app: FastifyInstance, opts: HealthRoutesOptio
       schema: {
         summary: "The bundle being served: models, versions, digests and out-of-sample metrics",
         tags: ["models"],
-        response: { 200: modelsResponse },
+        response: { 200: modelsResponse.meta({ description: "the served bundle, its models and their metrics" }), 503: noBundle },
       },
     },
     async () => {

@@ -1,9 +1,17 @@
 import type { FastifyInstance } from "fastify";
 import type { Registry } from "prom-client";
+import { prometheusText } from "../schemas/api.js";
 
 /** Prometheus text exposition of one registry (the app's, or the cluster's aggregate). */
 export async function metricsRoute(app: FastifyInstance, opts: { metrics: () => Promise<{ body: string; contentType: string }> }) {
-  app.get("/metrics", { schema: { summary: "Prometheus metrics", tags: ["operations"] } }, async (_request, reply) => {
+  const schema = {
+    summary: "Prometheus metrics",
+    tags: ["operations"],
+    response: { 200: { description: "the metrics, in the text format Prometheus scrapes", content: prometheusText } },
+  };
+  // The body is prom-client's text, sent as it is: the schema documents it (and on the separate
+  // metrics listener, a plain Fastify, the default compiler would try to build a serializer from it).
+  app.get("/metrics", { schema, serializerCompiler: () => (text) => text as string }, async (_request, reply) => {
     const { body, contentType } = await opts.metrics();
     return reply.type(contentType).send(body);
   });

@@ -10,7 +10,7 @@ import type { ModelType } from "../inference/bundle.js";
 import type { ModelRegistry, Serving } from "../inference/registry.js";
 import { type Predictor, type RowSource, priceRows, rowFromPrices, rowsFromVectors, seriesRows } from "../inference/predictor.js";
 import "../plugins/context.js";
-import { apiSchemas, errorSchema, type FeatureShape, type Limits, REFUSED_INPUT } from "../schemas/api.js";
+import { apiSchemas, type FeatureShape, type Limits, predictErrors, REFUSED_INPUT, streamFormats } from "../schemas/api.js";
 
 export interface PredictRoutesOptions {
   registry: ModelRegistry;
@@ -66,20 +66,6 @@ export async function predictRoutes(app: FastifyInstance, opts: PredictRoutesOpt
   const { registry, predictor, cache, limits } = opts;
   const s = apiSchemas(limits, opts.shape, opts.defaultModel);
   const api = app.withTypeProvider<ZodTypeProvider>();
-  const errors = {
-    400: errorSchema,
-    401: errorSchema,
-    403: errorSchema,
-    413: errorSchema,
-    415: errorSchema,
-    422: errorSchema.meta({ description: "the model produced a non-finite value for these inputs" }),
-    429: errorSchema,
-    503: errorSchema.meta({
-      description:
-        "unavailable (no bundle, or the model is not loaded), or overloaded: more than MAX_QUEUED_ROWS rows would be queued " +
-        "(or MAX_STREAMS streams are open); Retry-After says when to try again",
-    }),
-  };
   const common = {
     config: { auth: "predict" as const, budget: "predict" as const },
   };
@@ -114,7 +100,7 @@ export async function predictRoutes(app: FastifyInstance, opts: PredictRoutesOpt
         summary: "One prediction from a feature vector or from raw prices",
         tags: ["predict"],
         body: s.predictRequest,
-        response: { 200: s.predictResponse, ...errors },
+        response: { 200: s.predictResponse.meta({ description: "the prediction, with the bundle and target that gave it" }), ...predictErrors },
       },
     },
     async (request, reply) => {
@@ -156,7 +142,7 @@ export async function predictRoutes(app: FastifyInstance, opts: PredictRoutesOpt
         summary: "Predictions for many feature vectors in one ONNX run",
         tags: ["predict"],
         body: s.batchRequest,
-        response: { 200: s.batchResponse, ...errors },
+        response: { 200: s.batchResponse.meta({ description: "one prediction per sample, in order, from one model run" }), ...predictErrors },
       },
     },
     async (request, reply) => {
@@ -204,14 +190,8 @@ export async function predictRoutes(app: FastifyInstance, opts: PredictRoutesOpt
         tags: ["predict"],
         body: s.streamRequest,
         response: {
-          200: {
-            description: "the stream",
-            content: {
-              "application/x-ndjson": { schema: z.string().meta({ description: "StreamItem lines, then a done line (or an Error line)" }) },
-              "text/event-stream": { schema: z.string().meta({ description: "`prediction` events (StreamItem), then `done` (or `error`)" }) },
-            },
-          },
-          ...errors,
+          200: { description: "the predictions as they are computed, as NDJSON or (Accept: text/event-stream) Server-Sent Events", content: streamFormats },
+          ...predictErrors,
         },
       },
     },

@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { MODEL_TYPES } from "../config.js";
-import type { FeatureSpec } from "./manifest.js";
+import { type FeatureSpec, horizonDays } from "./manifest.js";
 
 /**
  * Request and response schemas of the REST API. They validate every request and are the
@@ -48,20 +48,33 @@ export const describeShape = (shape: FeatureShape) =>
 // Far above any price history a request needs, far below what hurts.
 const MAX_PRICES = 100_000;
 
-/** A request that takes exactly one of `features` or `prices` (oneOf in the spec, a named error in validation). */
-function featuresOrPrices<T extends z.ZodRawShape>(
-  fields: T,
-  id: string,
-  example: Record<string, unknown>,
+/**
+ * A request that takes exactly one of `features` or `prices`. It validates as one strict object
+ * with a named error, so an error names the field at fault (a zod union reports only that no
+ * branch matched); it is documented as what it is, a oneOf of two named shapes built from the
+ * same fields. zod emits a union's oneOf through the schema's processJSONSchema (how each of its
+ * classes emits itself): the request borrows the union's, so zod still writes the refs.
+ */
+function featuresOrPrices<F extends z.ZodType, P extends z.ZodType, C extends z.ZodRawShape>(
+  name: "Predict" | "Stream",
+  fields: { features: F; prices: P; common: C },
+  examples: { features: Record<string, unknown>; prices: Record<string, unknown> },
 ) {
-  return z
-    .object(fields)
-    .strict()
+  // Titled too: Swagger UI names a oneOf's branches by their titles.
+  const shape = (id: string, example: Record<string, unknown>) => ({ id, title: id, example });
+  const documented = z.xor([
+    z.strictObject({ features: fields.features, ...fields.common }).meta(shape(`${name}FeaturesRequest`, examples.features)),
+    z.strictObject({ prices: fields.prices, ...fields.common }).meta(shape(`${name}PricesRequest`, examples.prices)),
+  ]);
+  const request = z
+    .strictObject({ features: fields.features.optional(), prices: fields.prices.optional(), ...fields.common })
     .refine((b) => ((b as { features?: unknown }).features === undefined) !== ((b as { prices?: unknown }).prices === undefined), {
       message: "give exactly one of features or prices",
       path: ["features"],
     })
-    .meta({ id, oneOf: [{ required: ["features"] }, { required: ["prices"] }], example });
+    .meta({ id: `${name}Request`, example: examples.features });
+  request._zod.processJSONSchema = documented._zod.processJSONSchema;
+  return request;
 }
 
 // Features are percent returns, their squares, energies or volatilities: a million is already absurd, and
@@ -143,10 +156,24 @@ function dayRows(items: Bounds, perRow: number, minDays: number, maxDays: number
 const GUIDE = [0.1, 0.2, -0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0];
 const GUIDE_NEXT = [0.2, 0.3, -0.2, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.1];
 const repeated = (values: readonly number[], n: number) => Array.from({ length: n }, (_, i) => values[i % values.length]!);
+/** Daily closes for the examples: an index near 4,500 that drifts and wobbles, in cents. */
+const closes = (n: number) => Array.from({ length: n }, (_, i) => Math.round(450_000 * Math.exp(0.0004 * i + 0.01 * Math.sin(i / 3))) / 100);
 
-const bundleRef = z.object({ name: z.string(), version: z.string(), digest: z.string() });
-const target = z.object({ name: z.string(), units: z.string(), horizon: z.number().int() });
-const interval = z.object({ level: z.number(), lower: z.number(), upper: z.number() });
+// The examples answer as the default bundle (models/bundles/spx-return-1d) would.
+const EXAMPLE_BUNDLE = { name: "spx-return-1d", version: "1.1.0", digest: "sha256:4c1f0e5b9a7d3c2e8f6a1b0d9c8e7f6a5b4c3d2e1f0a9b8c7d6e5f4a3b2c1d0e" };
+const EXAMPLE_TARGET = { name: "log_return_1d", units: "percent log return, close to next close", horizon: 1 };
+const EXAMPLE_INTERVAL = { level: 0.9, lower: -1.31, upper: 1.42 };
+
+const bundleRef = z
+  .object({ name: z.string(), version: z.string(), digest: z.string().regex(/^sha256:[0-9a-f]{64}$/) })
+  .meta({ example: EXAMPLE_BUNDLE });
+const target = z
+  .object({ name: z.string(), units: z.string(), horizon: horizonDays.meta({ description: "trading days from the last close seen to the close predicted" }) })
+  .meta({ example: EXAMPLE_TARGET });
+const interval = z
+  .object({ level: z.number().gt(0).lt(1).meta({ description: "the interval's coverage" }), lower: z.number(), upper: z.number() })
+  .meta({ example: EXAMPLE_INTERVAL });
+const modelName = (example: (typeof MODEL_TYPES)[number]) => z.enum(MODEL_TYPES).meta({ example });
 
 export const errorSchema = z
   .object({
@@ -157,6 +184,50 @@ export const errorSchema = z
     details: z.unknown().optional(),
   })
   .meta({ id: "Error" });
+
+/**
+ * An error status as the OpenAPI shows it: the Error schema and what the status means there.
+ * (No example per status: @fastify/swagger drops whatever sits beside a $ref.)
+ */
+export const errorResponse = (description: string) => errorSchema.meta({ description });
+
+const rateLimited = (units: string) => errorResponse(`the caller's ${units} for the window are spent (rate_limited); Retry-After says when the budget refills`);
+
+/** What the prediction routes answer besides their result; the auth plugin adds 401 and 403 when they require credentials. */
+export const predictErrors = {
+  400: errorResponse("malformed JSON (invalid_json), or a field missing, unknown or out of its bounds (validation_error): `fields` names each"),
+  413: errorResponse("the body is larger than BODY_LIMIT bytes (payload_too_large)"),
+  415: errorResponse("the body is not application/json (unsupported_media_type)"),
+  422: errorResponse("the model produced a non-finite value for these inputs (non_finite_prediction)"),
+  429: rateLimited("rows"),
+  503: errorResponse(
+    "unavailable (no bundle, or the model is not loaded), or overloaded: more than MAX_QUEUED_ROWS rows would be queued " +
+      "(or MAX_STREAMS streams are open); Retry-After says when to try again",
+  ),
+};
+
+/** What POST /admin/reload answers besides the new bundle (and the auth plugin's 401/403). */
+export const reloadErrors = {
+  409: errorResponse("another reload is running; this one was not started (reload_in_progress)"),
+  422: errorResponse(
+    "the new bundle failed verification or warm-up on some worker, or took longer than RELOAD_TIMEOUT_MS; the old one keeps serving (bundle_rejected)",
+  ),
+  429: rateLimited("requests"),
+  503: errorResponse("not every worker confirmed the swap (reload_incomplete), or access tokens cannot be verified now; retry"),
+};
+
+/** GET /models and /models/golden before any bundle loaded. */
+export const noBundle = errorResponse("no bundle is loaded (GET /health says why)");
+
+/** The 401 and 403 of a route that requires credentials, and the 403 of an admin route that only the host may call. */
+export const authErrors = {
+  401: errorResponse(
+    "no credentials (unauthorized), or a token refused: expired, not yet valid, for another audience or signer (invalid_token); " +
+      "WWW-Authenticate says what the realm takes",
+  ),
+  403: errorResponse("credentials not accepted here: an unknown API key (forbidden), or a token without the route's scope (insufficient_scope)"),
+  localOnly: errorResponse("admin routes answer only clients on this host until ADMIN_API_KEY (or OAUTH_ISSUER) is set (forbidden)"),
+};
 
 export function apiSchemas(limits: Limits, shape: FeatureShape, defaultModel: (typeof MODEL_TYPES)[number] = "ensemble") {
   const modelType = z.enum(MODEL_TYPES).default(defaultModel).meta({ description: `which model answers (default ${defaultModel})` });
@@ -185,26 +256,24 @@ export function apiSchemas(limits: Limits, shape: FeatureShape, defaultModel: (t
         "a series of the bundle's per-day feature values; each window of window_size values is one feature vector",
       );
   const streamExample = multi ? Array.from({ length: shape.window }, (_, d) => repeated(GUIDE.slice(d), shape.channels)) : GUIDE;
+  const options = { model_type: modelType, return_confidence: z.boolean().default(false) };
   const predictRequest = featuresOrPrices(
+    "Predict",
     {
-      features: vector("the bundle's feature vector; give this or prices").optional(),
-      prices: numbers(
-        PRICES,
-        shape.minPrices,
-        MAX_PRICES,
-        "daily closing prices, oldest first; the server computes the causal wavelet features of the last day",
-      ).optional(),
-      model_type: modelType,
-      return_confidence: z.boolean().default(false),
+      features: vector("the bundle's feature vector"),
+      prices: numbers(PRICES, shape.minPrices, MAX_PRICES, "daily closing prices, oldest first; the server computes the causal wavelet features of the last day"),
+      common: options,
     },
-    "PredictRequest",
-    { features: example, model_type: "ensemble" },
+    {
+      features: { features: example, model_type: defaultModel },
+      prices: { prices: closes(shape.minPrices), model_type: defaultModel, return_confidence: true },
+    },
   );
 
   const predictResponse = z
     .object({
-      prediction: z.number(),
-      model_type: z.enum(MODEL_TYPES),
+      prediction: z.number().meta({ description: "in the target's units", example: 0.0417 }),
+      model_type: modelName(defaultModel),
       bundle: bundleRef,
       target,
       confidence: interval.optional(),
@@ -224,65 +293,106 @@ export function apiSchemas(limits: Limits, shape: FeatureShape, defaultModel: (t
       id: "BatchRequest",
       example: {
         samples: [example, repeated(GUIDE_NEXT, width)],
-        model_type: "ensemble",
+        model_type: defaultModel,
         return_confidence: true,
       },
     });
 
   const batchResponse = z
     .object({
-      predictions: z.array(z.number()),
-      count: z.number().int(),
-      model_type: z.enum(MODEL_TYPES),
+      predictions: z.array(z.number()).meta({ description: "one per sample, in order", example: [0.0417, 0.0529] }),
+      count: z.number().int().min(1).max(limits.maxBatchSamples).meta({ example: 2 }),
+      model_type: modelName(defaultModel),
       bundle: bundleRef,
       target,
-      confidence: z.object({ level: z.number(), lower: z.array(z.number()), upper: z.array(z.number()) }).optional(),
+      confidence: z
+        .object({ level: z.number().gt(0).lt(1), lower: z.array(z.number()), upper: z.array(z.number()) })
+        .optional()
+        .meta({ example: { level: 0.9, lower: [-1.31, -1.29], upper: [1.42, 1.44] } }),
     })
     .meta({ id: "BatchResponse" });
 
+  const windowSize = z
+    .number()
+    .int()
+    .min(shape.window)
+    .max(limits.maxStreamLength)
+    .optional()
+    .meta({
+      description:
+        `days per window, at least the bundle's window (${shape.window}, the default). One prediction per window of ` +
+        `window_size consecutive days of features (${multi ? "rows" : "values"}; with prices: per day that has window_size days of features ` +
+        `behind it); the model sees the window's last ${shape.window} days${multi ? " of each channel" : ""}, so a larger window_size only starts the ` +
+        "predictions later: with features, prediction `index` i is for the window features[i .. i+window_size-1], " +
+        "i.e. for the day of features[i+window_size-1]. A window_size longer than the series gives no predictions, " +
+        "only the done line (count 0).",
+    });
   const streamRequest = featuresOrPrices(
+    "Stream",
     {
-      features: streamFeatures.optional(),
-      prices: numbers(PRICES, shape.minPrices, limits.maxStreamLength, "daily closes; one prediction per day that has enough history").optional(),
-      window_size: z
-        .number()
-        .int()
-        .min(shape.window)
-        .max(limits.maxStreamLength)
-        .optional()
-        .meta({
-          description:
-            `days per window, at least the bundle's window (${shape.window}, the default). One prediction per window of ` +
-            `window_size consecutive days of features (${multi ? "rows" : "values"}; with prices: per day that has window_size days of features ` +
-            `behind it); the model sees the window's last ${shape.window} days${multi ? " of each channel" : ""}, so a larger window_size only starts the ` +
-            "predictions later: with features, prediction `index` i is for the window features[i .. i+window_size-1], " +
-            "i.e. for the day of features[i+window_size-1]. A window_size longer than the series gives no predictions, " +
-            "only the done line (count 0).",
-        }),
-      model_type: modelType,
-      return_confidence: z.boolean().default(false),
+      features: streamFeatures,
+      prices: numbers(PRICES, shape.minPrices, limits.maxStreamLength, "daily closes; one prediction per day that has enough history"),
+      common: { window_size: windowSize, ...options },
     },
-    "StreamRequest",
-    { features: streamExample, window_size: shape.window, model_type: "ensemble" },
+    {
+      features: { features: streamExample, window_size: shape.window, model_type: defaultModel },
+      prices: { prices: closes(shape.minPrices + 4), model_type: defaultModel },
+    },
   );
 
   return { predictRequest, predictResponse, batchRequest, batchResponse, streamRequest };
 }
 
 export const streamItem = z
-  .object({ index: z.number().int(), prediction: z.number(), confidence: interval.optional() })
+  .object({ index: z.number().int().nonnegative().meta({ example: 0 }), prediction: z.number().meta({ example: 0.0417 }), confidence: interval.optional() })
   .meta({ id: "StreamItem", description: "one line of the NDJSON stream (or the data of one SSE `prediction` event)" });
+
+// What a line or an event's data holds, as JSON Schema's contentSchema (OpenAPI 3.1 has no
+// item schema for a stream; 3.2's itemSchema is one).
+const streamed = { contentSchema: { $ref: "#/components/schemas/StreamItem" } };
+
+/**
+ * POST /predict/stream's two formats; their lines and events carry StreamItem. Server-Sent Events
+ * first: Swagger UI's Try it out asks for the first, and it parses anything called *json* as one
+ * JSON document, which an NDJSON stream is not.
+ */
+export const streamFormats = {
+  "text/event-stream": {
+    schema: z.string().meta({
+      description: "`prediction` events (data: a StreamItem), then `done` (or `error`)",
+      ...streamed,
+      example: 'event: prediction\ndata: {"index":0,"prediction":0.0417}\n\nevent: done\ndata: {"done":true,"count":1}\n\n',
+    }),
+  },
+  "application/x-ndjson": {
+    schema: z.string().meta({
+      description: 'the default: one StreamItem per line, then {"done":true,"count":n} (or an Error line)',
+      ...streamed,
+      example: '{"index":0,"prediction":0.0417}\n{"done":true,"count":1}\n',
+    }),
+  },
+};
+
+/** GET /metrics: Prometheus's text exposition format. */
+export const prometheusText = {
+  "text/plain; version=0.0.4": {
+    schema: z.string().meta({
+      description: "Prometheus text exposition format 0.0.4",
+      example: '# HELP model_bundle_ready 1 when every configured model is loaded\n# TYPE model_bundle_ready gauge\nmodel_bundle_ready 1\n',
+    }),
+  },
+};
 
 export const healthResponse = z
   .object({
     status: z.enum(["ok", "unavailable"]),
-    reasons: z.array(z.string()),
+    reasons: z.array(z.string()).meta({ description: "why not ready; empty when ready" }),
     bundle: bundleRef.optional(),
-    models: z.record(z.string(), z.enum(["loaded", "loading", "not_loaded"])),
+    models: z.record(z.string(), z.enum(["loaded", "loading", "not_loaded"])).meta({ example: { xgboost: "loaded", lstm: "loaded", transformer: "loaded", ensemble: "loaded" } }),
     loading: z.enum(["eager", "lazy"]),
-    uptime_seconds: z.number(),
+    uptime_seconds: z.number().int().nonnegative().meta({ example: 3600 }),
     last_reload: z
-      .object({ at: z.string(), ok: z.boolean(), bundle: bundleRef.optional(), error: z.string().optional() })
+      .object({ at: z.string().meta({ example: "2026-11-28T09:30:00.000Z" }), ok: z.boolean(), bundle: bundleRef.optional(), error: z.string().optional() })
       .optional(),
   })
   .meta({ id: "Health" });
@@ -338,7 +448,7 @@ export const reloadResponse = z
     reloaded: z.boolean(),
     bundle: bundleRef,
     previous: bundleRef.optional(),
-    workers: z.number().int().positive().meta({ description: "processes now serving the bundle (WORKERS)" }),
-    seconds: z.number(),
+    workers: z.number().int().min(1).meta({ description: "processes now serving the bundle (WORKERS)", example: 2 }),
+    seconds: z.number().meta({ example: 1.84 }),
   })
   .meta({ id: "Reload" });

@@ -59,6 +59,9 @@ const filters = z
 
 const count = z.number().int().positive();
 
+/** Trading days between the last close a prediction sees and the close it predicts: at most a year's (252). */
+export const horizonDays = z.number().int().min(1).max(252);
+
 /** The MODWT energy channels' settings (features-spec v2). */
 const energy = z.looseObject({ levels: count, span: count });
 
@@ -132,7 +135,7 @@ export const manifestSchema = z.looseObject({
   target: z.looseObject({
     name: z.string(),
     kind: z.enum(["return", "volatility"]),
-    horizon: z.number().int().positive(),
+    horizon: horizonDays,
     units: z.string(),
     link: z.enum(["identity", "log"]),
   }),
