@@ -9,6 +9,8 @@ step() { printf '\n==> %s (%ds)\n' "$*" $((SECONDS - started)); }
 
 step "system packages (redis-server, Docker, debootstrap)"
 scripts/system-deps.sh
+step "npm: a user's plain npm ci, in a scratch directory, prints no warning and downloads nothing"
+scripts/check-install.sh
 step "npm workspaces"
 scripts/node-deps.sh
 step "Python venv for models/"

@@ -1,5 +1,6 @@
 import cluster from "node:cluster";
 import type { Server as HttpsServer } from "node:https";
+import type { AddressInfo } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
 import Fastify from "fastify";
 import { AggregatorRegistry } from "prom-client";
@@ -42,6 +43,30 @@ async function metricsListener(config: Config, source: () => Promise<{ body: str
   return app;
 }
 
+/** The origin of a bound socket; a wildcard address is shown as localhost, where a browser on this machine finds it. */
+function origin(scheme: "http" | "https", { address, port }: Pick<AddressInfo, "address" | "port">): string {
+  const host = address === "0.0.0.0" || address === "::" ? "localhost" : address.includes(":") ? `[${address}]` : address;
+  return `${scheme}://${host}:${port}`;
+}
+
+/**
+ * Once everything listens, the URLs a person who started the server wants, as one plain block
+ * (the rest of the output is JSON logs for machines); quiet below LOG_LEVEL=info like any info line.
+ */
+function printUrls(config: Config, api: Pick<AddressInfo, "address" | "port">, metrics: AddressInfo | undefined): void {
+  if (!["info", "debug", "trace"].includes(config.LOG_LEVEL)) return;
+  const apiOrigin = origin(config.TLS_CERT_FILE ? "https" : "http", api);
+  // Without a listener of its own, /metrics is on the API port (or off).
+  const metricsOrigin = metrics ? origin("http", metrics) : config.ENABLE_METRICS ? apiOrigin : undefined;
+  const processes = config.WORKERS > 1 ? `${config.WORKERS} workers` : "1 process";
+  process.stdout.write(
+    `wavelet server listening (${processes})\n` +
+      `  API      ${apiOrigin}\n` +
+      `  docs     ${apiOrigin}/docs\n` +
+      `  metrics  ${metricsOrigin ? `${metricsOrigin}/metrics` : "off (ENABLE_METRICS=false)"}\n`,
+  );
+}
+
 /** SIGTERM comes from Kubernetes or docker stop; SIGINT is Ctrl-C at a terminal, with no load balancer to leave. */
 const drainDelay = (config: Config, signal: NodeJS.Signals) => (signal === "SIGINT" ? 0 : config.SHUTDOWN_DELAY_MS);
 
@@ -68,6 +93,7 @@ async function runWorker(config: Config, tls: TlsFiles | undefined): Promise<voi
   // With workers, the primary serves the combined metrics; a single process serves its own.
   const metricsApp = separateMetrics && cluster.isPrimary ? await metricsListener(config, registryMetrics(metrics.registry)) : undefined;
   await app.listen({ host: config.HOST, port: config.PORT });
+  if (cluster.isPrimary) printUrls(config, app.server.address() as AddressInfo, metricsApp?.server.address() as AddressInfo | undefined);
 
   const reloadCertificate = () => tls && reloadTls(app.server as unknown as HttpsServer, config, app.log);
   // A worker's primary gets SIGHUP and reloads every worker's bundle and certificate.
@@ -116,7 +142,17 @@ async function runPrimary(config: Config): Promise<void> {
   let stopping = false;
   let cut = false; // a worker did not drain cleanly
   const fork = () => stopping || cluster.fork();
+  // The URLs are printed once, when as many live workers as WORKERS listen.
+  const listening = new Set<number>();
+  let announced = false;
+  cluster.on("listening", (worker, address) => {
+    listening.add(worker.id);
+    if (announced || listening.size < config.WORKERS) return;
+    announced = true;
+    printUrls(config, address, metricsApp?.server.address() as AddressInfo | undefined);
+  });
   cluster.on("exit", (worker, code, signal) => {
+    listening.delete(worker.id);
     if (stopping) {
       if (code !== 0) {
         cut = true;

@@ -4,6 +4,9 @@ import { describe, expect, it } from "vitest";
 import { main as client } from "../src/client/cli.js";
 import { GUIDE_FEATURES, RETURN_BUNDLE, SERVER_JS, copyBundle, freePort, fresh, nextVersion, replaceBundle, startServer, waitFor } from "./helpers.js";
 
+/** The block of URLs the server prints once it listens. */
+const printedUrls = (output: string) => /^wavelet server listening .*\n(?: {2}.*\n){3}/m.exec(output)?.[0];
+
 const post = (url: string, body: unknown, headers: Record<string, string> = {}) =>
   fetch(url, { method: "POST", headers: { "content-type": "application/json", ...headers }, body: JSON.stringify(body) });
 
@@ -81,9 +84,26 @@ describe("the server process", () => {
     expect((await server.exit).code).toBe(0);
   }, 30_000);
 
+  it("prints the URLs of the API, /docs and /metrics once it listens, a wildcard host as localhost", async () => {
+    const server = await startServer({ HOST: "0.0.0.0", LOG_LEVEL: "info" });
+    const block = await waitFor("the URLs", async () => printedUrls(server.output()), 5000);
+    const base = `http://localhost:${server.port}`;
+    expect(block).toBe(`wavelet server listening (1 process)\n  API      ${base}\n  docs     ${base}/docs\n  metrics  ${base}/metrics\n`);
+    for (const url of [`${base}/health`, `${base}/docs`, `${base}/metrics`]) expect((await fetch(url)).status, url).toBe(200);
+    server.child.kill("SIGINT");
+    await server.exit;
+    expect(server.output().split("wavelet server listening")).toHaveLength(2);
+  }, 30_000);
+
   it("WORKERS=2 serves from two processes and the primary serves their combined metrics", async () => {
     const metricsPort = await freePort();
-    const server = await startServer({ WORKERS: "2", METRICS_PORT: String(metricsPort), CACHE_TTL: "0" });
+    const server = await startServer({ WORKERS: "2", METRICS_PORT: String(metricsPort), CACHE_TTL: "0", LOG_LEVEL: "info" });
+    // The primary prints the URLs once both workers listen, /metrics on its own port.
+    const block = await waitFor("the URLs", async () => printedUrls(server.output()), 10_000);
+    expect(block).toContain(`wavelet server listening (2 workers)\n  API      ${server.url}\n`);
+    expect(block).toContain(`  metrics  http://127.0.0.1:${metricsPort}/metrics\n`);
+    const output = server.output();
+    expect(output.slice(0, output.indexOf(block)).match(/"msg":"Server listening at /g)).toHaveLength(2);
     const responses = await Promise.all(Array.from({ length: 40 }, (_, i) => post(`${server.url}/predict`, { features: GUIDE_FEATURES.map((v) => v + i) })));
     expect(responses.every((r) => r.status === 200)).toBe(true);
     const metrics = await waitFor("aggregated metrics", async () => {
