@@ -11,7 +11,7 @@
  */
 import { readFileSync } from "node:fs";
 import { createServer } from "node:http";
-import { CoordinationV1Api, CustomObjectsApi, KubeConfig } from "@kubernetes/client-node";
+import { CoordinationV1Api, CustomObjectsApi, type KubeConfig } from "@kubernetes/client-node";
 import { stringify } from "yaml";
 import { waveletModelCrd } from "./api/crd.js";
 import { GROUP, PHASES, PLURAL, VERSION, type WaveletModel } from "./api/waveletmodel.js";
@@ -22,6 +22,7 @@ import { createInformers } from "./controller/informers.js";
 import { LeaderElector } from "./controller/leader.js";
 import { WorkQueue } from "./controller/queue.js";
 import { KubeClient, statusCode } from "./kube/client.js";
+import { PooledKubeConfig } from "./kube/pooled.js";
 import { createLog } from "./log.js";
 import { createMetrics } from "./metrics.js";
 import { AnalysisRuns, httpAnalyzer } from "./reconcile/analysis.js";
@@ -63,7 +64,7 @@ async function preflight(kc: KubeConfig, namespaces: string[]): Promise<void> {
 async function run(): Promise<void> {
   const config = parseConfig(process.env, podNamespace());
   const log = createLog(config.LOG_LEVEL, { component: "wavelet-operator", pod: config.POD_NAME });
-  const kc = new KubeConfig();
+  const kc = new PooledKubeConfig();
   kc.loadFromDefault();
   const clock = systemClock;
   const metrics = createMetrics();
