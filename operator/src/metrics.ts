@@ -35,6 +35,11 @@ export function createMetrics() {
       buckets: [0, 1, 2, 4, 8, 16],
       registers: [registry],
     }),
+    apiThrottled: new client.Counter({
+      name: "wavelet_operator_api_throttled_seconds_total",
+      help: "time API requests waited for the client-side rate limit (KUBE_API_QPS, KUBE_API_BURST)",
+      registers: [registry],
+    }),
     leader: new client.Gauge({ name: "wavelet_operator_leader", help: "1 while this replica leads", registers: [registry] }),
     // Reasons are the operator's own constants, so the label is bounded.
     events: new client.Counter({ name: "wavelet_operator_events_total", help: "Kubernetes Events the operator emitted, by type and reason", labelNames: ["type", "reason"], registers: [registry] }),
