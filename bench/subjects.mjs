@@ -7,11 +7,14 @@ import { createHash } from "node:crypto";
 import { PatchStrategy, setHeaderOptions } from "@kubernetes/client-node";
 import { parse } from "yaml";
 import { API_VERSION, KIND, waveletModel } from "../operator/dist/api/waveletmodel.js";
+import { parseConfig } from "../operator/dist/config.js";
 import { desiredDeployment } from "../operator/dist/reconcile/deployment.js";
 import { LABELS, TEMPLATE_HASH } from "../operator/dist/reconcile/names.js";
 import { desiredServices } from "../operator/dist/reconcile/service.js";
 
 const SERVER_IMAGE = "wavelet-server:bench";
+/** The operator's settings when the environment sets none. */
+const DEFAULTS = parseConfig({});
 const merge = setHeaderOptions("Content-Type", PatchStrategy.MergePatch);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const digest = (version) => `sha256:${createHash("sha256").update(version).digest("hex")}`;
@@ -79,7 +82,7 @@ function chartNodeOptions() {
 
 /**
  * Our operator, as its chart runs it, watching one namespace. `clientLimits` {qps, burst}
- * replaces its client-side rate limit (KUBE_API_QPS / KUBE_API_BURST; default 50 / 100).
+ * replaces its client-side rate limit (KUBE_API_QPS / KUBE_API_BURST; else its defaults).
  */
 export function ours({ kubeconfig, clientLimits }) {
   const resource = { group: "wavelet.dev", version: "v1alpha1", plural: "waveletmodels" };
@@ -87,7 +90,7 @@ export function ours({ kubeconfig, clientLimits }) {
   return {
     name: "wavelet-operator",
     resource,
-    clientLimits: clientLimits ?? { qps: 50, burst: 100 },
+    clientLimits: clientLimits ?? { qps: DEFAULTS.KUBE_API_QPS, burst: DEFAULTS.KUBE_API_BURST },
     async start({ ns, ports: [port] }) {
       nodeOptions ??= process.env.OPERATOR_NODE_OPTIONS ?? chartNodeOptions();
       const env = { KUBECONFIG: kubeconfig, WATCH_NAMESPACE: ns, LEADER_ELECTION: "false", PORT: String(port), LOG_LEVEL: "warn", SERVER_IMAGE };

@@ -34,8 +34,8 @@ describe("leader election settings", () => {
 });
 
 describe("throughput settings (issue 13)", () => {
-  it("workers and the API rate default to 4, 50/s with bursts of 100, and take other values", () => {
-    expect(parseConfig({})).toMatchObject({ WORKERS: 4, KUBE_API_QPS: 50, KUBE_API_BURST: 100 });
+  it("workers and the API rate default to 4, 100/s with bursts of 200, and take other values", () => {
+    expect(parseConfig({})).toMatchObject({ WORKERS: 4, KUBE_API_QPS: 100, KUBE_API_BURST: 200 });
     expect(parseConfig({ WORKERS: "16", KUBE_API_QPS: "500", KUBE_API_BURST: "1000" })).toMatchObject({ WORKERS: 16, KUBE_API_QPS: 500, KUBE_API_BURST: 1000 });
   });
 
