@@ -1,126 +1,285 @@
-// Operator benchmark (not a test): N WaveletModels applied at once on the local control
-// plane (e2e/cluster, kwok nodes), then one bundle change.
+// Blue-green controller benchmark (not a test; issue 13): our operator against Argo Rollouts
+// on the local control plane of e2e/cluster (real apiserver, etcd, controller-manager and
+// scheduler; 3 kwok nodes fake the kubelets, so pods turn Ready about 1 s after scheduling).
 //
-//   node bench/operator.mjs [N]        (default 200; bench/operator.sh brings the cluster up)
+//   node bench/operator.mjs [N]        (default 200; bench/operator.sh builds and runs it)
 //
-// Prints: seconds until all N are Ready, reconciles per second over that time, the
-// operator's peak memory (VmHWM), and the time from a bundle change to the active
-// Service's switch (median of several changes).
-import { execFileSync, spawn } from "node:child_process";
+// One cluster per kube-controller-manager client limit (its default 20/30, and 1000/2000):
+// its Deployment and ReplicaSet controllers create every pod and write every status both
+// controllers wait on. On each, every subject (bench/subjects.mjs) in a fresh namespace, one
+// after the other, with its default client-side limit (ours 50/100, Argo 40/80) and, on the
+// raised cluster, both again at 1000/2000. A run: N models created in batches of 25, then
+//   - seconds until all N report Ready (ours: phase Ready; Argo: phase Healthy), both for the
+//     current generation;
+//   - status lag: from the moment the last pod turned Ready to the moment all N were;
+//   - template change → active Service selector switched, on SWITCHES models one at a time;
+//   - API writes until all Ready, and in a steady state: every model's labels touched once
+//     (a pass each that should change, and so write, nothing);
+//   - the controller's peak RSS (VmHWM).
+// Prints one table (ours, Argo and ours/Argo per setting), then all results as JSON.
+import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
-import { CoreV1Api, CustomObjectsApi, KubeConfig, PatchStrategy, setHeaderOptions } from "@kubernetes/client-node";
-import { parse } from "yaml";
+import { createServer } from "node:net";
+import { CoreV1Api, CustomObjectsApi, KubeConfig, PatchStrategy, Watch, setHeaderOptions } from "@kubernetes/client-node";
+import { argo, ours } from "./subjects.mjs";
 
 const N = Number(process.argv[2] ?? 200);
-const kubeconfig = process.env.KUBECONFIG;
-if (!kubeconfig) throw new Error("KUBECONFIG must point at the benchmark cluster (bench/operator.sh sets it)");
-const kc = new KubeConfig();
-kc.loadFromFile(kubeconfig);
-const core = kc.makeApiClient(CoreV1Api);
-const custom = kc.makeApiClient(CustomObjectsApi);
-const ns = `bench-${Date.now().toString(36)}`;
-const base = { group: "wavelet.dev", version: "v1alpha1", namespace: ns, plural: "waveletmodels" };
-const digest = (c) => `sha256:${c.repeat(64)}`;
+if (!Number.isInteger(N) || N < 1) throw new Error(`N must be a positive integer (got ${process.argv[2]})`);
+const BATCH = 25;
+const SWITCHES = Math.min(7, N);
+const RAISED = { qps: 1000, burst: 2000 };
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-// The V8 flags the operator's Deployment runs it with, as the Helm chart renders them.
-const chartNodeOptions = () => {
-  const helm = `${execFileSync("e2e/kind/build.sh", ["helm"], { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] }).trim().split("\n").at(-1)}/helm`;
-  const deployment = parse(execFileSync(helm, ["template", "charts/wavelet-operator", "--show-only", "templates/deployment.yaml"], { encoding: "utf8" }));
-  return deployment.spec.template.spec.containers[0].env.find((e) => e.name === "NODE_OPTIONS").value;
-};
-const nodeOptions = process.env.OPERATOR_NODE_OPTIONS ?? chartNodeOptions();
-
-await core.createNamespace({ body: { metadata: { name: ns } } });
-const port = 18000 + Math.floor(Math.random() * 1000);
-const operator = spawn(process.execPath, [...nodeOptions.split(" ").filter(Boolean), "operator/dist/main.js"], {
-  env: { ...process.env, WATCH_NAMESPACE: ns, LEADER_ELECTION: "false", PORT: String(port), LOG_LEVEL: "warn", SERVER_IMAGE: "wavelet-server:bench" },
-  stdio: ["ignore", "ignore", "pipe"],
-});
-let operatorLog = "";
-operator.stderr.on("data", (d) => (operatorLog = (operatorLog + d.toString()).slice(-20_000)));
-const fail = (error) => {
-  operator.kill("SIGKILL");
-  console.error(`benchmark failed: ${error?.stack ?? error}\n--- operator log (tail) ---\n${operatorLog.slice(-4000)}`);
-  process.exit(1);
-};
-process.on("unhandledRejection", fail);
-process.on("uncaughtException", fail);
-const peakMemoryMiB = () => Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${operator.pid}/status`, "utf8"))[1]) / 1024;
-const reconciles = async () => {
-  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-  return [...text.matchAll(/^wavelet_operator_reconciles_total\{result="[^"]+"\} (\d+)/gm)].reduce((s, m) => s + Number(m[1]), 0);
-};
-for (;;) {
-  try {
-    if ((await fetch(`http://127.0.0.1:${port}/readyz`)).status === 200) break;
-  } catch {}
-  await sleep(100);
-}
-
-const spec = (c) => ({ bundle: { builtin: "spx-return-1d", digest: digest(c), version: c }, replicas: 1, rollout: { scaleDownDelaySeconds: 1 } });
-const before = await reconciles();
-const started = performance.now();
-const names = Array.from({ length: N }, (_, i) => `m${String(i).padStart(4, "0")}`);
-for (let i = 0; i < names.length; i += 25) {
-  await Promise.all(
-    names.slice(i, i + 25).map((name) =>
-      custom.createNamespacedCustomObject({ ...base, body: { apiVersion: "wavelet.dev/v1alpha1", kind: "WaveletModel", metadata: { name }, spec: spec("a") } }),
-    ),
-  );
-}
-const applied = performance.now();
-let ready = 0;
-while (ready < N) {
-  const list = await custom.listNamespacedCustomObject(base);
-  ready = list.items.filter((m) => m.status?.phase === "Ready").length;
-  if (ready < N) await sleep(250);
-  if (performance.now() - started > 600_000) throw new Error(`only ${ready}/${N} Ready after 10 minutes`);
-}
-const allReady = (performance.now() - started) / 1000;
-const reconcileCount = (await reconciles()) - before;
-
-// Bundle change → the active Service's selector switches colour.
-const switches = [];
+const seconds = (ms) => Number((ms / 1000).toFixed(3));
 const merge = setHeaderOptions("Content-Type", PatchStrategy.MergePatch);
-for (const [i, c] of ["b", "c", "d", "e", "f"].entries()) {
-  const name = names[i];
-  const svc = await core.readNamespacedService({ name, namespace: ns });
-  const from = svc.spec.selector["wavelet.dev/color"];
-  const t0 = performance.now();
-  await custom.patchNamespacedCustomObject({ ...base, name, body: { spec: { bundle: { digest: digest(c), version: c } } } }, merge);
-  for (;;) {
-    const now = await core.readNamespacedService({ name, namespace: ns });
-    if (now.spec.selector["wavelet.dev/color"] !== from) break;
-    await sleep(20);
-  }
-  switches.push((performance.now() - t0) / 1000);
-}
-switches.sort((a, b) => a - b);
-const memory = peakMemoryMiB();
-const metricsText = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-const gauge = (name) => Number(new RegExp(`^${name} (\\S+)`, "m").exec(metricsText)?.[1] ?? NaN) / 2 ** 20;
-const heapUsed = gauge("nodejs_heap_size_used_bytes");
-const rssNow = gauge("process_resident_memory_bytes");
-operator.kill("SIGTERM");
-await core.deleteNamespace({ name: ns });
 
-console.log(
-  JSON.stringify(
-    {
-      models: N,
-      seconds_to_apply: Number(((applied - started) / 1000).toFixed(2)),
-      seconds_until_all_ready: Number(allReady.toFixed(2)),
-      reconciles: reconcileCount,
-      reconciles_per_second: Number((reconcileCount / allReady).toFixed(1)),
-      operator_peak_rss_mib: Number(memory.toFixed(1)),
-      operator_rss_at_end_mib: Number(rssNow.toFixed(1)),
-      operator_heap_used_at_end_mib: Number(heapUsed.toFixed(1)),
-      node_options: nodeOptions,
-      bundle_change_to_service_switch_seconds: { median: Number(switches[2].toFixed(3)), min: Number(switches[0].toFixed(3)), max: Number(switches[4].toFixed(3)) },
+/** Runs one of the repo's scripts; its result is its last stdout line. */
+const script = (path, args = [], env = {}) =>
+  execFileSync(path, args, { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, ...env } }).trim().split("\n").at(-1);
+
+async function freePort() {
+  const server = createServer();
+  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address();
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+const peakRssMiB = (pid) => Number((Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))[1]) / 1024).toFixed(1));
+
+const podReady = (p) => !!p.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True");
+
+/**
+ * Watches the objects at `path` and when each turned `isReady` (the wall time its event came
+ * in, performance.now() ms). `all(n)` resolves with the time n were ready at once;
+ * `lastReady()` is when the last of the current objects first turned ready. Resolves once the
+ * watch is open; restarts it if it ends.
+ */
+async function readiness(kc, path, isReady) {
+  const objects = new Map(); // name → { ready, readyAt }
+  const waiters = new Set();
+  let stopped = false;
+  let abort;
+  const count = () => [...objects.values()].filter((o) => o.ready).length;
+  const onEvent = (type, obj) => {
+    const now = performance.now();
+    const name = obj.metadata?.name;
+    if (type === "DELETED") objects.delete(name);
+    else if (type === "ADDED" || type === "MODIFIED") {
+      const ready = isReady(obj);
+      objects.set(name, { ready, readyAt: objects.get(name)?.readyAt ?? (ready ? now : undefined) });
+    } else return; // ERROR: the watch ends and restarts
+    for (const w of waiters) if (count() >= w.n) waiters.delete(w), w.resolve(now);
+  };
+  const watch = async () => {
+    abort = await new Watch(kc).watch(path, {}, onEvent, () => stopped || setTimeout(watch, 200));
+  };
+  await watch();
+  return {
+    all(n, timeoutSeconds = 600) {
+      if (count() >= n) return Promise.resolve(performance.now());
+      return new Promise((resolve, reject) => {
+        const w = { n, resolve };
+        waiters.add(w);
+        setTimeout(() => {
+          if (waiters.delete(w)) reject(new Error(`only ${count()}/${n} ready at ${path} after ${timeoutSeconds} s`));
+        }, timeoutSeconds * 1000).unref();
+      });
     },
-    null,
-    2,
-  ),
+    lastReady: () => Math.max(...[...objects.values()].map((o) => o.readyAt ?? Infinity)),
+    stop() {
+      stopped = true;
+      abort?.abort();
+    },
+  };
+}
+
+/** `each` for every name, BATCH at a time (as the models are created). */
+async function inBatches(names, each) {
+  for (let i = 0; i < names.length; i += BATCH) await Promise.all(names.slice(i, i + BATCH).map(each));
+}
+
+/** Counters of the subject's own metrics, and the difference of two readings. */
+const counters = async (subject, controller) => subject.counters(await controller.metrics());
+const delta = (after, before) => Object.fromEntries(Object.entries(after).map(([k, v]) => [k, v - before[k]]));
+
+/** Resolves once the subject's counters stayed the same for `stableMs` (at most `timeoutMs`). */
+async function quiet(subject, controller, stableMs = 3000, timeoutMs = 60_000) {
+  const deadline = performance.now() + timeoutMs;
+  let last = JSON.stringify(await counters(subject, controller));
+  let since = performance.now();
+  while (performance.now() < deadline) {
+    await sleep(500);
+    const now = JSON.stringify(await counters(subject, controller));
+    if (now !== last) [last, since] = [now, performance.now()];
+    else if (performance.now() - since >= stableMs) return;
+  }
+  throw new Error(`${subject.name} kept writing for ${timeoutMs / 1000} s`);
+}
+
+/** Template change → the active Service's selector changes, for each model in turn. */
+async function switchTimes(subject, ctx, names) {
+  const times = [];
+  for (const [i, name] of names.entries()) {
+    const selector = async () => JSON.stringify((await ctx.core.readNamespacedService({ name, namespace: ctx.ns })).spec.selector);
+    const from = await selector();
+    const t0 = performance.now();
+    await subject.change(ctx, name, `v${i + 2}`);
+    while ((await selector()) === from) {
+      if (performance.now() - t0 > 120_000) throw new Error(`${subject.name}: the active Service of ${name} did not switch in 120 s`);
+      await sleep(20);
+    }
+    times.push({ model: name, seconds: seconds(performance.now() - t0) });
+  }
+  const sorted = times.map((t) => t.seconds).sort((a, b) => a - b);
+  return {
+    median: sorted[Math.floor(sorted.length / 2)],
+    min: sorted[0],
+    max: sorted.at(-1),
+    above_1s: times.filter((t) => t.seconds > 1),
+  };
+}
+
+/** Writes while nothing changes: every model's labels touched once, then quiet again. */
+async function steadyState(subject, controller, ctx, names) {
+  await quiet(subject, controller);
+  const before = await counters(subject, controller);
+  const body = { metadata: { labels: { "bench.wavelet.dev/touched": String(Date.now()) } } };
+  await inBatches(names, (name) => ctx.custom.patchNamespacedCustomObject({ ...subject.resource, namespace: ctx.ns, name, body }, merge));
+  await sleep(2000);
+  await quiet(subject, controller);
+  return { touched: names.length, ...delta(await counters(subject, controller), before) };
+}
+
+/** One subject on one cluster, in a namespace of its own that is gone when this returns. */
+async function run(subject, cluster) {
+  const { kc, core, custom } = cluster;
+  const ns = `bench-${subject.name}-${Date.now().toString(36)}`;
+  const ctx = { core, custom, ns };
+  const names = Array.from({ length: N }, (_, i) => `m${String(i).padStart(4, "0")}`);
+  await core.createNamespace({ body: { metadata: { name: ns } } });
+  console.error(`[bench] ${cluster.name}: ${subject.name} (client ${subject.clientLimits.qps}/${subject.clientLimits.burst}) in ${ns}`);
+  let controller;
+  const watches = [];
+  try {
+    controller = await subject.start({ ns, ports: [await freePort(), await freePort()] });
+    const { group, version, plural } = subject.resource;
+    const models = await readiness(kc, `/apis/${group}/${version}/namespaces/${ns}/${plural}`, subject.isReady);
+    const pods = await readiness(kc, `/api/v1/namespaces/${ns}/pods`, podReady);
+    watches.push(models, pods);
+    await inBatches(names, (name) => subject.prepare(ctx, name, "v1"));
+    const before = await counters(subject, controller);
+    const started = performance.now();
+    await inBatches(names, (name) => subject.create(ctx, name, "v1"));
+    const created = performance.now();
+    const allReady = await models.all(N);
+    const lastPodReady = pods.lastReady();
+    const untilReady = delta(await counters(subject, controller), before);
+    const switches = await switchTimes(subject, ctx, names.slice(0, SWITCHES));
+    await models.all(N);
+    const steady = await steadyState(subject, controller, ctx, names);
+    return {
+      controller: subject.name,
+      client_limits: subject.clientLimits,
+      settings: controller.settings,
+      namespace: ns,
+      seconds_to_create: seconds(created - started),
+      seconds_until_all_ready: seconds(allReady - started),
+      seconds_until_last_pod_ready: seconds(lastPodReady - started),
+      status_lag_seconds: seconds(allReady - lastPodReady),
+      peak_rss_mib: peakRssMiB(controller.pid),
+      template_change_to_active_switch_seconds: switches,
+      until_all_ready: untilReady,
+      steady_state: steady,
+    };
+  } catch (error) {
+    if (controller) error.message += `\n--- ${subject.name} log (tail) ---\n${controller.logTail()}`;
+    throw error;
+  } finally {
+    for (const w of watches) w.stop();
+    await controller?.stop();
+    await core.deleteNamespace({ name: ns });
+    // The next subject needs the nodes' pod slots and a controller-manager with nothing to do.
+    for (const deadline = performance.now() + 600_000; ; await sleep(500)) {
+      try {
+        await core.readNamespace({ name: ns });
+      } catch (e) {
+        if (e.code === 404) break;
+        throw e;
+      }
+      if (performance.now() > deadline) throw new Error(`namespace ${ns} still there after 600 s`);
+    }
+  }
+}
+
+const settings = [
+  // kube-controller-manager's own default (pkg/controller/apis/config/v1alpha1/defaults.go)
+  { cluster: "wavelet-bench", kcm: { qps: 20, burst: 30 }, env: {} },
+  { cluster: "wavelet-bench-kcm", kcm: RAISED, env: { WAVELET_KCM_QPS: String(RAISED.qps), WAVELET_KCM_BURST: String(RAISED.burst) } },
+];
+const bin = script("e2e/cluster/build.sh");
+const argoBin = script("bench/argo/build.sh");
+const results = [];
+for (const setting of settings) {
+  const kubeconfig = script("e2e/cluster/up.sh", [setting.cluster], { WAVELET_KWOK_NODES: "3", ...setting.env });
+  try {
+    const kubectl = (...args) => execFileSync(`${bin}/kubectl`, ["--kubeconfig", kubeconfig, ...args], { stdio: ["ignore", "ignore", "inherit"] });
+    kubectl("apply", "--server-side", "-f", "crds/waveletmodel.yaml", "-f", `${argoBin}/../crds`);
+    kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s");
+    const kc = new KubeConfig();
+    kc.loadFromFile(kubeconfig);
+    const cluster = { name: setting.cluster, kc, core: kc.makeApiClient(CoreV1Api), custom: kc.makeApiClient(CustomObjectsApi) };
+    // Each controller at its default client limit; where the controller-manager's is raised,
+    // both again with theirs raised the same.
+    const pairs = [[ours({ kubeconfig }), argo({ bin: argoBin, kubeconfig })]];
+    if (setting.kcm === RAISED) pairs.push([ours({ kubeconfig, clientLimits: RAISED }), argo({ bin: argoBin, kubeconfig, clientLimits: RAISED })]);
+    for (const [o, a] of pairs) results.push({ kcm: setting.kcm, ours: await run(o, cluster), argo: await run(a, cluster) });
+  } finally {
+    script("e2e/cluster/down.sh", [setting.cluster]);
+  }
+}
+
+// The table: a column group per (controller-manager limit, controllers' client limits).
+const rows = [
+  ["s to create all (harness)", (r) => r.seconds_to_create],
+  ["s until all Ready/Healthy", (r) => r.seconds_until_all_ready],
+  ["s until last pod Ready", (r) => r.seconds_until_last_pod_ready],
+  ["status lag (last pod → all), s", (r) => r.status_lag_seconds],
+  ["switch median, s", (r) => r.template_change_to_active_switch_seconds.median],
+  ["switch min, s", (r) => r.template_change_to_active_switch_seconds.min],
+  ["switch max, s", (r) => r.template_change_to_active_switch_seconds.max],
+  ["switches > 1 s", (r) => r.template_change_to_active_switch_seconds.above_1s.length],
+  ["peak RSS, MiB", (r) => r.peak_rss_mib],
+  ["API writes until all Ready", (r) => r.until_all_ready.writes],
+  ["passes until all Ready", (r) => r.until_all_ready.passes],
+  ["steady: passes after touching all", (r) => r.steady_state.passes],
+  ["steady: API writes after touching all", (r) => r.steady_state.writes],
+];
+const fmt = (v) => (Number.isInteger(v) ? String(v) : v.toFixed(v < 10 ? 3 : 1));
+const ratio = (a, b) => (b ? (a / b).toFixed(2) : a === 0 ? "=" : "—");
+const limits = ({ qps, burst }) => `${qps}/${burst}`;
+const groups = results.map(
+  (r, i) => `[${i + 1}] kube-controller-manager ${limits(r.kcm)}; client limits: ours ${limits(r.ours.client_limits)}, Argo ${limits(r.argo.client_limits)}`,
 );
+const row = (label, cells) => `${label.padEnd(38)}${cells.map((c) => c.padStart(10)).join("")}`;
+const lines = [
+  `N=${N} models (1 replica), created in batches of ${BATCH}; ${SWITCHES} template changes; ours = wavelet-operator, argo = Argo Rollouts v1.8.5`,
+  ...groups,
+  "",
+  row("", results.flatMap((_, i) => [`ours[${i + 1}]`, `argo[${i + 1}]`, "ours/argo"])),
+  ...rows.map(([label, get]) => row(label, results.flatMap((r) => [fmt(get(r.ours)), fmt(get(r.argo)), ratio(get(r.ours), get(r.argo))]))),
+  "",
+  ...results.flatMap((r, i) =>
+    ["ours", "argo"].flatMap((who) => {
+      const slow = r[who].template_change_to_active_switch_seconds.above_1s;
+      return slow.length ? [`[${i + 1}] ${who}: switches above 1 s: ${slow.map((s) => `${s.model} ${s.seconds} s`).join(", ")}`] : [];
+    }),
+  ),
+  ...results.map((r, i) => {
+    const { touched, applies, applies_skipped } = r.ours.steady_state;
+    const throttled = r.ours.until_all_ready.throttled_seconds.toFixed(2);
+    return `[${i + 1}] ours: its requests waited ${throttled} s in all (summed) for its client limit until all Ready; after touching ${touched} models: applies ${applies}, applies skipped ${applies_skipped}`;
+  }),
+];
+console.log(lines.join("\n"));
+console.log(JSON.stringify({ models: N, batch: BATCH, switches: SWITCHES, results }, null, 2));
 process.exit(0);

@@ -1,14 +1,20 @@
 #!/usr/bin/env bash
-# Operator benchmark on its own local control plane (3 kwok nodes, so 200+ fake pods fit):
-#   bench/operator.sh [N]      (default 200 WaveletModels)
+# Blue-green controller benchmark: our operator against Argo Rollouts (bench/operator.mjs says
+# what it measures), on local control planes of 3 kwok nodes (200+ fake pods fit):
+#   bench/operator.sh [N]      (default 200 models per run)
+# Builds what it needs first (cached): the control plane (e2e/cluster/build.sh, ~8 min cold),
+# Argo Rollouts' controller (bench/argo/build.sh, ~2-5 min cold), the operator (tsc).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 scripts/node-deps.sh
 npx tsc -b
-kubeconfig=$(WAVELET_KWOK_NODES=3 e2e/cluster/up.sh wavelet-bench | tail -n1)
-bin=$(e2e/cluster/build.sh | tail -n1)
-trap 'e2e/cluster/down.sh wavelet-bench >/dev/null 2>&1 || true' EXIT
-KUBECONFIG=$kubeconfig "$bin/kubectl" apply --server-side -f crds/waveletmodel.yaml >/dev/null
-KUBECONFIG=$kubeconfig "$bin/kubectl" wait --for=condition=Established crd/waveletmodels.wavelet.dev --timeout=60s >/dev/null
-KUBECONFIG=$kubeconfig node bench/operator.mjs "${1:-200}"
+e2e/cluster/build.sh >/dev/null
+nice -n 10 bench/argo/build.sh >/dev/null
+# operator.mjs deletes each cluster after its runs; this catches an interrupted run.
+down() {
+  local c
+  for c in wavelet-bench wavelet-bench-kcm; do e2e/cluster/down.sh "$c" >/dev/null 2>&1 || true; done
+}
+trap down EXIT
+node bench/operator.mjs "${1:-200}"

@@ -22,6 +22,10 @@
 # Env knobs:
 #   WAVELET_CACHE       cache root (default $HOME/.cache/wavelet-platform)
 #   WAVELET_KWOK_NODES  number of fake nodes (default 1)
+#   WAVELET_KCM_QPS, WAVELET_KCM_BURST
+#                       kube-controller-manager's --kube-api-qps / --kube-api-burst
+#                       (unset: its defaults, 20 / 30); bench/operator.sh raises them to see
+#                       what the controller-manager's own client limit costs
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -32,6 +36,12 @@ name="${1:-wavelet}"
 validate_cluster_name "$name"
 nodes="${WAVELET_KWOK_NODES:-1}"
 [[ "$nodes" =~ ^[1-9][0-9]*$ ]] || die "WAVELET_KWOK_NODES must be a positive integer"
+for var in WAVELET_KCM_QPS WAVELET_KCM_BURST; do
+  [[ -z "${!var:-}" || "${!var}" =~ ^[1-9][0-9]*$ ]] || die "$var must be a positive integer"
+done
+kcm_args=()
+[[ -n "${WAVELET_KCM_QPS:-}" ]] && kcm_args+=("--kube-api-qps=$WAVELET_KCM_QPS")
+[[ -n "${WAVELET_KCM_BURST:-}" ]] && kcm_args+=("--kube-api-burst=$WAVELET_KCM_BURST")
 
 start=$SECONDS
 
@@ -58,6 +68,10 @@ flock -w 300 9 || die "timed out waiting for another up/down of cluster '$name'"
 kwokctl() { "$bin/kwokctl" "$@" 9>&-; }
 
 k() { "$kubectl" --kubeconfig "$kubeconfig" --request-timeout=10s "$@"; }
+
+# The controller-manager's client limits the cluster was created with (kwok.yaml lists every
+# component's arguments), one a line, sorted: a reused cluster must have the ones asked for.
+kcm_limits() { grep -oE -- '--kube-api-(qps|burst)=[0-9]+' "$1" | sort || true; }
 
 components_alive() {
   local c
@@ -100,6 +114,9 @@ if [[ -f "$dir/kwok.yaml" ]]; then
     # Created with other binaries (versions.env bumped): don't mix versions.
     log "cluster '$name' was created with different binaries; recreating it"
     delete_cluster "$name"
+  elif [[ "$(kcm_limits "$dir/kwok.yaml")" != "$(printf '%s\n' "${kcm_args[@]}" | sed '/^$/d' | sort)" ]]; then
+    log "cluster '$name' was created with other kube-controller-manager limits; recreating it"
+    delete_cluster "$name"
   elif cluster_healthy; then
     log "cluster '$name' already running"
     echo "$kubeconfig"
@@ -141,6 +158,7 @@ kwokctl --name "$name" --config "$here/kwokctl-config.yaml" \
   --kube-controller-manager-binary "$bin/kube-controller-manager" \
   --kube-scheduler-binary "$bin/kube-scheduler" \
   --kwok-controller-binary "$bin/kwok" \
+  "${kcm_args[@]/#--/--extra-args=kube-controller-manager=}" \
   --wait 2m >&2 ||
   die "kwokctl create cluster failed (logs: $dir/logs/)"
 

@@ -31,7 +31,12 @@ const schema = (podNamespace: string | undefined) =>
       LEASE_DURATION_SECONDS: z.coerce.number().int().min(2).default(15),
       RENEW_DEADLINE_SECONDS: z.coerce.number().int().min(1).default(10),
       RETRY_PERIOD_SECONDS: z.coerce.number().int().min(1).default(2),
+      // Reconciles at once (each key by one worker at a time).
       WORKERS: z.coerce.number().int().min(1).max(64).default(4),
+      // The API requests the operator may send: a sustained rate and a burst (client-go's
+      // QPS and burst; watches are not counted). Leader election has its own, unthrottled client.
+      KUBE_API_QPS: z.coerce.number().positive().max(10_000).default(100),
+      KUBE_API_BURST: z.coerce.number().int().min(1).max(10_000).default(200),
       RESYNC_SECONDS: z.coerce.number().int().min(10).default(300),
       PORT: z.coerce.number().int().min(1).max(65535).default(8080),
       LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),

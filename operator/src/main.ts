@@ -11,7 +11,7 @@
  */
 import { readFileSync } from "node:fs";
 import { createServer } from "node:http";
-import { CoordinationV1Api, CustomObjectsApi, KubeConfig } from "@kubernetes/client-node";
+import { CoordinationV1Api, CustomObjectsApi, type KubeConfig } from "@kubernetes/client-node";
 import { stringify } from "yaml";
 import { waveletModelCrd } from "./api/crd.js";
 import { GROUP, PHASES, PLURAL, VERSION, type WaveletModel } from "./api/waveletmodel.js";
@@ -22,6 +22,8 @@ import { createInformers } from "./controller/informers.js";
 import { LeaderElector } from "./controller/leader.js";
 import { WorkQueue } from "./controller/queue.js";
 import { KubeClient, statusCode } from "./kube/client.js";
+import { PooledKubeConfig } from "./kube/pooled.js";
+import { TokenBucket } from "./kube/throttle.js";
 import { createLog } from "./log.js";
 import { createMetrics } from "./metrics.js";
 import { AnalysisRuns, httpAnalyzer } from "./reconcile/analysis.js";
@@ -63,10 +65,16 @@ async function preflight(kc: KubeConfig, namespaces: string[]): Promise<void> {
 async function run(): Promise<void> {
   const config = parseConfig(process.env, podNamespace());
   const log = createLog(config.LOG_LEVEL, { component: "wavelet-operator", pod: config.POD_NAME });
-  const kc = new KubeConfig();
-  kc.loadFromDefault();
   const clock = systemClock;
   const metrics = createMetrics();
+  const kc = new PooledKubeConfig({
+    throttle: new TokenBucket(clock, config.KUBE_API_QPS, config.KUBE_API_BURST),
+    onThrottled: (ms) => metrics.apiThrottled.inc(ms / 1000),
+  });
+  kc.loadFromDefault();
+  // Lease renewals must not queue behind a burst of writes.
+  const leaseKc = new PooledKubeConfig({ maxSockets: 2 });
+  leaseKc.loadFromDefault();
   const queue = new WorkQueue(clock);
   const informers = createInformers(kc, config.WATCH_NAMESPACE, (key) => queue.add(key), clock, log);
   const reconciler = new Reconciler({
@@ -81,7 +89,7 @@ async function run(): Promise<void> {
   const controller = new Controller(queue, (key) => reconciler.reconcile(key), metrics, log);
   const elector = config.LEADER_ELECTION
     ? new LeaderElector(
-        kc.makeApiClient(CoordinationV1Api),
+        leaseKc.makeApiClient(CoordinationV1Api),
         {
           namespace: config.OPERATOR_NAMESPACE,
           name: config.LEASE_NAME,

@@ -22,6 +22,24 @@ export function createMetrics() {
       registers: [registry],
     }),
     applies: new client.Counter({ name: "wavelet_operator_applies_total", help: "server-side applies of children", labelNames: ["kind"], registers: [registry] }),
+    appliesSkipped: new client.Counter({
+      name: "wavelet_operator_applies_skipped_total",
+      help: "applies not sent because the cached child already was as desired",
+      labelNames: ["kind"],
+      registers: [registry],
+    }),
+    // A steady pass (resync, or an event that changes nothing) makes none.
+    passWrites: new client.Histogram({
+      name: "wavelet_operator_pass_writes",
+      help: "writes one reconcile pass sent to the API server (applies, status, spec, deletes, Events)",
+      buckets: [0, 1, 2, 4, 8, 16],
+      registers: [registry],
+    }),
+    apiThrottled: new client.Counter({
+      name: "wavelet_operator_api_throttled_seconds_total",
+      help: "time API requests waited for the client-side rate limit (KUBE_API_QPS, KUBE_API_BURST)",
+      registers: [registry],
+    }),
     leader: new client.Gauge({ name: "wavelet_operator_leader", help: "1 while this replica leads", registers: [registry] }),
     // Reasons are the operator's own constants, so the label is bounded.
     events: new client.Counter({ name: "wavelet_operator_events_total", help: "Kubernetes Events the operator emitted, by type and reason", labelNames: ["type", "reason"], registers: [registry] }),

@@ -3,6 +3,7 @@ import { readFileSync } from "node:fs";
 import type { KubernetesObject, V1Deployment, V1EnvVar, V1Role } from "@kubernetes/client-node";
 import { beforeAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
+import { parseConfig } from "../src/config.js";
 import { APP, LABELS, MANAGED_BY } from "../src/reconcile/names.js";
 import { CHART, buildHelm, renderChart } from "./helm.js";
 
@@ -66,6 +67,9 @@ describe("the Helm chart", () => {
       LEASE_NAME: "wavelet-operator",
       LEASE_DURATION_SECONDS: "15",
     });
+    // The chart's throughput settings are the operator's own defaults.
+    const defaults = parseConfig({});
+    expect(env).toMatchObject({ WORKERS: String(defaults.WORKERS), KUBE_API_QPS: String(defaults.KUBE_API_QPS), KUBE_API_BURST: String(defaults.KUBE_API_BURST) });
     expect(env).not.toHaveProperty("WATCH_NAMESPACE");
   });
 
@@ -119,6 +123,7 @@ describe("the Helm chart", () => {
     ["a digest that is not sha256", "image.digest=md5:1234", "at '/image/digest'"],
     ["a namespace name that is not a DNS label", "watchNamespaces={Team_A}", "at '/watchNamespaces/0'"],
     ["an unknown log level", "logLevel=verbose", "at '/logLevel'"],
+    ["an API rate of zero", "kubeApi.qps=0", "at '/kubeApi/qps'"],
     ["a misspelt value", "replicas=3", "additional properties 'replicas' not allowed"],
   ])("values.schema.json refuses %s", (_name, value, message) => {
     expect(() => renderChart(helm, ["--set", value])).toThrow(message);

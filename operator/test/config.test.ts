@@ -32,3 +32,15 @@ describe("leader election settings", () => {
     expect(() => parseConfig({ RENEW_DEADLINE_SECONDS: "2", RETRY_PERIOD_SECONDS: "2" })).toThrow(/RENEW_DEADLINE_SECONDS: must be greater than RETRY_PERIOD_SECONDS/);
   });
 });
+
+describe("throughput settings (issue 13)", () => {
+  it("workers and the API rate default to 4, 100/s with bursts of 200, and take other values", () => {
+    expect(parseConfig({})).toMatchObject({ WORKERS: 4, KUBE_API_QPS: 100, KUBE_API_BURST: 200 });
+    expect(parseConfig({ WORKERS: "16", KUBE_API_QPS: "500", KUBE_API_BURST: "1000" })).toMatchObject({ WORKERS: 16, KUBE_API_QPS: 500, KUBE_API_BURST: 1000 });
+  });
+
+  it("refuses a rate of zero and a fractional burst", () => {
+    expect(() => parseConfig({ KUBE_API_QPS: "0" })).toThrow(/KUBE_API_QPS/);
+    expect(() => parseConfig({ KUBE_API_BURST: "1.5" })).toThrow(/KUBE_API_BURST/);
+  });
+});

@@ -151,6 +151,66 @@ function blueServing(h: ReturnType<typeof harness>, status: Partial<NonNullable<
   h.seed("WaveletModel", wm as unknown as KubernetesObject);
 }
 
+/** Blue serves the spec; two passes and their watch events later, everything is as desired. */
+function steadyBlue() {
+  const h = harness();
+  h.seed("Deployment", desiredDeployment(served, served.spec, "blue", 3, settings));
+  h.seed("WaveletModel", { ...served, status: { activeColor: "blue", previewColor: "blue", activeTemplateHash: oldHash, lastGoodSpec: served.spec } } as unknown as KubernetesObject);
+  return h;
+}
+
+async function settle(h: ReturnType<typeof harness>) {
+  for (let i = 0; i < 3; i++) {
+    await h.pass();
+    h.sync();
+  }
+}
+
+describe("a pass that changes nothing writes nothing (issue 13)", () => {
+  it("a steady pass sends no apply, no status, no Event, and says so in the metrics", async () => {
+    const h = steadyBlue();
+    await settle(h);
+    h.writes.length = 0;
+    h.preconditions.length = 0;
+    const counts = async () => ({
+      writeless: (await h.metrics.passWrites.get()).values.find((v) => v.metricName === "wavelet_operator_pass_writes_bucket" && v.labels.le === 0)!.value,
+      skipped: Object.fromEntries((await h.metrics.appliesSkipped.get()).values.map((v) => [v.labels.kind, v.value])),
+    });
+    const before = await counts();
+    for (let i = 0; i < 5; i++) await h.pass();
+    expect(h.writes).toEqual([]);
+    expect(h.preconditions).toEqual([]);
+    const after = await counts();
+    expect(after.writeless - before.writeless).toBe(5);
+    const skipped = Object.fromEntries(Object.entries(after.skipped).map(([kind, n]) => [kind, (n as number) - ((before.skipped[kind] as number | undefined) ?? 0)]));
+    expect(skipped).toEqual({ Deployment: 5, Service: 10, PodDisruptionBudget: 5 });
+  });
+
+  it("a child someone else changed is applied again, and only that one, after the status fence", async () => {
+    const h = steadyBlue();
+    await settle(h);
+    h.writes.length = 0;
+    const active = h.applied("Service/spx") as V1Service;
+    h.seed("Service", { ...active, spec: { ...active.spec, selector: { ...active.spec!.selector, "wavelet.dev/color": "green" } } } as KubernetesObject);
+    h.preconditions.length = 0;
+    await h.pass();
+    expect(h.writes).toEqual(["Service/spx"]);
+    expect(h.preconditions).toHaveLength(1);
+    expect(h.activeSelector()).toBe("blue");
+  });
+
+  it("a field the desired object no longer sets is applied away, though every value it does set is unchanged", async () => {
+    const h = steadyBlue();
+    await settle(h);
+    h.writes.length = 0;
+    // The cached Deployment as an older operator applied it, with a field this one does not set.
+    const blue = h.applied("Deployment/spx-blue") as V1Deployment;
+    h.seed("Deployment", { ...blue, metadata: { ...blue.metadata, annotations: { ...blue.metadata!.annotations, "wavelet.dev/applied-hash": "0123456789abcdef" } }, spec: { ...blue.spec!, minReadySeconds: 5 } } as KubernetesObject);
+    await h.pass();
+    expect(h.writes).toEqual(["Deployment/spx-blue"]);
+  });
+});
+
 describe("a pass never acts on a cache older than its own writes", () => {
   it("a manual promotion sticks: the pass that promotes writes twice, and the version between them is not acted on", async () => {
     const h = harness();
@@ -212,19 +272,18 @@ describe("a pass never acts on a cache older than its own writes", () => {
     expect(h.events).toEqual([]);
   });
 
-  it("even when its status would not change: the conditional write is the fence (two operators at once)", async () => {
-    const h = harness();
-    h.seed("Deployment", desiredDeployment(served, served.spec, "blue", 3, settings));
-    h.seed("WaveletModel", { ...served, status: { activeColor: "blue", previewColor: "blue", activeTemplateHash: oldHash, lastGoodSpec: served.spec } } as unknown as KubernetesObject);
-    await h.pass();
-    h.sync();
-    await h.pass(); // steady: the same status again, written as a no-op
-    h.sync();
+  it("even when its status would not change: before a child is written, the conditional status write is the fence (two operators at once)", async () => {
+    const h = steadyBlue();
+    await settle(h);
     const steady = h.writes.length;
-    // Another operator moved things on; this one's cache has not seen it yet.
+    // Someone changed the preview Service; another operator moved the model on, and this
+    // one's cache has seen the first but not the second.
+    const preview = h.applied("Service/spx-preview") as V1Service;
+    h.seed("Service", { ...preview, spec: { ...preview.spec, selector: { app: "someone-else" } } } as KubernetesObject);
     h.server.WaveletModel.set({ ...h.model(), metadata: { ...h.model().metadata, resourceVersion: "99" } });
     await expect(h.pass()).rejects.toMatchObject({ code: 409 });
     expect(h.writes.length).toBe(steady);
+    expect(h.preconditions.at(-1)).not.toBe("99");
   });
 
   it("goes ahead after 30 s if the cache never shows a write (the object was deleted meanwhile)", async () => {

@@ -14,6 +14,8 @@ export const LABELS = {
 } as const;
 export const TEMPLATE_HASH = "wavelet.dev/template-hash";
 export const SECRETS_HASH = "wavelet.dev/secrets-hash";
+/** On every child: a hash of what the operator last applied (unchanged.ts). */
+export const APPLIED_HASH = "wavelet.dev/applied-hash";
 export const APP = "wavelet-server";
 /** Selects every child of every WaveletModel: the informers' label selector. */
 export const MANAGED_SELECTOR = `${LABELS.managedBy}=${MANAGED_BY}`;

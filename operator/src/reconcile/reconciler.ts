@@ -22,15 +22,18 @@ import { type DeploymentSettings, type TemplateInputs, desiredDeployment, secret
 import { activeReplicas, desiredHpa } from "./hpa.js";
 import { desiredPdb } from "./pdb.js";
 import { FIELD_MANAGER, LABELS, TEMPLATE_HASH, activeServiceName, deploymentName, hpaName, previewServiceName } from "./names.js";
+import { canonical } from "./canonical.js";
 import { recoverStatus } from "./recover.js";
 import { desiredServices, endpoint } from "./service.js";
 import { buildStatus, failureOf, invalidSpecOf, invalidSpecStatus } from "./status.js";
+import { applyIsNoop, stamped } from "./unchanged.js";
 
 /**
  * One reconcile pass for one WaveletModel, by key: read the model and its children from the
  * informer caches, decide (bluegreen.ts), write the status once (conditionally), record the
- * events, then apply the desired children. Between passes it remembers only the versions
- * its own writes made obsolete (expectations.ts); everything else is read again.
+ * events, then apply the desired children. A pass that would change nothing writes nothing
+ * (unchanged.ts). Between passes it remembers only the versions its own writes made obsolete
+ * (expectations.ts); everything else is read again.
  */
 
 /** The reads and writes a pass makes besides the caches (KubeClient in production, a fake in tests). */
@@ -83,9 +86,8 @@ export class Reconciler {
   constructor(private readonly deps: ReconcilerDeps) {}
 
   async reconcile(key: string): Promise<ReconcileResult> {
-    const { caches, clock, settings } = this.deps;
     const [namespace, name] = key.split("/") as [string, string];
-    const raw = caches.models.get(name, namespace);
+    const raw = this.deps.caches.models.get(name, namespace);
     // Deleted: owner references let the garbage collector remove the children.
     if (!raw || raw.metadata?.deletionTimestamp) {
       this.expectations.forget(key);
@@ -94,7 +96,16 @@ export class Reconciler {
     }
     const pass = new Pass(this.deps, this.expectations, key, raw);
     if (pass.behind()) return { requeueAfterMs: CATCH_UP_MS };
+    try {
+      return await this.decideAndWrite(pass, key, raw);
+    } finally {
+      this.deps.metrics.passWrites.observe(pass.writes);
+    }
+  }
 
+  private async decideAndWrite(pass: Pass, key: string, raw: KubernetesObject): Promise<ReconcileResult> {
+    const { caches, clock, settings } = this.deps;
+    const { namespace, name } = raw.metadata as { namespace: string; name: string };
     const parsed = waveletModel.omit({ status: true }).safeParse(raw);
     if (!parsed.success) {
       // The CRD rejects invalid specs; this only happens with a CRD older than the operator.
@@ -163,21 +174,21 @@ export class Reconciler {
         await pass.guard(`WaveletModel/${name}`, () => pass.updateModel({ clearAnnotations: plan.clearAnnotations, ...(plan.rollbackSpec ? { spec: plan.rollbackSpec } : {}) }));
         // A rollback changes the spec: the resulting watch event starts the next pass from it.
         if (plan.rollbackSpec) {
-          await this.record(wm, plan.events, now);
+          await this.record(pass, wm, plan.events, now);
           return {};
         }
       }
       // The decision is recorded before anything moves: the status write is conditional on the
       // version this pass read, so a pass that decided from an old version changes nothing.
       await pass.writeStatus(wm, buildStatus(observation, plan, reported));
-      await this.record(wm, plan.events, now);
+      await this.record(pass, wm, plan.events, now);
       await this.applyChildren(pass, wm, plan, inputs, liveActive);
     } catch (error) {
       if (statusCode(error) === 409) throw error;
       const failure = error instanceof ChildFailed ? error.message : `${(error as Error)?.message ?? error}`;
       // Said in status and in one Event (not only in a log), until it changes or goes away.
       await pass.writeStatus(wm, buildStatus(observation, plan, failure)).catch(() => undefined);
-      if (failure !== reported) await this.record(wm, [{ type: "Warning", reason: "ReconcileFailed", message: failure }], now);
+      if (failure !== reported) await this.record(pass, wm, [{ type: "Warning", reason: "ReconcileFailed", message: failure }], now);
       throw error;
     }
     if (reported) await pass.writeStatus(wm, buildStatus(observation, plan));
@@ -243,8 +254,11 @@ export class Reconciler {
     await Promise.all(COLORS.filter(zero).map(deployment));
   }
 
-  private async record(wm: WaveletModel, events: EventRecord[], now: number): Promise<void> {
+  private async record(pass: Pass, wm: WaveletModel, events: EventRecord[], now: number): Promise<void> {
+    // An Event says what a pass decided: only a pass that still holds the model's version may.
+    if (events.length) await pass.fence();
     for (const e of events) {
+      pass.writes++;
       this.deps.metrics.events.inc({ type: e.type, reason: e.reason });
       this.deps.log.info(`${wm.metadata.namespace}/${wm.metadata.name}: ${e.reason}: ${e.message}`);
       // An event that cannot be written must not fail the pass that already changed the cluster.
@@ -292,6 +306,11 @@ class Pass {
   private modelVersion: string;
   /** The status as this pass last knew it. */
   status: WaveletModelStatus | undefined;
+  /** Writes sent to the API server (the pass_writes metric). */
+  writes = 0;
+  /** A status write put off because it would change nothing; sent before any other write. */
+  private putOff: (() => Promise<void>) | undefined;
+  private fenced: Promise<void> | undefined;
 
   constructor(
     private readonly deps: ReconcilerDeps,
@@ -333,34 +352,65 @@ class Pass {
   }
 
   async updateModel(change: { clearAnnotations: string[]; spec?: WaveletModelSpec }): Promise<void> {
+    this.writes++;
     this.wroteModel(await this.deps.writer.updateModel(this.raw, change));
   }
 
   /**
-   * Writes `status`, conditional on the version this pass read. Also when nothing changed:
-   * the API server still checks the version (and writes nothing), which is what keeps a pass
-   * working from an old version, of this operator or another, from touching the children.
+   * Writes `status`, conditional on the version this pass read. A status that would not
+   * change is put off until the pass writes something else (fence()), and never sent by a
+   * pass that writes nothing.
    */
   async writeStatus(wm: WaveletModel, status: WaveletModelStatus): Promise<void> {
-    this.wroteModel(await this.deps.writer.applyStatus(wm, status, this.modelVersion));
-    this.status = status;
+    const send = async () => {
+      this.putOff = undefined;
+      this.writes++;
+      this.wroteModel(await this.deps.writer.applyStatus(wm, status, this.modelVersion));
+      this.status = status;
+    };
+    if (canonical(status) === canonical(this.status ?? {})) {
+      this.putOff = send;
+      this.fenced = undefined;
+    } else {
+      await send();
+    }
+  }
+
+  /**
+   * Sends the put-off status write (once, however many writes wait for it): the API server
+   * checks its version and changes nothing, which is what keeps a pass working from an old
+   * version, of this operator or another, from touching the children or recording Events.
+   */
+  fence(): Promise<void> {
+    const send = this.putOff;
+    if (!send) return this.fenced ?? Promise.resolve();
+    this.fenced ??= send();
+    return this.fenced;
   }
 
   /**
    * Server-side apply of a child, unless an object of that name exists that this model
-   * does not control: the operator never adopts (or overwrites) what is not its own.
+   * does not control: the operator never adopts (or overwrites) what is not its own. Not
+   * sent when the cached child already is as desired.
    */
   async apply(object: KubernetesObject): Promise<void> {
     const ref = `${object.kind}/${object.metadata!.name}`;
     const before = this.cached(ref);
+    const desired = stamped(object);
     await this.guard(ref, async () => {
       const existing = before ?? (await this.deps.writer.read(object));
       if (existing && !controlledBy(existing, object.metadata!.ownerReferences![0]!.uid)) {
         throw new ChildFailed(`${object.kind} ${object.metadata!.name} exists and does not belong to this WaveletModel: rename the model or remove that ${object.kind}`, undefined);
       }
-      this.wrote(ref, before?.metadata?.resourceVersion ?? ABSENT, await this.deps.writer.apply(object));
+      if (applyIsNoop(desired, before)) {
+        this.deps.metrics.appliesSkipped.inc({ kind: object.kind! });
+        return;
+      }
+      await this.fence();
+      this.writes++;
+      this.wrote(ref, before?.metadata?.resourceVersion ?? ABSENT, await this.deps.writer.apply(desired));
+      this.deps.metrics.applies.inc({ kind: object.kind! });
     });
-    this.deps.metrics.applies.inc({ kind: object.kind! });
   }
 
   /** The object as the API server has it now (not the cache). */
@@ -373,7 +423,11 @@ class Pass {
   }
 
   async delete(object: KubernetesObject): Promise<void> {
-    await this.guard(`${object.kind}/${object.metadata!.name}`, () => this.deps.writer.deleteIfPresent(object));
+    await this.guard(`${object.kind}/${object.metadata!.name}`, async () => {
+      await this.fence();
+      this.writes++;
+      await this.deps.writer.deleteIfPresent(object);
+    });
   }
 
   /** Errors name the object they concern, in the API server's words. */

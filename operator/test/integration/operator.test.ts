@@ -209,6 +209,28 @@ describe("the operator against a real API server", () => {
     expect((await eventReasons(a, ns, "spx")).filter((r) => r === "RolloutStarted").length).toBe(before);
   }, 60_000);
 
+  it("a pass that changes nothing writes nothing: edits to the model's labels reconcile with zero writes (issue 13)", async () => {
+    const m = models(a, ns);
+    const scrape = async () => {
+      const text = await (await fetch(`http://127.0.0.1:${operator.port}/metrics`)).text();
+      const value = (name: string) => Number(new RegExp(`^${name} (\\S+)`, "m").exec(text)?.[1] ?? Number.NaN);
+      return { passes: value("wavelet_operator_pass_writes_count"), writes: value("wavelet_operator_pass_writes_sum") };
+    };
+    await waitFor("Ready", async () => (await m.get("spx")).status?.phase === "Ready");
+    // Settled: no write for a second (the kwok pods' last status changes have been seen).
+    let last = await scrape();
+    await waitFor("no writes for a second", async () => {
+      await new Promise((r) => setTimeout(r, 1000));
+      const now = await scrape();
+      const quiet = now.writes === last.writes;
+      last = now;
+      return quiet;
+    });
+    for (const n of [1, 2, 3]) await m.patch("spx", { metadata: { labels: { steady: String(n) } } });
+    await waitFor("three more passes", async () => (await scrape()).passes >= last.passes + 3);
+    expect((await scrape()).writes).toBe(last.writes);
+  }, 60_000);
+
   it("deleting the WaveletModel garbage-collects its children", async () => {
     await models(a, ns).remove("spx");
     // The garbage collector removes them in no particular order: wait for every kind.
