@@ -10,6 +10,7 @@ import { API_VERSION, KIND, waveletModel } from "../operator/dist/api/waveletmod
 import { parseConfig } from "../operator/dist/config.js";
 import { desiredDeployment } from "../operator/dist/reconcile/deployment.js";
 import { LABELS, TEMPLATE_HASH } from "../operator/dist/reconcile/names.js";
+import { samples } from "../server/dist/client/histogram.js";
 import { desiredServices } from "../operator/dist/reconcile/service.js";
 
 const SERVER_IMAGE = "wavelet-server:bench";
@@ -21,15 +22,8 @@ const digest = (version) => `sha256:${createHash("sha256").update(version).diges
 /** Our spec for bundle `version`: what both controllers roll out. */
 const modelSpec = (version) => ({ bundle: { builtin: "spx-return-1d", digest: digest(version), version }, replicas: 1, rollout: { scaleDownDelaySeconds: 1 } });
 
-/** Sum of a Prometheus text exposition's samples of `name` whose labels pass `labels`. */
-export function metricSum(text, name, labels = () => true) {
-  let sum = 0;
-  for (const m of text.matchAll(new RegExp(`^${name}(?:\\{([^}]*)\\})? (\\S+)$`, "gm"))) {
-    const parsed = Object.fromEntries([...(m[1] ?? "").matchAll(/(\w+)="([^"]*)"/g)].map((l) => [l[1], l[2]]));
-    if (labels(parsed)) sum += Number(m[2]);
-  }
-  return sum;
-}
+/** Sum of the samples of `name` in a Prometheus text exposition whose labels include `match`. */
+const metricSum = (text, name, match = {}) => [...samples(text, name, match).values()].reduce((sum, v) => sum + v, 0);
 
 /**
  * A controller process: `metrics()` is its Prometheus text, `stop()` ends it, `exited`
@@ -154,7 +148,7 @@ export function argo({ bin, kubeconfig, clientLimits }) {
       const controller = controllerProcess(`${bin}/rollouts-controller`, args, { POD_NAMESPACE: ns }, `http://127.0.0.1:${port}/metrics`);
       // Workers start right after the informers' first lists; at warn it logs nothing then,
       // so wait for those lists in its request metric.
-      const listed = (text, kind) => metricSum(text, "controller_clientset_k8s_request_total", (l) => l.kind === kind && l.verb === "List" && l.status_code === "200") > 0;
+      const listed = (text, kind) => metricSum(text, "controller_clientset_k8s_request_total", { kind, verb: "List", status_code: "200" }) > 0;
       await until(controller, "argo-rollouts", async () => {
         const text = await controller.metrics();
         return ["rollouts", "replicasets", "services"].every((kind) => listed(text, kind));
@@ -192,7 +186,7 @@ export function argo({ bin, kubeconfig, clientLimits }) {
     // Every request its clients send, by verb (Events included); the passes of its Rollout loop.
     counters: (text) => ({
       passes: metricSum(text, "rollout_reconcile_count"),
-      writes: metricSum(text, "controller_clientset_k8s_request_total", (l) => ["Create", "Update", "Patch", "Delete"].includes(l.verb)),
+      writes: ["Create", "Update", "Patch", "Delete"].reduce((sum, verb) => sum + metricSum(text, "controller_clientset_k8s_request_total", { verb }), 0),
     }),
   };
 }
