@@ -241,9 +241,9 @@ export class Reconciler {
     // Three steps, each one's writes concurrent: the colours that keep or gain pods; then
     // what routes traffic to them; then the colours going to zero, once traffic has left.
     const zero = (color: Color) => plan.colors[color] !== "keep" && (plan.colors[color] as { replicas: number }).replicas === 0;
-    await Promise.all(COLORS.filter((c) => !zero(c)).map(deployment));
+    await allInOrder(COLORS.filter((c) => !zero(c)).map(deployment));
     const stale = hpa ? undefined : caches.hpas.get(hpaName(wm), namespace);
-    await Promise.all([
+    await allInOrder([
       ...desiredServices(wm, plan.active, plan.preview).map((service) => pass.apply(service)),
       pass.apply(desiredPdb(wm, plan.active)),
       ...(hpa ? [pass.apply(hpa)] : []),
@@ -251,7 +251,7 @@ export class Reconciler {
         ? [pass.delete({ apiVersion: "autoscaling/v2", kind: "HorizontalPodAutoscaler", metadata: { name: hpaName(wm), namespace } })]
         : []),
     ]);
-    await Promise.all(COLORS.filter(zero).map(deployment));
+    await allInOrder(COLORS.filter(zero).map(deployment));
   }
 
   private async record(pass: Pass, wm: WaveletModel, events: EventRecord[], now: number): Promise<void> {
@@ -285,6 +285,15 @@ class ChildFailed extends Error {
   ) {
     super(message);
   }
+}
+
+/**
+ * Concurrent writes; when several fail, the error of the first in list order, not the first to
+ * arrive: the reported failure (status, one Event) must not change from pass to pass with timing.
+ */
+async function allInOrder(writes: Promise<void>[]): Promise<void> {
+  const failed = (await Promise.allSettled(writes)).find((r) => r.status === "rejected");
+  if (failed) throw failed.reason;
 }
 
 const controlledBy = (o: KubernetesObject, uid: string) => !!o.metadata?.ownerReferences?.some((r) => r.controller && r.uid === uid);

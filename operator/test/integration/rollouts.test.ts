@@ -120,6 +120,9 @@ describe("rollouts under stress (issue 8)", () => {
     await operators.shift()!.stop();
     // As if the pass that recorded the promotion died before applying the Service.
     await a.core.patchNamespacedService({ name, namespace: ns, body: { spec: { selector: { "wavelet.dev/color": "blue" } } } }, merge);
+    // The test's own watch may still be delivering the first switch: until it shows the patch,
+    // "on green" below would be the old news (CI, 2026-12-06: changes were [blue, green]).
+    await waitFor("the watch shows the patch", async () => watch.current === "blue");
     operators.push(await startOperator(kubeconfig, ns, { POD_NAME: "restarted" }));
     await waitFor("Service on green", async () => watch.current === "green");
     watch.stop();
