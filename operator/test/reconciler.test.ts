@@ -1,4 +1,4 @@
-import type { KubernetesObject, ObjectCache, V1Deployment, V1Service } from "@kubernetes/client-node";
+import type { KubernetesObject, ObjectCache, V1Deployment, V1Pod, V1Service } from "@kubernetes/client-node";
 import { describe, expect, it } from "vitest";
 import type { WaveletModel } from "../src/api/waveletmodel.js";
 import type { Caches } from "../src/controller/informers.js";
@@ -32,14 +32,13 @@ class FakeCache<T extends KubernetesObject> implements ObjectCache<T> {
   }
 }
 
-/** A Deployment as the cluster reports it once its controller is done: every replica available. */
-function rolledOut(d: V1Deployment): V1Deployment {
-  const replicas = d.spec!.replicas!;
-  return {
-    ...d,
-    metadata: { ...d.metadata, generation: 1 },
-    status: { observedGeneration: 1, replicas, updatedReplicas: replicas, readyReplicas: replicas, availableReplicas: replicas },
-  };
+/** The pods of a Deployment once its controllers are done: every replica ready, of its template. */
+function podsOf(d: V1Deployment): V1Pod[] {
+  const template = d.spec!.template.metadata!;
+  return Array.from({ length: d.spec!.replicas ?? 1 }, (_, i) => ({
+    metadata: { name: `${d.metadata!.name}-${i}`, namespace: d.metadata!.namespace, labels: template.labels, annotations: template.annotations },
+    status: { phase: "Running", conditions: [{ type: "Ready", status: "True" }] },
+  }));
 }
 
 const conflict = () => Object.assign(new Error("Conflict"), { code: 409 });
@@ -52,6 +51,7 @@ function harness() {
     HorizontalPodAutoscaler: new FakeCache(),
     PodDisruptionBudget: new FakeCache(),
   };
+  const pods = new FakeCache<V1Pod>();
   /** The API server's objects, by kind then "namespace/name". */
   const server = Object.fromEntries(KINDS.map((k) => [k, new FakeCache<KubernetesObject>()])) as Record<Kind, FakeCache<KubernetesObject>>;
   let version = 10;
@@ -107,7 +107,7 @@ function harness() {
   const clock = new FakeClock();
   const metrics = createMetrics();
   const reconciler = new Reconciler({
-    caches: { models: caches.WaveletModel, deployments: caches.Deployment, services: caches.Service, hpas: caches.HorizontalPodAutoscaler, pdbs: caches.PodDisruptionBudget } as unknown as Caches,
+    caches: { models: caches.WaveletModel, deployments: caches.Deployment, pods, services: caches.Service, hpas: caches.HorizontalPodAutoscaler, pdbs: caches.PodDisruptionBudget } as unknown as Caches,
     writer,
     clock,
     settings,
@@ -115,11 +115,14 @@ function harness() {
     metrics,
     log: { warn: (msg: string) => void warnings.push(msg), info: () => undefined },
   });
-  /** The watch delivers what the server has for these kinds (Deployments rolled out). */
+  /** The watch delivers what the server has for these kinds (Deployments rolled out: their pods all ready). */
   const sync = (...kinds: Kind[]) => {
     for (const kind of kinds.length ? kinds : KINDS) {
-      for (const o of server[kind].list()) caches[kind].set(kind === "Deployment" ? rolledOut(o as V1Deployment) : o);
+      for (const o of server[kind].list()) caches[kind].set(o);
     }
+    if (kinds.length && !kinds.includes("Deployment")) return;
+    pods.items.clear();
+    for (const d of server.Deployment.list()) for (const p of podsOf(d as V1Deployment)) pods.set(p);
   };
   /** An object as both the server and the cache have it. */
   const seed = (kind: Kind, o: KubernetesObject) => {

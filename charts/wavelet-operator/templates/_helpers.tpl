@@ -48,7 +48,8 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 
 {{/*
 What the operator does to WaveletModels and their children, as a ClusterRole or a Role per
-watched namespace. Nothing more: it never touches pods, secrets or its own CRD.
+watched namespace. Nothing more: it reads pods and the API key Secrets it is given, and
+never writes them or its own CRD.
 */}}
 {{- define "wavelet-operator.rules" -}}
 # patch: handled annotations are removed, and a rollback restores the spec, by a JSON patch
@@ -82,6 +83,10 @@ watched namespace. Nothing more: it never touches pods, secrets or its own CRD.
 - apiGroups: [""]
   resources: [secrets]
   verbs: [get]
+# A colour's ready replicas are counted from its pods (operator/src/reconcile/colorstate.ts).
+- apiGroups: [""]
+  resources: [pods]
+  verbs: [list, watch]
 # The old colour is scaled down once the active Service's endpoints no longer list its pods.
 - apiGroups: [discovery.k8s.io]
   resources: [endpointslices]

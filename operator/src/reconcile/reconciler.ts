@@ -17,11 +17,12 @@ import { type EventRecord, type SecretData, apiMessage, statusCode } from "../ku
 import type { Metrics } from "../metrics.js";
 import type { AnalysisRuns } from "./analysis.js";
 import { type ColorState, decide, type Observation, type Plan } from "./bluegreen.js";
+import { colorState } from "./colorstate.js";
 import { ABSENT, Expectations } from "./expectations.js";
 import { type DeploymentSettings, type TemplateInputs, desiredDeployment, secretRefs, templateHash } from "./deployment.js";
 import { activeReplicas, desiredHpa } from "./hpa.js";
 import { desiredPdb } from "./pdb.js";
-import { FIELD_MANAGER, LABELS, TEMPLATE_HASH, activeServiceName, deploymentName, hpaName, previewServiceName } from "./names.js";
+import { FIELD_MANAGER, LABELS, activeServiceName, deploymentName, hpaName, previewServiceName } from "./names.js";
 import { canonical } from "./canonical.js";
 import { recoverStatus } from "./recover.js";
 import { desiredServices, endpoint } from "./service.js";
@@ -66,20 +67,6 @@ export interface ReconcilerDeps {
   log: { warn: (msg: string, extra?: unknown) => void; info: (msg: string, extra?: unknown) => void };
 }
 
-function colorState(d: V1Deployment | undefined): ColorState | undefined {
-  if (!d) return undefined;
-  const replicas = d.spec?.replicas ?? 1;
-  const s = d.status ?? {};
-  const seen = (s.observedGeneration ?? 0) >= (d.metadata?.generation ?? 0);
-  return {
-    templateHash: d.metadata?.annotations?.[TEMPLATE_HASH],
-    specReplicas: replicas,
-    readyReplicas: s.readyReplicas ?? 0,
-    availableReplicas: s.availableReplicas ?? 0,
-    rolledOut: seen && (s.updatedReplicas ?? 0) >= replicas && (s.replicas ?? 0) <= replicas,
-  };
-}
-
 export class Reconciler {
   private readonly expectations = new Expectations();
 
@@ -117,8 +104,10 @@ export class Reconciler {
     let wm: WaveletModel = { ...parsed.data, status: status.success ? status.data : undefined };
     const now = clock.now();
     const colors: Partial<Record<Color, ColorState>> = {};
+    const podsOf = (color: Color) =>
+      caches.pods.list(namespace).filter((p) => p.metadata?.labels?.[LABELS.model] === name && p.metadata.labels[LABELS.color] === color);
     for (const color of COLORS) {
-      const state = colorState(caches.deployments.get(deploymentName(wm, color), namespace));
+      const state = colorState(caches.deployments.get(deploymentName(wm, color), namespace), podsOf(color));
       if (state) colors[color] = state;
     }
     const recovered = recoverStatus(wm.status, caches.services.get(activeServiceName(wm), namespace), colors);
@@ -130,7 +119,7 @@ export class Reconciler {
     let liveActive: V1Deployment | undefined;
     if (wm.spec.autoscaling && activeColor && colors[activeColor]) {
       liveActive = (await pass.read({ apiVersion: "apps/v1", kind: "Deployment", metadata: { name: deploymentName(wm, activeColor), namespace } })) as V1Deployment | undefined;
-      const state = colorState(liveActive);
+      const state = colorState(liveActive, podsOf(activeColor));
       if (state) colors[activeColor] = state;
     }
     const lastGood = waveletModelSpec.safeParse(wm.status?.lastGoodSpec);

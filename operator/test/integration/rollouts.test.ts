@@ -104,9 +104,12 @@ describe("rollouts under stress (issue 8)", () => {
     await m.patch(name, { metadata: { annotations: { "wavelet.dev/promote": "true" } } });
     const switchedAt = await watch.switched(30_000);
     const green = await a.apps.readNamespacedDeployment({ name: `${name}-green`, namespace: ns });
+    // Counted from the pods, as the operator counts them (its Deployment's status comes later).
+    const pods = await a.core.listNamespacedPod({ namespace: ns, labelSelector: `wavelet.dev/model=${name},wavelet.dev/color=green` });
+    const ready = pods.items.filter((p) => !p.metadata?.deletionTimestamp && p.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True"));
     watch.stop();
     expect(green.spec?.replicas).toBe(4);
-    expect(green.status?.availableReplicas).toBe(4);
+    expect(ready).toHaveLength(4);
     expect(switchedAt).toBeGreaterThan(0);
     expect(watch.changes.map((c) => c.color)).toEqual(["blue", "green"]);
     // The HPA now owns green's count: the operator's applies leave it alone.
@@ -117,11 +120,12 @@ describe("rollouts under stress (issue 8)", () => {
     const { name, m, watch, get } = await served(base({ rollout: { autoPromote: true, scaleDownDelaySeconds: 30, progressDeadlineSeconds: 60 } }));
     await m.patch(name, bundle("b"));
     await waitFor("green recorded as active", async () => (await get()).status?.activeColor === "green");
+    // The watch polls: a patch before its poll has seen green would hide the switch from it
+    // (CI, 2026-12-06: changes were [blue, green]).
+    await waitFor("the watch shows green", async () => watch.current === "green");
     await operators.shift()!.stop();
     // As if the pass that recorded the promotion died before applying the Service.
     await a.core.patchNamespacedService({ name, namespace: ns, body: { spec: { selector: { "wavelet.dev/color": "blue" } } } }, merge);
-    // The test's own watch may still be delivering the first switch: until it shows the patch,
-    // "on green" below would be the old news (CI, 2026-12-06: changes were [blue, green]).
     await waitFor("the watch shows the patch", async () => watch.current === "blue");
     operators.push(await startOperator(kubeconfig, ns, { POD_NAME: "restarted" }));
     await waitFor("Service on green", async () => watch.current === "green");
