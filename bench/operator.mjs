@@ -5,9 +5,9 @@
 //   node bench/operator.mjs [N]        (default 200; bench/operator.sh builds and runs it)
 //
 // One cluster per kube-controller-manager client limit (its default 20/30, and 1000/2000):
-// its Deployment and ReplicaSet controllers create every pod and write every status both
-// controllers wait on. On each, every subject (bench/subjects.mjs) in a fresh namespace, one
-// after the other, with its default client-side limit (ours 50/100, Argo 40/80) and, on the
+// its ReplicaSet controller creates every pod of both subjects, and each of its
+// controllers has its own client with that limit. On each, every subject (bench/subjects.mjs) in a fresh namespace, one
+// after the other, with its default client-side limit (ours 100/200, Argo 40/80) and, on the
 // raised cluster, both again at 1000/2000. A run: N models created in batches of 25, then
 //   - seconds until all N report Ready (ours: phase Ready; Argo: phase Healthy), both for the
 //     current generation;

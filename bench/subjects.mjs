@@ -8,7 +8,7 @@ import { PatchStrategy, setHeaderOptions } from "@kubernetes/client-node";
 import { parse } from "yaml";
 import { API_VERSION, KIND, waveletModel } from "../operator/dist/api/waveletmodel.js";
 import { parseConfig } from "../operator/dist/config.js";
-import { desiredDeployment } from "../operator/dist/reconcile/deployment.js";
+import { desiredReplicaSet } from "../operator/dist/reconcile/replicaset.js";
 import { LABELS, TEMPLATE_HASH } from "../operator/dist/reconcile/names.js";
 import { samples } from "../server/dist/client/histogram.js";
 import { desiredServices } from "../operator/dist/reconcile/service.js";
@@ -121,11 +121,11 @@ export function ours({ kubeconfig, clientLimits }) {
 export function argo({ bin, kubeconfig, clientLimits }) {
   const resource = { group: "argoproj.io", version: "v1alpha1", plural: "rollouts" };
   // The Rollout and Services of model `name` from our operator's own builders: the pod
-  // template of its Deployments less the colour label and hash (Argo adds its own), and its
+  // template of its ReplicaSets less the colour label and hash (Argo adds its own), and its
   // two Services selecting the model's pods (Argo adds the pod-template-hash to the selector).
   const model = (ns, name, version) => {
     const wm = waveletModel.parse({ apiVersion: API_VERSION, kind: KIND, metadata: { name, namespace: ns, uid: "" }, spec: modelSpec(version) });
-    const { template, selector } = desiredDeployment(wm, wm.spec, "blue", wm.spec.replicas, { defaultServerImage: SERVER_IMAGE }).spec;
+    const { template, selector } = desiredReplicaSet(wm, wm.spec, "blue", wm.spec.replicas, { defaultServerImage: SERVER_IMAGE }).spec;
     delete template.metadata.labels[LABELS.color];
     delete template.metadata.annotations[TEMPLATE_HASH];
     delete selector.matchLabels[LABELS.color];

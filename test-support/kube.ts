@@ -77,6 +77,12 @@ export function eventReasonsWith(a: Clients, namespace: string, name: string, re
   });
 }
 
+/** The ready pods of one colour of a model (any owner), not being deleted: as the operator counts them. */
+export async function readyPods(a: Clients, namespace: string, model: string, color: string): Promise<number> {
+  const pods = await a.core.listNamespacedPod({ namespace, labelSelector: `wavelet.dev/model=${model},wavelet.dev/color=${color}` });
+  return pods.items.filter((p) => !p.metadata?.deletionTimestamp && p.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True")).length;
+}
+
 export async function activeColor(k: Clients, namespace: string, name: string): Promise<string | undefined> {
   const svc = await k.core.readNamespacedService({ name, namespace });
   return svc.spec?.selector?.["wavelet.dev/color"];

@@ -4,7 +4,7 @@ import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { waveletModelCrd } from "../src/api/crd.js";
 import { OPERATOR_ENV } from "../src/api/waveletmodel.js";
-import { desiredDeployment, templateHash } from "../src/reconcile/deployment.js";
+import { desiredReplicaSet, stalePods, templateHash } from "../src/reconcile/replicaset.js";
 import { activeReplicas, desiredHpa } from "../src/reconcile/hpa.js";
 import { desiredPdb } from "../src/reconcile/pdb.js";
 import { desiredServices } from "../src/reconcile/service.js";
@@ -12,27 +12,27 @@ import { DIGEST_A, DIGEST_B, model } from "./fixtures.js";
 
 const settings = { defaultServerImage: "wavelet-server:test" };
 
-describe("Deployment of a colour", () => {
+describe("ReplicaSet of a colour", () => {
   it("serves a built-in bundle with the digest pinned and probes on the server's routes", () => {
     const wm = model();
-    const d = desiredDeployment(wm, wm.spec, "blue", 3, settings);
+    const d = desiredReplicaSet(wm, wm.spec, "blue", 3, settings);
     expect(d.metadata?.name).toBe("spx-blue");
     expect(d.metadata?.ownerReferences?.[0]).toMatchObject({ kind: "WaveletModel", name: "spx", uid: "uid-1", controller: true });
     expect(d.spec?.replicas).toBe(3);
     expect(d.spec?.selector.matchLabels).toMatchObject({ "wavelet.dev/color": "blue", "wavelet.dev/model": "spx" });
-    const server = d.spec!.template.spec!.containers[0]!;
+    const server = d.spec!.template!.spec!.containers[0]!;
     expect(server.image).toBe("wavelet-server:test");
     const env = Object.fromEntries(server.env!.map((e) => [e.name, e.value]));
     expect(env).toMatchObject({ MODEL_DIR: "/app/models/bundles/spx-return-1d", EXPECTED_BUNDLE_DIGEST: DIGEST_A });
     expect(server.readinessProbe?.httpGet?.path).toBe("/health");
     expect(server.livenessProbe?.httpGet?.path).toBe("/livez");
-    expect(d.spec!.template.spec!.initContainers).toBeUndefined();
+    expect(d.spec!.template!.spec!.initContainers).toBeUndefined();
   });
 
   it("copies a bundle image into a shared volume with an init container", () => {
     const image = `registry.example/bundle@sha256:${"c".repeat(64)}`;
     const wm = model({ bundle: { image, digest: DIGEST_A } });
-    const pod = desiredDeployment(wm, wm.spec, "green", 2, settings).spec!.template.spec!;
+    const pod = desiredReplicaSet(wm, wm.spec, "green", 2, settings).spec!.template!.spec!;
     expect(pod.initContainers?.[0]).toMatchObject({ image, command: ["cp", "-R", "/bundle/.", "/models/bundle"] });
     expect(pod.containers[0]!.volumeMounts).toContainEqual({ name: "bundle", mountPath: "/models/bundle", readOnly: true });
     expect(pod.containers[0]!.env!.find((e) => e.name === "MODEL_DIR")?.value).toBe("/models/bundle");
@@ -40,11 +40,22 @@ describe("Deployment of a colour", () => {
 
   it("has one template hash for both colours, unchanged by replicas, changed by the bundle", () => {
     const wm = model();
-    const blue = desiredDeployment(wm, wm.spec, "blue", 3, settings);
-    const green = desiredDeployment(wm, wm.spec, "green", 7, settings);
+    const blue = desiredReplicaSet(wm, wm.spec, "blue", 3, settings);
+    const green = desiredReplicaSet(wm, wm.spec, "green", 7, settings);
     expect(blue.metadata?.annotations?.["wavelet.dev/template-hash"]).toBe(green.metadata?.annotations?.["wavelet.dev/template-hash"]);
     expect(templateHash(wm, model({ replicas: 9 }).spec, settings)).toBe(templateHash(wm, wm.spec, settings));
     expect(templateHash(wm, model({ bundle: { builtin: "spx-vol-5d", digest: DIGEST_B } }).spec, settings)).not.toBe(templateHash(wm, wm.spec, settings));
+  });
+
+  it("re-templated, its pods of another template are the stale ones, unless already going", () => {
+    const wm = model();
+    const rs = desiredReplicaSet(wm, wm.spec, "green", 2, settings);
+    const hash = rs.metadata!.annotations!["wavelet.dev/template-hash"]!;
+    const pod = (name: string, h: string, deleting = false) => ({
+      metadata: { name, annotations: { "wavelet.dev/template-hash": h }, ...(deleting ? { deletionTimestamp: new Date() } : {}) },
+    });
+    const stale = stalePods(rs, [pod("a", hash), pod("b", "old"), pod("c", "old", true), pod("d", "older")]);
+    expect(stale.map((p) => p.metadata?.name)).toEqual(["b", "d"]);
   });
 
   it("passes the API key from a Secret and keeps user env from overriding any setting of its own", () => {
@@ -57,7 +68,7 @@ describe("Deployment of a colour", () => {
         env: [{ name: "EXPECTED_BUNDLE_DIGEST", value: "x" }, { name: "MODELS", value: "xgboost" }, { name: "CACHE_TTL", value: "9" }],
       },
     });
-    const env = desiredDeployment(wm, wm.spec, "blue", 1, settings).spec!.template.spec!.containers[0]!.env!;
+    const env = desiredReplicaSet(wm, wm.spec, "blue", 1, settings).spec!.template!.spec!.containers[0]!.env!;
     expect(env.find((e) => e.name === "API_KEY")?.valueFrom?.secretKeyRef).toEqual({ name: "keys", key: "api-key" });
     expect(env.filter((e) => e.name === "EXPECTED_BUNDLE_DIGEST").map((e) => e.value)).toEqual([DIGEST_A]);
     expect(env.filter((e) => e.name === "MODELS").map((e) => e.value)).toEqual(["lstm"]);
@@ -82,7 +93,7 @@ describe("Services and HPA", () => {
     expect(desiredHpa(model(), "blue")).toBeUndefined();
     const wm = model({ replicas: undefined, autoscaling: { minReplicas: 2, maxReplicas: 6, targetCPUUtilizationPercentage: 70 } });
     const hpa = desiredHpa(wm, "green")!;
-    expect(hpa.spec).toMatchObject({ minReplicas: 2, maxReplicas: 6, scaleTargetRef: { kind: "Deployment", name: "spx-green" } });
+    expect(hpa.spec).toMatchObject({ minReplicas: 2, maxReplicas: 6, scaleTargetRef: { kind: "ReplicaSet", name: "spx-green" } });
     expect(hpa.spec!.metrics).toEqual([{ type: "Resource", resource: { name: "cpu", target: { type: "Utilization", averageUtilization: 70 } } }]);
     expect(activeReplicas(wm, 9)).toBe(6);
     expect(activeReplicas(wm, 4)).toBe(4);
@@ -115,7 +126,7 @@ describe("the pods (issue 8)", () => {
         topologySpreadConstraints: [{ maxSkew: 1, topologyKey: "kubernetes.io/hostname", whenUnsatisfiable: "ScheduleAnyway" }],
       },
     });
-    const pod = desiredDeployment(wm, wm.spec, "blue", 1, settings).spec!.template.spec!;
+    const pod = desiredReplicaSet(wm, wm.spec, "blue", 1, settings).spec!.template!.spec!;
     const server = pod.containers[0]!;
     expect(server.resources).toEqual({ requests: { cpu: "250m", memory: "256Mi" } });
     expect(server.startupProbe?.httpGet?.path).toBe("/livez");

@@ -1,16 +1,25 @@
-import type { V1Pod } from "@kubernetes/client-node";
+import type { V1Pod, V1ReplicaSet } from "@kubernetes/client-node";
 import { describe, expect, it } from "vitest";
-import { type Workload, colorState } from "../src/reconcile/colorstate.js";
+import { colorState, podsOf } from "../src/reconcile/colorstate.js";
 import { TEMPLATE_HASH } from "../src/reconcile/names.js";
 
-const workload = (hash: string, replicas: number): Workload => ({ metadata: { name: "spx-green", annotations: { [TEMPLATE_HASH]: hash } }, spec: { replicas } });
+const workload = (hash: string, replicas: number): V1ReplicaSet => ({
+  metadata: { name: "spx-green", uid: "rs-1", annotations: { [TEMPLATE_HASH]: hash } },
+  spec: { replicas, selector: {} },
+});
 const pod = (hash: string, how: { ready?: boolean; deleting?: boolean; phase?: string } = {}): V1Pod => ({
   metadata: { annotations: { [TEMPLATE_HASH]: hash }, ...(how.deleting ? { deletionTimestamp: new Date() } : {}) },
   status: { phase: how.phase ?? "Running", conditions: [{ type: "Ready", status: how.ready === false ? "False" : "True" }] },
 });
 
 describe("a colour counted from its pods", () => {
-  it("is absent without its workload", () => {
+  it("are the pods its ReplicaSet controls, not others with its labels (a Deployment's being replaced)", () => {
+    const owned = (uid: string, controller = true): V1Pod => ({ metadata: { ownerReferences: [{ apiVersion: "apps/v1", kind: "ReplicaSet", name: "x", uid, controller }] } });
+    const mine = owned("rs-1");
+    expect(podsOf(workload("h2", 1), [mine, owned("rs-other"), owned("rs-1", false), {}])).toEqual([mine]);
+  });
+
+  it("is absent without its ReplicaSet", () => {
     expect(colorState(undefined, [pod("h2")])).toBeUndefined();
   });
 

@@ -1,10 +1,10 @@
-import type { KubernetesObject, ObjectCache, V1Deployment, V1Pod, V1Service } from "@kubernetes/client-node";
+import type { KubernetesObject, ObjectCache, V1ReplicaSet, V1Pod, V1Service } from "@kubernetes/client-node";
 import { describe, expect, it } from "vitest";
 import type { WaveletModel } from "../src/api/waveletmodel.js";
 import type { Caches } from "../src/controller/informers.js";
 import { createMetrics } from "../src/metrics.js";
 import { AnalysisRuns } from "../src/reconcile/analysis.js";
-import { desiredDeployment, templateHash } from "../src/reconcile/deployment.js";
+import { desiredReplicaSet, templateHash } from "../src/reconcile/replicaset.js";
 import { Reconciler, type Writer } from "../src/reconcile/reconciler.js";
 import { canonical } from "../src/reconcile/canonical.js";
 import { DIGEST_B, FakeClock, model } from "./fixtures.js";
@@ -16,7 +16,7 @@ import { DIGEST_B, FakeClock, model } from "./fixtures.js";
  */
 
 const settings = { defaultServerImage: "wavelet-server:test" };
-const KINDS = ["WaveletModel", "Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget"] as const;
+const KINDS = ["WaveletModel", "ReplicaSet", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget"] as const;
 type Kind = (typeof KINDS)[number];
 
 class FakeCache<T extends KubernetesObject> implements ObjectCache<T> {
@@ -32,11 +32,17 @@ class FakeCache<T extends KubernetesObject> implements ObjectCache<T> {
   }
 }
 
-/** The pods of a Deployment once its controllers are done: every replica ready, of its template. */
-function podsOf(d: V1Deployment): V1Pod[] {
-  const template = d.spec!.template.metadata!;
+/** The pods of a ReplicaSet once its controller is done: every replica ready, of its template. */
+function podsOf(d: V1ReplicaSet): V1Pod[] {
+  const template = d.spec!.template!.metadata!;
   return Array.from({ length: d.spec!.replicas ?? 1 }, (_, i) => ({
-    metadata: { name: `${d.metadata!.name}-${i}`, namespace: d.metadata!.namespace, labels: template.labels, annotations: template.annotations },
+    metadata: {
+      name: `${d.metadata!.name}-${i}`,
+      namespace: d.metadata!.namespace,
+      labels: template.labels,
+      annotations: template.annotations,
+      ownerReferences: [{ apiVersion: "apps/v1", kind: "ReplicaSet", name: d.metadata!.name!, uid: d.metadata!.uid!, controller: true }],
+    },
     status: { phase: "Running", conditions: [{ type: "Ready", status: "True" }] },
   }));
 }
@@ -46,18 +52,22 @@ const conflict = () => Object.assign(new Error("Conflict"), { code: 409 });
 function harness() {
   const caches: Record<Kind, FakeCache<KubernetesObject>> = {
     WaveletModel: new FakeCache(),
-    Deployment: new FakeCache(),
+    ReplicaSet: new FakeCache(),
     Service: new FakeCache(),
     HorizontalPodAutoscaler: new FakeCache(),
     PodDisruptionBudget: new FakeCache(),
   };
   const pods = new FakeCache<V1Pod>();
+  /** Deployments an operator from before ReplicaSets left. */
+  const deployments = new FakeCache<KubernetesObject>();
   /** The API server's objects, by kind then "namespace/name". */
   const server = Object.fromEntries(KINDS.map((k) => [k, new FakeCache<KubernetesObject>()])) as Record<Kind, FakeCache<KubernetesObject>>;
   let version = 10;
   const store = (kind: Kind, o: KubernetesObject) => {
     const rv = String(++version);
-    server[kind].set({ ...o, metadata: { ...o.metadata, resourceVersion: rv } });
+    // A uid as the API server gives one at create (pods name their ReplicaSet's).
+    const uid = server[kind].get(o.metadata!.name!, o.metadata!.namespace)?.metadata?.uid ?? o.metadata?.uid ?? `uid-${kind}-${o.metadata!.name}`;
+    server[kind].set({ ...o, metadata: { ...o.metadata, uid, resourceVersion: rv } });
     return rv;
   };
   const model = () => server.WaveletModel.list()[0]!;
@@ -83,7 +93,7 @@ function harness() {
       writes.push(`${o.kind}/${o.metadata!.name}`);
       return store(o.kind as Kind, o);
     },
-    deleteIfPresent: async () => undefined,
+    deleteIfPresent: async (o) => void writes.push(`delete ${o.kind}/${o.metadata!.name}`),
     routedPods: async () => routed,
     secret: async (_ns, name) => secrets.get(name),
     applyStatus: async (_wm, status, rv) => {
@@ -107,7 +117,7 @@ function harness() {
   const clock = new FakeClock();
   const metrics = createMetrics();
   const reconciler = new Reconciler({
-    caches: { models: caches.WaveletModel, deployments: caches.Deployment, pods, services: caches.Service, hpas: caches.HorizontalPodAutoscaler, pdbs: caches.PodDisruptionBudget } as unknown as Caches,
+    caches: { models: caches.WaveletModel, replicasets: caches.ReplicaSet, deployments, pods, services: caches.Service, hpas: caches.HorizontalPodAutoscaler, pdbs: caches.PodDisruptionBudget } as unknown as Caches,
     writer,
     clock,
     settings,
@@ -115,14 +125,14 @@ function harness() {
     metrics,
     log: { warn: (msg: string) => void warnings.push(msg), info: () => undefined },
   });
-  /** The watch delivers what the server has for these kinds (Deployments rolled out: their pods all ready). */
+  /** The watch delivers what the server has for these kinds (ReplicaSets rolled out: their pods all ready). */
   const sync = (...kinds: Kind[]) => {
     for (const kind of kinds.length ? kinds : KINDS) {
       for (const o of server[kind].list()) caches[kind].set(o);
     }
-    if (kinds.length && !kinds.includes("Deployment")) return;
+    if (kinds.length && !kinds.includes("ReplicaSet")) return;
     pods.items.clear();
-    for (const d of server.Deployment.list()) for (const p of podsOf(d as V1Deployment)) pods.set(p);
+    for (const d of server.ReplicaSet.list()) for (const p of podsOf(d as V1ReplicaSet)) pods.set(p);
   };
   /** An object as both the server and the cache have it. */
   const seed = (kind: Kind, o: KubernetesObject) => {
@@ -134,7 +144,7 @@ function harness() {
   const applied = (ref: string) => server[ref.split("/")[0] as Kind].get(ref.split("/")[1]!, "ns");
   const route = (pods: string[]) => void (routed = pods);
   const onRead = (fn: (o: KubernetesObject) => void) => void (afterRead = fn);
-  return { caches, server, applied, route, onRead, secrets, writes, statuses, preconditions, events, warnings, clock, metrics, pass, sync, seed, model, activeSelector: () => selector(server.Service) };
+  return { caches, pods, deployments, server, applied, route, onRead, secrets, writes, statuses, preconditions, events, warnings, clock, metrics, pass, sync, seed, model, activeSelector: () => selector(server.Service) };
 }
 
 const served = model();
@@ -145,7 +155,7 @@ const since = "2026-01-01T00:00:00.000Z";
 
 /** Blue serves the old bundle; the spec asks for the new one (manual promotion). */
 function blueServing(h: ReturnType<typeof harness>, status: Partial<NonNullable<WaveletModel["status"]>> = {}, annotations?: Record<string, string>) {
-  h.seed("Deployment", desiredDeployment(served, served.spec, "blue", 3, settings));
+  h.seed("ReplicaSet", desiredReplicaSet(served, served.spec, "blue", 3, settings));
   const wm = {
     ...next,
     metadata: { ...next.metadata, ...(annotations ? { annotations } : {}) },
@@ -157,7 +167,7 @@ function blueServing(h: ReturnType<typeof harness>, status: Partial<NonNullable<
 /** Blue serves the spec; two passes and their watch events later, everything is as desired. */
 function steadyBlue() {
   const h = harness();
-  h.seed("Deployment", desiredDeployment(served, served.spec, "blue", 3, settings));
+  h.seed("ReplicaSet", desiredReplicaSet(served, served.spec, "blue", 3, settings));
   h.seed("WaveletModel", { ...served, status: { activeColor: "blue", previewColor: "blue", activeTemplateHash: oldHash, lastGoodSpec: served.spec } } as unknown as KubernetesObject);
   return h;
 }
@@ -186,7 +196,7 @@ describe("a pass that changes nothing writes nothing (issue 13)", () => {
     const after = await counts();
     expect(after.writeless - before.writeless).toBe(5);
     const skipped = Object.fromEntries(Object.entries(after.skipped).map(([kind, n]) => [kind, (n as number) - ((before.skipped[kind] as number | undefined) ?? 0)]));
-    expect(skipped).toEqual({ Deployment: 5, Service: 10, PodDisruptionBudget: 5 });
+    expect(skipped).toEqual({ ReplicaSet: 5, Service: 10, PodDisruptionBudget: 5 });
   });
 
   it("a child someone else changed is applied again, and only that one, after the status fence", async () => {
@@ -206,25 +216,25 @@ describe("a pass that changes nothing writes nothing (issue 13)", () => {
     const h = steadyBlue();
     await settle(h);
     h.writes.length = 0;
-    // The cached Deployment as an older operator applied it, with a field this one does not set.
-    const blue = h.applied("Deployment/spx-blue") as V1Deployment;
-    h.seed("Deployment", { ...blue, metadata: { ...blue.metadata, annotations: { ...blue.metadata!.annotations, "wavelet.dev/applied-hash": "0123456789abcdef" } }, spec: { ...blue.spec!, minReadySeconds: 5 } } as KubernetesObject);
+    // The cached ReplicaSet as an older operator applied it, with a field this one does not set.
+    const blue = h.applied("ReplicaSet/spx-blue") as V1ReplicaSet;
+    h.seed("ReplicaSet", { ...blue, metadata: { ...blue.metadata, annotations: { ...blue.metadata!.annotations, "wavelet.dev/applied-hash": "0123456789abcdef" } }, spec: { ...blue.spec!, minReadySeconds: 5 } } as KubernetesObject);
     await h.pass();
-    expect(h.writes).toEqual(["Deployment/spx-blue"]);
+    expect(h.writes).toEqual(["ReplicaSet/spx-blue"]);
   });
 });
 
 describe("a pass never acts on a cache older than its own writes", () => {
   it("a manual promotion sticks: the pass that promotes writes twice, and the version between them is not acted on", async () => {
     const h = harness();
-    h.seed("Deployment", desiredDeployment(next, next.spec, "green", 3, settings));
+    h.seed("ReplicaSet", desiredReplicaSet(next, next.spec, "green", 3, settings));
     blueServing(h, { previewColor: "green", rollout: { phase: "AwaitingPromotion", color: "green", templateHash: newHash, startedAt: since, since } }, { "wavelet.dev/promote": "true" });
     const read = h.model().metadata!.resourceVersion!;
 
     await h.pass();
     // The annotation cleared, then "Promoting" recorded (conditional on the clear's version),
     // and only then traffic moved.
-    expect(h.writes.slice(0, 4)).toEqual(["model", "status", "Deployment/spx-green", "Service/spx"]);
+    expect(h.writes.slice(0, 4)).toEqual(["model", "status", "ReplicaSet/spx-green", "Service/spx"]);
     expect(h.statuses.at(-1)?.rollout?.phase).toBe("Promoting");
     expect(h.preconditions).toEqual([String(Number(read) + 1)]);
     expect(h.activeSelector()).toBe("green");
@@ -249,7 +259,7 @@ describe("a pass never acts on a cache older than its own writes", () => {
     blueServing(h);
     await h.pass();
     expect(h.events).toEqual(["RolloutStarted"]);
-    expect(h.writes).toContain("Deployment/spx-green");
+    expect(h.writes).toContain("ReplicaSet/spx-green");
 
     // The model's watch is quicker than the Deployments': status says Deploying, green is not cached yet.
     h.sync("WaveletModel", "Service", "HorizontalPodAutoscaler");
@@ -293,14 +303,14 @@ describe("a pass never acts on a cache older than its own writes", () => {
     const h = harness();
     blueServing(h);
     await h.pass();
-    h.server.Deployment.items.delete("ns/spx-green");
+    h.server.ReplicaSet.items.delete("ns/spx-green");
     h.sync();
     expect((await h.pass()).requeueAfterMs).toBeGreaterThan(0);
     h.clock.advance(30_000);
     h.writes.length = 0;
     await h.pass();
-    expect(h.warnings.join("\n")).toContain("never showed this operator's writes to Deployment/spx-green");
-    expect(h.writes).toContain("Deployment/spx-green");
+    expect(h.warnings.join("\n")).toContain("never showed this operator's writes to ReplicaSet/spx-green");
+    expect(h.writes).toContain("ReplicaSet/spx-green");
   });
 });
 
@@ -345,22 +355,22 @@ describe("state survives status loss (issue 8)", () => {
 
   it("the live active Service says which colour serves: traffic stays on green, and the rollout goes to blue", async () => {
     const h = harness();
-    h.seed("Deployment", desiredDeployment(served, served.spec, "green", 3, settings));
+    h.seed("ReplicaSet", desiredReplicaSet(served, served.spec, "green", 3, settings));
     h.seed("Service", activeService("green"));
     h.seed("WaveletModel", next as unknown as KubernetesObject); // no status at all
     await h.pass();
     expect(h.events).toEqual(["StatusRecovered", "RolloutStarted"]);
     expect(h.activeSelector()).toBe("green");
-    expect(h.writes).not.toContain("Deployment/spx-green"); // what green serves is not known: left as it is
-    expect(h.writes).toContain("Deployment/spx-blue");
+    expect(h.writes).not.toContain("ReplicaSet/spx-green"); // what green serves is not known: left as it is
+    expect(h.writes).toContain("ReplicaSet/spx-blue");
     expect(h.statuses.at(-1)).toMatchObject({ activeColor: "green", rollout: { phase: "Deploying", color: "blue" } });
   });
 
   it("a colour with no ready pods is not taken for the serving one", async () => {
     const h = harness();
-    const green = desiredDeployment(served, served.spec, "green", 3, settings);
-    h.server.Deployment.set({ ...green, metadata: { ...green.metadata, resourceVersion: "3" } });
-    h.caches.Deployment.set({ ...green, metadata: { ...green.metadata, resourceVersion: "3" }, status: { readyReplicas: 0 } } as KubernetesObject);
+    const green = desiredReplicaSet(served, served.spec, "green", 3, settings);
+    h.server.ReplicaSet.set({ ...green, metadata: { ...green.metadata, resourceVersion: "3" } });
+    h.caches.ReplicaSet.set({ ...green, metadata: { ...green.metadata, resourceVersion: "3" }, status: { readyReplicas: 0 } } as KubernetesObject);
     h.seed("WaveletModel", next as unknown as KubernetesObject);
     h.seed("Service", activeService("green"));
     await h.pass();
@@ -373,8 +383,8 @@ describe("the HPA owns the replicas of the colour it scales (issue 8)", () => {
   const hash = templateHash(autoscaled, autoscaled.spec, settings);
   const steady = (managedFields: object[]) => {
     const h = harness();
-    const blue = desiredDeployment(autoscaled, autoscaled.spec, "blue", 5, settings);
-    h.seed("Deployment", { ...blue, metadata: { ...blue.metadata, managedFields } } as KubernetesObject);
+    const blue = desiredReplicaSet(autoscaled, autoscaled.spec, "blue", 5, settings);
+    h.seed("ReplicaSet", { ...blue, metadata: { ...blue.metadata, managedFields } } as KubernetesObject);
     h.seed("WaveletModel", { ...autoscaled, status: { activeColor: "blue", previewColor: "blue", activeTemplateHash: hash, lastGoodSpec: autoscaled.spec } } as unknown as KubernetesObject);
     return h;
   };
@@ -385,50 +395,50 @@ describe("the HPA owns the replicas of the colour it scales (issue 8)", () => {
       { manager: "kube-controller-manager", operation: "Update", subresource: "scale", fieldsV1: { "f:spec": { "f:replicas": {} } } },
     ]);
     await h.pass();
-    expect((h.applied("Deployment/spx-blue") as V1Deployment).spec).not.toHaveProperty("replicas");
+    expect((h.applied("ReplicaSet/spx-blue") as V1ReplicaSet).spec).not.toHaveProperty("replicas");
   });
 
   it("a scale the cache does not show yet is not undone: the count is read afresh (integration test, 2026-11-27)", async () => {
     const h = steady([{ manager: "wavelet-operator", operation: "Apply", fieldsV1: { "f:spec": { "f:replicas": {} } } }]);
-    const live = h.server.Deployment.get("spx-blue", "ns") as V1Deployment;
-    h.server.Deployment.set({ ...live, spec: { ...live.spec!, replicas: 7 } } as KubernetesObject);
+    const live = h.server.ReplicaSet.get("spx-blue", "ns") as V1ReplicaSet;
+    h.server.ReplicaSet.set({ ...live, spec: { ...live.spec!, replicas: 7 } } as KubernetesObject);
     await h.pass();
-    expect((h.applied("Deployment/spx-blue") as V1Deployment).spec?.replicas).toBe(7);
+    expect((h.applied("ReplicaSet/spx-blue") as V1ReplicaSet).spec?.replicas).toBe(7);
   });
 
   it("a scale between the fresh read and the apply fails the apply (409) instead of being undone (integration test, 2026-11-27)", async () => {
     const h = steady([{ manager: "wavelet-operator", operation: "Apply", fieldsV1: { "f:spec": { "f:replicas": {} } } }]);
     h.onRead((o) => {
       if (o.metadata?.name !== "spx-blue") return;
-      const live = h.server.Deployment.get("spx-blue", "ns") as V1Deployment;
-      h.server.Deployment.set({ ...live, metadata: { ...live.metadata, resourceVersion: "500" }, spec: { ...live.spec!, replicas: 6 } } as KubernetesObject);
+      const live = h.server.ReplicaSet.get("spx-blue", "ns") as V1ReplicaSet;
+      h.server.ReplicaSet.set({ ...live, metadata: { ...live.metadata, resourceVersion: "500" }, spec: { ...live.spec!, replicas: 6 } } as KubernetesObject);
     });
     await expect(h.pass()).rejects.toMatchObject({ code: 409 });
-    expect((h.server.Deployment.get("spx-blue", "ns") as V1Deployment).spec?.replicas).toBe(6);
+    expect((h.server.ReplicaSet.get("spx-blue", "ns") as V1ReplicaSet).spec?.replicas).toBe(6);
   });
 
   it("before it has, the operator keeps the current count", async () => {
     const h = steady([{ manager: "wavelet-operator", operation: "Apply", fieldsV1: { "f:spec": { "f:replicas": {} } } }]);
     await h.pass();
-    expect((h.applied("Deployment/spx-blue") as V1Deployment).spec?.replicas).toBe(5);
+    expect((h.applied("ReplicaSet/spx-blue") as V1ReplicaSet).spec?.replicas).toBe(5);
   });
 });
 
 describe("scale-down waits for the endpoints (issue 8)", () => {
   it("the old colour keeps its pods while the active Service's EndpointSlices list them", async () => {
     const h = harness();
-    h.seed("Deployment", desiredDeployment(served, served.spec, "blue", 3, settings));
-    h.seed("Deployment", desiredDeployment(next, next.spec, "green", 3, settings));
+    h.seed("ReplicaSet", desiredReplicaSet(served, served.spec, "blue", 3, settings));
+    h.seed("ReplicaSet", desiredReplicaSet(next, next.spec, "green", 3, settings));
     const status = { activeColor: "green", previewColor: "green", activeTemplateHash: newHash, lastGoodSpec: next.spec, rollout: { phase: "ScalingDown", color: "blue", templateHash: newHash, startedAt: since, since } };
     h.seed("WaveletModel", { ...next, status } as unknown as KubernetesObject);
     h.clock.advance(31_000); // past the 30 s delay
     h.route(["spx-green-7d9c-aaaaa", "spx-blue-5f6b-bbbbb"]);
     expect((await h.pass()).requeueAfterMs).toBe(1000);
-    expect(h.writes).not.toContain("Deployment/spx-blue");
+    expect(h.writes).not.toContain("ReplicaSet/spx-blue");
     h.sync();
     h.route(["spx-green-7d9c-aaaaa"]);
     await h.pass();
-    expect((h.applied("Deployment/spx-blue") as V1Deployment).spec?.replicas).toBe(0);
+    expect((h.applied("ReplicaSet/spx-blue") as V1ReplicaSet).spec?.replicas).toBe(0);
     expect(h.events).toEqual(["ScaledDown"]);
   });
 });
@@ -446,8 +456,8 @@ describe("API key rotation rolls the pods, blue-green (issue 8)", () => {
     await h.pass();
     h.sync();
     expect(h.events).toEqual(["Deploying", "Deployed"]);
-    const blue = h.applied("Deployment/spx-blue") as V1Deployment;
-    inputs.secretsHash = blue.spec!.template.metadata!.annotations!["wavelet.dev/secrets-hash"];
+    const blue = h.applied("ReplicaSet/spx-blue") as V1ReplicaSet;
+    inputs.secretsHash = blue.spec!.template!.metadata!.annotations!["wavelet.dev/secrets-hash"];
     expect(inputs.secretsHash).toMatch(/^[0-9a-f]{16}$/);
     expect(JSON.stringify(blue)).not.toContain("k1");
 
@@ -455,22 +465,22 @@ describe("API key rotation rolls the pods, blue-green (issue 8)", () => {
     h.writes.length = 0;
     await h.pass();
     expect(h.events.at(-1)).toBe("RolloutStarted");
-    expect(h.writes).not.toContain("Deployment/spx-blue");
-    const green = h.applied("Deployment/spx-green") as V1Deployment;
-    expect(green.spec!.template.metadata!.annotations!["wavelet.dev/secrets-hash"]).not.toBe(inputs.secretsHash);
+    expect(h.writes).not.toContain("ReplicaSet/spx-blue");
+    const green = h.applied("ReplicaSet/spx-green") as V1ReplicaSet;
+    expect(green.spec!.template!.metadata!.annotations!["wavelet.dev/secrets-hash"]).not.toBe(inputs.secretsHash);
   });
 });
 
 describe("traffic moves before a colour goes to zero (issue 8)", () => {
   it("an abort while promoting puts the Service back on blue before green is scaled to zero", async () => {
     const h = harness();
-    h.seed("Deployment", desiredDeployment(next, next.spec, "green", 3, settings));
+    h.seed("ReplicaSet", desiredReplicaSet(next, next.spec, "green", 3, settings));
     blueServing(h, { previewColor: "green", rollout: { phase: "Promoting", color: "green", templateHash: newHash, startedAt: since, since, message: "auto-promoted" } }, { "wavelet.dev/abort": "true" });
     await h.pass();
-    const order = h.writes.filter((w) => w === "Service/spx" || w === "Deployment/spx-green");
-    expect(order).toEqual(["Service/spx", "Deployment/spx-green"]);
+    const order = h.writes.filter((w) => w === "Service/spx" || w === "ReplicaSet/spx-green");
+    expect(order).toEqual(["Service/spx", "ReplicaSet/spx-green"]);
     expect(h.activeSelector()).toBe("blue");
-    expect((h.applied("Deployment/spx-green") as V1Deployment).spec?.replicas).toBe(0);
+    expect((h.applied("ReplicaSet/spx-green") as V1ReplicaSet).spec?.replicas).toBe(0);
     expect(h.events).toContain("RolloutAborted");
   });
 });
@@ -479,13 +489,58 @@ describe("a rollout under autoscaling starts at the count the API server has (CI
   it("blue scaled to 4 a moment ago, the cache still at 2: green is asked for 4", async () => {
     const h = harness();
     const autoscaled = model({ replicas: undefined, autoscaling: { minReplicas: 2, maxReplicas: 8, targetCPUUtilizationPercentage: 60 } });
-    const blue = desiredDeployment(autoscaled, autoscaled.spec, "blue", 2, settings);
-    h.seed("Deployment", blue);
+    const blue = desiredReplicaSet(autoscaled, autoscaled.spec, "blue", 2, settings);
+    h.seed("ReplicaSet", blue);
     const status = { activeColor: "blue", previewColor: "blue", activeTemplateHash: templateHash(autoscaled, autoscaled.spec, settings), lastGoodSpec: autoscaled.spec };
     const changed = model({ bundle: { builtin: "spx-vol-5d", digest: DIGEST_B }, replicas: undefined, autoscaling: { minReplicas: 2, maxReplicas: 8, targetCPUUtilizationPercentage: 60 } });
     h.seed("WaveletModel", { ...changed, status } as unknown as KubernetesObject);
-    h.server.Deployment.set({ ...h.server.Deployment.get("spx-blue", "ns")!, spec: { ...blue.spec!, replicas: 4 } } as KubernetesObject);
+    h.server.ReplicaSet.set({ ...h.server.ReplicaSet.get("spx-blue", "ns")!, spec: { ...blue.spec!, replicas: 4 } } as KubernetesObject);
     await h.pass();
-    expect((h.applied("Deployment/spx-green") as V1Deployment).spec?.replicas).toBe(4);
+    expect((h.applied("ReplicaSet/spx-green") as V1ReplicaSet).spec?.replicas).toBe(4);
+  });
+});
+
+describe("ReplicaSets: the idle colour re-templated, an older operator's Deployments retired (issue 13)", () => {
+  const mid = model({ bundle: { builtin: "spx-vol-5d", digest: `sha256:${"c".repeat(64)}` }, rollout: { autoPromote: false } });
+  const midHash = templateHash(mid, mid.spec, settings);
+
+  it("the idle colour's pods of an older template are deleted once the cache shows the new template", async () => {
+    const h = harness();
+    h.seed("ReplicaSet", desiredReplicaSet(mid, mid.spec, "green", 3, settings));
+    blueServing(h, { previewColor: "green", rollout: { phase: "AwaitingPromotion", color: "green", templateHash: midHash, startedAt: since, since } });
+    await h.pass();
+    expect(h.writes).toContain("ReplicaSet/spx-green");
+    expect(h.writes.filter((w) => w.startsWith("delete"))).toEqual([]);
+    // The ReplicaSets' writes reach the cache, green's new template; its pods are still the old ones.
+    for (const rs of ["ReplicaSet/spx-blue", "ReplicaSet/spx-green"]) h.caches.ReplicaSet.set(h.applied(rs)!);
+    h.sync("WaveletModel", "Service", "PodDisruptionBudget");
+    h.writes.length = 0;
+    await h.pass();
+    expect(h.writes.filter((w) => w.startsWith("delete"))).toEqual(["delete Pod/spx-green-0", "delete Pod/spx-green-1", "delete Pod/spx-green-2"]);
+  });
+
+  it("an idle Deployment goes at once; the serving one once the colour's ReplicaSet has every replica; another owner's never", async () => {
+    const h = steadyBlue();
+    const legacy = (name: string, uid: string) =>
+      h.deployments.set({
+        apiVersion: "apps/v1",
+        kind: "Deployment",
+        metadata: { name, namespace: "ns", ownerReferences: [{ apiVersion: "wavelet.dev/v1alpha1", kind: "WaveletModel", name: "spx", uid, controller: true }] },
+      });
+    legacy("spx-blue", "uid-1");
+    legacy("spx-green", "uid-1");
+    h.pods.items.clear(); // blue's ReplicaSet has no pods yet: the old Deployment's serve
+    await h.pass();
+    expect(h.writes.filter((w) => w.startsWith("delete"))).toEqual(["delete Deployment/spx-green"]);
+    h.deployments.items.delete("ns/spx-green");
+    h.sync();
+    h.writes.length = 0;
+    await h.pass();
+    expect(h.writes).toEqual(["status", "delete Deployment/spx-blue"]); // status: blue's replicas now ready
+
+    const other = steadyBlue();
+    other.deployments.set({ apiVersion: "apps/v1", kind: "Deployment", metadata: { name: "spx-green", namespace: "ns", ownerReferences: [{ apiVersion: "v1", kind: "X", name: "x", uid: "uid-2", controller: true }] } });
+    await settle(other);
+    expect(other.writes.filter((w) => w.startsWith("delete"))).toEqual([]);
   });
 });

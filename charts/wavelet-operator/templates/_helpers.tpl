@@ -48,8 +48,8 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 
 {{/*
 What the operator does to WaveletModels and their children, as a ClusterRole or a Role per
-watched namespace. Nothing more: it reads pods and the API key Secrets it is given, and
-never writes them or its own CRD.
+watched namespace. Nothing more: it reads the API key Secrets it is given, deletes only
+its own pods of an outdated template, and never writes its own CRD.
 */}}
 {{- define "wavelet-operator.rules" -}}
 # patch: handled annotations are removed, and a rollback restores the spec, by a JSON patch
@@ -65,8 +65,12 @@ never writes them or its own CRD.
   resources: [waveletmodels/finalizers]
   verbs: [update]
 - apiGroups: [apps]
-  resources: [deployments]
+  resources: [replicasets]
   verbs: [get, list, watch, create, patch]
+# Only to replace the Deployments an operator from before ReplicaSets made.
+- apiGroups: [apps]
+  resources: [deployments]
+  verbs: [list, watch, delete]
 - apiGroups: [""]
   resources: [services]
   verbs: [get, list, watch, create, patch]
@@ -83,10 +87,11 @@ never writes them or its own CRD.
 - apiGroups: [""]
   resources: [secrets]
   verbs: [get]
-# A colour's ready replicas are counted from its pods (operator/src/reconcile/colorstate.ts).
+# A colour's ready replicas are counted from its pods (operator/src/reconcile/colorstate.ts);
+# an idle colour's pods of an older template are deleted (its ReplicaSet makes new ones).
 - apiGroups: [""]
   resources: [pods]
-  verbs: [list, watch]
+  verbs: [list, watch, delete]
 # The old colour is scaled down once the active Service's endpoints no longer list its pods.
 - apiGroups: [discovery.k8s.io]
   resources: [endpointslices]

@@ -4,6 +4,7 @@ import {
   SwitchWatch,
   builtinSpec,
   expectNoFailures,
+  readyPods,
   seconds,
   servedModel,
   toBundleImage,
@@ -36,7 +37,7 @@ describe("5. autoscaling", () => {
     const scaled = await waitFor(
       "the HPA to scale the active colour up",
       async () => {
-        const d = await k.apps.readNamespacedDeployment({ name: `scaled-${oldColor}`, namespace });
+        const d = await k.apps.readNamespacedReplicaSet({ name: `scaled-${oldColor}`, namespace });
         return (d.status?.availableReplicas ?? 0) >= 2 && (d.spec?.replicas ?? 0) >= 2 && d.spec!.replicas!;
       },
       300_000,
@@ -53,9 +54,10 @@ describe("5. autoscaling", () => {
       async () => {
         if (watch.changes.length > 1) return true;
         const [a, i] = await Promise.all(
-          [oldColor, newColor].map((c) => k.apps.readNamespacedDeployment({ name: `scaled-${c}`, namespace }).catch(() => undefined)),
+          [oldColor, newColor].map((c) => k.apps.readNamespacedReplicaSet({ name: `scaled-${c}`, namespace }).catch(() => undefined)),
         );
-        samples.push({ active: a?.spec?.replicas ?? 0, idle: i?.spec?.replicas ?? 0, idleAvailable: i?.status?.availableReplicas ?? 0 });
+        // Ready pods, as the operator counts them (the ReplicaSet's status comes later).
+        samples.push({ active: a?.spec?.replicas ?? 0, idle: i?.spec?.replicas ?? 0, idleAvailable: await readyPods(k, namespace, "scaled", newColor) });
         return false;
       },
       300_000,

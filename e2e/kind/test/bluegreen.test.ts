@@ -27,7 +27,7 @@ import { recordResult } from "./results.js";
 
 const RATE = 200;
 const SCALE_DOWN_DELAY = 10;
-// preStop sleep + the server's SHUTDOWN_DELAY_MS + connection turnover, seconds (operator/src/reconcile/deployment.ts).
+// preStop sleep + the server's SHUTDOWN_DELAY_MS + connection turnover, seconds (operator/src/reconcile/replicaset.ts).
 const DRAIN_BOUND = 15;
 
 describe("2. blue-green under load", () => {

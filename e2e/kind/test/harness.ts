@@ -1,12 +1,12 @@
 import { execFileSync } from "node:child_process";
 import { Agent, request } from "node:http";
 import { expect, inject, onTestFinished } from "vitest";
-import { type Clients, type Model, SwitchWatch, activeColor, eventReasons, kubeClients, models } from "../../../test-support/kube.js";
+import { type Clients, type Model, SwitchWatch, activeColor, eventReasons, kubeClients, models, readyPods } from "../../../test-support/kube.js";
 import { waitFor } from "../../../test-support/wait.js";
 
 /** Clients, WaveletModels and real traffic for the kind scenarios. */
 
-export { activeColor, eventReasons, type Model, models, SwitchWatch, waitFor };
+export { activeColor, eventReasons, type Model, models, readyPods, SwitchWatch, waitFor };
 
 export const kube = () => kubeClients(inject("kubeconfig"));
 export type Kube = Clients;

@@ -10,6 +10,7 @@ import {
   type ObjectCache,
   type V1Deployment,
   type V1Pod,
+  type V1ReplicaSet,
   type V1Service,
   type V1PodDisruptionBudget,
   type V2HorizontalPodAutoscaler,
@@ -29,6 +30,8 @@ import { type Clock, sleep } from "./clock.js";
 
 export interface Caches {
   models: ObjectCache<KubernetesObject>;
+  replicasets: ObjectCache<V1ReplicaSet>;
+  /** Only those of an operator from before ReplicaSets, until it has replaced them. */
   deployments: ObjectCache<V1Deployment>;
   /** The pods of the children (they carry the managed-by label of their template). */
   pods: ObjectCache<V1Pod>;
@@ -95,6 +98,7 @@ export function createInformers(kc: KubeConfig, namespaces: string[], enqueue: (
         MANAGED_SELECTOR,
       );
     const deployments = children<V1Deployment>("/apis/apps/v1/deployments", (o) => apps.listNamespacedDeployment(o), (o) => apps.listDeploymentForAllNamespaces(o));
+    const replicasets = children<V1ReplicaSet>("/apis/apps/v1/replicasets", (o) => apps.listNamespacedReplicaSet(o), (o) => apps.listReplicaSetForAllNamespaces(o));
     const pods = children<V1Pod>("/api/v1/pods", (o) => core.listNamespacedPod(o), (o) => core.listPodForAllNamespaces(o));
     const services = children<V1Service>("/api/v1/services", (o) => core.listNamespacedService(o), (o) => core.listServiceForAllNamespaces(o));
     const hpas = children<V2HorizontalPodAutoscaler>(
@@ -105,7 +109,7 @@ export function createInformers(kc: KubeConfig, namespaces: string[], enqueue: (
     const pdbs = children<V1PodDisruptionBudget>("/apis/policy/v1/poddisruptionbudgets", (o) => policy.listNamespacedPodDisruptionBudget(o), (o) =>
       policy.listPodDisruptionBudgetForAllNamespaces(o),
     );
-    return { namespace, models, deployments, pods, services, hpas, pdbs };
+    return { namespace, models, replicasets, deployments, pods, services, hpas, pdbs };
   };
   const sets = (namespaces.length ? namespaces : [undefined]).map(informersIn);
 
@@ -114,10 +118,11 @@ export function createInformers(kc: KubeConfig, namespaces: string[], enqueue: (
     const key = ownerKey(o);
     if (key) enqueue(key);
   };
-  const all = sets.flatMap(({ namespace, models, deployments, pods, services, hpas, pdbs }): [string, Informer<KubernetesObject>, (o: KubernetesObject) => void][] => {
+  const all = sets.flatMap(({ namespace, models, replicasets, deployments, pods, services, hpas, pdbs }): [string, Informer<KubernetesObject>, (o: KubernetesObject) => void][] => {
     const where = namespace ? ` in ${namespace}` : "";
     return [
       [`waveletmodels${where}`, models, modelKey],
+      [`replicasets${where}`, replicasets as unknown as Informer<KubernetesObject>, childKey],
       [`deployments${where}`, deployments as unknown as Informer<KubernetesObject>, childKey],
       [`pods${where}`, pods as unknown as Informer<KubernetesObject>, childKey],
       [`services${where}`, services as unknown as Informer<KubernetesObject>, childKey],
@@ -177,6 +182,7 @@ export function createInformers(kc: KubeConfig, namespaces: string[], enqueue: (
   return {
     caches: {
       models: merged(sets.map((s) => s.models)),
+      replicasets: merged(sets.map((s) => s.replicasets)),
       deployments: merged(sets.map((s) => s.deployments)),
       pods: merged(sets.map((s) => s.pods)),
       services: merged(sets.map((s) => s.services)),

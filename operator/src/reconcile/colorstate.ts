@@ -1,4 +1,4 @@
-import type { KubernetesObject, V1Pod } from "@kubernetes/client-node";
+import type { V1Pod, V1ReplicaSet } from "@kubernetes/client-node";
 import type { ColorState } from "./bluegreen.js";
 import { TEMPLATE_HASH } from "./names.js";
 
@@ -10,17 +10,24 @@ import { TEMPLATE_HASH } from "./names.js";
  * count needs no status at all.
  */
 
-/** The part of a Deployment or ReplicaSet read here. */
-export type Workload = KubernetesObject & { spec?: { replicas?: number } };
-
 const live = (p: V1Pod) => !p.metadata?.deletionTimestamp && p.status?.phase !== "Succeeded" && p.status?.phase !== "Failed";
 const ready = (p: V1Pod) => !!p.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True");
 
-/** `pods`: the colour's pods (its labels), in any state. */
-export function colorState(workload: Workload | undefined, pods: V1Pod[]): ColorState | undefined {
-  if (!workload) return undefined;
-  const hash = workload.metadata?.annotations?.[TEMPLATE_HASH];
-  const replicas = workload.spec?.replicas ?? 1;
+/**
+ * The pods `replicaSet` controls, from `pods` (any of the namespace): by owner, not by labels,
+ * so pods of the same labels under another owner (a Deployment of an older operator, being
+ * replaced) never count as its own.
+ */
+export function podsOf(replicaSet: V1ReplicaSet, pods: readonly V1Pod[]): V1Pod[] {
+  const uid = replicaSet.metadata?.uid;
+  return pods.filter((p) => p.metadata?.ownerReferences?.some((r) => r.controller && r.uid === uid));
+}
+
+/** `pods`: the pods the colour's ReplicaSet controls (podsOf), in any state. */
+export function colorState(replicaSet: V1ReplicaSet | undefined, pods: V1Pod[]): ColorState | undefined {
+  if (!replicaSet) return undefined;
+  const hash = replicaSet.metadata?.annotations?.[TEMPLATE_HASH];
+  const replicas = replicaSet.spec?.replicas ?? 1;
   const running = pods.filter(live);
   const current = running.filter((p) => p.metadata?.annotations?.[TEMPLATE_HASH] === hash);
   const available = current.filter(ready).length;

@@ -1,6 +1,6 @@
 import type { V2HorizontalPodAutoscaler, V2MetricSpec } from "@kubernetes/client-node";
 import type { Color, WaveletModel } from "../api/waveletmodel.js";
-import { commonLabels, deploymentName, hpaName, ownerReference } from "./names.js";
+import { commonLabels, replicaSetName, hpaName, ownerReference } from "./names.js";
 
 /** The HorizontalPodAutoscaler of the active colour, when the spec asks for autoscaling. */
 export function desiredHpa(wm: WaveletModel, active: Color): V2HorizontalPodAutoscaler | undefined {
@@ -18,7 +18,7 @@ export function desiredHpa(wm: WaveletModel, active: Color): V2HorizontalPodAuto
     kind: "HorizontalPodAutoscaler",
     metadata: { name: hpaName(wm), namespace: wm.metadata.namespace, labels: commonLabels(wm), ownerReferences: [ownerReference(wm)] },
     spec: {
-      scaleTargetRef: { apiVersion: "apps/v1", kind: "Deployment", name: deploymentName(wm, active) },
+      scaleTargetRef: { apiVersion: "apps/v1", kind: "ReplicaSet", name: replicaSetName(wm, active) },
       minReplicas: scaling.minReplicas,
       maxReplicas: scaling.maxReplicas,
       metrics,
@@ -28,7 +28,7 @@ export function desiredHpa(wm: WaveletModel, active: Color): V2HorizontalPodAuto
 
 /**
  * How many replicas the active colour should have: the fixed count, or under autoscaling
- * whatever the HPA last chose (the Deployment's current count) within its bounds.
+ * whatever the HPA last chose (the ReplicaSet's current count) within its bounds.
  */
 export function activeReplicas(wm: WaveletModel, current: number | undefined): number {
   const scaling = wm.spec.autoscaling;

@@ -20,7 +20,7 @@ export const APP = "wavelet-server";
 /** Selects every child of every WaveletModel: the informers' label selector. */
 export const MANAGED_SELECTOR = `${LABELS.managedBy}=${MANAGED_BY}`;
 
-export const deploymentName = (wm: WaveletModel, color: Color) => `${wm.metadata.name}-${color}`;
+export const replicaSetName = (wm: WaveletModel, color: Color) => `${wm.metadata.name}-${color}`;
 export const activeServiceName = (wm: WaveletModel) => wm.metadata.name;
 export const previewServiceName = (wm: WaveletModel) => `${wm.metadata.name}${PREVIEW_SUFFIX}`;
 export const hpaName = (wm: WaveletModel) => wm.metadata.name;

@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import type { KubernetesObject, ObjectCache, V1Deployment } from "@kubernetes/client-node";
+import type { KubernetesObject, ObjectCache, V1Pod, V1ReplicaSet } from "@kubernetes/client-node";
 import {
   COLORS,
   type Color,
@@ -17,14 +17,14 @@ import { type EventRecord, type SecretData, apiMessage, statusCode } from "../ku
 import type { Metrics } from "../metrics.js";
 import type { AnalysisRuns } from "./analysis.js";
 import { type ColorState, decide, type Observation, type Plan } from "./bluegreen.js";
-import { colorState } from "./colorstate.js";
+import { colorState, podsOf } from "./colorstate.js";
 import { ABSENT, Expectations } from "./expectations.js";
-import { type DeploymentSettings, type TemplateInputs, desiredDeployment, secretRefs, templateHash } from "./deployment.js";
 import { activeReplicas, desiredHpa } from "./hpa.js";
 import { desiredPdb } from "./pdb.js";
-import { FIELD_MANAGER, LABELS, activeServiceName, deploymentName, hpaName, previewServiceName } from "./names.js";
+import { FIELD_MANAGER, LABELS, activeServiceName, hpaName, previewServiceName, replicaSetName } from "./names.js";
 import { canonical } from "./canonical.js";
 import { recoverStatus } from "./recover.js";
+import { type PodSettings, type TemplateInputs, desiredReplicaSet, secretRefs, stalePods, templateHash } from "./replicaset.js";
 import { desiredServices, endpoint } from "./service.js";
 import { buildStatus, failureOf, invalidSpecOf, invalidSpecStatus } from "./status.js";
 import { applyIsNoop, stamped } from "./unchanged.js";
@@ -61,7 +61,7 @@ export interface ReconcilerDeps {
   caches: Caches;
   writer: Writer;
   clock: Clock;
-  settings: DeploymentSettings;
+  settings: PodSettings;
   analyses: AnalysisRuns;
   metrics: Metrics;
   log: { warn: (msg: string, extra?: unknown) => void; info: (msg: string, extra?: unknown) => void };
@@ -104,11 +104,11 @@ export class Reconciler {
     let wm: WaveletModel = { ...parsed.data, status: status.success ? status.data : undefined };
     const now = clock.now();
     const colors: Partial<Record<Color, ColorState>> = {};
-    const podsOf = (color: Color) =>
-      caches.pods.list(namespace).filter((p) => p.metadata?.labels?.[LABELS.model] === name && p.metadata.labels[LABELS.color] === color);
+    const pods = caches.pods.list(namespace);
+    const state = (rs: V1ReplicaSet | undefined) => colorState(rs, rs ? podsOf(rs, pods) : []);
     for (const color of COLORS) {
-      const state = colorState(caches.deployments.get(deploymentName(wm, color), namespace), podsOf(color));
-      if (state) colors[color] = state;
+      const found = state(caches.replicasets.get(replicaSetName(wm, color), namespace));
+      if (found) colors[color] = found;
     }
     const recovered = recoverStatus(wm.status, caches.services.get(activeServiceName(wm), namespace), colors);
     if (recovered) wm = { ...wm, status: { ...wm.status, ...recovered.status } };
@@ -116,11 +116,11 @@ export class Reconciler {
     // person scaling it): read afresh, for the rollout's size and so an apply never undoes a
     // scale the cache does not show yet.
     const activeColor = wm.status?.activeColor;
-    let liveActive: V1Deployment | undefined;
+    let liveActive: V1ReplicaSet | undefined;
     if (wm.spec.autoscaling && activeColor && colors[activeColor]) {
-      liveActive = (await pass.read({ apiVersion: "apps/v1", kind: "Deployment", metadata: { name: deploymentName(wm, activeColor), namespace } })) as V1Deployment | undefined;
-      const state = colorState(liveActive, podsOf(activeColor));
-      if (state) colors[activeColor] = state;
+      liveActive = (await pass.read({ apiVersion: "apps/v1", kind: "ReplicaSet", metadata: { name: replicaSetName(wm, activeColor), namespace } })) as V1ReplicaSet | undefined;
+      const found = state(liveActive);
+      if (found) colors[activeColor] = found;
     }
     const lastGood = waveletModelSpec.safeParse(wm.status?.lastGoodSpec);
     const activeSpec = lastGood.success ? lastGood.data : undefined;
@@ -142,7 +142,7 @@ export class Reconciler {
     const rollout = wm.status?.rollout;
     if (rollout?.phase === "ScalingDown" && now >= Date.parse(rollout.since) + wm.spec.rollout.scaleDownDelaySeconds * 1000) {
       const pods = await this.deps.writer.routedPods(activeServiceName(wm), namespace);
-      observation.oldColorRouted = pods.some((pod) => pod.startsWith(`${deploymentName(wm, rollout.color)}-`));
+      observation.oldColorRouted = pods.some((pod) => pod.startsWith(`${replicaSetName(wm, rollout.color)}-`));
     }
     if (rollout?.phase === "Analyzing") {
       const apiKey = async () => {
@@ -171,7 +171,8 @@ export class Reconciler {
       // version this pass read, so a pass that decided from an old version changes nothing.
       await pass.writeStatus(wm, buildStatus(observation, plan, reported));
       await this.record(pass, wm, plan.events, now);
-      await this.applyChildren(pass, wm, plan, inputs, liveActive);
+      await this.applyChildren(pass, wm, plan, inputs, liveActive, pods);
+      await this.retireDeployments(pass, wm, colors);
     } catch (error) {
       if (statusCode(error) === 409) throw error;
       const failure = error instanceof ChildFailed ? error.message : `${(error as Error)?.message ?? error}`;
@@ -206,31 +207,39 @@ export class Reconciler {
     wm: WaveletModel,
     plan: Plan,
     inputs: (spec: WaveletModelSpec) => TemplateInputs,
-    liveActive: V1Deployment | undefined,
+    liveActive: V1ReplicaSet | undefined,
+    pods: readonly V1Pod[],
   ): Promise<void> {
     const { caches, settings } = this.deps;
     const namespace = wm.metadata.namespace;
     const hpa = desiredHpa(wm, plan.active);
-    const deployment = async (color: Color) => {
+    const replicaSet = async (color: Color) => {
       const target = plan.colors[color];
       if (target === "keep") return;
-      const desired = (replicas: number | undefined) => desiredDeployment(wm, target.spec, color, replicas, settings, inputs(target.spec));
+      const desired = (replicas: number | undefined) => desiredReplicaSet(wm, target.spec, color, replicas, settings, inputs(target.spec));
       // The colour the HPA scales, as read afresh: once another manager (the HPA) has set the
       // count, it is left out and stays theirs; until then the apply is conditional on the
       // version read, so a scale in between fails it (409, the pass reads again) instead of
       // being undone.
-      if (hpa && color === plan.active && liveActive?.metadata?.name === deploymentName(wm, color)) {
+      if (hpa && color === plan.active && liveActive?.metadata?.name === replicaSetName(wm, color)) {
         const ours = !replicasSetByOthers(liveActive);
         const object = desired(ours ? activeReplicas(wm, liveActive.spec?.replicas) : undefined);
         if (ours) object.metadata!.resourceVersion = liveActive.metadata?.resourceVersion;
         return pass.apply(object);
       }
-      await pass.apply(desired(target.replicas));
+      const object = desired(target.replicas);
+      await pass.apply(object);
+      // A re-templated idle colour: its pods of the older template go, the ReplicaSet makes new
+      // ones. Once the cache shows the new template (so, most likely, the ReplicaSet controller's
+      // does too, and it does not make one more of the old).
+      const cached = caches.replicasets.get(object.metadata!.name!, namespace);
+      if (!cached || color === plan.active || color === wm.status?.activeColor || !applyIsNoop(stamped(object), cached)) return;
+      await allInOrder(stalePods(object, podsOf(cached, pods)).map((pod) => pass.delete({ apiVersion: "v1", kind: "Pod", metadata: { name: pod.metadata!.name!, namespace } })));
     };
     // Three steps, each one's writes concurrent: the colours that keep or gain pods; then
     // what routes traffic to them; then the colours going to zero, once traffic has left.
     const zero = (color: Color) => plan.colors[color] !== "keep" && (plan.colors[color] as { replicas: number }).replicas === 0;
-    await allInOrder(COLORS.filter((c) => !zero(c)).map(deployment));
+    await allInOrder(COLORS.filter((c) => !zero(c)).map(replicaSet));
     const stale = hpa ? undefined : caches.hpas.get(hpaName(wm), namespace);
     await allInOrder([
       ...desiredServices(wm, plan.active, plan.preview).map((service) => pass.apply(service)),
@@ -240,7 +249,23 @@ export class Reconciler {
         ? [pass.delete({ apiVersion: "autoscaling/v2", kind: "HorizontalPodAutoscaler", metadata: { name: hpaName(wm), namespace } })]
         : []),
     ]);
-    await allInOrder(COLORS.filter(zero).map(deployment));
+    await allInOrder(COLORS.filter(zero).map(replicaSet));
+  }
+
+  /**
+   * Deployments of an operator from before ReplicaSets (same name and pod labels as a colour's
+   * ReplicaSet): an idle one is deleted at once; the serving one once the colour's ReplicaSet
+   * has every replica available, so the Service always has ready pods to select.
+   */
+  private async retireDeployments(pass: Pass, wm: WaveletModel, colors: Partial<Record<Color, ColorState>>): Promise<void> {
+    const namespace = wm.metadata.namespace;
+    const retire = COLORS.filter((color) => {
+      const old = this.deps.caches.deployments.get(replicaSetName(wm, color), namespace);
+      if (!old || !controlledBy(old, wm.metadata.uid)) return false;
+      const state = colors[color];
+      return color !== wm.status?.activeColor || (!!state && state.rolledOut && state.availableReplicas >= state.specReplicas);
+    });
+    await allInOrder(retire.map((color) => pass.delete({ apiVersion: "apps/v1", kind: "Deployment", metadata: { name: replicaSetName(wm, color), namespace } })));
   }
 
   private async record(pass: Pass, wm: WaveletModel, events: EventRecord[], now: number): Promise<void> {
@@ -288,7 +313,7 @@ async function allInOrder(writes: Promise<void>[]): Promise<void> {
 const controlledBy = (o: KubernetesObject, uid: string) => !!o.metadata?.ownerReferences?.some((r) => r.controller && r.uid === uid);
 
 /** Another field manager (the HPA, through the scale subresource) has set spec.replicas. */
-function replicasSetByOthers(d: V1Deployment): boolean {
+function replicasSetByOthers(d: V1ReplicaSet): boolean {
   return !!d.metadata?.managedFields?.some((m) => m.manager !== FIELD_MANAGER && (m.fieldsV1 as { "f:spec"?: { "f:replicas"?: unknown } } | undefined)?.["f:spec"]?.["f:replicas"] !== undefined);
 }
 
@@ -320,7 +345,7 @@ class Pass {
     const { caches } = deps;
     this.cache = {
       WaveletModel: caches.models,
-      Deployment: caches.deployments,
+      ReplicaSet: caches.replicasets,
       Service: caches.services,
       HorizontalPodAutoscaler: caches.hpas,
       PodDisruptionBudget: caches.pdbs,

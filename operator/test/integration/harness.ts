@@ -4,13 +4,13 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { KubeConfig, PatchStrategy, type V1ClusterRole, type V1PolicyRule } from "@kubernetes/client-node";
 import { inject } from "vitest";
-import { eventReasons, eventReasonsWith, kubeClients, type Model, models } from "../../../test-support/kube.js";
+import { eventReasons, eventReasonsWith, kubeClients, type Model, models, readyPods } from "../../../test-support/kube.js";
 import { freePort, waitFor } from "../../../test-support/wait.js";
 import { renderChart } from "../helm.js";
 
 /** Clients, namespaces and operator processes for tests against the real control plane. */
 
-export { eventReasons, eventReasonsWith, type Model, models, waitFor };
+export { eventReasons, eventReasonsWith, type Model, models, readyPods, waitFor };
 
 const root = resolve(import.meta.dirname, "../../..");
 export const OPERATOR_JS = join(root, "operator/dist/main.js");

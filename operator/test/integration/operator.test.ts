@@ -1,9 +1,11 @@
 import { execFileSync } from "node:child_process";
 import { resolve } from "node:path";
-import type { V1PolicyRule } from "@kubernetes/client-node";
+import { type V1PolicyRule, setHeaderOptions } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { inject } from "vitest";
 import { SwitchWatch } from "../../../test-support/kube.js";
+import { waveletModel } from "../../src/api/waveletmodel.js";
+import { desiredReplicaSet, templateHash } from "../../src/reconcile/replicaset.js";
 import {
   type Admin,
   type OperatorProcess,
@@ -13,6 +15,7 @@ import {
   eventReasonsWith,
   models,
   operatorNamespace,
+  readyPods,
   serviceAccountKubeconfig,
   startOperator,
   waitFor,
@@ -36,7 +39,7 @@ const spec = (over: Record<string, unknown> = {}) => ({
   ...over,
 });
 
-const deployment = (ns: string, name: string) => a.apps.readNamespacedDeployment({ name, namespace: ns });
+const replicaSet = (ns: string, name: string) => a.apps.readNamespacedReplicaSet({ name, namespace: ns });
 const service = (ns: string, name: string) => a.core.readNamespacedService({ name, namespace: ns });
 const exists = async (read: () => Promise<unknown>) =>
   read().then(
@@ -102,13 +105,13 @@ describe("the operator against a real API server", () => {
     await operator?.stop();
   });
 
-  it("creates the Deployment, Services and HPA, then reports Ready with the endpoint", async () => {
+  it("creates the ReplicaSet, Services and HPA, then reports Ready with the endpoint", async () => {
     const m = models(a, ns);
     await m.create("spx", spec({ replicas: undefined, autoscaling: { minReplicas: 2, maxReplicas: 6, targetCPUUtilizationPercentage: 70 }, service: { type: "NodePort", port: 8080 } }));
-    const blue = await waitFor("blue deployment", () => deployment(ns, "spx-blue"));
+    const blue = await waitFor("blue ReplicaSet", () => replicaSet(ns, "spx-blue"));
     expect(blue.spec?.replicas).toBe(2);
     expect(blue.metadata?.ownerReferences?.[0]).toMatchObject({ kind: "WaveletModel", name: "spx", controller: true });
-    const env = Object.fromEntries(blue.spec!.template.spec!.containers[0]!.env!.map((e) => [e.name, e.value]));
+    const env = Object.fromEntries(blue.spec!.template!.spec!.containers[0]!.env!.map((e) => [e.name, e.value]));
     expect(env).toMatchObject({ EXPECTED_BUNDLE_DIGEST: DIGEST_A, MODEL_DIR: "/app/models/bundles/spx-return-1d" });
     const active = await waitFor("active service", () => service(ns, "spx"));
     expect(active.spec).toMatchObject({ type: "NodePort", selector: { "wavelet.dev/color": "blue" } });
@@ -129,24 +132,24 @@ describe("the operator against a real API server", () => {
   it("rolls a new bundle out blue-green at the current replica count and tells the story in Events", async () => {
     const m = models(a, ns);
     // The HPA (or anyone) scaled blue to 4: green must start at 4, not at the minimum of 2.
-    await a.apps.patchNamespacedDeploymentScale(
+    await a.apps.patchNamespacedReplicaSetScale(
       { name: "spx-blue", namespace: ns, body: { spec: { replicas: 4 } } },
       (await import("@kubernetes/client-node")).setHeaderOptions("Content-Type", "application/merge-patch+json"),
     );
-    await waitFor("blue at 4 ready", async () => (await deployment(ns, "spx-blue")).status?.readyReplicas === 4);
+    await waitFor("blue at 4 ready", async () => (await replicaSet(ns, "spx-blue")).status?.readyReplicas === 4);
     const watch = await new SwitchWatch(a, ns, "spx").start();
     await m.patch("spx", { spec: { bundle: { builtin: "spx-vol-5d", digest: DIGEST_B, version: "2.0.0" } } });
     const switchedAt = await watch.switched(30_000);
     // Green may start at the count the operator had seen; it switches only at blue's 4.
-    const green = await deployment(ns, "spx-green");
+    const green = await replicaSet(ns, "spx-green");
     expect(green.spec?.replicas).toBe(4);
-    expect(green.status?.availableReplicas).toBe(4);
+    expect(await readyPods(a, ns, "spx", "green")).toBe(4);
     // scaleDownDelaySeconds is 2: blue keeps its pods well into it.
     await new Promise((r) => setTimeout(r, Math.max(0, switchedAt + 1500 - Date.now())));
-    expect((await deployment(ns, "spx-blue")).spec?.replicas).toBe(4);
+    expect((await replicaSet(ns, "spx-blue")).spec?.replicas).toBe(4);
     // The HPA is applied after the Services in the same pass.
     await waitFor("HPA on green", async () => (await a.autoscaling.readNamespacedHorizontalPodAutoscaler({ name: "spx", namespace: ns })).spec?.scaleTargetRef.name === "spx-green");
-    await waitFor("blue scaled to zero", async () => (await deployment(ns, "spx-blue")).spec?.replicas === 0, 20_000);
+    await waitFor("blue scaled to zero", async () => (await replicaSet(ns, "spx-blue")).spec?.replicas === 0, 20_000);
     expect((await a.policy.readNamespacedPodDisruptionBudget({ name: "spx", namespace: ns })).spec?.selector?.matchLabels?.["wavelet.dev/color"]).toBe("green");
     const wm = await waitFor("Ready on green", async () => {
       const x = await m.get("spx");
@@ -166,12 +169,12 @@ describe("the operator against a real API server", () => {
     const idle = serving === "blue" ? "green" : "blue";
     // kwok keeps pods of an image named *never-ready* running but unready (e2e/cluster/README.md).
     await m.patch("spx", { spec: { server: { image: "example.invalid/never-ready:v1" }, rollout: { progressDeadlineSeconds: 10 } } });
-    await waitFor("idle colour created", async () => (await deployment(ns, `spx-${idle}`)).metadata?.annotations?.["wavelet.dev/template-hash"]);
+    await waitFor("idle colour created", async () => (await replicaSet(ns, `spx-${idle}`)).metadata?.annotations?.["wavelet.dev/template-hash"]);
     const degraded = await waitFor("Degraded", async () => ((await m.get("spx")).status?.phase === "Degraded" ? m.get("spx") : undefined), 30_000);
     expect(degraded.status).toMatchObject({ activeColor: serving, rollout: { phase: "Failed" } });
     expect(degraded.status!.conditions!.find((c) => c.type === "Degraded")).toMatchObject({ status: "True", reason: "RolloutFailed" });
     expect((await service(ns, "spx")).spec?.selector?.["wavelet.dev/color"]).toBe(serving);
-    await waitFor("failed colour scaled to zero", async () => (await deployment(ns, `spx-${idle}`)).spec?.replicas === 0);
+    await waitFor("failed colour scaled to zero", async () => (await replicaSet(ns, `spx-${idle}`)).spec?.replicas === 0);
     expect(await eventReasonsWith(a, ns, "spx", "ProgressDeadlineExceeded")).toContain("ProgressDeadlineExceeded");
     expect((degraded.status!.lastGoodSpec as { server?: { image?: string } }).server?.image).toBeUndefined();
 
@@ -190,11 +193,11 @@ describe("the operator against a real API server", () => {
     const active = (await m.get("spx")).status!.activeColor!;
     await a.core.deleteNamespacedService({ name: "spx", namespace: ns });
     await waitFor("active service recreated", async () => (await service(ns, "spx")).spec?.selector?.["wavelet.dev/color"] === active);
-    await a.apps.patchNamespacedDeployment(
+    await a.apps.patchNamespacedReplicaSet(
       { name: `spx-${active}`, namespace: ns, body: { spec: { template: { spec: { containers: [{ name: "server", image: "hand-edited:1" }] } } } } },
       (await import("@kubernetes/client-node")).setHeaderOptions("Content-Type", "application/strategic-merge-patch+json"),
     );
-    await waitFor("image restored", async () => (await deployment(ns, `spx-${active}`)).spec?.template.spec?.containers[0]?.image === "wavelet-server:test");
+    await waitFor("image restored", async () => (await replicaSet(ns, `spx-${active}`)).spec?.template?.spec?.containers[0]?.image === "wavelet-server:test");
 
     const before = (await eventReasons(a, ns, "spx")).filter((r) => r === "RolloutStarted").length;
     const generation = (await m.get("spx")).metadata.generation;
@@ -235,8 +238,8 @@ describe("the operator against a real API server", () => {
     await models(a, ns).remove("spx");
     // The garbage collector removes them in no particular order: wait for every kind.
     const children = [
-      () => deployment(ns, "spx-blue"),
-      () => deployment(ns, "spx-green"),
+      () => replicaSet(ns, "spx-blue"),
+      () => replicaSet(ns, "spx-green"),
       () => service(ns, "spx"),
       () => service(ns, "spx-preview"),
       () => a.autoscaling.readNamespacedHorizontalPodAutoscaler({ name: "spx", namespace: ns }),
@@ -320,7 +323,7 @@ describe("failures of the operator and of the API server", () => {
     const m = models(a, ns);
     await waitFor("API server back", () => m.get("ha"), 60_000);
     await m.patch("ha", { spec: { replicas: 3 } });
-    await waitFor("change after the restart reconciled", async () => (await deployment(ns, "ha-green")).spec?.replicas === 3, 60_000);
+    await waitFor("change after the restart reconciled", async () => (await replicaSet(ns, "ha-green")).spec?.replicas === 3, 60_000);
     expect(patient.child.exitCode).toBeNull();
   }, 150_000);
 });
@@ -385,4 +388,52 @@ describe("RBAC", () => {
       await operator.stop();
     }
   }, 60_000);
+});
+
+describe("upgrading from an operator that made Deployments (issue 13)", () => {
+  it("the serving colour moves to a ReplicaSet with no moment without ready pods, no switch and no rollout; the Deployment goes", async () => {
+    const ns = await operatorNamespace(a, uniqueNamespace("upgrade"));
+    const m = models(a, ns);
+    // What the older operator left: the model with its status, blue's Deployment serving it.
+    await m.create("spx", spec());
+    const created = await m.get("spx");
+    const wm = waveletModel.parse(created);
+    const settings = { defaultServerImage: "wavelet-server:test" };
+    const hash = templateHash(wm, wm.spec, settings);
+    const { metadata, spec: rs } = desiredReplicaSet(wm, wm.spec, "blue", 2, settings);
+    await a.apps.createNamespacedDeployment({ namespace: ns, body: { apiVersion: "apps/v1", kind: "Deployment", metadata, spec: { ...rs!, template: rs!.template! } } });
+    await a.custom.patchNamespacedCustomObjectStatus(
+      {
+        group: "wavelet.dev",
+        version: "v1alpha1",
+        namespace: ns,
+        plural: "waveletmodels",
+        name: "spx",
+        body: { status: { activeColor: "blue", previewColor: "blue", activeTemplateHash: hash, lastGoodSpec: created.spec } },
+      },
+      setHeaderOptions("Content-Type", "application/merge-patch+json"),
+    );
+    await waitFor("the Deployment's pods ready", async () => (await readyPods(a, ns, "spx", "blue")) === 2);
+
+    // From now on, every 100 ms: blue's ready pods never below 2.
+    let fewest = Number.POSITIVE_INFINITY;
+    const poll = setInterval(() => void readyPods(a, ns, "spx", "blue").then((n) => (fewest = Math.min(fewest, n)), () => undefined), 100);
+    const operator = await startOperator(await serviceAccountKubeconfig(a, ns), ns);
+    try {
+      const watch = await new SwitchWatch(a, ns, "spx").start();
+      await waitFor("the Deployment deleted", async () => !(await exists(() => a.apps.readNamespacedDeployment({ name: "spx-blue", namespace: ns }))), 30_000);
+      const ready = await waitFor("Ready", async () => ((await m.get("spx")).status?.phase === "Ready" ? m.get("spx") : undefined));
+      await waitFor("the Deployment's pods gone", async () => (await a.core.listNamespacedPod({ namespace: ns, labelSelector: "wavelet.dev/model=spx" })).items.length === 2, 30_000);
+      watch.stop();
+      clearInterval(poll);
+      expect(ready.status).toMatchObject({ activeColor: "blue", activeTemplateHash: hash, readyReplicas: 2 });
+      expect((await replicaSet(ns, "spx-blue")).spec?.replicas).toBe(2);
+      expect(fewest).toBeGreaterThanOrEqual(2);
+      expect(watch.changes.map((c) => c.color)).toEqual(["blue"]);
+      expect(await eventReasons(a, ns, "spx")).not.toContain("RolloutStarted");
+    } finally {
+      clearInterval(poll);
+      await operator.stop();
+    }
+  }, 90_000);
 });

@@ -1,7 +1,7 @@
 import { setHeaderOptions } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SwitchWatch } from "../../../test-support/kube.js";
-import { type Admin, type OperatorProcess, admin, eventReasons, eventReasonsWith, models, operatorNamespace, serviceAccountKubeconfig, startOperator, waitFor } from "./harness.js";
+import { type Admin, type OperatorProcess, admin, eventReasons, eventReasonsWith, models, operatorNamespace, readyPods, serviceAccountKubeconfig, startOperator, waitFor } from "./harness.js";
 
 /**
  * Rollouts under the conditions the review of issue 8 listed, against a real API server with
@@ -55,7 +55,7 @@ describe("rollouts under stress (issue 8)", () => {
     await waitFor("AwaitingPromotion", async () => (await phase()) === "AwaitingPromotion");
     await m.patch(name, { metadata: { annotations: { "wavelet.dev/abort": "true" } } });
     await waitFor("Failed", async () => (await phase()) === "Failed");
-    await waitFor("green at zero", async () => (await a.apps.readNamespacedDeployment({ name: `${name}-green`, namespace: ns })).spec?.replicas === 0);
+    await waitFor("green at zero", async () => (await a.apps.readNamespacedReplicaSet({ name: `${name}-green`, namespace: ns })).spec?.replicas === 0);
     const after = await get();
     watch.stop();
     expect(after.metadata.annotations?.["wavelet.dev/abort"]).toBeUndefined();
@@ -97,19 +97,18 @@ describe("rollouts under stress (issue 8)", () => {
     await m.patch(name, bundle("b"));
     await waitFor("AwaitingPromotion", async () => (await phase()) === "AwaitingPromotion");
     // What the HPA would do: scale blue through its scale subresource.
-    await a.apps.patchNamespacedDeploymentScale({ name: `${name}-blue`, namespace: ns, body: { spec: { replicas: 4 } } }, merge);
+    await a.apps.patchNamespacedReplicaSetScale({ name: `${name}-blue`, namespace: ns, body: { spec: { replicas: 4 } } }, merge);
     // The operator scales the preview to follow (promoting now could only act on what it has seen).
-    await waitFor("green asked for 4", async () => (await a.apps.readNamespacedDeployment({ name: `${name}-green`, namespace: ns })).spec?.replicas === 4);
+    await waitFor("green asked for 4", async () => (await a.apps.readNamespacedReplicaSet({ name: `${name}-green`, namespace: ns })).spec?.replicas === 4);
     expect(await phase()).toBe("AwaitingPromotion");
     await m.patch(name, { metadata: { annotations: { "wavelet.dev/promote": "true" } } });
     const switchedAt = await watch.switched(30_000);
-    const green = await a.apps.readNamespacedDeployment({ name: `${name}-green`, namespace: ns });
-    // Counted from the pods, as the operator counts them (its Deployment's status comes later).
-    const pods = await a.core.listNamespacedPod({ namespace: ns, labelSelector: `wavelet.dev/model=${name},wavelet.dev/color=green` });
-    const ready = pods.items.filter((p) => !p.metadata?.deletionTimestamp && p.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True"));
+    const green = await a.apps.readNamespacedReplicaSet({ name: `${name}-green`, namespace: ns });
+    // Counted from the pods, as the operator counts them (its ReplicaSet's status comes later).
+    const ready = await readyPods(a, ns, name, "green");
     watch.stop();
     expect(green.spec?.replicas).toBe(4);
-    expect(ready).toHaveLength(4);
+    expect(ready).toBe(4);
     expect(switchedAt).toBeGreaterThan(0);
     expect(watch.changes.map((c) => c.color)).toEqual(["blue", "green"]);
     // The HPA now owns green's count: the operator's applies leave it alone.

@@ -1,16 +1,23 @@
 import { createHash } from "node:crypto";
-import type { V1Container, V1Deployment, V1EnvVar, V1PodSpec, V1PodTemplateSpec } from "@kubernetes/client-node";
+import type { V1Container, V1EnvVar, V1PodSpec, V1Pod, V1PodTemplateSpec, V1ReplicaSet } from "@kubernetes/client-node";
 import { type Color, OPERATOR_ENV, type WaveletModel, type WaveletModelSpec } from "../api/waveletmodel.js";
 import { canonical } from "./canonical.js";
-import { LABELS, SECRETS_HASH, TEMPLATE_HASH, commonLabels, deploymentName, ownerReference } from "./names.js";
+import { LABELS, SECRETS_HASH, TEMPLATE_HASH, commonLabels, ownerReference, replicaSetName } from "./names.js";
 
 /**
- * The Deployment of one colour, a pure function of the spec it serves. The template hash
+ * The ReplicaSet of one colour, a pure function of the spec it serves. The template hash
  * covers everything that changes what a pod serves (bundle, server image and settings),
  * not the replica count, so scaling never starts a rollout.
+ *
+ * A ReplicaSet, not a Deployment: the blue-green decision already is the rollout strategy
+ * (a colour is re-templated only while idle), and a Deployment puts a second
+ * controller-manager controller, with its own 20 QPS client and about five writes per
+ * rollout, between the operator and the pods (README, "Operator throughput"). A ReplicaSet
+ * does not replace pods when its template changes: the operator deletes the idle colour's
+ * pods of an older template (stalePods) and the ReplicaSet creates them anew.
  */
 
-export interface DeploymentSettings {
+export interface PodSettings {
   /** The server image when the spec names none (the operator's --server-image). */
   defaultServerImage: string;
 }
@@ -58,7 +65,7 @@ export function secretRefs(spec: WaveletModelSpec): { name: string; key: string 
 }
 
 /** The pod template without the colour label: identical for both colours of one spec. */
-function podTemplate(wm: WaveletModel, spec: WaveletModelSpec, settings: DeploymentSettings, inputs: TemplateInputs): V1PodTemplateSpec {
+function podTemplate(wm: WaveletModel, spec: WaveletModelSpec, settings: PodSettings, inputs: TemplateInputs): V1PodTemplateSpec {
   const server: V1Container = {
     name: "server",
     image: spec.server.image ?? settings.defaultServerImage,
@@ -120,19 +127,19 @@ function podTemplate(wm: WaveletModel, spec: WaveletModelSpec, settings: Deploym
   };
 }
 
-export function templateHash(wm: WaveletModel, spec: WaveletModelSpec, settings: DeploymentSettings, inputs: TemplateInputs = {}): string {
+export function templateHash(wm: WaveletModel, spec: WaveletModelSpec, settings: PodSettings, inputs: TemplateInputs = {}): string {
   return createHash("sha256").update(canonical(podTemplate(wm, spec, settings, inputs))).digest("hex").slice(0, 16);
 }
 
 /** `replicas` undefined leaves the count to whoever else sets it (the HPA). */
-export function desiredDeployment(
+export function desiredReplicaSet(
   wm: WaveletModel,
   spec: WaveletModelSpec,
   color: Color,
   replicas: number | undefined,
-  settings: DeploymentSettings,
+  settings: PodSettings,
   inputs: TemplateInputs = {},
-): V1Deployment {
+): V1ReplicaSet {
   const template = podTemplate(wm, spec, settings, inputs);
   const hash = templateHash(wm, spec, settings, inputs);
   const selector = { [LABELS.instance]: wm.metadata.name, [LABELS.model]: wm.metadata.name, [LABELS.color]: color };
@@ -140,9 +147,9 @@ export function desiredDeployment(
   template.metadata!.annotations = { ...template.metadata!.annotations, [TEMPLATE_HASH]: hash };
   return {
     apiVersion: "apps/v1",
-    kind: "Deployment",
+    kind: "ReplicaSet",
     metadata: {
-      name: deploymentName(wm, color),
+      name: replicaSetName(wm, color),
       namespace: wm.metadata.namespace,
       labels: { ...commonLabels(wm), [LABELS.color]: color },
       annotations: { [TEMPLATE_HASH]: hash },
@@ -151,10 +158,17 @@ export function desiredDeployment(
     spec: {
       ...(replicas === undefined ? {} : { replicas }),
       selector: { matchLabels: selector },
-      strategy: { type: "RollingUpdate", rollingUpdate: { maxSurge: "25%", maxUnavailable: 0 } },
-      revisionHistoryLimit: 2,
-      progressDeadlineSeconds: spec.rollout.progressDeadlineSeconds,
       template,
     },
   };
+}
+
+/**
+ * The pods of an idle colour that run another template than its ReplicaSet now has: deleted,
+ * the ReplicaSet replaces them with pods of the new template. Never those of the colour that
+ * serves (the decision never re-templates it; this is the guard).
+ */
+export function stalePods(replicaSet: V1ReplicaSet, pods: V1Pod[]): V1Pod[] {
+  const hash = replicaSet.metadata?.annotations?.[TEMPLATE_HASH];
+  return pods.filter((p) => !p.metadata?.deletionTimestamp && p.metadata?.annotations?.[TEMPLATE_HASH] !== hash);
 }
