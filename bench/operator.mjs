@@ -12,15 +12,17 @@
 //   - seconds until all N report Ready (ours: phase Ready; Argo: phase Healthy), both for the
 //     current generation;
 //   - status lag: from the moment the last pod turned Ready to the moment all N were;
-//   - template change → active Service selector switched, on SWITCHES models one at a time;
+//   - template change → active Service selector switched, on SWITCHES models one at a time,
+//     once every ReplicaSet's status is current (the controller-manager's backlog from the
+//     creation burst would otherwise delay the pods of whichever subject reported Ready first);
 //   - API writes until all Ready, and in a steady state: every model's labels touched once
 //     (a pass each that should change, and so write, nothing);
-//   - the controller's peak RSS (VmHWM).
+//   - the controller's peak RSS (VmHWM), and its CPU time until all were Ready.
 // Prints one table (ours, Argo and ours/Argo per setting), then all results as JSON.
 import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { createServer } from "node:net";
-import { CoreV1Api, CustomObjectsApi, KubeConfig, PatchStrategy, Watch, setHeaderOptions } from "@kubernetes/client-node";
+import { AppsV1Api, CoreV1Api, CustomObjectsApi, KubeConfig, PatchStrategy, Watch, setHeaderOptions } from "@kubernetes/client-node";
 import { argo, ours } from "./subjects.mjs";
 
 const N = Number(process.argv[2] ?? 200);
@@ -44,6 +46,11 @@ async function freePort() {
   return port;
 }
 
+// utime + stime, in clock ticks (USER_HZ, 100 on Linux), after the command name's parentheses.
+const cpuSeconds = (pid) => {
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+};
 const peakRssMiB = (pid) => Number((Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))[1]) / 1024).toFixed(1));
 
 const podReady = (p) => !!p.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True");
@@ -51,10 +58,11 @@ const podReady = (p) => !!p.status?.conditions?.some((c) => c.type === "Ready" &
 /**
  * Watches the objects at `path` and when each turned `isReady` (the wall time its event came
  * in, performance.now() ms). `all(n)` resolves with the time n were ready at once;
- * `lastReady()` is when the last of the current objects first turned ready. Resolves once the
+ * `lastReady()` is when the last of the current objects first turned ready; `readyAt(key)` when
+ * that one did. Objects are told apart by `keyOf` (their name by default). Resolves once the
  * watch is open; restarts it if it ends.
  */
-async function readiness(kc, path, isReady) {
+async function readiness(kc, path, isReady, keyOf = (o) => o.metadata?.name) {
   const objects = new Map(); // name → { ready, readyAt }
   const waiters = new Set();
   let stopped = false;
@@ -62,7 +70,7 @@ async function readiness(kc, path, isReady) {
   const count = () => [...objects.values()].filter((o) => o.ready).length;
   const onEvent = (type, obj) => {
     const now = performance.now();
-    const name = obj.metadata?.name;
+    const name = keyOf(obj);
     if (type === "DELETED") objects.delete(name);
     else if (type === "ADDED" || type === "MODIFIED") {
       const ready = isReady(obj);
@@ -86,6 +94,7 @@ async function readiness(kc, path, isReady) {
       });
     },
     lastReady: () => Math.max(...[...objects.values()].map((o) => o.readyAt ?? Infinity)),
+    readyAt: (key) => objects.get(key)?.readyAt,
     stop() {
       stopped = true;
       abort?.abort();
@@ -114,6 +123,26 @@ async function quiet(subject, controller, stableMs = 3000, timeoutMs = 60_000) {
     else if (performance.now() - since >= stableMs) return;
   }
   throw new Error(`${subject.name} kept writing for ${timeoutMs / 1000} s`);
+}
+
+/**
+ * Until every ReplicaSet's status is current (the controller-manager has caught up with the
+ * creation burst): a subject that reports Ready sooner than its ReplicaSets' status must not
+ * have its switches measured behind that backlog, which at 20 QPS is seconds long.
+ */
+async function settled(ctx) {
+  const t0 = performance.now();
+  for (;;) {
+    const { items } = await ctx.apps.listNamespacedReplicaSet({ namespace: ctx.ns });
+    const current = (rs) => {
+      const want = rs.spec.replicas ?? 1;
+      const s = rs.status ?? {};
+      return (s.observedGeneration ?? 0) >= (rs.metadata.generation ?? 0) && (s.replicas ?? 0) === want && (s.readyReplicas ?? 0) === want;
+    };
+    if (items.every(current)) return seconds(performance.now() - t0);
+    if (performance.now() - t0 > 300_000) throw new Error("ReplicaSet status not current after 300 s");
+    await sleep(250);
+  }
 }
 
 /** Template change → the active Service's selector changes, for each model in turn. */
@@ -154,7 +183,7 @@ async function steadyState(subject, controller, ctx, names) {
 async function run(subject, cluster) {
   const { kc, core, custom } = cluster;
   const ns = `bench-${subject.name}-${Date.now().toString(36)}`;
-  const ctx = { core, custom, ns };
+  const ctx = { core, custom, apps: cluster.kc.makeApiClient(AppsV1Api), ns };
   const names = Array.from({ length: N }, (_, i) => `m${String(i).padStart(4, "0")}`);
   await core.createNamespace({ body: { metadata: { name: ns } } });
   console.error(`[bench] ${cluster.name}: ${subject.name} (client ${subject.clientLimits.qps}/${subject.clientLimits.burst}) in ${ns}`);
@@ -164,16 +193,19 @@ async function run(subject, cluster) {
     controller = await subject.start({ ns, ports: [await freePort(), await freePort()] });
     const { group, version, plural } = subject.resource;
     const models = await readiness(kc, `/apis/${group}/${version}/namespaces/${ns}/${plural}`, subject.isReady);
-    const pods = await readiness(kc, `/api/v1/namespaces/${ns}/pods`, podReady);
+    // Both subjects' pods carry the model's label (bench/subjects.mjs): one pod per model here.
+    const pods = await readiness(kc, `/api/v1/namespaces/${ns}/pods`, podReady, (p) => p.metadata?.labels?.["wavelet.dev/model"]);
     watches.push(models, pods);
-    await inBatches(names, (name) => subject.prepare(ctx, name, "v1"));
     const before = await counters(subject, controller);
     const started = performance.now();
     await inBatches(names, (name) => subject.create(ctx, name, "v1"));
     const created = performance.now();
     const allReady = await models.all(N);
+    const cpu = cpuSeconds(controller.pid);
     const lastPodReady = pods.lastReady();
+    const lags = names.map((name) => models.readyAt(name) - pods.readyAt(name)).sort((x, y) => x - y);
     const untilReady = delta(await counters(subject, controller), before);
+    const settle = await settled(ctx);
     const switches = await switchTimes(subject, ctx, names.slice(0, SWITCHES));
     await models.all(N);
     const steady = await steadyState(subject, controller, ctx, names);
@@ -186,7 +218,11 @@ async function run(subject, cluster) {
       seconds_until_all_ready: seconds(allReady - started),
       seconds_until_last_pod_ready: seconds(lastPodReady - started),
       status_lag_seconds: seconds(allReady - lastPodReady),
+      // Per model: its pod Ready → it reported Ready.
+      model_status_lag_seconds: { median: seconds(lags[Math.floor(N / 2)]), p90: seconds(lags[Math.floor(N * 0.9)]), max: seconds(lags.at(-1)) },
+      seconds_until_replicaset_status_current: settle,
       peak_rss_mib: peakRssMiB(controller.pid),
+      cpu_seconds_until_all_ready: cpu,
       template_change_to_active_switch_seconds: switches,
       until_all_ready: untilReady,
       steady_state: steady,
@@ -219,7 +255,12 @@ const settings = [
 const bin = script("e2e/cluster/build.sh");
 const argoBin = script("bench/argo/build.sh");
 const results = [];
+// ONLY=1,3 runs just those column groups (while working on one setting).
+const only = process.env.ONLY ? process.env.ONLY.split(",").map(Number) : undefined;
+let group = 0;
 for (const setting of settings) {
+  const groups = setting.kcm === RAISED ? [++group, ++group] : [++group];
+  if (only && !groups.some((g) => only.includes(g))) continue;
   const kubeconfig = script("e2e/cluster/up.sh", [setting.cluster], { WAVELET_KWOK_NODES: "3", ...setting.env });
   try {
     const kubectl = (...args) => execFileSync(`${bin}/kubectl`, ["--kubeconfig", kubeconfig, ...args], { stdio: ["ignore", "ignore", "inherit"] });
@@ -232,7 +273,9 @@ for (const setting of settings) {
     // both again with theirs raised the same.
     const pairs = [[ours({ kubeconfig }), argo({ bin: argoBin, kubeconfig })]];
     if (setting.kcm === RAISED) pairs.push([ours({ kubeconfig, clientLimits: RAISED }), argo({ bin: argoBin, kubeconfig, clientLimits: RAISED })]);
-    for (const [o, a] of pairs) results.push({ kcm: setting.kcm, ours: await run(o, cluster), argo: await run(a, cluster) });
+    for (const [i, [o, a]] of pairs.entries()) {
+      if (!only || only.includes(groups[i])) results.push({ group: groups[i], kcm: setting.kcm, ours: await run(o, cluster), argo: await run(a, cluster) });
+    }
   } finally {
     script("e2e/cluster/down.sh", [setting.cluster]);
   }
@@ -244,11 +287,16 @@ const rows = [
   ["s until all Ready/Healthy", (r) => r.seconds_until_all_ready],
   ["s until last pod Ready", (r) => r.seconds_until_last_pod_ready],
   ["status lag (last pod → all), s", (r) => r.status_lag_seconds],
+  ["per model: pod → model Ready, median s", (r) => r.model_status_lag_seconds.median],
+  ["per model: pod → model Ready, p90 s", (r) => r.model_status_lag_seconds.p90],
+  ["per model: pod → model Ready, max s", (r) => r.model_status_lag_seconds.max],
+  ["then ReplicaSet status current, s", (r) => r.seconds_until_replicaset_status_current],
   ["switch median, s", (r) => r.template_change_to_active_switch_seconds.median],
   ["switch min, s", (r) => r.template_change_to_active_switch_seconds.min],
   ["switch max, s", (r) => r.template_change_to_active_switch_seconds.max],
   ["switches > 1 s", (r) => r.template_change_to_active_switch_seconds.above_1s.length],
   ["peak RSS, MiB", (r) => r.peak_rss_mib],
+  ["CPU s until all Ready", (r) => r.cpu_seconds_until_all_ready],
   ["API writes until all Ready", (r) => r.until_all_ready.writes],
   ["passes until all Ready", (r) => r.until_all_ready.passes],
   ["steady: passes after touching all", (r) => r.steady_state.passes],
@@ -258,26 +306,26 @@ const fmt = (v) => (Number.isInteger(v) ? String(v) : v.toFixed(v < 10 ? 3 : 1))
 const ratio = (a, b) => (b ? (a / b).toFixed(2) : a === 0 ? "=" : "—");
 const limits = ({ qps, burst }) => `${qps}/${burst}`;
 const groups = results.map(
-  (r, i) => `[${i + 1}] kube-controller-manager ${limits(r.kcm)}; client limits: ours ${limits(r.ours.client_limits)}, Argo ${limits(r.argo.client_limits)}`,
+  (r) => `[${r.group}] kube-controller-manager ${limits(r.kcm)}; client limits: ours ${limits(r.ours.client_limits)}, Argo ${limits(r.argo.client_limits)}`,
 );
 const row = (label, cells) => `${label.padEnd(38)}${cells.map((c) => c.padStart(10)).join("")}`;
 const lines = [
   `N=${N} models (1 replica), created in batches of ${BATCH}; ${SWITCHES} template changes; ours = wavelet-operator, argo = Argo Rollouts v1.8.5`,
   ...groups,
   "",
-  row("", results.flatMap((_, i) => [`ours[${i + 1}]`, `argo[${i + 1}]`, "ours/argo"])),
+  row("", results.flatMap((r) => [`ours[${r.group}]`, `argo[${r.group}]`, "ours/argo"])),
   ...rows.map(([label, get]) => row(label, results.flatMap((r) => [fmt(get(r.ours)), fmt(get(r.argo)), ratio(get(r.ours), get(r.argo))]))),
   "",
-  ...results.flatMap((r, i) =>
+  ...results.flatMap((r) =>
     ["ours", "argo"].flatMap((who) => {
       const slow = r[who].template_change_to_active_switch_seconds.above_1s;
-      return slow.length ? [`[${i + 1}] ${who}: switches above 1 s: ${slow.map((s) => `${s.model} ${s.seconds} s`).join(", ")}`] : [];
+      return slow.length ? [`[${r.group}] ${who}: switches above 1 s: ${slow.map((s) => `${s.model} ${s.seconds} s`).join(", ")}`] : [];
     }),
   ),
-  ...results.map((r, i) => {
+  ...results.map((r) => {
     const { touched, applies, applies_skipped } = r.ours.steady_state;
     const throttled = r.ours.until_all_ready.throttled_seconds.toFixed(2);
-    return `[${i + 1}] ours: its requests waited ${throttled} s in all (summed) for its client limit until all Ready; after touching ${touched} models: applies ${applies}, applies skipped ${applies_skipped}`;
+    return `[${r.group}] ours: its requests waited ${throttled} s in all (summed) for its client limit until all Ready; after touching ${touched} models: applies ${applies}, applies skipped ${applies_skipped}`;
   }),
 ];
 console.log(lines.join("\n"));

@@ -73,6 +73,8 @@ function harness() {
   const model = () => server.WaveletModel.list()[0]!;
   /** Every write in order: "Kind/name", "status", "model", "event <reason>". */
   const writes: string[] = [];
+  /** Reads and applies of children, in the order they were sent. */
+  const requests: string[] = [];
   const statuses: NonNullable<WaveletModel["status"]>[] = [];
   const preconditions: string[] = [];
   const events: string[] = [];
@@ -83,6 +85,7 @@ function harness() {
   const secrets = new Map<string, { resourceVersion: string; data: Record<string, string> }>();
   const writer: Writer = {
     read: async (o) => {
+      requests.push(`read ${o.kind}/${o.metadata!.name}`);
       const found = server[o.kind as Kind].get(o.metadata!.name!, o.metadata!.namespace);
       afterRead(o);
       return found;
@@ -91,6 +94,7 @@ function harness() {
       const rv = o.metadata?.resourceVersion;
       if (rv && server[o.kind as Kind].get(o.metadata!.name!, o.metadata!.namespace)?.metadata?.resourceVersion !== rv) throw conflict();
       writes.push(`${o.kind}/${o.metadata!.name}`);
+      requests.push(`apply ${o.kind}/${o.metadata!.name}`);
       return store(o.kind as Kind, o);
     },
     deleteIfPresent: async (o) => void writes.push(`delete ${o.kind}/${o.metadata!.name}`),
@@ -144,7 +148,7 @@ function harness() {
   const applied = (ref: string) => server[ref.split("/")[0] as Kind].get(ref.split("/")[1]!, "ns");
   const route = (pods: string[]) => void (routed = pods);
   const onRead = (fn: (o: KubernetesObject) => void) => void (afterRead = fn);
-  return { caches, pods, deployments, server, applied, route, onRead, secrets, writes, statuses, preconditions, events, warnings, clock, metrics, pass, sync, seed, model, activeSelector: () => selector(server.Service) };
+  return { caches, pods, deployments, requests, server, applied, route, onRead, secrets, writes, statuses, preconditions, events, warnings, clock, metrics, pass, sync, seed, model, activeSelector: () => selector(server.Service) };
 }
 
 const served = model();
@@ -221,6 +225,18 @@ describe("a pass that changes nothing writes nothing (issue 13)", () => {
     h.seed("ReplicaSet", { ...blue, metadata: { ...blue.metadata, annotations: { ...blue.metadata!.annotations, "wavelet.dev/applied-hash": "0123456789abcdef" } }, spec: { ...blue.spec!, minReadySeconds: 5 } } as KubernetesObject);
     await h.pass();
     expect(h.writes).toEqual(["ReplicaSet/spx-blue"]);
+  });
+});
+
+describe("a pass's requests (issue 13)", () => {
+  it("reads the children the cache does not have all at once, before the first apply, once each", async () => {
+    const h = harness();
+    h.seed("WaveletModel", served as unknown as KubernetesObject);
+    await h.pass();
+    const reads = ["read ReplicaSet/spx-blue", "read Service/spx", "read Service/spx-preview", "read PodDisruptionBudget/spx"];
+    expect(h.requests.slice(0, 4)).toEqual(reads);
+    expect(h.requests.slice(4).every((r) => r.startsWith("apply"))).toBe(true);
+    expect(h.requests.slice(4)).toEqual(reads.map((r) => r.replace("read", "apply")));
   });
 });
 

@@ -31,7 +31,7 @@ export interface ColorState {
   specReplicas: number;
   readyReplicas: number;
   availableReplicas: number;
-  /** The Deployment controller has seen the latest spec and every replica is updated and available. */
+  /** No pod of another template is left, nor more pods than asked for (colorstate.ts). */
   rolledOut: boolean;
 }
 
@@ -62,7 +62,7 @@ export interface Observation {
   analysis?: AnalysisVerdict;
 }
 
-/** What to apply for one colour; "keep" leaves the Deployment as it is (or absent). */
+/** What to apply for one colour; "keep" leaves its ReplicaSet as it is (or absent). */
 export type ColorPlan = { spec: WaveletModelSpec; replicas: number } | "keep";
 
 export interface PlanEvent {

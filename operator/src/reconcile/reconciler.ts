@@ -170,8 +170,8 @@ export class Reconciler {
       // The decision is recorded before anything moves: the status write is conditional on the
       // version this pass read, so a pass that decided from an old version changes nothing.
       await pass.writeStatus(wm, buildStatus(observation, plan, reported));
-      await this.record(pass, wm, plan.events, now);
-      await this.applyChildren(pass, wm, plan, inputs, liveActive, pods);
+      // Events and children after it, side by side: each waits for the status write (the fence).
+      await allInOrder([this.record(pass, wm, plan.events, now), this.applyChildren(pass, wm, plan, inputs, liveActive, pods)]);
       await this.retireDeployments(pass, wm, colors);
     } catch (error) {
       if (statusCode(error) === 409) throw error;
@@ -213,6 +213,11 @@ export class Reconciler {
     const { caches, settings } = this.deps;
     const namespace = wm.metadata.namespace;
     const hpa = desiredHpa(wm, plan.active);
+    const services = desiredServices(wm, plan.active, plan.preview);
+    const pdb = desiredPdb(wm, plan.active);
+    const replicaSets = COLORS.filter((c) => plan.colors[c] !== "keep").map((c) => ({ apiVersion: "apps/v1", kind: "ReplicaSet", metadata: { name: replicaSetName(wm, c), namespace } }));
+    // Children the cache does not have are read first (whose are they?): all at once, not step by step.
+    pass.prefetch([...replicaSets, ...services, pdb, ...(hpa ? [hpa] : [])]);
     const replicaSet = async (color: Color) => {
       const target = plan.colors[color];
       if (target === "keep") return;
@@ -242,8 +247,8 @@ export class Reconciler {
     await allInOrder(COLORS.filter((c) => !zero(c)).map(replicaSet));
     const stale = hpa ? undefined : caches.hpas.get(hpaName(wm), namespace);
     await allInOrder([
-      ...desiredServices(wm, plan.active, plan.preview).map((service) => pass.apply(service)),
-      pass.apply(desiredPdb(wm, plan.active)),
+      ...services.map((service) => pass.apply(service)),
+      pass.apply(pdb),
       ...(hpa ? [pass.apply(hpa)] : []),
       ...(stale && controlledBy(stale, wm.metadata.uid)
         ? [pass.delete({ apiVersion: "autoscaling/v2", kind: "HorizontalPodAutoscaler", metadata: { name: hpaName(wm), namespace } })]
@@ -421,7 +426,7 @@ class Pass {
     const before = this.cached(ref);
     const desired = stamped(object);
     await this.guard(ref, async () => {
-      const existing = before ?? (await this.deps.writer.read(object));
+      const existing = before ?? (await this.lookup(object));
       if (existing && !controlledBy(existing, object.metadata!.ownerReferences![0]!.uid)) {
         throw new ChildFailed(`${object.kind} ${object.metadata!.name} exists and does not belong to this WaveletModel: rename the model or remove that ${object.kind}`, undefined);
       }
@@ -434,6 +439,26 @@ class Pass {
       this.wrote(ref, before?.metadata?.resourceVersion ?? ABSENT, await this.deps.writer.apply(desired));
       this.deps.metrics.applies.inc({ kind: object.kind! });
     });
+  }
+
+  /** Reads of children the cache does not have, by "Kind/name": at most one per pass each. */
+  private readonly reads = new Map<string, Promise<KubernetesObject | undefined>>();
+
+  private lookup(object: KubernetesObject): Promise<KubernetesObject | undefined> {
+    const ref = `${object.kind}/${object.metadata!.name}`;
+    let read = this.reads.get(ref);
+    if (!read) {
+      read = this.deps.writer.read(object);
+      // Awaited by apply(), if the pass gets that far; a failure is reported there.
+      read.catch(() => undefined);
+      this.reads.set(ref, read);
+    }
+    return read;
+  }
+
+  /** Starts the reads apply() will need for `objects` the cache does not have. */
+  prefetch(objects: KubernetesObject[]): void {
+    for (const object of objects) if (!this.cached(`${object.kind}/${object.metadata!.name}`)) void this.lookup(object);
   }
 
   /** The object as the API server has it now (not the cache). */

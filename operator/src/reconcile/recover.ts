@@ -8,7 +8,7 @@ import { LABELS } from "./names.js";
  * (deleted, restored from a backup without it, unreadable), the live active Service still
  * does. Without this the model would look new and its first pass would point traffic at
  * blue, whatever blue runs, even with no ready pods. The recovered colour keeps its
- * Deployment untouched unless it already runs the spec's template: what spec it serves
+ * ReplicaSet untouched unless it already runs the spec's template: what spec it serves
  * otherwise is not known, so it cannot be re-rendered (nor rolled back to).
  */
 

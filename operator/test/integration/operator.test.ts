@@ -6,6 +6,7 @@ import { inject } from "vitest";
 import { SwitchWatch } from "../../../test-support/kube.js";
 import { waveletModel } from "../../src/api/waveletmodel.js";
 import { desiredReplicaSet, templateHash } from "../../src/reconcile/replicaset.js";
+import { desiredServices } from "../../src/reconcile/service.js";
 import {
   type Admin,
   type OperatorProcess,
@@ -394,7 +395,7 @@ describe("upgrading from an operator that made Deployments (issue 13)", () => {
   it("the serving colour moves to a ReplicaSet with no moment without ready pods, no switch and no rollout; the Deployment goes", async () => {
     const ns = await operatorNamespace(a, uniqueNamespace("upgrade"));
     const m = models(a, ns);
-    // What the older operator left: the model with its status, blue's Deployment serving it.
+    // What the older operator left: the model with its status, blue's Deployment and the Services.
     await m.create("spx", spec());
     const created = await m.get("spx");
     const wm = waveletModel.parse(created);
@@ -402,6 +403,7 @@ describe("upgrading from an operator that made Deployments (issue 13)", () => {
     const hash = templateHash(wm, wm.spec, settings);
     const { metadata, spec: rs } = desiredReplicaSet(wm, wm.spec, "blue", 2, settings);
     await a.apps.createNamespacedDeployment({ namespace: ns, body: { apiVersion: "apps/v1", kind: "Deployment", metadata, spec: { ...rs!, template: rs!.template! } } });
+    for (const body of desiredServices(wm, "blue", "blue")) await a.core.createNamespacedService({ namespace: ns, body });
     await a.custom.patchNamespacedCustomObjectStatus(
       {
         group: "wavelet.dev",
