@@ -22,7 +22,8 @@
 import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { createServer } from "node:net";
-import { AppsV1Api, CoreV1Api, CustomObjectsApi, KubeConfig, PatchStrategy, Watch, setHeaderOptions } from "@kubernetes/client-node";
+import { AppsV1Api, CoreV1Api, CustomObjectsApi, PatchStrategy, Watch, setHeaderOptions } from "@kubernetes/client-node";
+import { PooledKubeConfig } from "../operator/dist/kube/pooled.js";
 import { argo, ours } from "./subjects.mjs";
 
 const N = Number(process.argv[2] ?? 200);
@@ -266,7 +267,10 @@ for (const setting of settings) {
     const kubectl = (...args) => execFileSync(`${bin}/kubectl`, ["--kubeconfig", kubeconfig, ...args], { stdio: ["ignore", "ignore", "inherit"] });
     kubectl("apply", "--server-side", "-f", "crds/waveletmodel.yaml", "-f", `${argoBin}/../crds`);
     kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s");
-    const kc = new KubeConfig();
+    // Keep-alive connections for the harness too: client-node's own agent-per-request made each
+    // of its creates a new TLS handshake, which slowed whichever subject it created more for
+    // (Argo: two Services besides each Rollout).
+    const kc = new PooledKubeConfig();
     kc.loadFromFile(kubeconfig);
     const cluster = { name: setting.cluster, kc, core: kc.makeApiClient(CoreV1Api), custom: kc.makeApiClient(CustomObjectsApi) };
     // Each controller at its default client limit; where the controller-manager's is raised,

