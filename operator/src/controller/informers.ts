@@ -21,6 +21,7 @@ import { GROUP, PLURAL, VERSION } from "../api/waveletmodel.js";
 import { MANAGED_SELECTOR, ownerKey } from "../reconcile/names.js";
 import { type Clock, sleep } from "./clock.js";
 import type { Priority } from "./queue.js";
+import { relevantUpdates } from "./relevant.js";
 
 /**
  * Watch-backed caches of the WaveletModels and of the children the operator owns (selected
@@ -172,7 +173,11 @@ export function createInformers(kc: KubeConfig, namespaces: string[], enqueue: (
   for (const [name, informer, toKey] of all) {
     // First, so the cache keeps the slim object (the handlers get the object it stores).
     for (const verb of ["add", "update"] as const) informer.on(verb, slim);
-    for (const verb of ["add", "update", "delete"] as const) informer.on(verb, (o) => toKey(o, verb));
+    // Updates that change nothing a pass reads queue nothing (relevant.ts).
+    const relevant = relevantUpdates(name.split(" ")[0]!);
+    informer.on("add", (o) => (relevant.seen(o), toKey(o, "add")));
+    informer.on("update", (o) => relevant.update(o) && toKey(o, "update"));
+    informer.on("delete", (o) => (relevant.forget(o), toKey(o, "delete")));
     informer.on("error", (err: unknown) => {
       errors.set(name, (errors.get(name) ?? 0) + 1);
       started.delete(name);
