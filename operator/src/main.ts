@@ -82,7 +82,7 @@ async function run(): Promise<void> {
     writer: new KubeClient(kc, config.POD_NAME),
     clock,
     settings: { defaultServerImage: config.SERVER_IMAGE },
-    analyses: new AnalysisRuns(httpAnalyzer, (key) => queue.add(key)),
+    analyses: new AnalysisRuns(httpAnalyzer(), (key) => queue.add(key)),
     metrics,
     log,
   });

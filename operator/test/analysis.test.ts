@@ -2,6 +2,7 @@ import { createServer, type Server } from "node:http";
 import { afterEach, describe, expect, it } from "vitest";
 import type { AnalysisVerdict } from "../src/reconcile/bluegreen.js";
 import { AnalysisRuns, httpAnalyzer } from "../src/reconcile/analysis.js";
+import { freePort } from "../../test-support/wait.js";
 import { DIGEST_A, DIGEST_B, model } from "./fixtures.js";
 
 /**
@@ -30,7 +31,7 @@ afterEach(async () => {
   await Promise.all(servers.splice(0).map((s) => new Promise((r) => s.close(r))));
 });
 
-async function colour(b: Behaviour): Promise<string> {
+async function colour(b: Behaviour, port = 0): Promise<string> {
   const server = createServer((req, res) => {
     const send = (status: number, body: unknown) => res.writeHead(status, { "content-type": "application/json" }).end(JSON.stringify(body));
     if (req.url === "/health") return void send(200, { bundle: { digest: b.digest ?? DIGEST_A } });
@@ -53,9 +54,12 @@ async function colour(b: Behaviour): Promise<string> {
     );
   });
   servers.push(server);
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  await new Promise<void>((r) => server.listen(port, "127.0.0.1", r));
   return `http://127.0.0.1:${(server.address() as { port: number }).port}`;
 }
+
+// An unreachable preview is given up on after a second here (30 s in the operator).
+const analyze = httpAnalyzer({ reachWithinMs: 1000 });
 
 // A generous p99 bound: only the latency test is about latency, and a busy machine answers slowly.
 const analyzed = (over: Record<string, unknown> = {}, server: Record<string, unknown> = {}) =>
@@ -63,57 +67,64 @@ const analyzed = (over: Record<string, unknown> = {}, server: Record<string, unk
 
 describe("an analysis run against the preview and active colours", () => {
   it("passes a healthy preview that answers every golden case as recorded", async () => {
-    const verdict = await httpAnalyzer(analyzed(), { preview: await colour({}), active: await colour({}) });
+    const verdict = await analyze(analyzed(), { preview: await colour({}), active: await colour({}) });
     expect(verdict.result).toBe("pass");
     expect(verdict.message).toContain("8 golden requests answered as recorded");
   });
 
   it("fails a preview whose predictions differ from the bundle's recorded ones", async () => {
-    const verdict = await httpAnalyzer(analyzed(), { preview: await colour({ skew: 0.001 }), active: await colour({}) });
+    const verdict = await analyze(analyzed(), { preview: await colour({ skew: 0.001 }), active: await colour({}) });
     expect(verdict.result).toBe("fail");
     expect(verdict.message).toMatch(/^preview answered 8 golden requests wrongly: xgboost on calm: 0\.0133\d+, expected 0\.0124; lstm on calm/);
   });
 
   it("tolerates float32 noise in the last bits", async () => {
-    const verdict = await httpAnalyzer(analyzed(), { preview: await colour({ skew: 1e-7 }), active: await colour({}) });
+    const verdict = await analyze(analyzed(), { preview: await colour({ skew: 1e-7 }), active: await colour({}) });
     expect(verdict.result).toBe("pass");
   });
 
   it("sends the API key the server needs", async () => {
     const targets = async (apiKey?: string) => ({ preview: await colour({ apiKey: "k1" }), active: await colour({ apiKey: "k1" }), apiKey });
-    expect((await httpAnalyzer(analyzed(), await targets("k1"))).result).toBe("pass");
-    expect(await httpAnalyzer(analyzed(), await targets())).toMatchObject({ result: "fail", message: expect.stringMatching(/^preview error rate 1\.000 > 0 \(HTTP 401/) });
+    expect((await analyze(analyzed(), await targets("k1"))).result).toBe("pass");
+    expect(await analyze(analyzed(), await targets())).toMatchObject({ result: "fail", message: expect.stringMatching(/^preview error rate 1\.000 > 0 \(HTTP 401/) });
   });
 
   it("fails a preview serving another bundle", async () => {
-    const verdict = await httpAnalyzer(analyzed(), { preview: await colour({ digest: DIGEST_B }), active: await colour({}) });
+    const verdict = await analyze(analyzed(), { preview: await colour({ digest: DIGEST_B }), active: await colour({}) });
     expect(verdict).toEqual({ result: "fail", message: `preview serves ${DIGEST_B}, not ${DIGEST_A}` });
   });
 
   it("fails on errors to golden requests", async () => {
-    const verdict = await httpAnalyzer(analyzed(), { preview: await colour({ predictStatus: 500 }), active: await colour({}) });
+    const verdict = await analyze(analyzed(), { preview: await colour({ predictStatus: 500 }), active: await colour({}) });
     expect(verdict.result).toBe("fail");
     expect(verdict.message).toMatch(/^preview error rate 1\.000 > 0 \(HTTP 500/);
   });
 
   it("fails when the preview is slower than the p99 bound", async () => {
-    const verdict = await httpAnalyzer(analyzed({ maxP99LatencyMs: 20 }), { preview: await colour({ delayMs: 40 }), active: await colour({}) });
+    const verdict = await analyze(analyzed({ maxP99LatencyMs: 20 }), { preview: await colour({ delayMs: 40 }), active: await colour({}) });
     expect(verdict.result).toBe("fail");
     expect(verdict.message).toMatch(/^preview p99 \d+\.\d ms > 20 ms/);
   });
 
   it("fails when the preview's own metrics report server errors", async () => {
-    const verdict = await httpAnalyzer(analyzed(), { preview: await colour({ serverErrors: 3 }), active: await colour({}) });
+    const verdict = await analyze(analyzed(), { preview: await colour({ serverErrors: 3 }), active: await colour({}) });
     expect(verdict).toEqual({ result: "fail", message: "preview metrics report 3 server errors" });
   });
 
   it("fails when the preview's metrics do not count requests at all", async () => {
-    const verdict = await httpAnalyzer(analyzed(), { preview: await colour({ metrics: "process_cpu_seconds_total 1\n" }), active: await colour({}) });
+    const verdict = await analyze(analyzed(), { preview: await colour({ metrics: "process_cpu_seconds_total 1\n" }), active: await colour({}) });
     expect(verdict).toEqual({ result: "fail", message: "preview /metrics has no http_requests_total: cannot tell its error count" });
   });
 
+  it("waits for a preview that cannot be reached yet: its Service follows the pods' readiness by a moment (kind tier, 2026-12-06)", async () => {
+    const port = await freePort();
+    setTimeout(() => void colour({}, port), 400);
+    const verdict = await analyze(analyzed(), { preview: `http://127.0.0.1:${port}`, active: await colour({}) });
+    expect(verdict.result).toBe("pass");
+  });
+
   it("fails when the preview cannot be reached", async () => {
-    const verdict = await httpAnalyzer(analyzed(), { preview: "http://127.0.0.1:1", active: await colour({}) });
+    const verdict = await analyze(analyzed(), { preview: "http://127.0.0.1:1", active: await colour({}) });
     expect(verdict.result).toBe("fail");
     expect(verdict.message).toMatch(/^preview unreachable/);
   });

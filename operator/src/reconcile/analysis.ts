@@ -78,13 +78,32 @@ function goldenRequests(cases: GoldenCase[], n: number): { c: GoldenCase; model:
   return pairs.length ? Array.from({ length: n }, (_, i) => pairs[i % pairs.length]!) : [];
 }
 
-export const httpAnalyzer: Analyzer = async (wm, targets) => {
+/**
+ * The first answer to `get()`, retrying while it cannot connect (an answer of any status
+ * ends it) for up to `withinMs`. A preview reported ready is ready by its pods; its Service's
+ * endpoints and every node's forwarding rules follow a moment later (they failed a run in the
+ * kind tier), and no connection is not a verdict on the bundle.
+ */
+async function reach(get: () => Promise<Response>, withinMs: number): Promise<Response> {
+  const deadline = Date.now() + withinMs;
+  for (let wait = 100; ; wait = Math.min(2 * wait, 2000)) {
+    try {
+      return await get();
+    } catch (error) {
+      if (Date.now() + wait > deadline) throw error;
+      await new Promise((resolve) => setTimeout(resolve, wait));
+    }
+  }
+}
+
+/** `reachWithinMs`: how long the preview may take to accept connections (reach()). */
+export const httpAnalyzer = ({ reachWithinMs = 30_000 } = {}): Analyzer => async (wm, targets) => {
   const settings = wm.spec.rollout.analysis;
   const fail = (message: string): AnalysisVerdict => ({ result: "fail", message });
   const get = (path: string) => fetch(`${targets.preview}${path}`, { signal: AbortSignal.timeout(TIMEOUT_MS) });
   let cases: GoldenCase[];
   try {
-    const health = await get("/health");
+    const health = await reach(() => get("/health"), reachWithinMs);
     const body = (await health.json()) as { bundle?: { digest?: string } };
     if (health.status !== 200) return fail(`preview /health answered ${health.status}`);
     if (body.bundle?.digest !== wm.spec.bundle.digest) return fail(`preview serves ${body.bundle?.digest}, not ${wm.spec.bundle.digest}`);
