@@ -1,4 +1,5 @@
 import type { KubernetesObject, V1Pod } from "@kubernetes/client-node";
+import { podReady } from "../reconcile/colorstate.js";
 import { TEMPLATE_HASH } from "../reconcile/names.js";
 
 /**
@@ -22,9 +23,8 @@ function specAndMetadata(o: KubernetesObject): string {
 const FINGERPRINTS: Record<string, Fingerprint> = {
   pods: (o) => {
     const p = o as V1Pod;
-    const ready = p.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True");
     const owner = p.metadata?.ownerReferences?.find((r) => r.controller)?.uid;
-    return JSON.stringify([ready, !!p.metadata?.deletionTimestamp, p.status?.phase, p.metadata?.annotations?.[TEMPLATE_HASH], owner, p.metadata?.labels]);
+    return JSON.stringify([podReady(p), !!p.metadata?.deletionTimestamp, p.status?.phase, p.metadata?.annotations?.[TEMPLATE_HASH], owner, p.metadata?.labels]);
   },
   replicasets: specAndMetadata,
   // Their controllers write status on every pod change (a PDB) or every 15 s (an HPA).

@@ -11,7 +11,7 @@ import { TEMPLATE_HASH } from "./names.js";
  */
 
 const live = (p: V1Pod) => !p.metadata?.deletionTimestamp && p.status?.phase !== "Succeeded" && p.status?.phase !== "Failed";
-const ready = (p: V1Pod) => !!p.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True");
+export const podReady = (p: V1Pod) => !!p.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True");
 
 /**
  * The pods `replicaSet` controls, from `pods` (any of the namespace): by owner, not by labels,
@@ -30,7 +30,7 @@ export function colorState(replicaSet: V1ReplicaSet | undefined, pods: V1Pod[]):
   const replicas = replicaSet.spec?.replicas ?? 1;
   const running = pods.filter(live);
   const current = running.filter((p) => p.metadata?.annotations?.[TEMPLATE_HASH] === hash);
-  const available = current.filter(ready).length;
+  const available = current.filter(podReady).length;
   return {
     templateHash: hash,
     specReplicas: replicas,
