@@ -4,7 +4,7 @@ import type { KubernetesObject, V1Deployment, V1EnvVar, V1Role } from "@kubernet
 import { beforeAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { parseConfig } from "../src/config.js";
-import { APP, LABELS, MANAGED_BY } from "../src/reconcile/names.js";
+import { APP, LABELS, MANAGED_BY } from "../src/api/labels.js";
 import { CHART, buildHelm, renderChart } from "./helm.js";
 
 /** charts/wavelet-operator with helm alone (no cluster): lint, what it renders, what its schema refuses. */

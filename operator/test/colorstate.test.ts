@@ -1,7 +1,7 @@
 import type { V1Pod, V1ReplicaSet } from "@kubernetes/client-node";
 import { describe, expect, it } from "vitest";
 import { colorState, podsOf } from "../src/reconcile/colorstate.js";
-import { TEMPLATE_HASH } from "../src/reconcile/names.js";
+import { TEMPLATE_HASH } from "../src/api/labels.js";
 
 const workload = (hash: string, replicas: number): V1ReplicaSet => ({
   metadata: { name: "spx-green", uid: "rs-1", annotations: { [TEMPLATE_HASH]: hash } },

@@ -1,7 +1,7 @@
 import type { V1Pod, V1ReplicaSet } from "@kubernetes/client-node";
 import { describe, expect, it } from "vitest";
 import { relevantUpdates } from "../src/controller/relevant.js";
-import { TEMPLATE_HASH } from "../src/reconcile/names.js";
+import { TEMPLATE_HASH } from "../src/api/labels.js";
 
 const pod = (over: { ready?: boolean; phase?: string; hostIP?: string; deleting?: boolean } = {}): V1Pod => ({
   metadata: { uid: "p1", annotations: { [TEMPLATE_HASH]: "h1" }, ...(over.deleting ? { deletionTimestamp: new Date(0) } : {}) },

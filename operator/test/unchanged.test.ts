@@ -1,6 +1,6 @@
 import type { KubernetesObject } from "@kubernetes/client-node";
 import { describe, expect, it } from "vitest";
-import { APPLIED_HASH } from "../src/reconcile/names.js";
+import { APPLIED_HASH } from "../src/api/labels.js";
 import { desiredServices } from "../src/reconcile/service.js";
 import { applyIsNoop, stamped } from "../src/reconcile/unchanged.js";
 import { model } from "./fixtures.js";

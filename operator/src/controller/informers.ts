@@ -18,7 +18,7 @@ import {
   makeInformer,
 } from "@kubernetes/client-node";
 import { GROUP, PLURAL, VERSION } from "../api/waveletmodel.js";
-import { MANAGED_SELECTOR, ownerKey } from "../reconcile/names.js";
+import { MANAGED_SELECTOR, ownerKey } from "../api/labels.js";
 import { type Clock, sleep } from "./clock.js";
 import type { Priority } from "./queue.js";
 import { relevantUpdates } from "./relevant.js";

@@ -1,6 +1,5 @@
 import type { KubernetesObject, V1Pod } from "@kubernetes/client-node";
-import { podReady } from "../reconcile/colorstate.js";
-import { TEMPLATE_HASH } from "../reconcile/names.js";
+import { TEMPLATE_HASH, podReady } from "../api/labels.js";
 
 /**
  * Which updates of a child can change what a pass decides or writes, as controller-runtime's

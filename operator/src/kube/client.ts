@@ -9,7 +9,7 @@ import {
   setHeaderOptions,
 } from "@kubernetes/client-node";
 import { GROUP, PLURAL, VERSION, type WaveletModel, type WaveletModelSpec, type WaveletModelStatus } from "../api/waveletmodel.js";
-import { FIELD_MANAGER } from "../reconcile/names.js";
+import { FIELD_MANAGER } from "../api/labels.js";
 
 /**
  * The few writes the operator makes. Children and status go through server-side apply

@@ -1,6 +1,6 @@
 import type { V1Pod, V1ReplicaSet } from "@kubernetes/client-node";
 import type { ColorState } from "./bluegreen.js";
-import { TEMPLATE_HASH } from "./names.js";
+import { TEMPLATE_HASH, podReady } from "../api/labels.js";
 
 /**
  * What one colour runs, counted from its pods rather than from the workload's status: the
@@ -11,7 +11,6 @@ import { TEMPLATE_HASH } from "./names.js";
  */
 
 const live = (p: V1Pod) => !p.metadata?.deletionTimestamp && p.status?.phase !== "Succeeded" && p.status?.phase !== "Failed";
-export const podReady = (p: V1Pod) => !!p.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True");
 
 /**
  * The pods `replicaSet` controls, from `pods` (any of the namespace): by owner, not by labels,

@@ -1,6 +1,7 @@
 import type { V1PodDisruptionBudget } from "@kubernetes/client-node";
 import type { Color, WaveletModel } from "../api/waveletmodel.js";
-import { LABELS, commonLabels, ownerReference, pdbName } from "./names.js";
+import { LABELS } from "../api/labels.js";
+import { commonLabels, ownerReference, pdbName } from "./names.js";
 
 /**
  * The PodDisruptionBudget of the active colour: a node drain or cluster upgrade takes its

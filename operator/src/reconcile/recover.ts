@@ -1,7 +1,7 @@
 import type { V1Service } from "@kubernetes/client-node";
 import { COLORS, type Color, type WaveletModelStatus } from "../api/waveletmodel.js";
 import type { ColorState, PlanEvent } from "./bluegreen.js";
-import { LABELS } from "./names.js";
+import { LABELS } from "../api/labels.js";
 
 /**
  * State that survives the loss of status. Status says which colour serves; when it is gone

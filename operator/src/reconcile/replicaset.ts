@@ -2,7 +2,8 @@ import { createHash } from "node:crypto";
 import type { V1Container, V1EnvVar, V1PodSpec, V1Pod, V1PodTemplateSpec, V1ReplicaSet } from "@kubernetes/client-node";
 import { type Color, OPERATOR_ENV, type WaveletModel, type WaveletModelSpec } from "../api/waveletmodel.js";
 import { canonical } from "./canonical.js";
-import { LABELS, SECRETS_HASH, TEMPLATE_HASH, commonLabels, ownerReference, replicaSetName } from "./names.js";
+import { LABELS, SECRETS_HASH, TEMPLATE_HASH } from "../api/labels.js";
+import { commonLabels, ownerReference, replicaSetName } from "./names.js";
 
 /**
  * The ReplicaSet of one colour, a pure function of the spec it serves. The template hash

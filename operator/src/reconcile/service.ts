@@ -1,6 +1,7 @@
 import type { V1Service } from "@kubernetes/client-node";
 import type { Color, WaveletModel } from "../api/waveletmodel.js";
-import { LABELS, activeServiceName, commonLabels, ownerReference, previewServiceName } from "./names.js";
+import { LABELS } from "../api/labels.js";
+import { activeServiceName, commonLabels, ownerReference, previewServiceName } from "./names.js";
 
 /**
  * The active Service (the model's endpoint, of the type and port the spec asks for) and the

@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import type { KubernetesObject } from "@kubernetes/client-node";
 import { canonical } from "./canonical.js";
-import { APPLIED_HASH } from "./names.js";
+import { APPLIED_HASH } from "../api/labels.js";
 
 /**
  * Whether a server-side apply would change nothing, so a steady pass writes nothing.
