@@ -211,6 +211,43 @@ describe("manual promotion, abort and analysis", () => {
   });
 });
 
+describe("analysis while the colours move (issue 21)", () => {
+  const auto = { replicas: undefined, autoscaling: { minReplicas: 2, maxReplicas: 10, targetCPUUtilizationPercentage: 60 } };
+  const analyzed = { ...auto, bundle: { builtin: "spx-vol-5d", digest: DIGEST_B }, rollout: { analysis: { enabled: true }, progressDeadlineSeconds: 60 } };
+  const analyzing = serving(analyzed, { rollout: { phase: "Analyzing", color: "green", templateHash: NEW, startedAt: iso(T0), since: iso(T0) } }).wm;
+
+  it("a passed verdict waits for the preview to catch up with the active colour's new count, then promotes", () => {
+    // The HPA moved blue to 4; green has its 3 and a fourth on the way.
+    const short = decide(observe(analyzing, { blue: color(OLD, 4), green: color(NEW, 4, 3) }, T0 + 10_000, { analysis: { result: "pass", message: "ok" } }));
+    expect(short.active).toBe("blue");
+    expect(short.status.rollout?.phase).toBe("Analyzing");
+    expect(short.colors.green).toEqual({ spec: analyzing.spec, replicas: 4 });
+    expect(short.events).toEqual([]);
+    const caughtUp = decide(observe(analyzing, { blue: color(OLD, 4), green: color(NEW, 4) }, T0 + 20_000, { analysis: { result: "pass", message: "ok" } }));
+    expect(caughtUp.active).toBe("green");
+    expect(caughtUp.events.map((e) => e.reason)).toEqual(["AnalysisPassed"]);
+    // ...within the phase's deadline.
+    const late = decide(observe(analyzing, { blue: color(OLD, 4), green: color(NEW, 4, 3) }, T0 + 60_001, { analysis: { result: "pass", message: "ok" } }));
+    expect(late.status.rollout).toMatchObject({ phase: "Failed" });
+    expect(late.events.map((e) => e.reason)).toEqual(["ProgressDeadlineExceeded"]);
+  });
+
+  it("no pod of the preview available is a lost preview; a preview with no ReplicaSet is deployed again", () => {
+    const lost = decide(observe(analyzing, { blue: color(OLD, 3), green: color(NEW, 3, 0) }, T0 + 1000));
+    expect(lost.events.map((e) => e.reason)).toEqual(["PreviewLost"]);
+    const gone = decide(observe(analyzing, { blue: color(OLD, 3) }, T0 + 1000));
+    expect(gone.status.rollout).toMatchObject({ phase: "Deploying", color: "green", startedAt: iso(T0), since: iso(T0 + 1000) });
+    expect(gone.colors.green).toEqual({ spec: analyzing.spec, replicas: 3 });
+    expect(gone.events).toEqual([]);
+  });
+
+  it("an older operator's Deployment gives the active colour's count until its ReplicaSet exists", () => {
+    const { wm } = serving({ ...auto, bundle: { builtin: "spx-return-1d", digest: `sha256:${"a".repeat(64)}` } });
+    const plan = decide(observe(wm, {}, T0, { desiredHash: OLD, legacyReplicas: { blue: 8 } }));
+    expect(plan.colors.blue).toMatchObject({ replicas: 8 });
+  });
+});
+
 describe("status", () => {
   it("reports conditions with observedGeneration, the phase, colours, bundles and endpoint", () => {
     const { wm } = serving(undefined, { rollout: { phase: "Deploying", color: "green", templateHash: NEW, startedAt: iso(T0), since: iso(T0) } });

@@ -80,6 +80,8 @@ export function harness({ name = "spx", analyzer = async () => ({ result: "pass"
   /** Runs after each read: what someone else does right then. */
   let afterRead: (o: KubernetesObject) => void = () => undefined;
   let failApply: (o: KubernetesObject) => boolean = () => false;
+  /** Reads of Secrets and EndpointSlices that fail, with this error. */
+  const broken: { secret?: Error; routedPods?: Error } = {};
   const secrets = new Map<string, { resourceVersion: string; data: Record<string, string> }>();
   const writer: Writer = {
     read: async (o) => {
@@ -110,8 +112,14 @@ export function harness({ name = "spx", analyzer = async () => ({ result: "pass"
         if (p) serverPods.set({ ...p, metadata: { ...p.metadata, deletionTimestamp: new Date() } });
       } else server[o.kind as Kind]?.items.delete(`${o.metadata!.namespace}/${o.metadata!.name}`);
     },
-    routedPods: async () => routed,
-    secret: async (_ns, name) => secrets.get(name),
+    routedPods: async () => {
+      if (broken.routedPods) throw broken.routedPods;
+      return routed;
+    },
+    secret: async (_ns, name) => {
+      if (broken.secret) throw broken.secret;
+      return secrets.get(name);
+    },
     applyStatus: async (_wm, status, rv) => {
       preconditions.push(rv);
       if (model().metadata!.resourceVersion !== rv) throw conflict();
@@ -263,6 +271,7 @@ export function harness({ name = "spx", analyzer = async () => ({ result: "pass"
     route: (names: string[]) => void (routed = names),
     onRead: (fn: (o: KubernetesObject) => void) => void (afterRead = fn),
     failApplyWhen: (fn: (o: KubernetesObject) => boolean) => void (failApply = fn),
+    broken,
   };
 }
 

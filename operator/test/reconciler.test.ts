@@ -308,11 +308,12 @@ describe("scale-down waits for the endpoints (issue 8)", () => {
     const status = { activeColor: "green", previewColor: "green", activeTemplateHash: newHash, lastGoodSpec: next.spec, rollout: { phase: "ScalingDown", color: "blue", templateHash: newHash, startedAt: since, since } };
     h.seed("WaveletModel", { ...next, status } as unknown as KubernetesObject);
     h.clock.advance(31_000); // past the 30 s delay
-    h.route(["spx-green-7d9c-aaaaa", "spx-blue-5f6b-bbbbb"]);
+    const [green, blue] = ["spx-green", "spx-blue"].map((rs) => h.podsOfRs(rs)[0]!.metadata!.name!);
+    h.route([green!, blue!]);
     expect((await h.pass()).requeueAfterMs).toBe(1000);
     expect(h.writes).not.toContain("ReplicaSet/spx-blue");
     h.sync();
-    h.route(["spx-green-7d9c-aaaaa"]);
+    h.route([green!]);
     await h.pass();
     expect((h.applied("ReplicaSet/spx-blue") as V1ReplicaSet).spec?.replicas).toBe(0);
     expect(h.events).toEqual(["ScaledDown"]);
@@ -419,5 +420,65 @@ describe("ReplicaSets: the idle colour re-templated, an older operator's Deploym
     other.seed("Deployment", { apiVersion: "apps/v1", kind: "Deployment", metadata: { name: "spx-green", namespace: "ns", ownerReferences: [{ apiVersion: "v1", kind: "X", name: "x", uid: "uid-2", controller: true }] } });
     await settle(other);
     expect(other.writes.filter((w) => w.startsWith("delete"))).toEqual([]);
+  });
+});
+
+describe("what else the review of 2026-12-07 found (issue 21)", () => {
+  const forbidden = () => Object.assign(new Error('secrets "keys" is forbidden: User cannot get resource "secrets"'), { code: 403 });
+
+  it("a Secret that cannot be read makes the model Degraded, with one Event, until it can", async () => {
+    const h = harness();
+    const keyed = model({ server: { apiKeySecretRef: { name: "keys" } } });
+    h.secrets.set("keys", { resourceVersion: "7", data: { "api-key": "k1" } });
+    h.seed("WaveletModel", keyed as unknown as KubernetesObject);
+    await h.settle(3);
+    expect(h.statuses.at(-1)?.phase).toBe("Ready");
+    h.broken.secret = forbidden();
+    h.clock.advance(1000);
+    await expect(h.pass()).rejects.toThrow("forbidden");
+    h.sync();
+    await expect(h.pass()).rejects.toThrow("forbidden");
+    expect(h.statuses.at(-1)).toMatchObject({ phase: "Degraded", activeColor: "blue" });
+    expect(h.statuses.at(-1)!.conditions!.find((c) => c.type === "Degraded")).toMatchObject({ status: "True", reason: "ReconcileFailed", message: expect.stringContaining("forbidden") });
+    expect(h.events.filter((e) => e === "ReconcileFailed")).toHaveLength(1);
+    delete h.broken.secret;
+    h.sync();
+    await h.pass();
+    expect(h.statuses.at(-1)?.phase).toBe("Ready");
+  });
+
+  it("so does an EndpointSlice list that fails while the old colour waits to scale down", async () => {
+    const h = harness();
+    h.seed("ReplicaSet", desiredReplicaSet(served, served.spec, "blue", 3, settings));
+    h.seed("ReplicaSet", desiredReplicaSet(next, next.spec, "green", 3, settings));
+    const status = { activeColor: "green", previewColor: "green", activeTemplateHash: newHash, lastGoodSpec: next.spec, rollout: { phase: "ScalingDown", color: "blue", templateHash: newHash, startedAt: since, since } };
+    h.seed("WaveletModel", { ...next, status } as unknown as KubernetesObject);
+    h.clock.advance(31_000);
+    h.broken.routedPods = Object.assign(new Error("endpointslices.discovery.k8s.io is forbidden"), { code: 403 });
+    await expect(h.pass()).rejects.toThrow("forbidden");
+    expect(h.statuses.at(-1)!.conditions!.find((c) => c.type === "Degraded")).toMatchObject({ status: "True", reason: "ReconcileFailed" });
+    expect(h.events).toEqual(["ReconcileFailed"]);
+    expect((h.applied("ReplicaSet/spx-blue") as V1ReplicaSet).spec?.replicas).toBe(3);
+  });
+
+  it("the pass that records a promotion keeps the count the HPA gave the new colour meanwhile", async () => {
+    const auto = { replicas: undefined, autoscaling: { minReplicas: 2, maxReplicas: 10, targetCPUUtilizationPercentage: 60 } };
+    const old = model(auto);
+    const nextAuto = model({ ...auto, bundle: { builtin: "spx-return-1d", digest: DIGEST_B } });
+    const [oldAuto, newAuto] = [old, nextAuto].map((m) => templateHash(m, m.spec, settings));
+    const h = harness();
+    h.seed("ReplicaSet", desiredReplicaSet(old, old.spec, "blue", 3, settings));
+    const green = desiredReplicaSet(nextAuto, nextAuto.spec, "green", 3, settings);
+    h.seed("ReplicaSet", green);
+    const hpaScaled = [{ manager: "kube-controller-manager", operation: "Update", subresource: "scale", fieldsV1: { "f:spec": { "f:replicas": {} } } }];
+    // The Promoting pass moved the Service and the HPA to green; the HPA scaled green to 5 since.
+    const live = h.server.ReplicaSet.get("spx-green", "ns") as V1ReplicaSet;
+    h.server.ReplicaSet.set({ ...live, metadata: { ...live.metadata, resourceVersion: "600", managedFields: hpaScaled }, spec: { ...live.spec!, replicas: 5 } } as KubernetesObject);
+    h.seed("Service", { apiVersion: "v1", kind: "Service", metadata: { name: "spx", namespace: "ns", ownerReferences: [{ apiVersion: "wavelet.dev/v1alpha1", kind: "WaveletModel", name: "spx", uid: "uid-1", controller: true }], labels: { "wavelet.dev/model": "spx" } }, spec: { selector: { "wavelet.dev/color": "green" } } } as KubernetesObject);
+    h.seed("WaveletModel", { ...nextAuto, status: { activeColor: "blue", previewColor: "green", activeTemplateHash: oldAuto, lastGoodSpec: old.spec, rollout: { phase: "Promoting", color: "green", templateHash: newAuto, startedAt: since, since } } } as unknown as KubernetesObject);
+    await h.pass();
+    expect(h.statuses.at(-1)).toMatchObject({ activeColor: "green", rollout: { phase: "ScalingDown" } });
+    expect((h.sent.get("ReplicaSet/spx-green") as V1ReplicaSet | undefined)?.spec?.replicas).toBeUndefined();
+    expect((h.server.ReplicaSet.get("spx-green", "ns") as V1ReplicaSet).spec?.replicas).toBe(5);
   });
 });

@@ -49,6 +49,12 @@ export interface Observation {
    * was rendered, and the change reaches it only through a rollout.
    */
   activeRendersAs: string | undefined;
+  /**
+   * Deployments of an operator from before ReplicaSets, by colour: their replica count (what
+   * the HPA last chose), for a colour whose ReplicaSet does not exist yet. The ReplicaSet
+   * that replaces the serving one starts at that count, not at the HPA's minimum.
+   */
+  legacyReplicas?: Partial<Record<Color, number>>;
   /** While scaling down: the spec the old colour serves (status.rollout.previousSpec). */
   previousSpec?: WaveletModelSpec;
   /** While scaling down: the active Service's EndpointSlices still list pods of the old colour. */
@@ -166,7 +172,7 @@ export function decide(o: Observation): Plan {
   const idle = otherColor(active);
   const activeHash = status.activeTemplateHash;
   const activeState = o.colors[active];
-  const replicasNow = activeReplicas(wm, activeState?.specReplicas);
+  const replicasNow = activeReplicas(wm, activeState?.specReplicas ?? o.legacyReplicas?.[active]);
   // The active colour is re-applied only as it was rendered (or re-created if it is gone).
   // Without a recorded spec (status was lost) it is left exactly as it is.
   const reapply = !!o.activeSpec && (o.activeRendersAs === activeHash || !activeState);
@@ -366,7 +372,16 @@ export function decide(o: Observation): Plan {
       return plan;
 
     case "Analyzing": {
-      if (!previewReady) return fail("PreviewLost", `${idle} stopped being available during analysis`);
+      // Its ReplicaSet is gone (deleted, or the preview was an older operator's Deployment):
+      // deployed again, and analysed again once available.
+      if (!o.colors[idle]) {
+        plan.status.rollout = { phase: "Deploying", color: idle, templateHash: desiredHash, startedAt: current.startedAt, since: iso(now) };
+        plan.requeueAfterMs = deadlineMs;
+        return plan;
+      }
+      // Not one pod of the new template available: lost. Fewer than asked for is not: the HPA
+      // moving the active colour rescales the preview (AwaitingPromotion tolerates it too).
+      if (!o.colors[idle]!.availableReplicas) return fail("PreviewLost", `${idle} stopped being available during analysis`);
       if (!o.analysis) {
         if (overdue) return fail("AnalysisDeadlineExceeded", `analysis did not pass within ${wm.spec.rollout.progressDeadlineSeconds}s`);
         // The run's end queues the model again; this is the deadline.
@@ -381,6 +396,13 @@ export function decide(o: Observation): Plan {
         events.push({ type: "Warning", reason: "AnalysisRunFailed", message: `run ${runs}: ${o.analysis.message}` });
         plan.status.rollout = { ...current, analysis: { runs, failures, message: o.analysis.message } };
         plan.requeueAfterMs = 0;
+        return plan;
+      }
+      // Passed: taken once the preview has caught up with the active colour's count (the
+      // verdict waits for it, unrecorded, in the analysis run).
+      if (!previewReady) {
+        if (overdue) return fail("ProgressDeadlineExceeded", `${idle} did not catch up with ${active}'s ${replicasNow} replicas within ${wm.spec.rollout.progressDeadlineSeconds}s`);
+        plan.requeueAfterMs = phaseStarted + deadlineMs - now;
         return plan;
       }
       events.push({ type: "Normal", reason: "AnalysisPassed", message: o.analysis.message });

@@ -6,7 +6,7 @@ import type { Caches } from "../controller/informers.js";
 import type { Metrics } from "../metrics.js";
 import { canonical } from "./canonical.js";
 import { ABSENT, type Expectations } from "./expectations.js";
-import { invalidSpecOf, invalidSpecStatus } from "./status.js";
+import { failureStatus, invalidSpecOf } from "./status.js";
 import { applyIsNoop, stamped } from "./unchanged.js";
 
 /** The reads and writes a pass makes besides the caches (KubeClient in production, a fake in tests). */
@@ -218,7 +218,7 @@ export class Pass {
     log.warn(`${this.key}: cannot read spec: ${message}`);
     const wm = this.raw as unknown as WaveletModel;
     const reported = invalidSpecOf(this.status) === message;
-    await this.writeStatus(wm, invalidSpecStatus(this.status, this.raw.metadata?.generation, message, clock.now()));
+    await this.writeStatus(wm, failureStatus(this.status, this.raw.metadata?.generation, "InvalidSpec", message, clock.now()));
     if (!reported) await writer.event(wm, { type: "Warning", reason: "InvalidSpec", message }, new Date(clock.now())).catch(() => undefined);
   }
 }

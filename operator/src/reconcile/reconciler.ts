@@ -23,7 +23,8 @@ import { activeServiceName, hpaName, previewServiceName, replicaSetName } from "
 import { recoverStatus } from "./recover.js";
 import { type PodSettings, type TemplateInputs, desiredReplicaSet, secretRefs, stalePods, templateHash } from "./replicaset.js";
 import { desiredServices, endpoint } from "./service.js";
-import { buildStatus, failureOf } from "./status.js";
+import { buildStatus, failureOf, failureStatus } from "./status.js";
+import { servingColors } from "./serving.js";
 import { ChildFailed, controlledBy, Pass, type PassDeps } from "./pass.js";
 import { applyIsNoop, stamped } from "./unchanged.js";
 
@@ -88,46 +89,55 @@ export class Reconciler {
     }
     const recovered = recoverStatus(wm.status, caches.services.get(activeServiceName(wm), namespace), colors);
     if (recovered) wm = { ...wm, status: { ...wm.status, ...recovered.status } };
-    // Under autoscaling the active colour's count moves under the operator (the HPA, or a
-    // person scaling it): read afresh, for the rollout's size and so an apply never undoes a
-    // scale the cache does not show yet.
-    const activeColor = wm.status?.activeColor;
-    let liveActive: V1ReplicaSet | undefined;
-    if (wm.spec.autoscaling && activeColor && colors[activeColor]) {
-      liveActive = (await pass.read({ apiVersion: "apps/v1", kind: "ReplicaSet", metadata: { name: replicaSetName(wm, activeColor), namespace } })) as V1ReplicaSet | undefined;
-      const found = state(liveActive);
-      if (found) colors[activeColor] = found;
-    }
-    const lastGood = waveletModelSpec.safeParse(wm.status?.lastGoodSpec);
-    const activeSpec = lastGood.success ? lastGood.data : undefined;
-    const inputs = await this.templateInputs(namespace, [wm.spec, ...(activeSpec ? [activeSpec] : [])]);
-    const previous = waveletModelSpec.safeParse(wm.status?.rollout?.previousSpec);
-    const observation: Observation = {
-      wm,
-      now,
-      ...(previous.success ? { previousSpec: previous.data } : {}),
-      desiredHash: templateHash(wm, wm.spec, settings, inputs(wm.spec)),
-      activeSpec,
-      activeRendersAs: activeSpec && templateHash(wm, activeSpec, settings, inputs(activeSpec)),
-      colors,
-    };
     const activeService = caches.services.get(activeServiceName(wm), namespace);
-    observation.activeServiceColor = activeService?.spec?.selector?.[LABELS.color];
-    const ingress = activeService?.status?.loadBalancer?.ingress?.[0];
-    observation.activeServiceExternal = { nodePort: activeService?.spec?.ports?.[0]?.nodePort, loadBalancer: ingress?.ip ?? ingress?.hostname };
-    const rollout = wm.status?.rollout;
-    if (rollout?.phase === "ScalingDown" && now >= Date.parse(rollout.since) + wm.spec.rollout.scaleDownDelaySeconds * 1000) {
-      const pods = await this.deps.writer.routedPods(activeServiceName(wm), namespace);
-      observation.oldColorRouted = pods.some((pod) => pod.startsWith(`${replicaSetName(wm, rollout.color)}-`));
-    }
-    if (rollout?.phase === "Analyzing") {
-      const apiKey = async () => {
-        const ref = wm.spec.server.apiKeySecretRef;
-        // The server takes a comma-separated list; any one of its keys will do.
-        return ref ? (await this.deps.writer.secret(namespace, ref.name))?.data[ref.key]?.split(",")[0]?.trim() : undefined;
+    const serving = servingColors(wm.status, activeService?.spec?.selector?.[LABELS.color]);
+    let live: Partial<Record<Color, V1ReplicaSet>>;
+    let inputs: (spec: WaveletModelSpec) => TemplateInputs;
+    let observation: Observation;
+    // Reads from the API server (not the caches) can fail before there is a plan: said in
+    // status and one Event like a failed write.
+    try {
+      live = await this.readLive(pass, wm, colors, state);
+      const lastGood = waveletModelSpec.safeParse(wm.status?.lastGoodSpec);
+      const activeSpec = lastGood.success ? lastGood.data : undefined;
+      inputs = await this.templateInputs(namespace, [wm.spec, ...(activeSpec ? [activeSpec] : [])]);
+      const previous = waveletModelSpec.safeParse(wm.status?.rollout?.previousSpec);
+      observation = {
+        wm,
+        now,
+        ...(previous.success ? { previousSpec: previous.data } : {}),
+        desiredHash: templateHash(wm, wm.spec, settings, inputs(wm.spec)),
+        activeSpec,
+        activeRendersAs: activeSpec && templateHash(wm, activeSpec, settings, inputs(activeSpec)),
+        colors,
+        legacyReplicas: this.legacyReplicas(wm, colors),
       };
-      const targets = async () => ({ preview: endpoint(wm, previewServiceName(wm)), active: endpoint(wm), apiKey: await apiKey() });
-      observation.analysis = this.deps.analyses.poll(key, `${rollout.templateHash}#${rollout.analysis?.runs ?? 0}`, wm, targets);
+      observation.activeServiceColor = activeService?.spec?.selector?.[LABELS.color];
+      const ingress = activeService?.status?.loadBalancer?.ingress?.[0];
+      observation.activeServiceExternal = { nodePort: activeService?.spec?.ports?.[0]?.nodePort, loadBalancer: ingress?.ip ?? ingress?.hostname };
+      const rollout = wm.status?.rollout;
+      if (rollout?.phase === "ScalingDown" && now >= Date.parse(rollout.since) + wm.spec.rollout.scaleDownDelaySeconds * 1000) {
+        const routed = new Set(await this.deps.writer.routedPods(activeServiceName(wm), namespace));
+        // By the pods' labels, not their names (generated names are cut short for long model
+        // names): the old colour's pods, of its ReplicaSet or of an older operator's Deployment.
+        observation.oldColorRouted = pods.some((p) => routed.has(p.metadata!.name!) && p.metadata?.labels?.[LABELS.model] === name && p.metadata.labels[LABELS.color] === rollout.color);
+      }
+      if (rollout?.phase === "Analyzing") {
+        const apiKey = async () => {
+          const ref = wm.spec.server.apiKeySecretRef;
+          // The server takes a comma-separated list; any one of its keys will do.
+          return ref ? (await this.deps.writer.secret(namespace, ref.name))?.data[ref.key]?.split(",")[0]?.trim() : undefined;
+        };
+        const targets = async () => ({ preview: endpoint(wm, previewServiceName(wm)), active: endpoint(wm), apiKey: await apiKey() });
+        observation.analysis = this.deps.analyses.poll(key, `${rollout.templateHash}#${rollout.analysis?.runs ?? 0}`, wm, targets);
+      } else {
+        // A verdict belongs to one analysis: a retry, or a rollout back at Deploying, runs anew.
+        this.deps.analyses.forget(key);
+      }
+    } catch (error) {
+      if (statusCode(error) === 409) throw error;
+      await this.reportFailure(pass, wm, error, now);
+      throw error;
     }
     const plan = decide(observation);
     if (recovered) plan.events.unshift(recovered.event);
@@ -147,19 +157,65 @@ export class Reconciler {
       // version this pass read, so a pass that decided from an old version changes nothing.
       await pass.writeStatus(wm, buildStatus(observation, plan, reported));
       // Events and children after it, side by side: each waits for the status write (the fence).
-      await allInOrder([this.record(pass, wm, plan.events, now), this.applyChildren(pass, wm, plan, inputs, liveActive, pods)]);
-      await this.retireDeployments(pass, wm, colors);
+      await allInOrder([this.record(pass, wm, plan.events, now), this.applyChildren(pass, wm, plan, inputs, live, pods, serving)]);
+      await this.retireDeployments(pass, wm, colors, serving);
     } catch (error) {
       if (statusCode(error) === 409) throw error;
-      const failure = error instanceof ChildFailed ? error.message : `${(error as Error)?.message ?? error}`;
-      // Said in status and in one Event (not only in a log), until it changes or goes away.
-      await pass.writeStatus(wm, buildStatus(observation, plan, failure)).catch(() => undefined);
-      if (failure !== reported) await this.record(pass, wm, [{ type: "Warning", reason: "ReconcileFailed", message: failure }], now);
+      await this.reportFailure(pass, wm, error, now, (failure) => buildStatus(observation, plan, failure));
       throw error;
     }
     if (reported) await pass.writeStatus(wm, buildStatus(observation, plan));
     this.observeRollout(wm, plan.events, now);
     return plan.requeueAfterMs === undefined ? {} : { requeueAfterMs: plan.requeueAfterMs };
+  }
+
+  /**
+   * Under autoscaling the count of the colour the HPA scales moves under the operator (the
+   * HPA, or a person scaling it): read afresh, for the rollout's size and so an apply never
+   * undoes a scale the cache does not show yet. That is the active colour, and during a
+   * promotion also the new one (the HPA moved to it with the Service).
+   */
+  private async readLive(
+    pass: Pass,
+    wm: WaveletModel,
+    colors: Partial<Record<Color, ColorState>>,
+    state: (rs: V1ReplicaSet | undefined) => ColorState | undefined,
+  ): Promise<Partial<Record<Color, V1ReplicaSet>>> {
+    const live: Partial<Record<Color, V1ReplicaSet>> = {};
+    if (!wm.spec.autoscaling) return live;
+    const rollout = wm.status?.rollout;
+    const scaled = new Set([wm.status?.activeColor, rollout?.phase === "Promoting" ? rollout.color : undefined]);
+    for (const color of COLORS) {
+      if (!scaled.has(color) || !colors[color]) continue;
+      const found = (await pass.read({ apiVersion: "apps/v1", kind: "ReplicaSet", metadata: { name: replicaSetName(wm, color), namespace: wm.metadata.namespace } })) as V1ReplicaSet | undefined;
+      live[color] = found;
+      const counted = state(found);
+      if (counted) colors[color] = counted;
+    }
+    return live;
+  }
+
+  /** The replica count of each of this model's Deployments of an older operator, for colours with no ReplicaSet yet. */
+  private legacyReplicas(wm: WaveletModel, colors: Partial<Record<Color, ColorState>>): Partial<Record<Color, number>> {
+    const counts: Partial<Record<Color, number>> = {};
+    for (const color of COLORS) {
+      const old = this.deps.caches.deployments.get(replicaSetName(wm, color), wm.metadata.namespace);
+      if (!colors[color] && old && controlledBy(old, wm.metadata.uid)) counts[color] = old.spec?.replicas ?? 1;
+    }
+    return counts;
+  }
+
+  /**
+   * A pass that failed says so in status (Degraded, ReconcileFailed) and in one Event, not only
+   * in a log, until the failure changes or goes away. `status` builds the status around the
+   * failure when the pass got as far as a plan; before that, the last status is kept.
+   */
+  private async reportFailure(pass: Pass, wm: WaveletModel, error: unknown, now: number, status?: (failure: string) => WaveletModelStatus): Promise<void> {
+    const failure = error instanceof ChildFailed ? error.message : `${(error as Error)?.message ?? error}`;
+    const reported = failureOf(pass.status);
+    const next = status ? status(failure) : failureStatus(wm.status, wm.metadata.generation, "ReconcileFailed", failure, now);
+    await pass.writeStatus(wm, next).catch(() => undefined);
+    if (failure !== reported) await this.record(pass, wm, [{ type: "Warning", reason: "ReconcileFailed", message: failure }], now);
   }
 
   /**
@@ -183,8 +239,9 @@ export class Reconciler {
     wm: WaveletModel,
     plan: Plan,
     inputs: (spec: WaveletModelSpec) => TemplateInputs,
-    liveActive: V1ReplicaSet | undefined,
+    live: Partial<Record<Color, V1ReplicaSet>>,
     pods: readonly V1Pod[],
+    serving: Set<Color>,
   ): Promise<void> {
     const { caches, settings } = this.deps;
     const namespace = wm.metadata.namespace;
@@ -202,19 +259,21 @@ export class Reconciler {
       // count, it is left out and stays theirs; until then the apply is conditional on the
       // version read, so a scale in between fails it (409, the pass reads again) instead of
       // being undone.
-      if (hpa && color === plan.active && liveActive?.metadata?.name === replicaSetName(wm, color)) {
-        const ours = !replicasSetByOthers(liveActive);
-        const object = desired(ours ? activeReplicas(wm, liveActive.spec?.replicas) : undefined);
-        if (ours) object.metadata!.resourceVersion = liveActive.metadata?.resourceVersion;
+      const scaled = live[color];
+      if (hpa && color === plan.active && scaled) {
+        const ours = !replicasSetByOthers(scaled);
+        const object = desired(ours ? activeReplicas(wm, scaled.spec?.replicas) : undefined);
+        if (ours) object.metadata!.resourceVersion = scaled.metadata?.resourceVersion;
         return pass.apply(object);
       }
       const object = desired(target.replicas);
       await pass.apply(object);
-      // A re-templated idle colour: its pods of the older template go, the ReplicaSet makes new
-      // ones. Once the cache shows the new template (so, most likely, the ReplicaSet controller's
-      // does too, and it does not make one more of the old).
+      // A re-templated colour that serves no traffic: its pods of the older template go, the
+      // ReplicaSet makes new ones. Once the cache shows the new template (so, most likely, the
+      // ReplicaSet controller's does too, and it does not make one more of the old).
       const cached = caches.replicasets.get(object.metadata!.name!, namespace);
-      if (!cached || color === plan.active || color === wm.status?.activeColor || !applyIsNoop(stamped(object), cached)) return;
+      const guarded = serving.has(color) || (serving.size > 0 && color === plan.active);
+      if (!cached || guarded || !applyIsNoop(stamped(object), cached)) return;
       await allInOrder(stalePods(object, podsOf(cached, pods)).map((pod) => pass.delete({ apiVersion: "v1", kind: "Pod", metadata: { name: pod.metadata!.name!, namespace } })));
     };
     // Three steps, each one's writes concurrent: the colours that keep or gain pods; then
@@ -235,16 +294,17 @@ export class Reconciler {
 
   /**
    * Deployments of an operator from before ReplicaSets (same name and pod labels as a colour's
-   * ReplicaSet): an idle one is deleted at once; the serving one once the colour's ReplicaSet
-   * has every replica available, so the Service always has ready pods to select.
+   * ReplicaSet): one that serves no traffic is deleted at once; one that does (servingColors)
+   * once the colour's ReplicaSet has every replica available, so the Services always have
+   * ready pods to select.
    */
-  private async retireDeployments(pass: Pass, wm: WaveletModel, colors: Partial<Record<Color, ColorState>>): Promise<void> {
+  private async retireDeployments(pass: Pass, wm: WaveletModel, colors: Partial<Record<Color, ColorState>>, serving: Set<Color>): Promise<void> {
     const namespace = wm.metadata.namespace;
     const retire = COLORS.filter((color) => {
       const old = this.deps.caches.deployments.get(replicaSetName(wm, color), namespace);
       if (!old || !controlledBy(old, wm.metadata.uid)) return false;
       const state = colors[color];
-      return color !== wm.status?.activeColor || (!!state && state.rolledOut && state.availableReplicas >= state.specReplicas);
+      return !serving.has(color) || (!!state && state.rolledOut && state.availableReplicas >= state.specReplicas);
     });
     await allInOrder(retire.map((color) => pass.delete({ apiVersion: "apps/v1", kind: "Deployment", metadata: { name: replicaSetName(wm, color), namespace } })));
   }

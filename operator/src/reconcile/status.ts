@@ -114,10 +114,11 @@ function degradedCondition(previous: Condition[] | undefined, now: string, gener
 }
 
 /**
- * The status of a model whose spec the operator cannot read (a CRD older than the operator
- * let it in): everything else as it was, not Ready, Degraded with the reason.
+ * The status of a model the operator could not decide about: its spec unreadable (a CRD older
+ * than the operator let it in: InvalidSpec), or a read from the API server failed before the
+ * pass had a plan (ReconcileFailed). Everything else as it was, not Ready, Degraded with the reason.
  */
-export function invalidSpecStatus(previous: WaveletModelStatus | undefined, generation: number | undefined, message: string, now: number): WaveletModelStatus {
+export function failureStatus(previous: WaveletModelStatus | undefined, generation: number | undefined, reason: string, message: string, now: number): WaveletModelStatus {
   const at = new Date(now).toISOString();
   const others = (previous?.conditions ?? []).filter((c) => c.type !== "Ready" && c.type !== "Degraded");
   return {
@@ -125,9 +126,9 @@ export function invalidSpecStatus(previous: WaveletModelStatus | undefined, gene
     observedGeneration: generation,
     phase: "Degraded",
     conditions: [
-      condition(previous?.conditions, "Ready", false, "InvalidSpec", message, at, generation),
+      condition(previous?.conditions, "Ready", false, reason, message, at, generation),
       ...others,
-      degradedCondition(previous?.conditions, at, generation, [[true, "InvalidSpec", message]]),
+      degradedCondition(previous?.conditions, at, generation, [[true, reason, message]]),
     ],
   };
 }
