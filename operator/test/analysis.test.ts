@@ -1,7 +1,7 @@
 import { createServer, type Server } from "node:http";
 import { afterEach, describe, expect, it } from "vitest";
 import type { AnalysisVerdict } from "../src/reconcile/bluegreen.js";
-import { AnalysisRuns, httpAnalyzer } from "../src/reconcile/analysis.js";
+import { AnalysisRuns, BODY_LIMITS, httpAnalyzer } from "../src/reconcile/analysis.js";
 import { freePort } from "../../test-support/wait.js";
 import { DIGEST_A, DIGEST_B, model } from "./fixtures.js";
 
@@ -28,14 +28,17 @@ const GOLDEN = [
 
 const servers: Server[] = [];
 afterEach(async () => {
-  await Promise.all(servers.splice(0).map((s) => new Promise((r) => s.close(r))));
+  await Promise.all(servers.splice(0).map((s) => new Promise((r) => (s.close(r), s.closeAllConnections()))));
 });
 
 async function colour(b: Behaviour, port = 0): Promise<string> {
   const server = createServer((req, res) => {
     const send = (status: number, body: unknown) => res.writeHead(status, { "content-type": "application/json" }).end(JSON.stringify(body));
     if (req.url === "/health") return void send(200, { bundle: { digest: b.digest ?? DIGEST_A } });
-    if (req.url === "/models/golden") return void send(200, { bundle: { digest: b.digest ?? DIGEST_A }, cases: GOLDEN });
+    if (req.url === "/models/golden") {
+      if (b.apiKey && req.headers["x-api-key"] !== b.apiKey) return send(401, { error: "unauthorized" });
+      return void send(200, { bundle: { digest: b.digest ?? DIGEST_A }, cases: GOLDEN });
+    }
     if (req.url === "/metrics") {
       return void res
         .writeHead(200)
@@ -61,70 +64,81 @@ async function colour(b: Behaviour, port = 0): Promise<string> {
 // An unreachable preview is given up on after a second here (30 s in the operator).
 const analyze = httpAnalyzer({ reachWithinMs: 1000 });
 
+/** The preview through its Service, and its one pod's metrics (the same stand-in here). */
+const targets = (preview: string, active: string, apiKey?: string) => ({ preview, active, previewMetrics: [`${preview}/metrics`], ...(apiKey ? { apiKey } : {}) });
+
 // A generous p99 bound: only the latency test is about latency, and a busy machine answers slowly.
 const analyzed = (over: Record<string, unknown> = {}, server: Record<string, unknown> = {}) =>
   model({ server, rollout: { analysis: { enabled: true, requests: 8, maxErrorRate: 0, maxP99LatencyMs: 2000, ...over } } });
 
 describe("an analysis run against the preview and active colours", () => {
   it("passes a healthy preview that answers every golden case as recorded", async () => {
-    const verdict = await analyze(analyzed(), { preview: await colour({}), active: await colour({}) });
+    const verdict = await analyze(analyzed(), targets(await colour({}), await colour({})));
     expect(verdict.result).toBe("pass");
     expect(verdict.message).toContain("8 golden requests answered as recorded");
   });
 
   it("fails a preview whose predictions differ from the bundle's recorded ones", async () => {
-    const verdict = await analyze(analyzed(), { preview: await colour({ skew: 0.001 }), active: await colour({}) });
+    const verdict = await analyze(analyzed(), targets(await colour({ skew: 0.001 }), await colour({})));
     expect(verdict.result).toBe("fail");
     expect(verdict.message).toMatch(/^preview answered 8 golden requests wrongly: xgboost on calm: 0\.0133\d+, expected 0\.0124; lstm on calm/);
   });
 
   it("tolerates float32 noise in the last bits", async () => {
-    const verdict = await analyze(analyzed(), { preview: await colour({ skew: 1e-7 }), active: await colour({}) });
+    const verdict = await analyze(analyzed(), targets(await colour({ skew: 1e-7 }), await colour({})));
     expect(verdict.result).toBe("pass");
   });
 
   it("sends the API key the server needs", async () => {
-    const targets = async (apiKey?: string) => ({ preview: await colour({ apiKey: "k1" }), active: await colour({ apiKey: "k1" }), apiKey });
-    expect((await analyze(analyzed(), await targets("k1"))).result).toBe("pass");
-    expect(await analyze(analyzed(), await targets())).toMatchObject({ result: "fail", message: expect.stringMatching(/^preview error rate 1\.000 > 0 \(HTTP 401/) });
+    const keyed = async (apiKey?: string) => targets(await colour({ apiKey: "k1" }), await colour({ apiKey: "k1" }), apiKey);
+    expect((await analyze(analyzed(), await keyed("k1"))).result).toBe("pass");
+    // The golden cases are the API's too (issue 22): without the key, no cases.
+    expect(await analyze(analyzed(), await keyed())).toEqual({ result: "fail", message: "preview /models/golden answered 401" });
   });
 
   it("fails a preview serving another bundle", async () => {
-    const verdict = await analyze(analyzed(), { preview: await colour({ digest: DIGEST_B }), active: await colour({}) });
+    const verdict = await analyze(analyzed(), targets(await colour({ digest: DIGEST_B }), await colour({})));
     expect(verdict).toEqual({ result: "fail", message: `preview serves ${DIGEST_B}, not ${DIGEST_A}` });
   });
 
   it("fails on errors to golden requests", async () => {
-    const verdict = await analyze(analyzed(), { preview: await colour({ predictStatus: 500 }), active: await colour({}) });
+    const verdict = await analyze(analyzed(), targets(await colour({ predictStatus: 500 }), await colour({})));
     expect(verdict.result).toBe("fail");
     expect(verdict.message).toMatch(/^preview error rate 1\.000 > 0 \(HTTP 500/);
   });
 
   it("fails when the preview is slower than the p99 bound", async () => {
-    const verdict = await analyze(analyzed({ maxP99LatencyMs: 20 }), { preview: await colour({ delayMs: 40 }), active: await colour({}) });
+    const verdict = await analyze(analyzed({ maxP99LatencyMs: 20 }), targets(await colour({ delayMs: 40 }), await colour({})));
     expect(verdict.result).toBe("fail");
     expect(verdict.message).toMatch(/^preview p99 \d+\.\d ms > 20 ms/);
   });
 
   it("fails when the preview's own metrics report server errors", async () => {
-    const verdict = await analyze(analyzed(), { preview: await colour({ serverErrors: 3 }), active: await colour({}) });
+    const verdict = await analyze(analyzed(), targets(await colour({ serverErrors: 3 }), await colour({})));
     expect(verdict).toEqual({ result: "fail", message: "preview metrics report 3 server errors" });
   });
 
   it("fails when the preview's metrics do not count requests at all", async () => {
-    const verdict = await analyze(analyzed(), { preview: await colour({ metrics: "process_cpu_seconds_total 1\n" }), active: await colour({}) });
-    expect(verdict).toEqual({ result: "fail", message: "preview /metrics has no http_requests_total: cannot tell its error count" });
+    const preview = await colour({ metrics: "process_cpu_seconds_total 1\n" });
+    const verdict = await analyze(analyzed(), targets(preview, await colour({})));
+    expect(verdict).toEqual({ result: "fail", message: `preview ${preview}/metrics has no http_requests_total: cannot tell its error count` });
+  });
+
+  it("adds up the server errors of every preview pod, each read on its own metrics port", async () => {
+    const [one, two] = [await colour({}), await colour({ serverErrors: 2 })];
+    const verdict = await analyze(analyzed(), { ...targets(one, await colour({})), previewMetrics: [`${one}/metrics`, `${two}/metrics`] });
+    expect(verdict).toEqual({ result: "fail", message: "preview metrics report 2 server errors" });
   });
 
   it("waits for a preview that cannot be reached yet: its Service follows the pods' readiness by a moment (kind tier, 2026-12-06)", async () => {
     const port = await freePort();
     setTimeout(() => void colour({}, port), 400);
-    const verdict = await analyze(analyzed(), { preview: `http://127.0.0.1:${port}`, active: await colour({}) });
+    const verdict = await analyze(analyzed(), targets(`http://127.0.0.1:${port}`, await colour({})));
     expect(verdict.result).toBe("pass");
   });
 
   it("fails when the preview cannot be reached", async () => {
-    const verdict = await analyze(analyzed(), { preview: "http://127.0.0.1:1", active: await colour({}) });
+    const verdict = await analyze(analyzed(), targets("http://127.0.0.1:1", await colour({})));
     expect(verdict.result).toBe("fail");
     expect(verdict.message).toMatch(/^preview unreachable/);
   });
@@ -135,7 +149,7 @@ describe("analysis runs off the reconcile workers", () => {
     let finish: (v: AnalysisVerdict) => void = () => undefined;
     const queued: string[] = [];
     const runs = new AnalysisRuns(() => new Promise((r) => (finish = r)), (key) => queued.push(key));
-    const targets = async () => ({ preview: "p", active: "a" });
+    const targets = async () => ({ preview: "p", active: "a", previewMetrics: [] });
     expect(runs.poll("ns/spx", "h#0", model(), targets)).toBeUndefined();
     await new Promise((r) => setImmediate(r));
     expect(runs.poll("ns/spx", "h#0", model(), targets)).toBeUndefined(); // still running: not started twice
@@ -154,6 +168,93 @@ describe("analysis runs off the reconcile workers", () => {
       throw new Error("secrets is forbidden");
     });
     await new Promise((r) => setImmediate(r));
-    expect(runs.poll("ns/spx", "h#0", model(), async () => ({ preview: "", active: "" }))).toEqual({ result: "fail", message: "analysis could not run: secrets is forbidden" });
+    expect(runs.poll("ns/spx", "h#0", model(), async () => ({ preview: "", active: "", previewMetrics: [] }))).toEqual({ result: "fail", message: "analysis could not run: secrets is forbidden" });
+  });
+});
+
+/**
+ * A preview that answers without end, or never finishes answering: what a tenant's image or
+ * bundle can do. One operator analyses every model of the cluster under a 128 MiB heap: it
+ * reads a bounded number of bytes for a bounded time, fails that model's run, nothing else.
+ */
+describe("a hostile preview costs the operator a bounded read (issue 21, finding 7)", () => {
+  /** A server that answers `path` with a body of 1 MiB chunks, forever or until `endless` stops; counts the bytes it sent. */
+  async function flooding(path: string, { slow = false } = {}) {
+    const sent = { bytes: 0, closed: false };
+    const chunk = Buffer.alloc(1024 * 1024, 0x20);
+    const inner = await colour({});
+    const server = createServer((req, res) => {
+      if (req.url !== path) {
+        // Everything else as a healthy preview answers it.
+        void fetch(`${inner}${req.url}`, { method: req.method, headers: { "content-type": "application/json" }, ...(req.method === "POST" ? { body: req, duplex: "half" } : {}) } as RequestInit).then(async (r) =>
+          res.writeHead(r.status, { "content-type": "application/json" }).end(Buffer.from(await r.arrayBuffer())),
+        );
+        return;
+      }
+      res.writeHead(200, { "content-type": "application/json" });
+      res.on("close", () => (sent.closed = true));
+      if (slow) {
+        // A byte a second: never done, never too large.
+        const timer = setInterval(() => res.write(" "), 1000);
+        res.on("close", () => clearInterval(timer));
+        return;
+      }
+      res.write('{"cases": [');
+      const more = () => {
+        while (!res.destroyed && res.write(chunk)) sent.bytes += chunk.length;
+        if (!res.destroyed) res.once("drain", () => ((sent.bytes += chunk.length), more()));
+      };
+      more();
+    });
+    servers.push(server);
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    return { url: `http://127.0.0.1:${(server.address() as { port: number }).port}`, sent };
+  }
+
+  it("an endless /models/golden: cut off after the limit, the run fails", async () => {
+    const { url, sent } = await flooding("/models/golden");
+    const verdict = await analyze(analyzed(), targets(url, await colour({})));
+    expect(verdict).toEqual({ result: "fail", message: `preview unreachable: answer longer than the ${BODY_LIMITS.golden} bytes read` });
+    await new Promise((r) => setTimeout(r, 100));
+    expect(sent.closed).toBe(true);
+    // What the operator let in: the limit, and what sat in socket buffers when it stopped.
+    expect(sent.bytes).toBeLessThan(BODY_LIMITS.golden + 16 * 1024 * 1024);
+  });
+
+  it("an endless /metrics on a pod fails the run the same way", async () => {
+    const { url, sent } = await flooding("/metrics");
+    const verdict = await analyze(analyzed(), targets(url, await colour({})));
+    expect(verdict).toEqual({ result: "fail", message: `preview ${url}/metrics unreachable: answer longer than the ${BODY_LIMITS.metrics} bytes read` });
+    expect(sent.bytes).toBeLessThan(BODY_LIMITS.metrics + 16 * 1024 * 1024);
+  });
+
+  it("an endless /predict answer counts as a failed request", async () => {
+    const { url } = await flooding("/predict");
+    const verdict = await analyze(analyzed({ requests: 2 }), targets(url, await colour({})));
+    expect(verdict.message).toMatch(new RegExp(`^preview error rate 1\\.000 > 0 \\(answer longer than the ${BODY_LIMITS.predict} bytes read`));
+  });
+
+  it("an answer that never ends is given up after the request timeout; a run never outlasts its time box", async () => {
+    const { url } = await flooding("/health", { slow: true });
+    const quick = httpAnalyzer({ reachWithinMs: 1000, requestTimeoutMs: 300 });
+    const started = Date.now();
+    expect((await quick(analyzed(), targets(url, await colour({})))).message).toMatch(/^preview unreachable: .*(timeout|aborted)/i);
+    expect(Date.now() - started).toBeLessThan(3000);
+
+    // Each golden request answered in 200 ms: 20 of them do not fit in 1 s.
+    const boxed = httpAnalyzer({ reachWithinMs: 1000, runWithinMs: 1000 });
+    const verdict = await boxed(analyzed({ requests: 20 }), targets(await colour({ delayMs: 200 }), await colour({})));
+    expect(verdict).toEqual({ result: "fail", message: "analysis did not finish within 1s" });
+  });
+
+  it("golden cases that are not golden cases fail the run, not the operator", async () => {
+    const server = createServer((req, res) => {
+      if (req.url === "/health") return void res.end(JSON.stringify({ bundle: { digest: DIGEST_A } }));
+      res.end(JSON.stringify({ cases: [{ name: "x", prices: "not prices", expected: null }] }));
+    });
+    servers.push(server);
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    const url = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+    expect(await analyze(analyzed(), targets(url, await colour({})))).toEqual({ result: "fail", message: "preview /models/golden is not a list of golden cases" });
   });
 });

@@ -29,6 +29,19 @@ describe("ReplicaSet of a colour", () => {
     expect(d.spec!.template!.spec!.initContainers).toBeUndefined();
   });
 
+  it("serves /metrics on its own port, which the Services do not carry (issue 22)", () => {
+    const wm = model();
+    const rs = desiredReplicaSet(wm, wm.spec, "blue", 3, settings);
+    const server = rs.spec!.template!.spec!.containers[0]!;
+    expect(server.ports).toEqual([
+      { name: "http", containerPort: 8000, protocol: "TCP" },
+      { name: "metrics", containerPort: 9090, protocol: "TCP" },
+    ]);
+    expect(server.env).toContainEqual({ name: "METRICS_PORT", value: "9090" });
+    expect(rs.spec!.template!.metadata!.annotations).toMatchObject({ "prometheus.io/port": "9090", "prometheus.io/path": "/metrics" });
+    for (const service of desiredServices(wm, "blue", "blue")) expect(service.spec!.ports!.map((p) => p.targetPort)).toEqual(["http"]);
+  });
+
   it("copies a bundle image into a shared volume with an init container", () => {
     const image = `registry.example/bundle@sha256:${"c".repeat(64)}`;
     const wm = model({ bundle: { image, digest: DIGEST_A } });

@@ -106,7 +106,8 @@ describe("the Helm chart", () => {
         namespaceSelector: { matchNames: ["team-a", "team-b"] },
         selector: { matchLabels: { [LABELS.app]: APP, [LABELS.managedBy]: MANAGED_BY } },
         podTargetLabels: [LABELS.model, LABELS.color],
-        podMetricsEndpoints: [{ port: "http", path: "/metrics", interval: "15s", relabelings: [{ targetLabel: "job", replacement: "financial-api" }] }],
+        // The servers' metrics port (reconcile/replicaset.ts), never behind the Services.
+        podMetricsEndpoints: [{ port: "metrics", path: "/metrics", interval: "15s", relabelings: [{ targetLabel: "job", replacement: "financial-api" }] }],
       },
     });
     // The PrometheusRule is monitoring/alerts.yml itself, not a copy that could drift.

@@ -9,7 +9,8 @@ import { recordResult } from "./results.js";
  * Scenario 1: the operator installed by Helm (setup.ts), the example applied as a user would
  * (`kubectl apply -f crds/examples/spx-return-1d.yaml`), and the original guide's curl
  * commands sent through the model's Service — by curl on the node, to the Service's cluster
- * address — answer exactly what `make run` answers on this machine.
+ * address — answer exactly what `make run` answers on this machine (/metrics from a pod's
+ * metrics port: the Services carry the API only).
  */
 
 const root = resolve(import.meta.dirname, "../../..");
@@ -72,8 +73,13 @@ describe("1. helm install, then kubectl apply the example", () => {
     const here = `http://127.0.0.1:${port}`;
     await waitFor("local server", async () => (await fetch(`${here}/health`)).ok);
 
+    // /metrics: from a pod's metrics port (METRICS_PORT 9090), where Prometheus scrapes it; the
+    // Services carry the API only (issue 22).
+    const pods = await k.core.listNamespacedPod({ namespace, labelSelector: "wavelet.dev/model=spx-return-1d" });
+    const podMetrics = `http://${pods.items.find((p) => p.status?.podIP)!.status!.podIP}:9090`;
+    expect(onNode(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", `${inCluster}/metrics`])).toBe("404");
     for (const command of GUIDE) {
-      const remote = onNode(["curl", ...curlArgs(inCluster, command)]);
+      const remote = onNode(["curl", ...curlArgs(command[1] === "/metrics" ? podMetrics : inCluster, command)]);
       const mine = execFileSync("curl", curlArgs(here, command), { encoding: "utf8" });
       expect(comparable(command[1], remote), `${command[0]} ${command[1]}`).toEqual(comparable(command[1], mine));
     }

@@ -73,7 +73,7 @@ export const bundleSpec = z
  * The server settings the operator derives from the spec. server.env may not set them
  * (the API server says so): one value per name, and the spec field to use instead.
  */
-export const OPERATOR_ENV = ["MODEL_DIR", "EXPECTED_BUNDLE_DIGEST", "MODEL_LOADING", "QUANTIZED", "PORT", "MODELS", "DEFAULT_MODEL", "API_KEY", "ADMIN_API_KEY"] as const;
+export const OPERATOR_ENV = ["MODEL_DIR", "EXPECTED_BUNDLE_DIGEST", "MODEL_LOADING", "QUANTIZED", "PORT", "METRICS_PORT", "MODELS", "DEFAULT_MODEL", "API_KEY", "ADMIN_API_KEY"] as const;
 
 /** Without requests a CPU HPA cannot compute utilization, and the scheduler packs blindly. */
 export const DEFAULT_RESOURCES = { requests: { cpu: "250m", memory: "256Mi" } };
@@ -106,7 +106,7 @@ export const serverSpec = z
         "x-kubernetes-validations": [
           cel(
             `self.all(e, !(e.name in [${OPERATOR_ENV.map((n) => `'${n}'`).join(", ")}]))`,
-            `server.env must not set ${OPERATOR_ENV.join(", ")}: the operator sets them from bundle, models, defaultModel and server.loading, server.quantized, server.apiKeySecretRef, server.adminApiKeySecretRef`,
+            `server.env must not set ${OPERATOR_ENV.join(", ")}: the operator sets them from bundle, models, defaultModel and server.loading, server.quantized, server.apiKeySecretRef, server.adminApiKeySecretRef (METRICS_PORT: the pods serve /metrics on 9090, never through the Services)`,
           ),
         ],
       }),

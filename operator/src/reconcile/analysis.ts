@@ -1,3 +1,4 @@
+import { z } from "zod";
 import type { WaveletModel } from "../api/waveletmodel.js";
 import type { AnalysisVerdict } from "./bluegreen.js";
 
@@ -5,9 +6,9 @@ import type { AnalysisVerdict } from "./bluegreen.js";
  * Analysis before promotion. One run checks the preview colour through its Service: it must
  * be healthy and serve the expected bundle digest; answer the bundle's golden cases (its
  * vectors/parity.json, which the server serves at GET /models/golden) with the predictions
- * the pipeline recorded, within the spec's error-rate and p99 bounds; and its own /metrics
- * must exist and count no server errors. The active colour gets the same requests, for the
- * latencies the messages compare against.
+ * the pipeline recorded, within the spec's error-rate and p99 bounds; and each of its pods'
+ * /metrics (on the metrics port) must exist and count no server errors. The active colour
+ * gets the same requests, for the latencies the messages compare against.
  *
  * Runs happen off the reconcile workers (AnalysisRuns): a pass starts one and returns; the
  * run's end queues the model again, and the next pass records its verdict in status.
@@ -16,22 +17,67 @@ import type { AnalysisVerdict } from "./bluegreen.js";
 export interface AnalysisTargets {
   preview: string;
   active: string;
+  /** The /metrics URL of each preview pod (their metrics port: never behind the model's Services). */
+  previewMetrics: string[];
   /** The server's API key, when the spec gives one (server.apiKeySecretRef). */
   apiKey?: string;
 }
 
 export type Analyzer = (wm: WaveletModel, targets: AnalysisTargets) => Promise<AnalysisVerdict>;
 
-const TIMEOUT_MS = 5000;
 // JSON carries the float32 answers exactly; other CPUs' ONNX kernels may differ in the last bits.
 const ABS_TOLERANCE = 1e-5;
 const REL_TOLERANCE = 1e-4;
 
-interface GoldenCase {
-  name: string;
-  prices: number[];
-  expected: Record<string, number>;
+/**
+ * What the operator reads of a server's answers, at most: a tenant's image or bundle decides
+ * what its pods answer, and one operator serves every model of the cluster, so no answer may
+ * cost it more than this (nor more time than a request's timeout, or the run's time box).
+ * The golden cases are the bundle's parity vectors (190–660 KB for the default bundles).
+ */
+export const BODY_LIMITS = { health: 64 * 1024, golden: 8 * 1024 * 1024, predict: 64 * 1024, metrics: 8 * 1024 * 1024 } as const;
+
+export class BodyTooLarge extends Error {
+  override name = "BodyTooLarge";
 }
+
+/** The body as text, reading no more than `limit` bytes: a longer one is cut off (and the connection with it). */
+export async function readBody(res: Response, limit: number): Promise<string> {
+  const length = Number(res.headers.get("content-length") ?? NaN);
+  if (length > limit) {
+    await res.body?.cancel();
+    throw new BodyTooLarge(`answer of ${length} bytes, more than the ${limit} read`);
+  }
+  if (!res.body) return "";
+  const reader = res.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > limit) {
+      await reader.cancel();
+      throw new BodyTooLarge(`answer longer than the ${limit} bytes read`);
+    }
+    chunks.push(value);
+  }
+  return Buffer.concat(chunks).toString("utf8");
+}
+
+const json = async (res: Response, limit: number): Promise<unknown> => JSON.parse(await readBody(res, limit));
+
+function parsedOr<T>(text: string, otherwise: T): T {
+  try {
+    return JSON.parse(text) as T;
+  } catch {
+    return otherwise;
+  }
+}
+
+const goldenCase = z.object({ name: z.string(), prices: z.array(z.number()), expected: z.record(z.string(), z.number()) });
+const goldenAnswer = z.object({ cases: z.array(goldenCase) });
+type GoldenCase = z.infer<typeof goldenCase>;
 
 interface Probe {
   errors: number;
@@ -41,30 +87,41 @@ interface Probe {
   wrong: string[];
 }
 
-async function probe(base: string, requests: { c: GoldenCase; model: string }[], apiKey: string | undefined, check: boolean): Promise<Probe> {
+/** How long a run, and each request of it, may take; `box` aborts when the run's time is up. */
+interface Limits {
+  reachWithinMs: number;
+  requestTimeoutMs: number;
+  box: AbortSignal;
+}
+
+const within = (limits: Limits) => AbortSignal.any([limits.box, AbortSignal.timeout(limits.requestTimeoutMs)]);
+
+async function probe(base: string, requests: { c: GoldenCase; model: string }[], apiKey: string | undefined, check: boolean, limits: Limits): Promise<Probe> {
   const latencies: number[] = [];
   const failures: string[] = [];
   const wrong: string[] = [];
   for (const { c, model } of requests) {
+    limits.box.throwIfAborted();
     const started = performance.now();
     try {
       const res = await fetch(`${base}/predict`, {
         method: "POST",
         headers: { "content-type": "application/json", ...(apiKey ? { "x-api-key": apiKey } : {}) },
         body: JSON.stringify({ prices: c.prices, model_type: model }),
-        signal: AbortSignal.timeout(TIMEOUT_MS),
+        signal: within(limits),
       });
-      const body = (await res.json().catch(() => ({}))) as { prediction?: unknown };
+      const text = await readBody(res, BODY_LIMITS.predict);
       if (res.status !== 200) failures.push(`HTTP ${res.status}`);
       else if (check) {
         const expected = c.expected[model]!;
-        const got = body.prediction;
+        const got = parsedOr<{ prediction?: unknown }>(text, {}).prediction;
         if (typeof got !== "number" || Math.abs(got - expected) > ABS_TOLERANCE + REL_TOLERANCE * Math.abs(expected)) {
           wrong.push(`${model} on ${c.name}: ${String(got)}, expected ${expected}`);
         }
       }
     } catch (error) {
-      failures.push((error as Error).name);
+      if (limits.box.aborted) throw limits.box.reason;
+      failures.push(error instanceof BodyTooLarge ? error.message : (error as Error).name);
     }
     latencies.push(performance.now() - started);
   }
@@ -84,58 +141,83 @@ function goldenRequests(cases: GoldenCase[], n: number): { c: GoldenCase; model:
  * endpoints and every node's forwarding rules follow a moment later (they failed a run in the
  * kind tier), and no connection is not a verdict on the bundle.
  */
-async function reach(get: () => Promise<Response>, withinMs: number): Promise<Response> {
+async function reach(get: () => Promise<Response>, withinMs: number, signal: AbortSignal): Promise<Response> {
   const deadline = Date.now() + withinMs;
   for (let wait = 100; ; wait = Math.min(2 * wait, 2000)) {
     try {
       return await get();
     } catch (error) {
-      if (Date.now() + wait > deadline) throw error;
+      if (signal.aborted || Date.now() + wait > deadline) throw error;
       await new Promise((resolve) => setTimeout(resolve, wait));
     }
   }
 }
 
-/** `reachWithinMs`: how long the preview may take to accept connections (reach()). */
-export const httpAnalyzer = ({ reachWithinMs = 30_000 } = {}): Analyzer => async (wm, targets) => {
+/**
+ * `reachWithinMs`: how long the preview may take to accept connections (reach());
+ * `requestTimeoutMs`: each request, its answer read to the end; `runWithinMs`: the whole
+ * run's time box, whatever the preview does (a run that exceeds it fails).
+ */
+export const httpAnalyzer = ({ reachWithinMs = 30_000, requestTimeoutMs = 5000, runWithinMs = 300_000 } = {}): Analyzer => async (wm, targets) => {
+  const box = AbortSignal.timeout(runWithinMs);
+  try {
+    return await analyze(wm, targets, { reachWithinMs, requestTimeoutMs, box });
+  } catch (error) {
+    if (box.aborted) return { result: "fail", message: `analysis did not finish within ${runWithinMs / 1000}s` };
+    throw error;
+  }
+};
+
+async function analyze(wm: WaveletModel, targets: AnalysisTargets, limits: Limits): Promise<AnalysisVerdict> {
   const settings = wm.spec.rollout.analysis;
+  const { box } = limits;
   const fail = (message: string): AnalysisVerdict => ({ result: "fail", message });
-  const get = (path: string) => fetch(`${targets.preview}${path}`, { signal: AbortSignal.timeout(TIMEOUT_MS) });
+  const auth = targets.apiKey ? { "x-api-key": targets.apiKey } : undefined;
+  const get = (path: string) => fetch(`${targets.preview}${path}`, { signal: within(limits), ...(auth ? { headers: auth } : {}) });
   let cases: GoldenCase[];
   try {
-    const health = await reach(() => get("/health"), reachWithinMs);
-    const body = (await health.json()) as { bundle?: { digest?: string } };
+    const health = await reach(() => get("/health"), limits.reachWithinMs, box);
+    const body = (await json(health, BODY_LIMITS.health)) as { bundle?: { digest?: string } };
     if (health.status !== 200) return fail(`preview /health answered ${health.status}`);
-    if (body.bundle?.digest !== wm.spec.bundle.digest) return fail(`preview serves ${body.bundle?.digest}, not ${wm.spec.bundle.digest}`);
+    if (body.bundle?.digest !== wm.spec.bundle.digest) return fail(`preview serves ${String(body.bundle?.digest).slice(0, 80)}, not ${wm.spec.bundle.digest}`);
     const golden = await get("/models/golden");
     if (golden.status !== 200) return fail(`preview /models/golden answered ${golden.status}`);
-    cases = ((await golden.json()) as { cases: GoldenCase[] }).cases;
+    const parsed = goldenAnswer.safeParse(await json(golden, BODY_LIMITS.golden));
+    if (!parsed.success) return fail("preview /models/golden is not a list of golden cases");
+    cases = parsed.data.cases;
   } catch (error) {
+    if (box.aborted) throw error;
     return fail(`preview unreachable: ${(error as Error).message}`);
   }
   const requests = goldenRequests(cases, settings.requests);
   if (!requests.length) return fail("the bundle has no golden cases for the served models");
-  const [preview, active] = await Promise.all([probe(targets.preview, requests, targets.apiKey, true), probe(targets.active, requests, targets.apiKey, false)]);
+  const [preview, active] = await Promise.all([probe(targets.preview, requests, targets.apiKey, true, limits), probe(targets.active, requests, targets.apiKey, false, limits)]);
   const rate = preview.errors / requests.length;
   if (rate > settings.maxErrorRate) {
     return fail(`preview error rate ${rate.toFixed(3)} > ${settings.maxErrorRate} (${preview.failures.slice(0, 3).join(", ")}); active had ${active.errors}`);
   }
   if (preview.wrong.length) return fail(`preview answered ${preview.wrong.length} golden requests wrongly: ${preview.wrong.slice(0, 2).join("; ")}`);
   if (preview.p99 > settings.maxP99LatencyMs) return fail(`preview p99 ${preview.p99.toFixed(1)} ms > ${settings.maxP99LatencyMs} ms (active ${active.p99.toFixed(1)} ms)`);
-  try {
-    const text = await (await get("/metrics")).text();
-    const counts = [...text.matchAll(/^http_requests_total\{([^}]*)\} (\d+)/gm)];
-    if (!counts.length) return fail("preview /metrics has no http_requests_total: cannot tell its error count");
-    const serverErrors = counts.filter((m) => /status="5\d\d"/.test(m[1]!)).reduce((sum, m) => sum + Number(m[2]), 0);
-    if (serverErrors > 0) return fail(`preview metrics report ${serverErrors} server errors`);
-  } catch (error) {
-    return fail(`preview /metrics unreachable: ${(error as Error).message}`);
+  // Every preview pod's own count of server errors (the Service would show one pod's).
+  if (!targets.previewMetrics.length) return fail("no preview pod to read /metrics from");
+  let serverErrors = 0;
+  for (const url of targets.previewMetrics) {
+    try {
+      const text = await readBody(await fetch(url, { signal: within(limits) }), BODY_LIMITS.metrics);
+      const counts = [...text.matchAll(/^http_requests_total\{([^}]*)\} (\d+)/gm)];
+      if (!counts.length) return fail(`preview ${url} has no http_requests_total: cannot tell its error count`);
+      serverErrors += counts.filter((m) => /status="5\d\d"/.test(m[1]!)).reduce((sum, m) => sum + Number(m[2]), 0);
+    } catch (error) {
+      if (box.aborted) throw error;
+      return fail(`preview ${url} unreachable: ${(error as Error).message}`);
+    }
   }
+  if (serverErrors > 0) return fail(`preview metrics report ${serverErrors} server errors`);
   return {
     result: "pass",
     message: `preview serves ${wm.spec.bundle.digest.slice(0, 19)}…; ${requests.length} golden requests answered as recorded, p99 ${preview.p99.toFixed(1)} ms (active ${active.p99.toFixed(1)} ms)`,
   };
-};
+}
 
 /**
  * Analysis runs, one at a time per model, off the reconcile workers. A run is named by the

@@ -18,10 +18,10 @@ import { colorState, podsOf } from "./colorstate.js";
 import { Expectations } from "./expectations.js";
 import { activeReplicas, desiredHpa } from "./hpa.js";
 import { desiredPdb } from "./pdb.js";
-import { FIELD_MANAGER, LABELS } from "../api/labels.js";
+import { FIELD_MANAGER, LABELS, TEMPLATE_HASH, podReady } from "../api/labels.js";
 import { activeServiceName, hpaName, previewServiceName, replicaSetName } from "./names.js";
 import { recoverStatus } from "./recover.js";
-import { type PodSettings, type TemplateInputs, desiredReplicaSet, secretRefs, stalePods, templateHash } from "./replicaset.js";
+import { METRICS_PORT, type PodSettings, type TemplateInputs, desiredReplicaSet, secretRefs, stalePods, templateHash } from "./replicaset.js";
 import { desiredServices, endpoint } from "./service.js";
 import { buildStatus, failureOf, failureStatus } from "./status.js";
 import { servingColors } from "./serving.js";
@@ -128,7 +128,13 @@ export class Reconciler {
           // The server takes a comma-separated list; any one of its keys will do.
           return ref ? (await this.deps.writer.secret(namespace, ref.name))?.data[ref.key]?.split(",")[0]?.trim() : undefined;
         };
-        const targets = async () => ({ preview: endpoint(wm, previewServiceName(wm)), active: endpoint(wm), apiKey: await apiKey() });
+        const preview = wm.status?.previewColor;
+        // The preview's ready pods of the new template, each read on its metrics port.
+        const previewMetrics = pods
+          .filter((p) => p.metadata?.labels?.[LABELS.model] === name && p.metadata.labels[LABELS.color] === preview && p.metadata.annotations?.[TEMPLATE_HASH] === rollout.templateHash)
+          .filter((p) => podReady(p) && p.status?.podIP)
+          .map((p) => `http://${p.status!.podIP!.includes(":") ? `[${p.status!.podIP}]` : p.status!.podIP}:${METRICS_PORT}/metrics`);
+        const targets = async () => ({ preview: endpoint(wm, previewServiceName(wm)), active: endpoint(wm), previewMetrics, apiKey: await apiKey() });
         observation.analysis = this.deps.analyses.poll(key, `${rollout.templateHash}#${rollout.analysis?.runs ?? 0}`, wm, targets);
       } else {
         // A verdict belongs to one analysis: a retry, or a rollout back at Deploying, runs anew.

@@ -33,6 +33,12 @@ export interface TemplateInputs {
 }
 
 export const SERVER_PORT = 8000;
+/**
+ * The server's /metrics listener (METRICS_PORT, the guide's 9090): never behind the model's
+ * Services, so a client of the API cannot read what other clients asked (issue 22); scraped
+ * from the pods by Prometheus (the chart's PodMonitor) and by the operator's analysis.
+ */
+export const METRICS_PORT = 9090;
 export const PRE_STOP_SECONDS = 5;
 const BUNDLE_MOUNT = "/models/bundle";
 /** Where the server image keeps its built-in bundles (Dockerfile.server). */
@@ -45,6 +51,7 @@ function serverEnv(spec: WaveletModelSpec): V1EnvVar[] {
     { name: "MODEL_LOADING", value: spec.server.loading },
     { name: "QUANTIZED", value: String(spec.server.quantized) },
     { name: "PORT", value: String(SERVER_PORT) },
+    { name: "METRICS_PORT", value: String(METRICS_PORT) },
   ];
   if (spec.models) env.push({ name: "MODELS", value: spec.models.join(",") });
   if (spec.defaultModel) env.push({ name: "DEFAULT_MODEL", value: spec.defaultModel });
@@ -71,7 +78,10 @@ function podTemplate(wm: WaveletModel, spec: WaveletModelSpec, settings: PodSett
     name: "server",
     image: spec.server.image ?? settings.defaultServerImage,
     ...(spec.server.imagePullPolicy ? { imagePullPolicy: spec.server.imagePullPolicy } : {}),
-    ports: [{ name: "http", containerPort: SERVER_PORT, protocol: "TCP" }],
+    ports: [
+      { name: "http", containerPort: SERVER_PORT, protocol: "TCP" },
+      { name: "metrics", containerPort: METRICS_PORT, protocol: "TCP" },
+    ],
     env: serverEnv(spec),
     // Loading, verifying and warming the models takes seconds to a minute: liveness waits for it.
     startupProbe: { httpGet: { path: "/livez", port: "http" }, periodSeconds: 2, failureThreshold: 90, timeoutSeconds: 2 },
@@ -102,7 +112,7 @@ function podTemplate(wm: WaveletModel, spec: WaveletModelSpec, settings: PodSett
       labels: commonLabels(wm),
       annotations: {
         "prometheus.io/scrape": "true",
-        "prometheus.io/port": String(SERVER_PORT),
+        "prometheus.io/port": String(METRICS_PORT),
         "prometheus.io/path": "/metrics",
         ...(inputs.secretsHash ? { [SECRETS_HASH]: inputs.secretsHash } : {}),
       },
