@@ -39,6 +39,9 @@ const schema = (podNamespace: string | undefined) =>
       // pass that changes nothing sends no write, so the limit binds only on real work.
       KUBE_API_QPS: z.coerce.number().positive().max(10_000).default(200),
       KUBE_API_BURST: z.coerce.number().int().min(1).max(10_000).default(400),
+      // Retire the Deployments an operator from before ReplicaSets made (README, "Upgrading").
+      // Off once every model has moved: the operator then needs no rights on Deployments.
+      MIGRATE_DEPLOYMENTS: bool.default(true),
       RESYNC_SECONDS: z.coerce.number().int().min(10).default(300),
       PORT: z.coerce.number().int().min(1).max(65535).default(8080),
       LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),

@@ -76,7 +76,7 @@ async function run(): Promise<void> {
   const leaseKc = new PooledKubeConfig({ maxSockets: 2 });
   leaseKc.loadFromDefault();
   const queue = new WorkQueue(clock);
-  const informers = createInformers(kc, config.WATCH_NAMESPACE, (key, priority) => queue.add(key, priority), clock, log);
+  const informers = createInformers(kc, config.WATCH_NAMESPACE, (key, priority) => queue.add(key, priority), clock, log, { deployments: config.MIGRATE_DEPLOYMENTS });
   const reconciler = new Reconciler({
     caches: informers.caches,
     writer: new KubeClient(kc, config.POD_NAME),

@@ -35,6 +35,8 @@ describe("the Helm chart", () => {
   it("by default: cluster-wide RBAC, the Lease Role in the release namespace, two replicas with a PDB, no monitoring objects", () => {
     const objects = renderChart(helm, ["--namespace", "wavelet-system"]);
     expect(ids(objects)).toEqual([
+      "ClusterRole/wavelet-model-editor",
+      "ClusterRole/wavelet-model-viewer",
       "ClusterRole/wavelet-operator",
       "ClusterRoleBinding/wavelet-operator",
       "Deployment/wavelet-system/wavelet-operator",
@@ -76,8 +78,7 @@ describe("the Helm chart", () => {
   it("with watchNamespaces: a Role with the same rules in each, the operator told which; image by digest; a ServiceMonitor", () => {
     const objects = renderChart(helm, ["--namespace", "wavelet-system", "-f", CI_VALUES]);
     const kinds = objects.map((o) => o.kind);
-    expect(kinds).not.toContain("ClusterRole");
-    expect(kinds).not.toContain("ClusterRoleBinding");
+    expect(ids(objects.filter((o) => o.kind?.startsWith("ClusterRole")))).toEqual(["ClusterRole/wavelet-model-editor", "ClusterRole/wavelet-model-viewer"]);
     expect(ids(objects.filter((o) => o.kind === "Role" || o.kind === "RoleBinding"))).toEqual([
       "Role/team-a/wavelet-operator",
       "Role/team-b/wavelet-operator",
@@ -86,7 +87,7 @@ describe("the Helm chart", () => {
       "RoleBinding/team-b/wavelet-operator",
       "RoleBinding/wavelet-system/wavelet-operator-leader-election",
     ]);
-    const clusterRules = (renderChart(helm).find((o) => o.kind === "ClusterRole") as V1Role).rules;
+    const clusterRules = (renderChart(helm).find((o) => o.kind === "ClusterRole" && o.metadata?.name === "wavelet-operator") as V1Role).rules;
     expect((objects.find((o) => o.metadata?.namespace === "team-a" && o.kind === "Role") as V1Role).rules).toEqual(clusterRules);
 
     expect(deploymentOf(objects).spec!.template.spec!.containers[0]!.image).toBe(
@@ -113,6 +114,29 @@ describe("the Helm chart", () => {
     // The PrometheusRule is monitoring/alerts.yml itself, not a copy that could drift.
     const rule = objects.find((o) => o.kind === "PrometheusRule") as unknown as { spec: unknown };
     expect(rule.spec).toEqual(parse(readFileSync(`${CHART}/../../monitoring/alerts.yml`, "utf8")));
+  });
+
+  it("retires older Deployments by default; with migrateDeployments=false, no Deployment rights and the operator told so (issue 21)", () => {
+    const rulesOf = (objects: KubernetesObject[]) => (objects.find((o) => o.kind === "ClusterRole" && o.metadata?.name === "wavelet-operator") as V1Role).rules!;
+    const deploymentRules = (objects: KubernetesObject[]) => rulesOf(objects).filter((r) => r.resources?.includes("deployments"));
+    const migrating = renderChart(helm);
+    expect(deploymentRules(migrating)).toEqual([{ apiGroups: ["apps"], resources: ["deployments"], verbs: ["list", "watch", "delete"] }]);
+    expect(envOf(migrating).MIGRATE_DEPLOYMENTS).toBe("true");
+    const moved = renderChart(helm, ["--set", "migrateDeployments=false"]);
+    expect(deploymentRules(moved)).toEqual([]);
+    expect(envOf(moved).MIGRATE_DEPLOYMENTS).toBe("false");
+    expect(parseConfig({ MIGRATE_DEPLOYMENTS: "false" }).MIGRATE_DEPLOYMENTS).toBe(false);
+  });
+
+  it("aggregates WaveletModel rights into Kubernetes' admin/edit and view roles (issue 21)", () => {
+    const roles = renderChart(helm).filter((o) => o.kind === "ClusterRole" && o.metadata?.name !== "wavelet-operator") as V1Role[];
+    const editor = roles.find((r) => r.metadata?.name === "wavelet-model-editor")!;
+    expect(editor.metadata?.labels).toMatchObject({ "rbac.authorization.k8s.io/aggregate-to-admin": "true", "rbac.authorization.k8s.io/aggregate-to-edit": "true" });
+    expect(editor.rules![0]).toEqual({ apiGroups: ["wavelet.dev"], resources: ["waveletmodels"], verbs: ["get", "list", "watch", "create", "update", "patch", "delete", "deletecollection"] });
+    const viewer = roles.find((r) => r.metadata?.name === "wavelet-model-viewer")!;
+    expect(viewer.metadata?.labels).toMatchObject({ "rbac.authorization.k8s.io/aggregate-to-view": "true" });
+    expect(viewer.rules!.flatMap((r) => r.verbs)).toEqual(["get", "list", "watch"]);
+    expect(renderChart(helm, ["--set", "aggregateRoles=false"]).filter((o) => o.kind === "ClusterRole").map((o) => o.metadata?.name)).toEqual(["wavelet-operator"]);
   });
 
   it("renders no PodDisruptionBudget for one replica", () => {

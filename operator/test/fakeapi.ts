@@ -80,9 +80,19 @@ export function harness({ name = "spx", analyzer = async () => ({ result: "pass"
   /** Runs after each read: what someone else does right then. */
   let afterRead: (o: KubernetesObject) => void = () => undefined;
   let failApply: (o: KubernetesObject) => boolean = () => false;
-  /** Reads of Secrets and EndpointSlices that fail, with this error. */
-  const broken: { secret?: Error; routedPods?: Error } = {};
+  /** Reads of EndpointSlices that fail, with this error. */
+  const broken: { routedPods?: Error } = {};
+  /** The Secrets of the namespace; the operator's metadata cache of them is always current here. */
   const secrets = new Map<string, { resourceVersion: string; data: Record<string, string> }>();
+  const secretsCache: ObjectCache<KubernetesObject> = {
+    get: (name) => {
+      const found = secrets.get(name);
+      return found && { metadata: { name, namespace: "ns", resourceVersion: found.resourceVersion } };
+    },
+    list: () => [...secrets.entries()].map(([name, { resourceVersion }]) => ({ metadata: { name, namespace: "ns", resourceVersion } })),
+  };
+  /** Secrets read from the API server (their data), by name. */
+  const secretReads: string[] = [];
   const writer: Writer = {
     read: async (o) => {
       requests.push(`read ${o.kind}/${o.metadata!.name}`);
@@ -117,7 +127,7 @@ export function harness({ name = "spx", analyzer = async () => ({ result: "pass"
       return routed;
     },
     secret: async (_ns, name) => {
-      if (broken.secret) throw broken.secret;
+      secretReads.push(name);
       return secrets.get(name);
     },
     applyStatus: async (_wm, status, rv) => {
@@ -149,6 +159,7 @@ export function harness({ name = "spx", analyzer = async () => ({ result: "pass"
       services: caches.Service,
       hpas: caches.HorizontalPodAutoscaler,
       pdbs: caches.PodDisruptionBudget,
+      secrets: secretsCache,
     } as unknown as Caches,
     writer,
     clock,
@@ -257,6 +268,7 @@ export function harness({ name = "spx", analyzer = async () => ({ result: "pass"
     warnings,
     analyzerCalls,
     secrets,
+    secretReads,
     clock,
     metrics,
     pass,

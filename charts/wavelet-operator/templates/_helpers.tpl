@@ -67,10 +67,12 @@ its own pods of an outdated template, and never writes its own CRD.
 - apiGroups: [apps]
   resources: [replicasets]
   verbs: [get, list, watch, create, patch]
-# Only to replace the Deployments an operator from before ReplicaSets made.
+{{- if .Values.migrateDeployments }}
+# Only to replace the Deployments an operator from before ReplicaSets made (migrateDeployments).
 - apiGroups: [apps]
   resources: [deployments]
   verbs: [list, watch, delete]
+{{- end }}
 - apiGroups: [""]
   resources: [services]
   verbs: [get, list, watch, create, patch]
@@ -83,10 +85,12 @@ its own pods of an outdated template, and never writes its own CRD.
 - apiGroups: [""]
   resources: [events]
   verbs: [create]
-# Analysis sends the server's API key (server.apiKeySecretRef) with its golden requests.
+# Secrets: watched as metadata only (names and versions, never their data), so the version of
+# each API key Secret a model names goes into its pod template's hash and a rotated key rolls out
+# at once; read (get) only for the key analysis sends. With watchNamespaces, per namespace.
 - apiGroups: [""]
   resources: [secrets]
-  verbs: [get]
+  verbs: [get, list, watch]
 # A colour's ready replicas are counted from its pods (operator/src/reconcile/colorstate.ts);
 # an idle colour's pods of an older template are deleted (its ReplicaSet makes new ones).
 - apiGroups: [""]

@@ -295,3 +295,11 @@ export const ANNOTATIONS = {
   rollback: "wavelet.dev/rollback",
   retry: "wavelet.dev/retry",
 } as const;
+
+/**
+ * The Secrets a spec's pods read (name and key): their versions go into the pod template's
+ * hash (a rotated key rolls out blue-green), and a change of one queues the models naming it.
+ */
+export function secretRefs(spec: Pick<WaveletModelSpec, "server">): { name: string; key: string }[] {
+  return [spec.server.apiKeySecretRef, spec.server.adminApiKeySecretRef].filter((r) => r !== undefined);
+}

@@ -16,8 +16,9 @@ import {
   type V2HorizontalPodAutoscaler,
   PolicyV1Api,
   makeInformer,
+  setHeaderOptions,
 } from "@kubernetes/client-node";
-import { GROUP, PLURAL, VERSION } from "../api/waveletmodel.js";
+import { GROUP, PLURAL, VERSION, type WaveletModelSpec, secretRefs } from "../api/waveletmodel.js";
 import { MANAGED_SELECTOR, ownerKey } from "../api/labels.js";
 import { type Clock, sleep } from "./clock.js";
 import type { Priority } from "./queue.js";
@@ -40,6 +41,12 @@ export interface Caches {
   services: ObjectCache<V1Service>;
   hpas: ObjectCache<V2HorizontalPodAutoscaler>;
   pdbs: ObjectCache<V1PodDisruptionBudget>;
+  /**
+   * The Secrets of the watched namespaces, metadata only (name and resourceVersion: never
+   * their data, labels or annotations): a model's pod template hashes the versions of the
+   * Secrets it names, and a new version queues those models at once.
+   */
+  secrets: ObjectCache<KubernetesObject>;
 }
 
 export interface InformerSet {
@@ -59,6 +66,31 @@ function slim(o: KubernetesObject): void {
   if (o.metadata?.managedFields) delete o.metadata.managedFields;
 }
 
+/** All a Secret's cached form keeps: who it is and its version (kubectl apply copies the data into an annotation). */
+function slimSecret(o: KubernetesObject): void {
+  const { name, namespace, uid, resourceVersion } = o.metadata ?? {};
+  o.metadata = { name, namespace, uid, resourceVersion };
+}
+
+// Watches and lists of Secrets ask for PartialObjectMetadata: the API server sends no data.
+const METADATA = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1";
+const METADATA_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1";
+
+/** `kc` whose requests (the informer's watches) ask for metadata only. */
+function metadataOnly(kc: KubeConfig): KubeConfig {
+  return new Proxy(kc, {
+    get(target, property, receiver) {
+      if (property !== "applyToFetchOptions") return Reflect.get(target, property, receiver);
+      return async (options: object) => {
+        const applied = await target.applyToFetchOptions(options);
+        // client-node builds a Headers object here (its typings say HeadersInit).
+        (applied.headers as unknown as Headers).set("Accept", METADATA);
+        return applied;
+      };
+    },
+  });
+}
+
 /** One cache over the informers of several namespaces, each of which holds only its own. */
 function merged<T>(caches: ObjectCache<T>[]): ObjectCache<T> {
   return {
@@ -67,8 +99,22 @@ function merged<T>(caches: ObjectCache<T>[]): ObjectCache<T> {
   };
 }
 
+const EMPTY: ObjectCache<never> = { get: () => undefined, list: () => [] };
+
+export interface InformerOptions {
+  /** Watch Deployments of an operator from before ReplicaSets, to retire them (MIGRATE_DEPLOYMENTS). */
+  deployments: boolean;
+}
+
 /** `namespaces`: the namespaces to watch, each with its own informers; none means the whole cluster. */
-export function createInformers(kc: KubeConfig, namespaces: string[], enqueue: (key: string, priority?: Priority) => void, clock: Clock, log: Log): InformerSet {
+export function createInformers(
+  kc: KubeConfig,
+  namespaces: string[],
+  enqueue: (key: string, priority?: Priority) => void,
+  clock: Clock,
+  log: Log,
+  options: InformerOptions = { deployments: true },
+): InformerSet {
   const custom = kc.makeApiClient(CustomObjectsApi);
   const apps = kc.makeApiClient(AppsV1Api);
   const core = kc.makeApiClient(CoreV1Api);
@@ -111,7 +157,13 @@ export function createInformers(kc: KubeConfig, namespaces: string[], enqueue: (
     const pdbs = children<V1PodDisruptionBudget>("/apis/policy/v1/poddisruptionbudgets", (o) => policy.listNamespacedPodDisruptionBudget(o), (o) =>
       policy.listPodDisruptionBudgetForAllNamespaces(o),
     );
-    return { namespace, models, replicasets, deployments, pods, services, hpas, pdbs };
+    const metadata = setHeaderOptions("Accept", METADATA_LIST);
+    const secrets = makeInformer<KubernetesObject>(
+      metadataOnly(kc),
+      scope("/api/v1/secrets"),
+      list(() => (namespace ? core.listNamespacedSecret({ namespace }, metadata) : core.listSecretForAllNamespaces({}, metadata))),
+    );
+    return { namespace, models, replicasets, deployments, pods, services, hpas, pdbs, secrets };
   };
   const sets = (namespaces.length ? namespaces : [undefined]).map(informersIn);
 
@@ -122,16 +174,28 @@ export function createInformers(kc: KubeConfig, namespaces: string[], enqueue: (
     const key = ownerKey(o);
     if (key) enqueue(key);
   };
-  const all = sets.flatMap(({ namespace, models, replicasets, deployments, pods, services, hpas, pdbs }): [string, Informer<KubernetesObject>, (o: KubernetesObject, verb: Verb) => void][] => {
+  const models = merged(sets.map((s) => s.models));
+  // A Secret concerns the models of its namespace that name it.
+  const secretKey = (o: KubernetesObject) => {
+    const namespace = o.metadata?.namespace;
+    for (const m of models.list(namespace)) {
+      const spec = (m as { spec?: Pick<WaveletModelSpec, "server"> }).spec;
+      if (spec?.server && secretRefs(spec).some((r) => r.name === o.metadata?.name)) enqueue(`${namespace}/${m.metadata?.name}`);
+    }
+  };
+  type Watched = [string, Informer<KubernetesObject>, (o: KubernetesObject, verb: Verb) => void];
+  const all = sets.flatMap(({ namespace, models, replicasets, deployments, pods, services, hpas, pdbs, secrets }): Watched[] => {
     const where = namespace ? ` in ${namespace}` : "";
+    const legacy: Watched[] = options.deployments ? [[`deployments${where}`, deployments as unknown as Informer<KubernetesObject>, childKey]] : [];
     return [
       [`waveletmodels${where}`, models, modelKey],
       [`replicasets${where}`, replicasets as unknown as Informer<KubernetesObject>, childKey],
-      [`deployments${where}`, deployments as unknown as Informer<KubernetesObject>, childKey],
+      ...legacy,
       [`pods${where}`, pods as unknown as Informer<KubernetesObject>, childKey],
       [`services${where}`, services as unknown as Informer<KubernetesObject>, childKey],
       [`hpas${where}`, hpas as unknown as Informer<KubernetesObject>, childKey],
       [`pdbs${where}`, pdbs as unknown as Informer<KubernetesObject>, childKey],
+      [`secrets${where}`, secrets, secretKey],
     ];
   });
   /** Watches that are up; one that fails leaves until it is back, so /readyz tells. */
@@ -172,7 +236,7 @@ export function createInformers(kc: KubeConfig, namespaces: string[], enqueue: (
   };
   for (const [name, informer, toKey] of all) {
     // First, so the cache keeps the slim object (the handlers get the object it stores).
-    for (const verb of ["add", "update"] as const) informer.on(verb, slim);
+    for (const verb of ["add", "update"] as const) informer.on(verb, name.startsWith("secrets") ? slimSecret : slim);
     // Updates that change nothing a pass reads queue nothing (relevant.ts).
     const relevant = relevantUpdates(name.split(" ")[0]!);
     informer.on("add", (o) => (relevant.seen(o), toKey(o, "add")));
@@ -189,13 +253,15 @@ export function createInformers(kc: KubeConfig, namespaces: string[], enqueue: (
 
   return {
     caches: {
-      models: merged(sets.map((s) => s.models)),
+      models,
       replicasets: merged(sets.map((s) => s.replicasets)),
-      deployments: merged(sets.map((s) => s.deployments)),
+      // Without the migration, none are watched (nor may be: the chart then grants no Deployment rights).
+      deployments: options.deployments ? merged(sets.map((s) => s.deployments)) : EMPTY,
       pods: merged(sets.map((s) => s.pods)),
       services: merged(sets.map((s) => s.services)),
       hpas: merged(sets.map((s) => s.hpas)),
       pdbs: merged(sets.map((s) => s.pdbs)),
+      secrets: merged(sets.map((s) => s.secrets)),
     },
     async start() {
       const failed = (await Promise.all(all.map(async ([name, informer]) => ((await startOnce(name, informer)) ? [] : [name])))).flat();

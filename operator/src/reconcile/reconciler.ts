@@ -8,6 +8,7 @@ import {
   type WaveletModelStatus,
   waveletModel,
   waveletModelSpec,
+  secretRefs,
   waveletModelStatus,
 } from "../api/waveletmodel.js";
 import type { ReconcileResult } from "../controller/controller.js";
@@ -21,7 +22,7 @@ import { desiredPdb } from "./pdb.js";
 import { FIELD_MANAGER, LABELS, TEMPLATE_HASH, podReady } from "../api/labels.js";
 import { activeServiceName, hpaName, previewServiceName, replicaSetName } from "./names.js";
 import { recoverStatus } from "./recover.js";
-import { METRICS_PORT, type PodSettings, type TemplateInputs, desiredReplicaSet, secretRefs, stalePods, templateHash } from "./replicaset.js";
+import { METRICS_PORT, type PodSettings, type TemplateInputs, desiredReplicaSet, stalePods, templateHash } from "./replicaset.js";
 import { desiredServices, endpoint } from "./service.js";
 import { buildStatus, failureOf, failureStatus } from "./status.js";
 import { servingColors } from "./serving.js";
@@ -100,7 +101,7 @@ export class Reconciler {
       live = await this.readLive(pass, wm, colors, state);
       const lastGood = waveletModelSpec.safeParse(wm.status?.lastGoodSpec);
       const activeSpec = lastGood.success ? lastGood.data : undefined;
-      inputs = await this.templateInputs(namespace, [wm.spec, ...(activeSpec ? [activeSpec] : [])]);
+      inputs = this.templateInputs(namespace);
       const previous = waveletModelSpec.safeParse(wm.status?.rollout?.previousSpec);
       observation = {
         wm,
@@ -226,17 +227,15 @@ export class Reconciler {
 
   /**
    * The TemplateInputs of each spec: a hash of the versions of the Secrets its pods read (the
-   * version, not the value: the hash is visible to anyone who can read the Deployment).
+   * version, not the value: the hash is visible to anyone who can read the ReplicaSet), from the
+   * Secrets' metadata cache, whose every new version queues the models naming it.
    */
-  private async templateInputs(namespace: string, specs: WaveletModelSpec[]): Promise<(spec: WaveletModelSpec) => TemplateInputs> {
-    const names = [...new Set(specs.flatMap((spec) => secretRefs(spec).map((r) => r.name)))].sort();
-    const versions = new Map<string, string>();
-    for (const name of names) versions.set(name, (await this.deps.writer.secret(namespace, name))?.resourceVersion ?? "missing");
+  private templateInputs(namespace: string): (spec: WaveletModelSpec) => TemplateInputs {
     return (spec) => {
       const used = [...new Set(secretRefs(spec).map((r) => r.name))].sort();
       if (!used.length) return {};
-      const hash = createHash("sha256").update(used.map((n) => `${n}@${versions.get(n)}`).join(",")).digest("hex").slice(0, 16);
-      return { secretsHash: hash };
+      const versions = used.map((n) => `${n}@${this.deps.caches.secrets.get(n, namespace)?.metadata?.resourceVersion ?? "missing"}`);
+      return { secretsHash: createHash("sha256").update(versions.join(",")).digest("hex").slice(0, 16) };
     };
   }
 

@@ -67,11 +67,6 @@ function serverEnv(spec: WaveletModelSpec): V1EnvVar[] {
   return env;
 }
 
-/** The Secrets the pods read (name and key), for TemplateInputs.secretsHash. */
-export function secretRefs(spec: WaveletModelSpec): { name: string; key: string }[] {
-  return [spec.server.apiKeySecretRef, spec.server.adminApiKeySecretRef].filter((r) => r !== undefined);
-}
-
 /** The pod template without the colour label: identical for both colours of one spec. */
 function podTemplate(wm: WaveletModel, spec: WaveletModelSpec, settings: PodSettings, inputs: TemplateInputs): V1PodTemplateSpec {
   const server: V1Container = {

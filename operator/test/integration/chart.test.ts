@@ -44,7 +44,8 @@ describe("the Helm chart on a real API server", () => {
     const lines = dryRun(helmTemplate(inject("helm"), ["--namespace", release!]));
     expect(lines).toContain("clusterrole.rbac.authorization.k8s.io/wavelet-operator created (server dry run)");
     expect(lines).toContain("deployment.apps/wavelet-operator created (server dry run)");
-    expect(lines).toHaveLength(8);
+    expect(lines).toContain("clusterrole.rbac.authorization.k8s.io/wavelet-model-editor created (server dry run)");
+    expect(lines).toHaveLength(10);
   });
 
   it("accepts Roles in watched namespaces, the image by digest and the monitoring objects (ci/namespaced-values.yaml)", async () => {
@@ -60,7 +61,7 @@ describe("the Helm chart on a real API server", () => {
         "prometheusrule.monitoring.coreos.com/wavelet-operator created (server dry run)",
       ]),
     );
-    expect(lines).toHaveLength(13);
+    expect(lines).toHaveLength(15);
   });
 
   it("the PrometheusRule's schema is enforced: a rule with a malformed `for` is refused", async () => {
