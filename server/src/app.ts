@@ -21,6 +21,7 @@ import { adminRoutes } from "./routes/admin.js";
 import { healthRoutes } from "./routes/health.js";
 import { metricsRoute, registryMetrics } from "./routes/metrics.js";
 import { predictRoutes } from "./routes/predict.js";
+import { proxyTrust } from "./proxies.js";
 import { localReload, type Reload } from "./reloads.js";
 import type { TlsFiles } from "./tls.js";
 import { DEFAULT_SHAPE, describeShape, type FeatureShape, featureShape, sameShape } from "./schemas/api.js";
@@ -61,7 +62,6 @@ declare module "fastify" {
 }
 
 const REQUEST_ID = /^[\w.:-]{1,128}$/;
-const trustHops = (hops: number) => (_address: string, hop: number) => hop < hops;
 
 /** The whole HTTP API, bundle loaded, not listening: server.ts and tests decide that. */
 export async function buildApp(opts: BuildOptions): Promise<FastifyInstance> {
@@ -77,9 +77,7 @@ export async function buildApp(opts: BuildOptions): Promise<FastifyInstance> {
       const given = req.headers["x-request-id"];
       return typeof given === "string" && REQUEST_ID.test(given) ? given : randomUUID();
     },
-    // A hop count as a function: Fastify ignores numbers (a direct client could forge hops),
-    // so a count is for servers reachable only through the proxies (README).
-    trustProxy: typeof config.TRUST_PROXY === "number" ? trustHops(config.TRUST_PROXY) : config.TRUST_PROXY,
+    trustProxy: proxyTrust(config.TRUST_PROXY),
     // Bodies are parsed by plain JSON.parse: every body then goes through a strict zod
     // schema that rejects unknown keys (__proto__ and constructor included) and builds
     // fresh objects, so the per-request regex scans for poisoned keys buy nothing.

@@ -2,6 +2,7 @@ import { isIP } from "node:net";
 import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { z } from "zod";
+import { trustsEveryone } from "./proxies.js";
 
 /**
  * Settings come from the environment, are parsed once at start, and a bad value stops the
@@ -23,14 +24,14 @@ const port = int(1, 65535);
 const list = z
   .string()
   .transform((v) => v.split(",").map((s) => s.trim()).filter(Boolean));
-/** An IPv4 or IPv6 address, or a CIDR block of them. */
+/** An IPv4 or IPv6 address, or a CIDR block of them (no zone: a proxy is not a link-local peer). */
 const addressOrBlock = z.string().refine((v) => {
   const [address = "", prefix, ...rest] = v.split("/");
   const family = isIP(address);
-  return family !== 0 && rest.length === 0 && (prefix === undefined || (/^\d{1,3}$/.test(prefix) && Number(prefix) <= (family === 4 ? 32 : 128)));
+  return family !== 0 && !address.includes("%") && rest.length === 0 && (prefix === undefined || (/^\d{1,3}$/.test(prefix) && Number(prefix) <= (family === 4 ? 32 : 128)));
 }, "expected addresses or CIDR blocks");
 // Whose X-Forwarded-For to believe: nobody (off), the last N hops, or proxies at these
-// addresses (Fastify's trustProxy). Never everyone: any client could then pick its address.
+// addresses (proxies.ts). Never everyone, however split: any client could then pick its address.
 const trustProxy = z
   .string()
   .trim()
@@ -44,7 +45,19 @@ const trustProxy = z
     }
     return v.split(",").map((s) => s.trim()).filter(Boolean);
   })
-  .pipe(z.union([z.literal(false), z.number().int().min(1).max(32), z.array(addressOrBlock).min(1)]));
+  .pipe(
+    z.union([
+      z.literal(false),
+      z.number().int().min(1).max(32),
+      z
+        .array(addressOrBlock)
+        .min(1)
+        .superRefine((blocks, ctx) => {
+          const everyone = trustsEveryone(blocks);
+          if (everyone) ctx.addIssue({ code: "custom", message: `trusts every ${everyone}, so any client could choose its address; list only your proxies' addresses or networks` });
+        }),
+    ]),
+  );
 // RFC 6749 scope-token: printable ASCII without space, quote or backslash.
 const scope = z.string().regex(/^[!#-[\]-~]+$/, "expected one scope name (no spaces or quotes)");
 const keys = list.pipe(z.array(z.string().min(16, "API keys must be at least 16 characters")).min(1, "no key given"));

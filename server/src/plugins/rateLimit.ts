@@ -3,6 +3,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import fp from "fastify-plugin";
 import type { Redis } from "ioredis";
 import { LRUCache } from "lru-cache";
+import { clientAddress } from "../proxies.js";
 import type { Realm } from "./context.js";
 import { AppError } from "./errors.js";
 import type { Metrics } from "./metrics.js";
@@ -14,7 +15,7 @@ import type { RedisGuard } from "./redis.js";
  * one row is charged in onRequest, so an exhausted client is refused before its body is
  * read, the rest in preHandler. A charge that does not fit is refused (429) and spends
  * nothing, so a refused request has spent one row at most. The client is the verified identity (request.identity, set by auth
- * before this runs) or else the connection's address (request.ip, which believes
+ * before this runs) or else the connection's address (clientAddress, which believes
  * X-Forwarded-For only as far as TRUST_PROXY says; an IPv6 client's /64), never an
  * unchecked header. With Redis
  * the counts are shared by replicas; when Redis is slow or down they are counted locally.
@@ -91,7 +92,7 @@ class Limiter {
   /** Charge `cost` to the caller's `budget`, or throw 429; the X-RateLimit-* headers say where it stands. */
   async charge(request: FastifyRequest, reply: FastifyReply, budget: Realm, cost: number): Promise<void> {
     const max = this.opts.max[budget];
-    const key = `${PREFIX}:${budget}:${request.identity ?? `ip:${network(request.ip)}`}`;
+    const key = `${PREFIX}:${budget}:${request.identity ?? `ip:${network(clientAddress(request))}`}`;
     const remote = await this.opts.redis?.run("rate_limit", (r) => (r as ChargingRedis).rateCharge(key, cost, max, this.opts.windowMs));
     const [used, resetMs, charged] = remote ?? this.countLocally(key, cost, max);
     const resetSeconds = Math.max(1, Math.ceil((resetMs < 0 ? this.opts.windowMs : resetMs) / 1000));
