@@ -23,7 +23,7 @@ import { metricsRoute, registryMetrics } from "./routes/metrics.js";
 import { predictRoutes } from "./routes/predict.js";
 import { proxyTrust } from "./proxies.js";
 import { localReload, type Reload } from "./reloads.js";
-import type { TlsFiles } from "./tls.js";
+import type { TlsContext } from "./tls.js";
 import { DEFAULT_SHAPE, describeShape, type FeatureShape, featureShape, sameShape } from "./schemas/api.js";
 
 export const API_VERSION = "1.0.0";
@@ -35,7 +35,7 @@ export interface BuildOptions {
   /** Whether /metrics is served by this app (false when a separate listener serves it). */
   serveMetrics?: boolean;
   /** Serve HTTPS with this certificate and key (TLS_CERT_FILE, TLS_KEY_FILE). */
-  https?: TlsFiles | undefined;
+  https?: TlsContext | undefined;
   /** How /admin/reload reloads: this process's registry unless a cluster worker asks its primary. */
   reload?: Reload | undefined;
   /** CPU and memory limits for the metrics; read from the cgroup when not given. */
@@ -158,7 +158,7 @@ export async function buildApp(opts: BuildOptions): Promise<FastifyInstance> {
 
   await app.register(errorsPlugin);
   await app.register(metricsPlugin, { metrics });
-  await app.register(securityHeadersPlugin);
+  await app.register(securityHeadersPlugin, { hstsIncludeSubDomains: config.HSTS_INCLUDE_SUBDOMAINS });
   if (config.ALLOWED_ORIGINS.length) {
     await app.register(cors, {
       origin: config.ALLOWED_ORIGINS.includes("*") ? true : config.ALLOWED_ORIGINS,

@@ -142,6 +142,9 @@ const configFields = z.object({
   // PEM files; both set: HTTPS on PORT, re-read on SIGHUP.
   TLS_CERT_FILE: z.string().min(1).optional(),
   TLS_KEY_FILE: z.string().min(1).optional(),
+  TLS_MIN_VERSION: z.enum(["TLSv1.2", "TLSv1.3"], { error: "expected TLSv1.2 or TLSv1.3" }).default("TLSv1.2"),
+  // Whether HSTS (sent over TLS) also covers every subdomain of the host: only its owner knows.
+  HSTS_INCLUDE_SUBDOMAINS: bool.default(false),
 });
 
 export const configSchema = configFields
