@@ -61,6 +61,10 @@ const trustProxy = z
 // RFC 6749 scope-token: printable ASCII without space, quote or backslash.
 const scope = z.string().regex(/^[!#-[\]-~]+$/, "expected one scope name (no spaces or quotes)");
 const keys = list.pipe(z.array(z.string().min(16, "API keys must be at least 16 characters")).min(1, "no key given"));
+// Keys fetched over plain HTTP could be swapped on the way for an attacker's; a loopback issuer
+// (development) is reached without a network.
+const LOOPBACK_HOST = /^(localhost|127(\.\d{1,3}){3}|\[::1\])$/;
+const httpsOrLoopback = (url: string | undefined) => url === undefined || !URL.canParse(url) || url.startsWith("https:") || LOOPBACK_HOST.test(new URL(url).hostname);
 
 const configFields = z.object({
   HOST: z.string().default("0.0.0.0"),
@@ -95,10 +99,11 @@ const configFields = z.object({
   OAUTH_ADMIN_SCOPE: scope.default("admin"),
   OAUTH_CLOCK_SKEW_SECONDS: int(0, 600).default(30),
   // How long fetched keys and verified tokens are trusted (a key removed from the set is
-  // refused within twice this), and the least time between fetches triggered by a token
-  // naming an unknown key (a newly published key).
+  // refused within twice this), and the least time between fetches other than the one due
+  // when the keys expire: for a token naming an unknown key (a newly published key), and
+  // after a failed fetch (the last good keys keep verifying meanwhile).
   OAUTH_JWKS_CACHE_SECONDS: int(1, 86_400).default(600),
-  OAUTH_JWKS_COOLDOWN_SECONDS: int(0, 3600).default(30),
+  OAUTH_JWKS_COOLDOWN_SECONDS: int(1, 3600).default(30),
   ALLOWED_ORIGINS: list.default([]),
   ENABLE_METRICS: bool.default(true),
   METRICS_PORT: port.optional(),
@@ -176,6 +181,22 @@ export const configSchema = configFields
   .refine((c) => c.OAUTH_ISSUER !== undefined || (c.OAUTH_AUDIENCE === undefined && c.OAUTH_JWKS_URL === undefined), {
     path: ["OAUTH_ISSUER"],
     message: "is required when OAUTH_AUDIENCE or OAUTH_JWKS_URL is set",
+  })
+  .refine((c) => httpsOrLoopback(c.OAUTH_ISSUER), {
+    path: ["OAUTH_ISSUER"],
+    message: "must be https:// (http:// only for an issuer on this host): its keys must not travel in clear",
+  })
+  .refine((c) => httpsOrLoopback(c.OAUTH_JWKS_URL), {
+    path: ["OAUTH_JWKS_URL"],
+    message: "must be https:// (http:// only on this host): the keys must not travel in clear",
+  })
+  .refine((c) => c.OAUTH_ADMIN_SCOPE !== c.OAUTH_PREDICT_SCOPE, {
+    path: ["OAUTH_ADMIN_SCOPE"],
+    message: "must differ from OAUTH_PREDICT_SCOPE, or every prediction token would be an admin token",
+  })
+  .refine((c) => !c.ADMIN_API_KEY?.some((k) => c.API_KEY?.includes(k)), {
+    path: ["ADMIN_API_KEY"],
+    message: "shares a key with API_KEY, which would then grant admin rights; give admin keys of their own",
   })
   .refine((c) => c.MAX_QUEUED_ROWS >= c.MAX_BATCH_SAMPLES, {
     path: ["MAX_QUEUED_ROWS"],

@@ -1,24 +1,13 @@
-import { execFileSync, spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, writeFileSync } from "node:fs";
 import { request } from "node:https";
 import { connect } from "node:tls";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { SERVER_JS, freePort, startServer, testApp, waitFor } from "./helpers.js";
+import { SERVER_JS, freePort, selfSigned, startServer, testApp, waitFor } from "./helpers.js";
 
 /** HTTPS on PORT with TLS_CERT_FILE / TLS_KEY_FILE, the certificate re-read on SIGHUP. */
-
-/** A fresh self-signed certificate for 127.0.0.1 written to `dir`/cert.pem and key.pem. */
-function selfSigned(dir: string, name: string, key: "ec" | "rsa" = "ec"): Buffer {
-  const keyOptions = key === "ec" ? ["ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"] : ["rsa:2048"];
-  execFileSync("openssl", [
-    "req", "-x509", "-newkey", ...keyOptions, "-nodes", "-days", "1",
-    "-subj", `/CN=${name}`, "-addext", "subjectAltName=IP:127.0.0.1",
-    "-keyout", join(dir, "key.pem"), "-out", join(dir, "cert.pem"),
-  ], { stdio: "ignore" });
-  return readFileSync(join(dir, "cert.pem"));
-}
 
 interface Answer {
   status: number;

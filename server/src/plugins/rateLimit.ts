@@ -22,6 +22,10 @@ import type { RedisGuard } from "./redis.js";
  */
 
 declare module "fastify" {
+  interface FastifyInstance {
+    /** Charge `cost` to the caller's `budget` (its identity, else its address), or throw 429; nothing when the budget is off. */
+    chargeBudget(request: FastifyRequest, reply: FastifyReply, budget: Realm, cost: number): Promise<void>;
+  }
   interface FastifyContextConfig {
     /**
      * The rows a call costs its budget, from its validated body; 1 when absent. `never`
@@ -123,6 +127,10 @@ class Limiter {
 
 export const rateLimitPlugin = fp(async (app: FastifyInstance, opts: RateLimitOptions) => {
   const limiter = new Limiter(opts);
+  // For auth (registered first, so that identities are known here): refused credentials are charged to their address.
+  app.decorate("chargeBudget", async (request: FastifyRequest, reply: FastifyReply, budget: Realm, cost: number) => {
+    if (limiter.enabled(budget)) await limiter.charge(request, reply, budget, cost);
+  });
   app.addHook("onRequest", async (request, reply) => {
     const { budget } = request.routeOptions.config;
     if (limiter.enabled(budget)) await limiter.charge(request, reply, budget, 1);
