@@ -59,8 +59,11 @@ const VERIFIED_TOKENS = 10_000;
 const SUBJECT = /^[^\p{Cc}]{1,255}$/u;
 
 async function getJson(url: URL | string): Promise<unknown> {
-  const response = await fetch(url, { redirect: "error", signal: AbortSignal.timeout(FETCH_TIMEOUT_MS) });
-  if (response.status !== 200) throw new Error(`${url} answered ${response.status}`);
+  const response = await fetch(url, { redirect: "error", headers: { accept: "application/json" }, signal: AbortSignal.timeout(FETCH_TIMEOUT_MS) });
+  if (response.status !== 200) {
+    await response.body?.cancel();
+    throw new Error(`${url} answered ${response.status}`);
+  }
   return response.json();
 }
 
