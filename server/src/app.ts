@@ -21,8 +21,9 @@ import { adminRoutes } from "./routes/admin.js";
 import { healthRoutes } from "./routes/health.js";
 import { metricsRoute, registryMetrics } from "./routes/metrics.js";
 import { predictRoutes } from "./routes/predict.js";
+import { proxyTrust } from "./proxies.js";
 import { localReload, type Reload } from "./reloads.js";
-import type { TlsFiles } from "./tls.js";
+import type { TlsContext } from "./tls.js";
 import { DEFAULT_SHAPE, describeShape, type FeatureShape, featureShape, sameShape } from "./schemas/api.js";
 
 export const API_VERSION = "1.0.0";
@@ -34,7 +35,7 @@ export interface BuildOptions {
   /** Whether /metrics is served by this app (false when a separate listener serves it). */
   serveMetrics?: boolean;
   /** Serve HTTPS with this certificate and key (TLS_CERT_FILE, TLS_KEY_FILE). */
-  https?: TlsFiles | undefined;
+  https?: TlsContext | undefined;
   /** How /admin/reload reloads: this process's registry unless a cluster worker asks its primary. */
   reload?: Reload | undefined;
   /** CPU and memory limits for the metrics; read from the cgroup when not given. */
@@ -61,7 +62,6 @@ declare module "fastify" {
 }
 
 const REQUEST_ID = /^[\w.:-]{1,128}$/;
-const trustHops = (hops: number) => (_address: string, hop: number) => hop < hops;
 
 /** The whole HTTP API, bundle loaded, not listening: server.ts and tests decide that. */
 export async function buildApp(opts: BuildOptions): Promise<FastifyInstance> {
@@ -77,9 +77,7 @@ export async function buildApp(opts: BuildOptions): Promise<FastifyInstance> {
       const given = req.headers["x-request-id"];
       return typeof given === "string" && REQUEST_ID.test(given) ? given : randomUUID();
     },
-    // A hop count as a function: Fastify ignores numbers (a direct client could forge hops),
-    // so a count is for servers reachable only through the proxies (README).
-    trustProxy: typeof config.TRUST_PROXY === "number" ? trustHops(config.TRUST_PROXY) : config.TRUST_PROXY,
+    trustProxy: proxyTrust(config.TRUST_PROXY),
     // Bodies are parsed by plain JSON.parse: every body then goes through a strict zod
     // schema that rejects unknown keys (__proto__ and constructor included) and builds
     // fresh objects, so the per-request regex scans for poisoned keys buy nothing.
@@ -160,7 +158,7 @@ export async function buildApp(opts: BuildOptions): Promise<FastifyInstance> {
 
   await app.register(errorsPlugin);
   await app.register(metricsPlugin, { metrics });
-  await app.register(securityHeadersPlugin);
+  await app.register(securityHeadersPlugin, { hstsIncludeSubDomains: config.HSTS_INCLUDE_SUBDOMAINS });
   if (config.ALLOWED_ORIGINS.length) {
     await app.register(cors, {
       origin: config.ALLOWED_ORIGINS.includes("*") ? true : config.ALLOWED_ORIGINS,

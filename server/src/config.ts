@@ -2,6 +2,7 @@ import { isIP } from "node:net";
 import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { z } from "zod";
+import { trustsEveryone } from "./proxies.js";
 
 /**
  * Settings come from the environment, are parsed once at start, and a bad value stops the
@@ -23,14 +24,14 @@ const port = int(1, 65535);
 const list = z
   .string()
   .transform((v) => v.split(",").map((s) => s.trim()).filter(Boolean));
-/** An IPv4 or IPv6 address, or a CIDR block of them. */
+/** An IPv4 or IPv6 address, or a CIDR block of them (no zone: a proxy is not a link-local peer). */
 const addressOrBlock = z.string().refine((v) => {
   const [address = "", prefix, ...rest] = v.split("/");
   const family = isIP(address);
-  return family !== 0 && rest.length === 0 && (prefix === undefined || (/^\d{1,3}$/.test(prefix) && Number(prefix) <= (family === 4 ? 32 : 128)));
+  return family !== 0 && !address.includes("%") && rest.length === 0 && (prefix === undefined || (/^\d{1,3}$/.test(prefix) && Number(prefix) <= (family === 4 ? 32 : 128)));
 }, "expected addresses or CIDR blocks");
 // Whose X-Forwarded-For to believe: nobody (off), the last N hops, or proxies at these
-// addresses (Fastify's trustProxy). Never everyone: any client could then pick its address.
+// addresses (proxies.ts). Never everyone, however split: any client could then pick its address.
 const trustProxy = z
   .string()
   .trim()
@@ -44,10 +45,26 @@ const trustProxy = z
     }
     return v.split(",").map((s) => s.trim()).filter(Boolean);
   })
-  .pipe(z.union([z.literal(false), z.number().int().min(1).max(32), z.array(addressOrBlock).min(1)]));
+  .pipe(
+    z.union([
+      z.literal(false),
+      z.number().int().min(1).max(32),
+      z
+        .array(addressOrBlock)
+        .min(1)
+        .superRefine((blocks, ctx) => {
+          const everyone = trustsEveryone(blocks);
+          if (everyone) ctx.addIssue({ code: "custom", message: `trusts every ${everyone}, so any client could choose its address; list only your proxies' addresses or networks` });
+        }),
+    ]),
+  );
 // RFC 6749 scope-token: printable ASCII without space, quote or backslash.
 const scope = z.string().regex(/^[!#-[\]-~]+$/, "expected one scope name (no spaces or quotes)");
 const keys = list.pipe(z.array(z.string().min(16, "API keys must be at least 16 characters")).min(1, "no key given"));
+// Keys fetched over plain HTTP could be swapped on the way for an attacker's; a loopback issuer
+// (development) is reached without a network.
+const LOOPBACK_HOST = /^(localhost|127(\.\d{1,3}){3}|\[::1\])$/;
+const httpsOrLoopback = (url: string | undefined) => url === undefined || !URL.canParse(url) || url.startsWith("https:") || LOOPBACK_HOST.test(new URL(url).hostname);
 
 const configFields = z.object({
   HOST: z.string().default("0.0.0.0"),
@@ -82,10 +99,11 @@ const configFields = z.object({
   OAUTH_ADMIN_SCOPE: scope.default("admin"),
   OAUTH_CLOCK_SKEW_SECONDS: int(0, 600).default(30),
   // How long fetched keys and verified tokens are trusted (a key removed from the set is
-  // refused within twice this), and the least time between fetches triggered by a token
-  // naming an unknown key (a newly published key).
+  // refused within twice this), and the least time between fetches other than the one due
+  // when the keys expire: for a token naming an unknown key (a newly published key), and
+  // after a failed fetch (the last good keys keep verifying meanwhile).
   OAUTH_JWKS_CACHE_SECONDS: int(1, 86_400).default(600),
-  OAUTH_JWKS_COOLDOWN_SECONDS: int(0, 3600).default(30),
+  OAUTH_JWKS_COOLDOWN_SECONDS: int(1, 3600).default(30),
   ALLOWED_ORIGINS: list.default([]),
   ENABLE_METRICS: bool.default(true),
   METRICS_PORT: port.optional(),
@@ -129,6 +147,9 @@ const configFields = z.object({
   // PEM files; both set: HTTPS on PORT, re-read on SIGHUP.
   TLS_CERT_FILE: z.string().min(1).optional(),
   TLS_KEY_FILE: z.string().min(1).optional(),
+  TLS_MIN_VERSION: z.enum(["TLSv1.2", "TLSv1.3"], { error: "expected TLSv1.2 or TLSv1.3" }).default("TLSv1.2"),
+  // Whether HSTS (sent over TLS) also covers every subdomain of the host: only its owner knows.
+  HSTS_INCLUDE_SUBDOMAINS: bool.default(false),
 });
 
 export const configSchema = configFields
@@ -160,6 +181,22 @@ export const configSchema = configFields
   .refine((c) => c.OAUTH_ISSUER !== undefined || (c.OAUTH_AUDIENCE === undefined && c.OAUTH_JWKS_URL === undefined), {
     path: ["OAUTH_ISSUER"],
     message: "is required when OAUTH_AUDIENCE or OAUTH_JWKS_URL is set",
+  })
+  .refine((c) => httpsOrLoopback(c.OAUTH_ISSUER), {
+    path: ["OAUTH_ISSUER"],
+    message: "must be https:// (http:// only for an issuer on this host): its keys must not travel in clear",
+  })
+  .refine((c) => httpsOrLoopback(c.OAUTH_JWKS_URL), {
+    path: ["OAUTH_JWKS_URL"],
+    message: "must be https:// (http:// only on this host): the keys must not travel in clear",
+  })
+  .refine((c) => c.OAUTH_ADMIN_SCOPE !== c.OAUTH_PREDICT_SCOPE, {
+    path: ["OAUTH_ADMIN_SCOPE"],
+    message: "must differ from OAUTH_PREDICT_SCOPE, or every prediction token would be an admin token",
+  })
+  .refine((c) => !c.ADMIN_API_KEY?.some((k) => c.API_KEY?.includes(k)), {
+    path: ["ADMIN_API_KEY"],
+    message: "shares a key with API_KEY, which would then grant admin rights; give admin keys of their own",
   })
   .refine((c) => c.MAX_QUEUED_ROWS >= c.MAX_BATCH_SAMPLES, {
     path: ["MAX_QUEUED_ROWS"],

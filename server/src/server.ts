@@ -8,7 +8,7 @@ import { buildApp } from "./app.js";
 import { type Config, ConfigError, parseConfig } from "./config.js";
 import { askPrimary, coordinateReloads, serveReloads } from "./reloads.js";
 import { metricsRoute, registryMetrics } from "./routes/metrics.js";
-import { readTls, reloadTls, type TlsFiles } from "./tls.js";
+import { readTls, reloadTls, type TlsContext } from "./tls.js";
 
 /**
  * The process: settings, listeners, workers, signals. SIGTERM (or SIGINT) first drains for
@@ -23,7 +23,7 @@ import { readTls, reloadTls, type TlsFiles } from "./tls.js";
 /** Exit code of a shutdown that had to cut requests or streams still open at the end of the grace period. */
 const EXIT_CUT = 1;
 
-function loadConfig(): { config: Config; tls: TlsFiles | undefined } {
+function loadConfig(): { config: Config; tls: TlsContext | undefined } {
   try {
     const config = parseConfig(process.env);
     return { config, tls: readTls(config) };
@@ -70,7 +70,7 @@ function printUrls(config: Config, api: Pick<AddressInfo, "address" | "port">, m
 /** SIGTERM comes from Kubernetes or docker stop; SIGINT is Ctrl-C at a terminal, with no load balancer to leave. */
 const drainDelay = (config: Config, signal: NodeJS.Signals) => (signal === "SIGINT" ? 0 : config.SHUTDOWN_DELAY_MS);
 
-async function runWorker(config: Config, tls: TlsFiles | undefined): Promise<void> {
+async function runWorker(config: Config, tls: TlsContext | undefined): Promise<void> {
   // Until it serves, a signal to stop ends the process at once (nothing to drain) and SIGHUP
   // is ignored (the bundle being loaded is the one in MODEL_DIR).
   let onStop: (signal: NodeJS.Signals) => void = () => process.exit(0);

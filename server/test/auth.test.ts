@@ -1,13 +1,15 @@
 import { createHash } from "node:crypto";
+import { mkdtempSync, readFileSync } from "node:fs";
 import type { AddressInfo } from "node:net";
-import { networkInterfaces } from "node:os";
+import { networkInterfaces, tmpdir } from "node:os";
+import { join } from "node:path";
 import Fastify, { type FastifyInstance } from "fastify";
 import { SignJWT } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseConfig } from "../src/config.js";
 import { authPlugin } from "../src/plugins/auth.js";
 import { errorsPlugin } from "../src/plugins/errors.js";
-import { GUIDE_FEATURES, freePort, json, startServer, testApp, waitFor } from "./helpers.js";
+import { GUIDE_FEATURES, type ServerProcess, freePort, json, selfSigned, startServer, testApp, waitFor } from "./helpers.js";
 import { AUDIENCE, type Issuer, type SigningKey, signingKey, startIssuer, unsignedToken } from "./issuer.js";
 
 const KEY = "k".repeat(24);
@@ -214,18 +216,18 @@ describe("OAuth2 access tokens", () => {
 });
 
 describe("the issuer's keys", () => {
-  it("unreachable keys answer 503 with Retry-After, generic, while API keys keep working", async () => {
+  it("unreachable keys answer 503 with Retry-After (when the next fetch may be tried), generic, while API keys keep working", async () => {
     const app = await testApp(oauth({ API_KEY: KEY, OAUTH_JWKS_URL: `http://127.0.0.1:${await freePort()}/jwks` }));
     const res = await predict(app, bearer(await issuer.token(rsa)));
     expect(res.statusCode).toBe(503);
-    expect(res.headers["retry-after"]).toBe("5");
+    expect(res.headers["retry-after"]).toBe("30"); // OAUTH_JWKS_COOLDOWN_SECONDS
     expect(res.json()).toEqual({ error: "unavailable", message: "cannot verify access tokens now; retry later", request_id: expect.any(String) });
     expect((await predict(app, { "x-api-key": KEY })).statusCode).toBe(200);
     await app.close();
   });
 
-  it("are discovered from the issuer, again after a failed discovery, and only from a document naming it", async () => {
-    const app = await testApp(oauth());
+  it("are discovered from the issuer, again after a failed discovery (once the cool-down is over), and only from a document naming it", async () => {
+    const app = await testApp(oauth({ OAUTH_JWKS_COOLDOWN_SECONDS: "1" }));
     const token = await issuer.token(ec);
     issuer.fail(500);
     try {
@@ -233,7 +235,7 @@ describe("the issuer's keys", () => {
     } finally {
       issuer.fail(undefined);
     }
-    expect((await predict(app, bearer(token))).statusCode).toBe(200);
+    await waitFor("discovery retried", async () => (await predict(app, bearer(token))).statusCode === 200, 5000);
     await app.close();
     // The document names issuer.url; an issuer configured as issuer.url + "/" is another one.
     const other = await testApp(oauth({ OAUTH_ISSUER: `${issuer.url}/` }));
@@ -250,7 +252,7 @@ describe("the issuer's keys", () => {
       OAUTH_AUDIENCE: AUDIENCE,
       OAUTH_JWKS_URL: own.jwksUrl,
       OAUTH_JWKS_CACHE_SECONDS: "1",
-      OAUTH_JWKS_COOLDOWN_SECONDS: "0",
+      OAUTH_JWKS_COOLDOWN_SECONDS: "1",
     });
     try {
       const oldToken = await own.token(old);
@@ -258,7 +260,8 @@ describe("the issuer's keys", () => {
       expect((await predict(app, bearer(oldToken))).statusCode).toBe(200);
       expect((await predict(app, bearer(nextToken))).statusCode).toBe(401); // not published yet
       own.publish([old, next]);
-      expect((await predict(app, bearer(nextToken))).statusCode).toBe(200); // an unknown kid refetches
+      // A token naming an unknown key refetches the set, at most once per cool-down.
+      await waitFor("the new key admitted", async () => (await predict(app, bearer(nextToken))).statusCode === 200, 5000);
       own.publish([next]);
       // Tokens under the removed key verify until the cached set is older than OAUTH_JWKS_CACHE_SECONDS.
       await waitFor("the removed key refused", async () => (await predict(app, bearer(oldToken))).statusCode === 401, 15_000);
@@ -266,6 +269,143 @@ describe("the issuer's keys", () => {
     } finally {
       await app.close();
       await own.close();
+    }
+  });
+});
+
+/** A prediction over real HTTP, with these headers: status, Retry-After and the body. */
+async function predictOver(server: ServerProcess, headers: Record<string, string>) {
+  const res = await fetch(`${server.url}/predict`, { method: "POST", headers: { "content-type": "application/json", ...headers }, body: JSON.stringify({ features: GUIDE_FEATURES }) });
+  return { status: res.status, retryAfter: res.headers.get("retry-after"), body: (await res.json()) as { error?: string; message?: string } };
+}
+const lines = (output: string, text: string) => output.split("\n").filter((l) => l.includes(text)).length;
+
+describe("loose tokens and discovered key sets are refused, each with its reason (the real server)", () => {
+  it("a subject that is not a string of 1 to 255 characters, an issue time in the future", { timeout: 30_000 }, async () => {
+    const server = await startServer(oauth({ MODELS: "xgboost" }));
+    try {
+      const now = Math.floor(Date.now() / 1000);
+      const cases: [string, object, RegExp][] = [
+        ["sub a number", { sub: 42 }, /"sub"/],
+        ["sub an object", { sub: {} }, /"sub"/],
+        ["sub empty", { sub: "" }, /"sub"/],
+        ["sub of 256 characters", { sub: "u".repeat(256) }, /"sub"/],
+        ["sub with a control character", { sub: "user\n1" }, /"sub"/],
+        ["iat in the future", { iat: now + 3600 }, /"iat".*future/],
+      ];
+      for (const [name, claims, reason] of cases) {
+        const res = await predictOver(server, bearer(await issuer.token(ec, claims as never)));
+        expect(res.status, name).toBe(401);
+        expect(res.body.error, name).toBe("invalid_token");
+        expect(res.body.message, name).toMatch(reason);
+      }
+      // Within the clock skew an issuer's clock may run ahead.
+      expect((await predictOver(server, bearer(await issuer.token(ec, { iat: now + 10 })))).status).toBe(200);
+    } finally {
+      server.child.kill("SIGKILL");
+    }
+  });
+
+  it("a discovered jwks_uri on another host or scheme than the issuer is not fetched: 503, the reason logged", { timeout: 60_000 }, async () => {
+    const dir = mkdtempSync(join(tmpdir(), "issuer-"));
+    const tls = { cert: selfSigned(dir, "issuer"), key: readFileSync(join(dir, "key.pem")) };
+    const plain = await startIssuer();
+    const issuers = {
+      // The same keys at the same address under another name: only the host differs.
+      elsewhere: await startIssuer({ jwksUri: (url) => `${url.replace("127.0.0.1", "localhost")}/jwks` }),
+      // An HTTPS issuer whose document sends the key fetch to plain HTTP.
+      downgraded: await startIssuer({ tls, jwksUri: () => plain.jwksUrl }),
+      honest: await startIssuer({ tls }),
+    };
+    const expected = { elsewhere: 503, downgraded: 503, honest: 200 };
+    try {
+      for (const [name, own] of Object.entries(issuers)) {
+        for (const i of [own, plain]) i.publish([ec]);
+        const server = await startServer({ OAUTH_ISSUER: own.url, OAUTH_AUDIENCE: AUDIENCE, MODELS: "xgboost", NODE_EXTRA_CA_CERTS: join(dir, "cert.pem") });
+        try {
+          expect((await predictOver(server, bearer(await own.token(ec)))).status, name).toBe(expected[name as keyof typeof expected]);
+          if (name !== "honest") await waitFor(`${name}: the reason logged`, () => /names jwks_uri .* on another scheme or host than the issuer/.test(server.output()), 5000);
+        } finally {
+          server.child.kill("SIGKILL");
+        }
+      }
+    } finally {
+      await Promise.all([plain, ...Object.values(issuers)].map((i) => i.close()));
+    }
+  });
+});
+
+describe("an issuer outage and forged tokens cost bounded work (the real server)", () => {
+  it("an issuer answering 500: 20 forged tokens cost one fetch and one warning, not 20; it is retried after the cool-down", { timeout: 30_000 }, async () => {
+    const own = await startIssuer();
+    own.publish([ec]);
+    own.fail(500);
+    const server = await startServer({ OAUTH_ISSUER: own.url, OAUTH_AUDIENCE: AUDIENCE, OAUTH_JWKS_COOLDOWN_SECONDS: "2", MODELS: "xgboost" });
+    try {
+      const forger = await signingKey("ES256", ec.kid);
+      for (let i = 0; i < 20; i++) {
+        const res = await predictOver(server, bearer(await own.token(forger, { sub: `forger-${i}` })));
+        expect(res.status).toBe(503);
+        expect(Number(res.retryAfter)).toBeGreaterThanOrEqual(1);
+        expect(Number(res.retryAfter)).toBeLessThanOrEqual(2);
+      }
+      expect(own.requests()).toBe(1);
+      await waitFor("the warning", () => lines(server.output(), "issuer's keys") > 0, 5000);
+      expect(lines(server.output(), "issuer's keys")).toBe(1);
+      // Back up: the next fetch, once the cool-down is over, serves tokens again.
+      own.fail(undefined);
+      const token = await own.token(ec);
+      await waitFor("the issuer's keys fetched again", async () => (await predictOver(server, bearer(token))).status === 200, 10_000);
+      expect(own.requests()).toBeLessThanOrEqual(3); // one retry: discovery, then the key set
+    } finally {
+      server.child.kill("SIGKILL");
+      await own.close();
+    }
+  });
+
+  it("stale-if-error: past OAUTH_JWKS_CACHE_SECONDS with the issuer down, the last good keys keep verifying, refetched at most once per cool-down", { timeout: 30_000 }, async () => {
+    const own = await startIssuer();
+    own.publish([rsa, ec]);
+    const server = await startServer({ OAUTH_ISSUER: own.url, OAUTH_AUDIENCE: AUDIENCE, OAUTH_JWKS_CACHE_SECONDS: "1", OAUTH_JWKS_COOLDOWN_SECONDS: "2", MODELS: "xgboost" });
+    try {
+      expect((await predictOver(server, bearer(await own.token(rsa)))).status).toBe(200);
+      own.fail(500);
+      const before = own.requests();
+      const started = Date.now();
+      await new Promise((r) => setTimeout(r, 1200)); // the cached set is now older than the cache time
+      // New tokens (none remembered) for 3 s: every one verified with the stale keys.
+      const statuses: number[] = [];
+      for (let i = 0; Date.now() - started < 4200; i++) {
+        statuses.push((await predictOver(server, bearer(await own.token(i % 2 ? ec : rsa, { sub: `user-${i}` })))).status);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      expect(new Set(statuses)).toEqual(new Set([200]));
+      // Tried when the cache expired and then once per 2 s cool-down: 2 or 3 fetches in ~3 s, not one per token.
+      expect(statuses.length).toBeGreaterThan(20);
+      expect(own.requests() - before).toBeGreaterThanOrEqual(1);
+      expect(own.requests() - before).toBeLessThanOrEqual(3);
+      await waitFor("the warning", () => server.output().includes("the last good keys keep verifying"), 5000);
+    } finally {
+      server.child.kill("SIGKILL");
+      await own.close();
+    }
+  });
+
+  it("failed authentications spend the address's budget: once spent, credentials are refused before they are checked", { timeout: 30_000 }, async () => {
+    const server = await startServer(oauth({ API_KEY: KEY, RATE_LIMIT_MAX: "20", MAX_BATCH_SAMPLES: "20", MAX_STREAM_LENGTH: "20", MODELS: "xgboost" }));
+    try {
+      const forger = await signingKey("ES256", ec.kid);
+      const forged = await Promise.all(Array.from({ length: 21 }, (_, i) => issuer.token(forger, { sub: `forger-${i}` })));
+      const statuses: number[] = [];
+      for (const token of forged) statuses.push((await predictOver(server, bearer(token))).status);
+      expect(statuses).toEqual([...Array<number>(20).fill(401), 429]);
+      // The address's budget is spent for made-up keys and for tokens not yet verified too...
+      expect((await predictOver(server, { "x-api-key": "made-up-key-0123456789" })).status).toBe(429);
+      expect((await predictOver(server, bearer(await issuer.token(ec)))).status).toBe(429);
+      // ...not for a known key, which has its own budget.
+      expect((await predictOver(server, { "x-api-key": KEY })).status).toBe(200);
+    } finally {
+      server.child.kill("SIGKILL");
     }
   });
 });

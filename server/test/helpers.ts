@@ -1,4 +1,4 @@
-import { type ChildProcess, spawn } from "node:child_process";
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { request } from "node:http";
 import { connect } from "node:net";
@@ -148,4 +148,15 @@ export async function statuses(n: number, send: (i: number) => Promise<{ statusC
   const out: number[] = [];
   for (let i = 0; i < n; i++) out.push((await send(i)).statusCode);
   return out;
+}
+
+/** A fresh self-signed certificate for 127.0.0.1 written to `dir`/cert.pem and key.pem. */
+export function selfSigned(dir: string, name: string, key: "ec" | "rsa" = "ec"): Buffer {
+  const keyOptions = key === "ec" ? ["ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"] : ["rsa:2048"];
+  execFileSync("openssl", [
+    "req", "-x509", "-newkey", ...keyOptions, "-nodes", "-days", "1",
+    "-subj", `/CN=${name}`, "-addext", "subjectAltName=IP:127.0.0.1",
+    "-keyout", join(dir, "key.pem"), "-out", join(dir, "cert.pem"),
+  ], { stdio: "ignore" });
+  return readFileSync(join(dir, "cert.pem"));
 }

@@ -1,4 +1,5 @@
-import { createServer, type Server } from "node:http";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { createServer as createHttpsServer } from "node:https";
 import { type CryptoKey, exportJWK, generateKeyPair, type JWK, type JWTPayload, SignJWT } from "jose";
 
 /**
@@ -29,6 +30,8 @@ export interface Issuer {
   fail(status: number | undefined): void;
   /** How many times the key set was fetched. */
   fetches(): number;
+  /** How many requests of any kind (discovery, key set) it was sent, answered or failed. */
+  requests(): number;
   /** Valid claims for this issuer and AUDIENCE (subject user-1, scope predict, 5 minutes), `extra` replacing them. */
   claims(extra: JWTPayload): JWTPayload;
   /** A token signed with `key` carrying claims(extra). */
@@ -38,26 +41,36 @@ export interface Issuer {
 
 export const AUDIENCE = "https://wavelet.example/api";
 
-export async function startIssuer(): Promise<Issuer> {
+export interface IssuerOptions {
+  /** Serve HTTPS with this certificate and key. */
+  tls?: { cert: Buffer; key: Buffer };
+  /** The jwks_uri its discovery document names, given its own; its own /jwks unless set. */
+  jwksUri?: (url: string) => string;
+}
+
+export async function startIssuer(opts: IssuerOptions = {}): Promise<Issuer> {
   let keys: SigningKey[] = [];
   let failing: number | undefined;
   let fetches = 0;
-  const server: Server = createServer((req, res) => {
+  let requests = 0;
+  const handler = (req: IncomingMessage, res: ServerResponse) => {
+    requests++;
     if (failing !== undefined) {
       res.writeHead(failing).end();
       return;
     }
     const body =
       req.url === "/.well-known/openid-configuration"
-        ? { issuer: url, jwks_uri: `${url}/jwks` }
+        ? { issuer: url, jwks_uri: opts.jwksUri?.(url) ?? `${url}/jwks` }
         : req.url === "/jwks"
           ? (fetches++, { keys: keys.map((k) => k.jwk) })
           : undefined;
     if (!body) res.writeHead(404).end();
     else res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(body));
-  });
+  };
+  const server: Server = opts.tls ? createHttpsServer(opts.tls, handler) : createServer(handler);
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  const url = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+  const url = `${opts.tls ? "https" : "http"}://127.0.0.1:${(server.address() as { port: number }).port}`;
   // Explicit claims replace the defaults; an undefined one is left out of the token.
   const claims = (extra: JWTPayload): JWTPayload => {
     const now = Math.floor(Date.now() / 1000);
@@ -69,6 +82,7 @@ export async function startIssuer(): Promise<Issuer> {
     publish: (next) => (keys = next),
     fail: (status) => (failing = status),
     fetches: () => fetches,
+    requests: () => requests,
     claims,
     token: (key, extra = {}, header = {}) =>
       new SignJWT(claims(extra)).setProtectedHeader({ alg: key.alg, kid: key.kid, typ: "at+jwt", ...header }).sign(key.privateKey),

@@ -34,12 +34,14 @@ describe("rate limiting", () => {
     await app.close();
   });
 
-  it("verified clients behind one address have their own budgets; a refused key spends none", async () => {
+  it("verified clients behind one address have their own budgets; a refused key spends the address's, not theirs", async () => {
     const [alice, bob] = ["alice-key-0123456789", "bob-key-012345678901"];
     const app = await testApp({ ...LIMITED, API_KEY: `${alice},${bob}` });
     const as = (key: string) => () => single(app, { headers: { "x-api-key": key } });
     expect(await statuses(21, as(alice))).toEqual(allowed(20));
-    expect((await single(app, { headers: { "x-api-key": "made-up-key-0123456789" } })).statusCode).toBe(403);
+    const refused = await single(app, { headers: { "x-api-key": "made-up-key-0123456789" } });
+    expect(refused.statusCode).toBe(403);
+    expect(refused.headers["x-ratelimit-remaining"]).toBe("19");
     expect(await statuses(21, as(bob))).toEqual(allowed(20));
     await app.close();
   });

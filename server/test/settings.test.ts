@@ -1,8 +1,9 @@
+import { spawnSync } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { ConfigError, DEFAULT_MODEL_DIR, parseConfig } from "../src/config.js";
-import { GUIDE_FEATURES, RETURN_BUNDLE, copyBundle, json, testApp } from "./helpers.js";
+import { GUIDE_FEATURES, RETURN_BUNDLE, SERVER_JS, copyBundle, json, testApp } from "./helpers.js";
 
 const KEY = "k".repeat(24);
 const OTHER_KEY = "o".repeat(24);
@@ -80,6 +81,29 @@ describe("configuration", () => {
     expect(() => parseConfig({ OAUTH_ISSUER: issuer, OAUTH_AUDIENCE: "a", OAUTH_PREDICT_SCOPE: "predict admin" })).toThrow(/OAUTH_PREDICT_SCOPE=.*one scope name/);
     expect(() => parseConfig({ OAUTH_ISSUER: issuer, OAUTH_AUDIENCE: "a", OAUTH_JWKS_URL: "ftp://x/jwks" })).toThrow(/OAUTH_JWKS_URL=/);
   });
+
+  it("OAuth and key settings that would fetch keys in clear or merge the realms stop the start, each with its reason", () => {
+    const issuer = "https://login.example.com/realms/markets";
+    const base = { OAUTH_ISSUER: issuer, OAUTH_AUDIENCE: "wavelet-api" };
+    expect(() => parseConfig({ ...base, OAUTH_ISSUER: "http://login.example.com" })).toThrow(/OAUTH_ISSUER="http:\/\/login\.example\.com": must be https:\/\//);
+    for (const local of ["http://127.0.0.1:8080", "http://localhost:8080/realms/dev", "http://[::1]:8080"]) {
+      expect(parseConfig({ ...base, OAUTH_ISSUER: local }).OAUTH_ISSUER, local).toBe(local);
+    }
+    expect(() => parseConfig({ ...base, OAUTH_JWKS_URL: "http://keys.example.com/jwks" })).toThrow(/OAUTH_JWKS_URL=.*must be https:\/\//);
+    expect(() => parseConfig({ ...base, OAUTH_ADMIN_SCOPE: "predict" })).toThrow(/OAUTH_ADMIN_SCOPE="predict": must differ from OAUTH_PREDICT_SCOPE/);
+    expect(() => parseConfig({ API_KEY: `${KEY},${OTHER_KEY}`, ADMIN_API_KEY: OTHER_KEY })).toThrow(/ADMIN_API_KEY=\(hidden\): shares a key with API_KEY/);
+    // The real process: exit 2, one line per offending setting, no key shown.
+    const run = spawnSync(process.execPath, [SERVER_JS], {
+      env: { ...process.env, ...base, OAUTH_ISSUER: "http://login.example.com", OAUTH_PREDICT_SCOPE: "wavelet", OAUTH_ADMIN_SCOPE: "wavelet", API_KEY: KEY, ADMIN_API_KEY: KEY },
+      encoding: "utf8",
+      timeout: 25_000,
+    });
+    expect(run.status).toBe(2);
+    const lines = run.stderr.trim().split("\n");
+    expect(lines[0]).toBe("invalid configuration:");
+    expect(lines.slice(1).map((l) => l.trim().split("=")[0]).sort()).toEqual(["ADMIN_API_KEY", "OAUTH_ADMIN_SCOPE", "OAUTH_ISSUER"]);
+    expect(run.stderr).not.toContain(KEY);
+  }, 30_000);
 
   it("requires a metrics port for several workers", () => {
     expect(() => parseConfig({ WORKERS: "2" })).toThrow(/METRICS_PORT.*required when WORKERS > 1/);

@@ -20,7 +20,9 @@ import { KeysUnavailable, scopesOf, TokenRefused, tokenVerifier } from "./jwt.js
  * an issuer it answers only direct loopback clients (the host itself; SIGHUP also reloads).
  *
  * Keys are compared as sha256 digests with timingSafeEqual, so neither a key's content nor
- * its length leaks through timing; several keys may be valid at once (rotation).
+ * its length leaks through timing; several keys may be valid at once (rotation). Anything but
+ * a known key or a token verified before is charged to the caller's address (rateLimit.ts)
+ * before it is checked, so guessing keys and forging tokens spend a budget.
  */
 
 const digest = (key: string) => createHash("sha256").update(key).digest();
@@ -97,7 +99,17 @@ export function securitySchemes(config: Config) {
 export const authPlugin = fp(async (app: FastifyInstance, opts: { config: Config }) => {
   const { config } = opts;
   const realms = policies(config);
-  const verify = config.OAUTH_ISSUER && config.OAUTH_AUDIENCE ? tokenVerifier({ ...config, OAUTH_ISSUER: config.OAUTH_ISSUER, OAUTH_AUDIENCE: config.OAUTH_AUDIENCE }) : undefined;
+  const tokens = config.OAUTH_ISSUER && config.OAUTH_AUDIENCE ? tokenVerifier({ ...config, OAUTH_ISSUER: config.OAUTH_ISSUER, OAUTH_AUDIENCE: config.OAUTH_AUDIENCE }, app.log) : undefined;
+
+  /**
+   * One unit of the route's budget, on the caller's address (no identity yet): a credential
+   * that is not a known key or a remembered token is refused (or its signature checked, which
+   * costs as much as a prediction) only while the address has budget left.
+   */
+  async function chargeAddress(request: FastifyRequest, reply: FastifyReply): Promise<void> {
+    const { budget } = request.routeOptions.config;
+    if (budget && app.hasDecorator("chargeBudget")) await app.chargeBudget(request, reply, budget, 1);
+  }
 
   /** The caller's identity, or an AppError saying why not. */
   async function authenticate(request: FastifyRequest, reply: FastifyReply, realm: Realm, policy: Policy): Promise<string> {
@@ -105,15 +117,20 @@ export const authPlugin = fp(async (app: FastifyInstance, opts: { config: Config
     const key = typeof header === "string" && header ? header : undefined;
     const credential = key ?? bearer(request);
     if (credential === undefined) {
+      await chargeAddress(request, reply);
       challenge(reply, realm);
       const accepted = [policy.keys.length ? "an API key (X-API-Key or Authorization: Bearer)" : "", policy.scope ? "an access token (Authorization: Bearer)" : ""];
       throw new AppError(401, "unauthorized", `missing credentials: send ${accepted.filter(Boolean).join(" or ")}`);
     }
     const identity = matchKey(policy.keys, credential);
     if (identity) return identity;
-    if (key !== undefined || !verify || !policy.scope || !JWT_SHAPE.test(credential)) throw new AppError(403, "forbidden", "API key not accepted");
+    if (key !== undefined || !tokens || !policy.scope || !JWT_SHAPE.test(credential)) {
+      await chargeAddress(request, reply);
+      throw new AppError(403, "forbidden", "API key not accepted");
+    }
+    if (!tokens.remembered(credential)) await chargeAddress(request, reply);
     try {
-      const claims = await verify(credential);
+      const claims = await tokens.verify(credential);
       if (!scopesOf(claims).has(policy.scope)) {
         challenge(reply, realm, { code: "insufficient_scope", scope: policy.scope });
         throw new AppError(403, "insufficient_scope", `the token lacks the ${policy.scope} scope`);
@@ -124,9 +141,9 @@ export const authPlugin = fp(async (app: FastifyInstance, opts: { config: Config
         challenge(reply, realm, { code: "invalid_token" });
         throw new AppError(401, "invalid_token", `token refused: ${error.message}`);
       }
+      // Logged where the keys are fetched, once per failed fetch, not once per token.
       if (error instanceof KeysUnavailable) {
-        request.log.warn({ err: error.cause }, "token not verified: the issuer's keys are unavailable");
-        void reply.header("retry-after", "5");
+        void reply.header("retry-after", String(error.retryAfterSeconds));
         throw unavailable("cannot verify access tokens now; retry later");
       }
       throw error;

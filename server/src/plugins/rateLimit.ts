@@ -3,6 +3,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import fp from "fastify-plugin";
 import type { Redis } from "ioredis";
 import { LRUCache } from "lru-cache";
+import { clientAddress } from "../proxies.js";
 import type { Realm } from "./context.js";
 import { AppError } from "./errors.js";
 import type { Metrics } from "./metrics.js";
@@ -14,13 +15,17 @@ import type { RedisGuard } from "./redis.js";
  * one row is charged in onRequest, so an exhausted client is refused before its body is
  * read, the rest in preHandler. A charge that does not fit is refused (429) and spends
  * nothing, so a refused request has spent one row at most. The client is the verified identity (request.identity, set by auth
- * before this runs) or else the connection's address (request.ip, which believes
+ * before this runs) or else the connection's address (clientAddress, which believes
  * X-Forwarded-For only as far as TRUST_PROXY says; an IPv6 client's /64), never an
  * unchecked header. With Redis
  * the counts are shared by replicas; when Redis is slow or down they are counted locally.
  */
 
 declare module "fastify" {
+  interface FastifyInstance {
+    /** Charge `cost` to the caller's `budget` (its identity, else its address), or throw 429; nothing when the budget is off. */
+    chargeBudget(request: FastifyRequest, reply: FastifyReply, budget: Realm, cost: number): Promise<void>;
+  }
   interface FastifyContextConfig {
     /**
      * The rows a call costs its budget, from its validated body; 1 when absent. `never`
@@ -91,7 +96,7 @@ class Limiter {
   /** Charge `cost` to the caller's `budget`, or throw 429; the X-RateLimit-* headers say where it stands. */
   async charge(request: FastifyRequest, reply: FastifyReply, budget: Realm, cost: number): Promise<void> {
     const max = this.opts.max[budget];
-    const key = `${PREFIX}:${budget}:${request.identity ?? `ip:${network(request.ip)}`}`;
+    const key = `${PREFIX}:${budget}:${request.identity ?? `ip:${network(clientAddress(request))}`}`;
     const remote = await this.opts.redis?.run("rate_limit", (r) => (r as ChargingRedis).rateCharge(key, cost, max, this.opts.windowMs));
     const [used, resetMs, charged] = remote ?? this.countLocally(key, cost, max);
     const resetSeconds = Math.max(1, Math.ceil((resetMs < 0 ? this.opts.windowMs : resetMs) / 1000));
@@ -122,6 +127,10 @@ class Limiter {
 
 export const rateLimitPlugin = fp(async (app: FastifyInstance, opts: RateLimitOptions) => {
   const limiter = new Limiter(opts);
+  // For auth (registered first, so that identities are known here): refused credentials are charged to their address.
+  app.decorate("chargeBudget", async (request: FastifyRequest, reply: FastifyReply, budget: Realm, cost: number) => {
+    if (limiter.enabled(budget)) await limiter.charge(request, reply, budget, cost);
+  });
   app.addHook("onRequest", async (request, reply) => {
     const { budget } = request.routeOptions.config;
     if (limiter.enabled(budget)) await limiter.charge(request, reply, budget, 1);

@@ -1,3 +1,4 @@
+import type { TLSSocket } from "node:tls";
 import type { FastifyInstance } from "fastify";
 import fp from "fastify-plugin";
 
@@ -5,8 +6,9 @@ import fp from "fastify-plugin";
  * Security headers, and the request id, on every response. The headers never change, so
  * they are built once: helmet recomputes its policy strings per request, which cost more
  * than the model run on the single-prediction path. Strict-Transport-Security only over
- * TLS (RFC 6797 §7.2: a browser ignores it over plain HTTP, and it would tell a plain-HTTP
- * deployment's clients something untrue); Cross-Origin-Opener-Policy too: browsers honour it
+ * this server's TLS (RFC 6797 §7.2: a browser ignores it over plain HTTP, and it would tell a
+ * plain-HTTP deployment's clients something untrue; a proxy terminating TLS sends its own);
+ * includeSubDomains with HSTS_INCLUDE_SUBDOMAINS. Cross-Origin-Opener-Policy too: browsers honour it
  * only from trustworthy origins, and at a plain-HTTP address they log an error for it on every
  * page (/docs, /redoc). The CSP holds for the docs pages as well, so it has no
  * upgrade-insecure-requests: at a plain-HTTP address that would send every script to https://.
@@ -35,15 +37,16 @@ export const SECURITY_HEADERS: Readonly<Record<string, string>> = Object.freeze(
   "x-permitted-cross-domain-policies": "none",
 });
 
-const OVER_TLS: Readonly<Record<string, string>> = Object.freeze({
-  ...SECURITY_HEADERS,
-  "cross-origin-opener-policy": "same-origin",
-  "strict-transport-security": "max-age=31536000; includeSubDomains",
-});
-
-export const securityHeadersPlugin = fp(async (app: FastifyInstance) => {
+export const securityHeadersPlugin = fp(async (app: FastifyInstance, opts: { hstsIncludeSubDomains: boolean }) => {
+  const overTls: Readonly<Record<string, string>> = Object.freeze({
+    ...SECURITY_HEADERS,
+    "cross-origin-opener-policy": "same-origin",
+    "strict-transport-security": opts.hstsIncludeSubDomains ? "max-age=31536000; includeSubDomains" : "max-age=31536000",
+  });
   app.addHook("onRequest", (request, reply, done) => {
-    void reply.headers(request.protocol === "https" ? OVER_TLS : SECURITY_HEADERS).header("x-request-id", request.id);
+    // This server's own TLS, never X-Forwarded-Proto: a client sends that as easily as a proxy.
+    const tls = (request.socket as Partial<TLSSocket>).encrypted === true;
+    void reply.headers(tls ? overTls : SECURITY_HEADERS).header("x-request-id", request.id);
     done();
   });
 });
