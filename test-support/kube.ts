@@ -12,6 +12,7 @@ import {
   RbacAuthorizationV1Api,
   setHeaderOptions,
 } from "@kubernetes/client-node";
+import { podReady } from "../operator/src/api/labels.js";
 import { GROUP, PLURAL, VERSION, type WaveletModelStatus } from "../operator/src/api/waveletmodel.js";
 import { waitFor } from "./wait.js";
 
@@ -80,7 +81,7 @@ export function eventReasonsWith(a: Clients, namespace: string, name: string, re
 /** The ready pods of one colour of a model (any owner), not being deleted: as the operator counts them. */
 export async function readyPods(a: Clients, namespace: string, model: string, color: string): Promise<number> {
   const pods = await a.core.listNamespacedPod({ namespace, labelSelector: `wavelet.dev/model=${model},wavelet.dev/color=${color}` });
-  return pods.items.filter((p) => !p.metadata?.deletionTimestamp && p.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True")).length;
+  return pods.items.filter((p) => !p.metadata?.deletionTimestamp && podReady(p)).length;
 }
 
 export async function activeColor(k: Clients, namespace: string, name: string): Promise<string | undefined> {

@@ -300,13 +300,19 @@ describe("the HPA owns the replicas of the colour it scales (issue 8)", () => {
   });
 });
 
+/** Green serves the new spec since `since`; blue, the old colour, is in its scale-down delay. */
+function greenPromoted(): Harness {
+  const h = harness();
+  h.seed("ReplicaSet", desiredReplicaSet(served, served.spec, "blue", 3, settings));
+  h.seed("ReplicaSet", desiredReplicaSet(next, next.spec, "green", 3, settings));
+  const status = { activeColor: "green", previewColor: "green", activeTemplateHash: newHash, lastGoodSpec: next.spec, rollout: { phase: "ScalingDown", color: "blue", templateHash: newHash, startedAt: since, since } };
+  h.seed("WaveletModel", { ...next, status } as unknown as KubernetesObject);
+  return h;
+}
+
 describe("scale-down waits for the endpoints (issue 8)", () => {
   it("the old colour keeps its pods while the active Service's EndpointSlices list them", async () => {
-    const h = harness();
-    h.seed("ReplicaSet", desiredReplicaSet(served, served.spec, "blue", 3, settings));
-    h.seed("ReplicaSet", desiredReplicaSet(next, next.spec, "green", 3, settings));
-    const status = { activeColor: "green", previewColor: "green", activeTemplateHash: newHash, lastGoodSpec: next.spec, rollout: { phase: "ScalingDown", color: "blue", templateHash: newHash, startedAt: since, since } };
-    h.seed("WaveletModel", { ...next, status } as unknown as KubernetesObject);
+    const h = greenPromoted();
     h.clock.advance(31_000); // past the 30 s delay
     const [green, blue] = ["spx-green", "spx-blue"].map((rs) => h.podsOfRs(rs)[0]!.metadata!.name!);
     h.route([green!, blue!]);
@@ -436,11 +442,7 @@ describe("what else the review of 2026-12-07 found (issue 21)", () => {
   });
 
   it("an EndpointSlice list that fails while the old colour waits to scale down makes the model Degraded, with one Event", async () => {
-    const h = harness();
-    h.seed("ReplicaSet", desiredReplicaSet(served, served.spec, "blue", 3, settings));
-    h.seed("ReplicaSet", desiredReplicaSet(next, next.spec, "green", 3, settings));
-    const status = { activeColor: "green", previewColor: "green", activeTemplateHash: newHash, lastGoodSpec: next.spec, rollout: { phase: "ScalingDown", color: "blue", templateHash: newHash, startedAt: since, since } };
-    h.seed("WaveletModel", { ...next, status } as unknown as KubernetesObject);
+    const h = greenPromoted();
     h.clock.advance(31_000);
     h.broken.routedPods = Object.assign(new Error("endpointslices.discovery.k8s.io is forbidden"), { code: 403 });
     await expect(h.pass()).rejects.toThrow("forbidden");

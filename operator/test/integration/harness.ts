@@ -17,6 +17,21 @@ export const OPERATOR_JS = join(root, "operator/dist/main.js");
 export const LOG_DIR = join(tmpdir(), "wavelet-operator-test-logs");
 
 export const admin = () => kubeClients(inject("kubeconfig"));
+
+export const DIGEST_A = `sha256:${"a".repeat(64)}`;
+export const DIGEST_B = `sha256:${"b".repeat(64)}`;
+
+let seq = 0;
+/** A namespace name no earlier test used. */
+export const uniqueNamespace = (stem: string) => `${stem}-${Date.now().toString(36)}-${seq++}`;
+
+/** A WaveletModel spec for kwok's pods: two replicas, short delays; `over` replaces fields. */
+export const modelSpec = (over: Record<string, unknown> = {}) => ({
+  bundle: { builtin: "spx-return-1d", digest: DIGEST_A, version: "1.0.0" },
+  replicas: 2,
+  rollout: { scaleDownDelaySeconds: 2, progressDeadlineSeconds: 30 },
+  ...over,
+});
 export type Admin = ReturnType<typeof admin>;
 
 export interface RbacOptions {

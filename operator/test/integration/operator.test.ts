@@ -10,35 +10,30 @@ import { desiredServices } from "../../src/reconcile/service.js";
 import {
   type Admin,
   type OperatorProcess,
+  DIGEST_A,
+  DIGEST_B,
   admin,
   condition,
   eventReasons,
   eventReasonsWith,
+  modelSpec,
   models,
   operatorNamespace,
   readyPods,
   serviceAccountKubeconfig,
   startOperator,
+  uniqueNamespace,
   waitFor,
 } from "./harness.js";
 
-const DIGEST_A = `sha256:${"a".repeat(64)}`;
-const DIGEST_B = `sha256:${"b".repeat(64)}`;
 const root = resolve(import.meta.dirname, "../../..");
 let a: Admin;
-let seq = 0;
-const uniqueNamespace = (stem: string) => `${stem}-${Date.now().toString(36)}-${seq++}`;
 
 beforeAll(() => {
   a = admin();
 });
 
-const spec = (over: Record<string, unknown> = {}) => ({
-  bundle: { builtin: "spx-return-1d", digest: DIGEST_A, version: "1.0.0" },
-  replicas: 2,
-  rollout: { scaleDownDelaySeconds: 2, progressDeadlineSeconds: 30 },
-  ...over,
-});
+const spec = modelSpec;
 
 const replicaSet = (ns: string, name: string) => a.apps.readNamespacedReplicaSet({ name, namespace: ns });
 const service = (ns: string, name: string) => a.core.readNamespacedService({ name, namespace: ns });
@@ -50,7 +45,7 @@ const exists = async (read: () => Promise<unknown>) =>
 
 describe("the CRD", () => {
   const ns = "default";
-  const rejected = async (body: Record<string, unknown>, name = `bad-${seq++}`) => {
+  const rejected = async (body: Record<string, unknown>, name = uniqueNamespace("bad")) => {
     try {
       await models(a, ns).create(name, body, true);
       return "accepted";

@@ -7,7 +7,20 @@ import { desiredServices } from "../../src/reconcile/service.js";
 import { createInformers } from "../../src/controller/informers.js";
 import { systemClock } from "../../src/controller/clock.js";
 import { renderChart } from "../helm.js";
-import { type Admin, admin, eventReasons, models, operatorNamespace, readyPods, serviceAccountKubeconfig, startOperator, waitFor } from "./harness.js";
+import {
+  type Admin,
+  DIGEST_B,
+  admin,
+  eventReasons,
+  modelSpec,
+  models,
+  operatorNamespace,
+  readyPods,
+  serviceAccountKubeconfig,
+  startOperator,
+  uniqueNamespace,
+  waitFor,
+} from "./harness.js";
 
 /**
  * The review of 2026-12-07 (issue 21) on the real control plane: kube-apiserver, etcd, the
@@ -15,23 +28,14 @@ import { type Admin, admin, eventReasons, models, operatorNamespace, readyPods, 
  * changes), the scheduler and kwok's pods. Findings 1, 4 and 5, and the RBAC of finding 8.
  */
 
-const DIGEST_A = `sha256:${"a".repeat(64)}`;
-const DIGEST_B = `sha256:${"b".repeat(64)}`;
 const settings = { defaultServerImage: "wavelet-server:test" };
 let a: Admin;
-let seq = 0;
-const uniqueNamespace = (stem: string) => `${stem}-${Date.now().toString(36)}-${seq++}`;
 
 beforeAll(() => {
   a = admin();
 });
 
-const spec = (over: Record<string, unknown> = {}) => ({
-  bundle: { builtin: "spx-return-1d", digest: DIGEST_A, version: "1.0.0" },
-  replicas: 2,
-  rollout: { scaleDownDelaySeconds: 2, progressDeadlineSeconds: 30 },
-  ...over,
-});
+const spec = modelSpec;
 
 const pods = async (ns: string, selector: string) => (await a.core.listNamespacedPod({ namespace: ns, labelSelector: selector })).items.filter((p) => !p.metadata?.deletionTimestamp);
 const hashOf = (p: V1Pod) => p.metadata?.annotations?.["wavelet.dev/template-hash"];
