@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import type { KubernetesObject, V1Pod, V1ReplicaSet } from "@kubernetes/client-node";
+import type { KubernetesObject, V1Pod, V1ReplicaSet, V1Service } from "@kubernetes/client-node";
 import {
   COLORS,
   type Color,
@@ -69,7 +69,7 @@ export class Reconciler {
   }
 
   private async decideAndWrite(pass: Pass, key: string, raw: KubernetesObject): Promise<ReconcileResult> {
-    const { caches, clock, settings } = this.deps;
+    const { caches, clock } = this.deps;
     const { namespace, name } = raw.metadata as { namespace: string; name: string };
     const parsed = waveletModel.omit({ status: true }).safeParse(raw);
     if (!parsed.success) {
@@ -92,60 +92,18 @@ export class Reconciler {
     if (recovered) wm = { ...wm, status: { ...wm.status, ...recovered.status } };
     const activeService = caches.services.get(activeServiceName(wm), namespace);
     const serving = servingColors(wm.status, activeService?.spec?.selector?.[LABELS.color]);
-    let live: Partial<Record<Color, V1ReplicaSet>>;
-    let inputs: (spec: WaveletModelSpec) => TemplateInputs;
-    let observation: Observation;
-    // Reads from the API server (not the caches) can fail before there is a plan: said in
-    // status and one Event like a failed write.
+    const inputs = this.templateInputs(namespace);
+    let observed: { observation: Observation; live: Partial<Record<Color, V1ReplicaSet>> };
     try {
-      live = await this.readLive(pass, wm, colors, state);
-      const lastGood = waveletModelSpec.safeParse(wm.status?.lastGoodSpec);
-      const activeSpec = lastGood.success ? lastGood.data : undefined;
-      inputs = this.templateInputs(namespace);
-      const previous = waveletModelSpec.safeParse(wm.status?.rollout?.previousSpec);
-      observation = {
-        wm,
-        now,
-        ...(previous.success ? { previousSpec: previous.data } : {}),
-        desiredHash: templateHash(wm, wm.spec, settings, inputs(wm.spec)),
-        activeSpec,
-        activeRendersAs: activeSpec && templateHash(wm, activeSpec, settings, inputs(activeSpec)),
-        colors,
-        legacyReplicas: this.legacyReplicas(wm, colors),
-      };
-      observation.activeServiceColor = activeService?.spec?.selector?.[LABELS.color];
-      const ingress = activeService?.status?.loadBalancer?.ingress?.[0];
-      observation.activeServiceExternal = { nodePort: activeService?.spec?.ports?.[0]?.nodePort, loadBalancer: ingress?.ip ?? ingress?.hostname };
-      const rollout = wm.status?.rollout;
-      if (rollout?.phase === "ScalingDown" && now >= Date.parse(rollout.since) + wm.spec.rollout.scaleDownDelaySeconds * 1000) {
-        const routed = new Set(await this.deps.writer.routedPods(activeServiceName(wm), namespace));
-        // By the pods' labels, not their names (generated names are cut short for long model
-        // names): the old colour's pods, of its ReplicaSet or of an older operator's Deployment.
-        observation.oldColorRouted = pods.some((p) => routed.has(p.metadata!.name!) && p.metadata?.labels?.[LABELS.model] === name && p.metadata.labels[LABELS.color] === rollout.color);
-      }
-      if (rollout?.phase === "Analyzing") {
-        const apiKey = async () => {
-          const ref = wm.spec.server.apiKeySecretRef;
-          // The server takes a comma-separated list; any one of its keys will do.
-          return ref ? (await this.deps.writer.secret(namespace, ref.name))?.data[ref.key]?.split(",")[0]?.trim() : undefined;
-        };
-        const preview = wm.status?.previewColor;
-        // The preview's ready pods of the new template, each read on its metrics port.
-        const previewMetrics = pods
-          .filter((p) => p.metadata?.labels?.[LABELS.model] === name && p.metadata.labels[LABELS.color] === preview && p.metadata.annotations?.[TEMPLATE_HASH] === rollout.templateHash)
-          .filter((p) => podReady(p) && p.status?.podIP)
-          .map((p) => `http://${p.status!.podIP!.includes(":") ? `[${p.status!.podIP}]` : p.status!.podIP}:${METRICS_PORT}/metrics`);
-        const targets = async () => ({ preview: endpoint(wm, previewServiceName(wm)), active: endpoint(wm), previewMetrics, apiKey: await apiKey() });
-        observation.analysis = this.deps.analyses.poll(key, `${rollout.templateHash}#${rollout.analysis?.runs ?? 0}`, wm, targets);
-      } else {
-        // A verdict belongs to one analysis: a retry, or a rollout back at Deploying, runs anew.
-        this.deps.analyses.forget(key);
-      }
+      observed = await this.observe(pass, key, wm, now, { colors, pods, state, activeService, inputs });
     } catch (error) {
+      // Reads from the API server (not the caches) can fail before there is a plan: said in
+      // status and one Event like a failed write.
       if (statusCode(error) === 409) throw error;
       await this.reportFailure(pass, wm, error, now);
       throw error;
     }
+    const { observation, live } = observed;
     const plan = decide(observation);
     if (recovered) plan.events.unshift(recovered.event);
 
@@ -174,6 +132,72 @@ export class Reconciler {
     if (reported) await pass.writeStatus(wm, buildStatus(observation, plan));
     this.observeRollout(wm, plan.events, now);
     return plan.requeueAfterMs === undefined ? {} : { requeueAfterMs: plan.requeueAfterMs };
+  }
+
+  /**
+   * What the decision needs besides the caches: the live counts of the colours the HPA scales,
+   * the template hashes, the old colour's endpoints once its scale-down delay is over, and
+   * the verdict of the analysis run (started here when there is none).
+   */
+  private async observe(
+    pass: Pass,
+    key: string,
+    wm: WaveletModel,
+    now: number,
+    seen: {
+      colors: Partial<Record<Color, ColorState>>;
+      pods: readonly V1Pod[];
+      state: (rs: V1ReplicaSet | undefined) => ColorState | undefined;
+      activeService: V1Service | undefined;
+      inputs: (spec: WaveletModelSpec) => TemplateInputs;
+    },
+  ): Promise<{ observation: Observation; live: Partial<Record<Color, V1ReplicaSet>> }> {
+    const { settings } = this.deps;
+    const { colors, pods, activeService, inputs } = seen;
+    const { name, namespace } = wm.metadata;
+    const live = await this.readLive(pass, wm, colors, seen.state);
+    const lastGood = waveletModelSpec.safeParse(wm.status?.lastGoodSpec);
+    const activeSpec = lastGood.success ? lastGood.data : undefined;
+    const previous = waveletModelSpec.safeParse(wm.status?.rollout?.previousSpec);
+    const ingress = activeService?.status?.loadBalancer?.ingress?.[0];
+    const observation: Observation = {
+      wm,
+      now,
+      ...(previous.success ? { previousSpec: previous.data } : {}),
+      desiredHash: templateHash(wm, wm.spec, settings, inputs(wm.spec)),
+      activeSpec,
+      activeRendersAs: activeSpec && templateHash(wm, activeSpec, settings, inputs(activeSpec)),
+      colors,
+      legacyReplicas: this.legacyReplicas(wm, colors),
+      activeServiceColor: activeService?.spec?.selector?.[LABELS.color],
+      activeServiceExternal: { nodePort: activeService?.spec?.ports?.[0]?.nodePort, loadBalancer: ingress?.ip ?? ingress?.hostname },
+    };
+    const rollout = wm.status?.rollout;
+    const ofColor = (p: V1Pod, color: string | undefined) => p.metadata?.labels?.[LABELS.model] === name && p.metadata.labels[LABELS.color] === color;
+    if (rollout?.phase === "ScalingDown" && now >= Date.parse(rollout.since) + wm.spec.rollout.scaleDownDelaySeconds * 1000) {
+      const routed = new Set(await this.deps.writer.routedPods(activeServiceName(wm), namespace));
+      // By the pods' labels, not their names (generated names are cut short for long model
+      // names): the old colour's pods, of its ReplicaSet or of an older operator's Deployment.
+      observation.oldColorRouted = pods.some((p) => routed.has(p.metadata!.name!) && ofColor(p, rollout.color));
+    }
+    if (rollout?.phase === "Analyzing") {
+      // The preview's ready pods of the new template, each read on its metrics port.
+      const previewMetrics = pods
+        .filter((p) => ofColor(p, wm.status?.previewColor) && p.metadata?.annotations?.[TEMPLATE_HASH] === rollout.templateHash && podReady(p) && p.status?.podIP)
+        .map((p) => `http://${p.status!.podIP!.includes(":") ? `[${p.status!.podIP}]` : p.status!.podIP}:${METRICS_PORT}/metrics`);
+      const targets = async () => ({ preview: endpoint(wm, previewServiceName(wm)), active: endpoint(wm), previewMetrics, apiKey: await this.apiKey(wm) });
+      observation.analysis = this.deps.analyses.poll(key, `${rollout.templateHash}#${rollout.analysis?.runs ?? 0}`, wm, targets);
+    } else {
+      // A verdict belongs to one analysis: a retry, or a rollout back at Deploying, runs anew.
+      this.deps.analyses.forget(key);
+    }
+    return { observation, live };
+  }
+
+  /** One of the server's API keys (it takes a comma-separated list; any one will do), for analysis. */
+  private async apiKey(wm: WaveletModel): Promise<string | undefined> {
+    const ref = wm.spec.server.apiKeySecretRef;
+    return ref ? (await this.deps.writer.secret(wm.metadata.namespace, ref.name))?.data[ref.key]?.split(",")[0]?.trim() : undefined;
   }
 
   /**
