@@ -90,6 +90,8 @@ const configFields = z.object({
   WORKERS: int(1, 64).default(1),
   API_KEY: keys.optional(),
   ADMIN_API_KEY: keys.optional(),
+  // Keys for GET /metrics (Prometheus sends one as Authorization: Bearer).
+  METRICS_API_KEY: keys.optional(),
   // OAuth2: access tokens (JWT) from this issuer, verified against its published keys.
   OAUTH_ISSUER: z.url({ protocol: /^https?$/, error: "expected the issuer's URL (the tokens' iss claim)" }).optional(),
   OAUTH_AUDIENCE: z.string().trim().min(1).optional(),
@@ -97,6 +99,7 @@ const configFields = z.object({
   OAUTH_JWKS_URL: z.url({ protocol: /^https?$/, error: "expected the URL of the issuer's JSON Web Key Set" }).optional(),
   OAUTH_PREDICT_SCOPE: scope.default("predict"),
   OAUTH_ADMIN_SCOPE: scope.default("admin"),
+  OAUTH_METRICS_SCOPE: scope.default("metrics"),
   OAUTH_CLOCK_SKEW_SECONDS: int(0, 600).default(30),
   // How long fetched keys and verified tokens are trusted (a key removed from the set is
   // refused within twice this), and the least time between fetches other than the one due

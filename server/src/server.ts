@@ -6,6 +6,8 @@ import Fastify from "fastify";
 import { AggregatorRegistry } from "prom-client";
 import { buildApp } from "./app.js";
 import { type Config, ConfigError, parseConfig } from "./config.js";
+import { authPlugin } from "./plugins/auth.js";
+import { errorsPlugin } from "./plugins/errors.js";
 import { askPrimary, coordinateReloads, serveReloads } from "./reloads.js";
 import { metricsRoute, registryMetrics } from "./routes/metrics.js";
 import { readTls, reloadTls, type TlsContext } from "./tls.js";
@@ -36,8 +38,11 @@ function loadConfig(): { config: Config; tls: TlsContext | undefined } {
   }
 }
 
+/** METRICS_PORT: /metrics alone, guarded by METRICS_API_KEY when it is set (auth.ts). */
 async function metricsListener(config: Config, source: () => Promise<{ body: string; contentType: string }>) {
   const app = Fastify({ logger: false });
+  await app.register(errorsPlugin);
+  await app.register(authPlugin, { config, listener: "metrics" });
   await app.register(metricsRoute, { metrics: source });
   await app.listen({ host: config.HOST, port: config.METRICS_PORT! });
   return app;
@@ -89,6 +94,9 @@ async function runWorker(config: Config, tls: TlsContext | undefined): Promise<v
     new AggregatorRegistry();
   }
   if (!config.API_KEY && !config.OAUTH_ISSUER) app.log.warn("no API_KEY or OAUTH_ISSUER set: prediction routes are open; admin routes answer loopback clients only unless ADMIN_API_KEY is set");
+  else if (config.ENABLE_METRICS && !separateMetrics && !config.METRICS_API_KEY && !config.OAUTH_ISSUER) {
+    app.log.warn("API_KEY is set but METRICS_API_KEY is not: /metrics answers 403 until it is (or METRICS_PORT serves it)");
+  }
 
   // With workers, the primary serves the combined metrics; a single process serves its own.
   const metricsApp = separateMetrics && cluster.isPrimary ? await metricsListener(config, registryMetrics(metrics.registry)) : undefined;

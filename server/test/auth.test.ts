@@ -172,6 +172,20 @@ describe("OAuth2 access tokens", () => {
     expect((await reload(app, bearer(both), REMOTE)).statusCode).toBe(200);
   });
 
+  it("/metrics takes a token with the metrics scope, and no other (issue 22, item 1)", async () => {
+    const scrape = (headers: Record<string, string>) => app.inject({ method: "GET", url: "/metrics", headers });
+    const anonymous = await scrape({});
+    expect(anonymous.statusCode).toBe(401);
+    expect(anonymous.headers["www-authenticate"]).toBe('Bearer realm="metrics"');
+    const predictOnly = await scrape(bearer(await issuer.token(rsa)));
+    expect(predictOnly.statusCode).toBe(403);
+    expect(predictOnly.headers["www-authenticate"]).toBe('Bearer realm="metrics", error="insufficient_scope", scope="metrics"');
+    expect((await scrape({ "x-api-key": KEY })).statusCode).toBe(403);
+    const metricsToken = await issuer.token(ec, { scope: "metrics" });
+    expect((await scrape(bearer(metricsToken))).statusCode).toBe(200);
+    expect((await predict(app, bearer(metricsToken))).statusCode).toBe(403);
+  });
+
   it("API keys keep working beside tokens", async () => {
     expect((await predict(app, { "x-api-key": KEY })).statusCode).toBe(200);
     expect((await predict(app, bearer(KEY))).statusCode).toBe(200);
@@ -415,19 +429,35 @@ describe("OpenAPI states the security the routes enforce", () => {
     const app = await testApp(env);
     const spec = (await app.inject({ method: "GET", url: "/openapi.json" })).json();
     await app.close();
-    return { schemes: spec.components.securitySchemes, predict: spec.paths["/predict"].post.security, admin: spec.paths["/admin/reload"].post.security };
+    return {
+      schemes: spec.components.securitySchemes,
+      predict: spec.paths["/predict"].post.security,
+      admin: spec.paths["/admin/reload"].post.security,
+      models: spec.paths["/models"].get.security,
+      metrics: spec.paths["/metrics"].get,
+    };
   };
 
   it("open, keys only, and keys with OAuth", async () => {
     // Open: no requirement and no scheme (Swagger UI shows no Authorize button).
-    expect(await securityOf({})).toEqual({ schemes: undefined, predict: undefined, admin: undefined });
+    const open = await securityOf({});
+    expect({ ...open, metrics: open.metrics.security }).toEqual({ schemes: undefined, predict: undefined, admin: undefined, models: undefined, metrics: undefined });
+    expect(Object.keys(open.metrics.responses)).toEqual(["200"]);
     const keys = await securityOf({ API_KEY: KEY, ADMIN_API_KEY: ADMIN_KEY });
     expect(keys.predict).toEqual([{ apiKey: [] }, { bearer: [] }]);
+    expect(keys.models).toEqual(keys.predict);
     expect(keys.schemes.bearer.bearerFormat).toBeUndefined();
+    // Keys for the API but none for /metrics: it documents its refusal, and takes nothing.
+    expect(keys.metrics.security).toBeUndefined();
+    expect(keys.metrics.responses["403"].description).toContain("METRICS_API_KEY");
+    const scraped = await securityOf({ API_KEY: KEY, METRICS_API_KEY: ADMIN_KEY.replace(/a/g, "m") });
+    expect(scraped.metrics.security).toEqual([{ apiKey: [] }, { bearer: [] }]);
+    expect(Object.keys(scraped.metrics.responses)).toEqual(["200", "401", "403"]);
     const tokens = await securityOf(oauth({ API_KEY: KEY }));
     expect(tokens.schemes.bearer).toMatchObject({ type: "http", scheme: "bearer", bearerFormat: "JWT" });
     expect(tokens.predict).toEqual([{ apiKey: [] }, { bearer: ["predict"] }]);
     expect(tokens.admin).toEqual([{ bearer: ["admin"] }]);
+    expect(tokens.metrics.security).toEqual([{ bearer: ["metrics"] }]);
   });
 });
 

@@ -214,6 +214,27 @@ describe("against a server", () => {
     expect(missing.out).toContain(`server ms    unavailable: GET ${url}/nothing-here answered 404 (see --metrics-url)`);
   });
 
+  it("performance against a server with keys: the API key predicts, --metrics-key (or METRICS_API_KEY) reads /metrics", async () => {
+    const [apiKey, metricsKey] = ["cli-api-key-0123456789", "cli-metrics-key-0123456789"];
+    const keyed = await testApp({ API_KEY: apiKey, METRICS_API_KEY: metricsKey });
+    try {
+      const keyedUrl = await keyed.listen({ host: "127.0.0.1", port: 0 });
+      const run = await cli(["--url", keyedUrl, "--api-key", apiKey, "performance", "--requests", "20", "--metrics-key", metricsKey]);
+      expect(run.out).toMatch(/server ms\s+p50 [\d.]+ .* 20 requests/);
+      expect(run.out).toContain("errors       none");
+      const withoutKey = await cli(["--url", keyedUrl, "--api-key", apiKey, "performance", "--requests", "20"]);
+      expect(withoutKey.out).toContain(`server ms    unavailable: GET ${keyedUrl}/metrics answered 401`);
+      process.env.METRICS_API_KEY = metricsKey;
+      try {
+        expect((await cli(["--url", keyedUrl, "--api-key", apiKey, "performance", "--requests", "20"])).out).toMatch(/server ms\s+p50 [\d.]+ .* 20 requests/);
+      } finally {
+        delete process.env.METRICS_API_KEY;
+      }
+    } finally {
+      await keyed.close();
+    }
+  });
+
   it("all: every check passes, and GET /models is asked for the feature shape once per run", async () => {
     const modelsRequests = async () => samples(await metricsText(url), "http_requests_total", { route: "/models" }).get("") ?? 0;
     const before = await modelsRequests();

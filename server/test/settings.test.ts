@@ -47,6 +47,7 @@ describe("configuration", () => {
         LOG_LEVEL: "LOUD",
         REDIS_URL: "http://x",
         API_KEY: "short-secret",
+        METRICS_API_KEY: "short-scrape",
         MODELS: "xgboost,arima",
         MODEL_BUNDLE: "../elsewhere",
         SHUTDOWN_DELAY_MS: "-1",
@@ -55,10 +56,11 @@ describe("configuration", () => {
       expect(error).toBeInstanceOf(ConfigError);
       message = (error as Error).message;
     }
-    for (const name of ["PORT=", "WORKERS=", "LOG_LEVEL=", "REDIS_URL=", "API_KEY=(hidden)", "MODELS=", "MODEL_BUNDLE=", "SHUTDOWN_DELAY_MS="]) {
+    for (const name of ["PORT=", "WORKERS=", "LOG_LEVEL=", "REDIS_URL=", "API_KEY=(hidden)", "METRICS_API_KEY=(hidden)", "MODELS=", "MODEL_BUNDLE=", "SHUTDOWN_DELAY_MS="]) {
       expect(message).toContain(name);
     }
     expect(message).not.toContain("short-secret");
+    expect(message).not.toContain("short-scrape");
   });
 
   it("OAuth: defaults, and an issuer needs an audience", () => {
@@ -69,6 +71,7 @@ describe("configuration", () => {
       OAUTH_AUDIENCE: "wavelet-api",
       OAUTH_PREDICT_SCOPE: "predict",
       OAUTH_ADMIN_SCOPE: "admin",
+      OAUTH_METRICS_SCOPE: "metrics",
       OAUTH_CLOCK_SKEW_SECONDS: 30,
       OAUTH_JWKS_CACHE_SECONDS: 600,
       OAUTH_JWKS_COOLDOWN_SECONDS: 30,

@@ -65,8 +65,11 @@ function parse(argv: string[]) {
   const model = option("model")!;
   const endpoint = option("endpoint");
   if (endpoint !== "predict" && endpoint !== "batch") throw new UsageError(`--endpoint is predict or batch, not ${endpoint}`, command);
-  const apiKey = values["api-key"] ?? process.env.API_KEY?.split(",")[0]?.trim();
-  const headers: Record<string, string> = apiKey ? { "x-api-key": apiKey } : {};
+  // A key from the option, else the first of the variable's comma list (as the server takes it).
+  const keyHeader = (given: string | undefined, variable: string | undefined): Record<string, string> => {
+    const key = given ?? variable?.split(",")[0]?.trim();
+    return key ? { "x-api-key": key } : {};
+  };
   const metricsUrl = values["metrics-url"];
   const features = values.features?.split(",").map((v) => (v.trim() ? Number(v) : Number.NaN));
   if (features?.some((v) => !Number.isFinite(v))) throw new UsageError(`--features takes comma-separated numbers, not ${values.features}`, command);
@@ -74,7 +77,8 @@ function parse(argv: string[]) {
     command,
     url: httpUrl(values.url === undefined ? "API_URL" : "--url", values.url ?? process.env.API_URL ?? DEFAULT_URL),
     metricsUrl: metricsUrl === undefined ? undefined : httpUrl("--metrics-url", metricsUrl),
-    headers,
+    headers: keyHeader(values["api-key"], process.env.API_KEY),
+    metricsHeaders: keyHeader(values["metrics-key"], process.env.METRICS_API_KEY),
     model,
     features,
     confidence: values.confidence === true,
@@ -146,10 +150,11 @@ export async function main(argv: string[], io: Output = processOutput): Promise<
     return 0;
   }
   const api = new Api(args.url, args.headers, args.performance.concurrency);
-  const metricsApi = args.metricsUrl === undefined ? undefined : new Api(args.metricsUrl, {}, 1);
+  // /metrics takes its own credential (the metrics realm), not the API key.
+  const metricsApi = new Api(args.metricsUrl ?? `${api.url}/metrics`, args.metricsHeaders, 1);
   const scrape: Scrape = async () => {
-    const { status, text } = metricsApi ? await metricsApi.text("GET", "") : await api.text("GET", "/metrics");
-    if (status !== 200) throw new Error(`GET ${args.metricsUrl ?? `${api.url}/metrics`} answered ${status}`);
+    const { status, text } = await metricsApi.text("GET", "");
+    if (status !== 200) throw new Error(`GET ${metricsApi.url} answered ${status}`);
     return text;
   };
   // Asked once per run, however many checks need it.
@@ -182,7 +187,7 @@ export async function main(argv: string[], io: Output = processOutput): Promise<
         })) && ok;
     }
   } finally {
-    await Promise.all([api.close(), metricsApi?.close()]);
+    await Promise.all([api.close(), metricsApi.close()]);
   }
   return ok ? 0 : 1;
 }

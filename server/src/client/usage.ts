@@ -56,6 +56,7 @@ export const OPTIONS = {
     help: "the server's Prometheus metrics, read before and after the run (default: URL/metrics; with WORKERS > 1, the primary's METRICS_PORT)",
     commands: ["performance"],
   },
+  "metrics-key": { value: "KEY", help: "sent as X-API-Key to the metrics (default: the first of $METRICS_API_KEY's comma list)", commands: ["performance"] },
   test: { value: "COMMAND", help: "the command to run (the guide's test_api.py spelling)" },
   help: { help: "print this help and exit", short: "h" },
 } satisfies Record<string, OptionSpec>;
@@ -66,7 +67,11 @@ export const parseArgsOptions = Object.fromEntries(
   Object.entries(OPTIONS).map(([name, spec]: [string, OptionSpec]) => [name, { type: spec.value ? "string" : "boolean", ...(spec.short ? { short: spec.short } : {}) }]),
 ) as { [K in OptionName]: { type: (typeof OPTIONS)[K] extends { value: string } ? "string" : "boolean"; short?: string } };
 
-const ENVIRONMENT = ["  API_URL   the server, when --url is not given", "  API_KEY   API keys, comma-separated as the server takes them: the first is sent"];
+const ENVIRONMENT = [
+  "  API_URL          the server, when --url is not given",
+  "  API_KEY          API keys, comma-separated as the server takes them: the first is sent",
+  "  METRICS_API_KEY  the same for /metrics (performance)",
+];
 
 /** The help text for every command, or for one. */
 export function usage(command?: Command): string {

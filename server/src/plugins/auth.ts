@@ -18,6 +18,10 @@ import { KeysUnavailable, scopesOf, TokenRefused, tokenVerifier } from "./jwt.js
  * and is open when neither keys nor an issuer are configured. The admin realm takes
  * ADMIN_API_KEY only (prediction keys never grant admin rights); with neither admin keys nor
  * an issuer it answers only direct loopback clients (the host itself; SIGHUP also reloads).
+ * The metrics realm (GET /metrics, whose histograms carry every tenant's predictions) takes
+ * METRICS_API_KEY; on the API port it is open only while the server has no credentials at
+ * all, and otherwise refuses until METRICS_API_KEY is set. On METRICS_PORT, a listener whose
+ * reach the network decides, only METRICS_API_KEY guards it.
  *
  * Keys are compared as sha256 digests with timingSafeEqual, so neither a key's content nor
  * its length leaks through timing; several keys may be valid at once (rotation). Anything but
@@ -34,16 +38,33 @@ interface Policy {
   keys: Buffer[];
   /** The OAuth scope the realm requires, when tokens are accepted. */
   scope: string | undefined;
+  /** What the realm does while it accepts no credential: admit anyone, only this host, or no one. */
+  unguarded: "open" | "local" | "refused";
 }
 
-/** Which credentials each realm accepts; a realm with none is open (predict) or loopback-only (admin). */
-function policies(config: Config): Record<Realm, Policy> {
+/**
+ * Which credentials each realm accepts. `listener` is where the routes are served: the API
+ * port, or METRICS_PORT (which serves only /metrics).
+ */
+function policies(config: Config, listener: "api" | "metrics"): Record<Realm, Policy> {
   const oauth = config.OAUTH_ISSUER !== undefined;
+  const metricsKeys = (config.METRICS_API_KEY ?? []).map(digest);
+  const credentials = config.API_KEY !== undefined || metricsKeys.length > 0 || oauth;
   return {
-    predict: { keys: (config.API_KEY ?? []).map(digest), scope: oauth ? config.OAUTH_PREDICT_SCOPE : undefined },
-    admin: { keys: (config.ADMIN_API_KEY ?? []).map(digest), scope: oauth ? config.OAUTH_ADMIN_SCOPE : undefined },
+    predict: { keys: (config.API_KEY ?? []).map(digest), scope: oauth ? config.OAUTH_PREDICT_SCOPE : undefined, unguarded: "open" },
+    admin: { keys: (config.ADMIN_API_KEY ?? []).map(digest), scope: oauth ? config.OAUTH_ADMIN_SCOPE : undefined, unguarded: "local" },
+    metrics:
+      listener === "metrics"
+        ? { keys: metricsKeys, scope: oauth && metricsKeys.length ? config.OAUTH_METRICS_SCOPE : undefined, unguarded: "open" }
+        : { keys: metricsKeys, scope: oauth ? config.OAUTH_METRICS_SCOPE : undefined, unguarded: credentials ? "refused" : "open" },
   };
 }
+
+/** Why an unguarded realm refuses a caller. */
+const REFUSALS = {
+  local: "admin routes answer only local clients until ADMIN_API_KEY (or OAUTH_ISSUER) is set",
+  refused: "/metrics shows every client's predictions, so it needs credentials once the API does: set METRICS_API_KEY and scrape with it, or scrape METRICS_PORT",
+};
 
 const guarded = (policy: Policy) => policy.keys.length > 0 || policy.scope !== undefined;
 
@@ -96,9 +117,9 @@ export function securitySchemes(config: Config) {
   };
 }
 
-export const authPlugin = fp(async (app: FastifyInstance, opts: { config: Config }) => {
+export const authPlugin = fp(async (app: FastifyInstance, opts: { config: Config; listener?: "api" | "metrics" }) => {
   const { config } = opts;
-  const realms = policies(config);
+  const realms = policies(config, opts.listener ?? "api");
   const tokens = config.OAUTH_ISSUER && config.OAUTH_AUDIENCE ? tokenVerifier({ ...config, OAUTH_ISSUER: config.OAUTH_ISSUER, OAUTH_AUDIENCE: config.OAUTH_AUDIENCE }, app.log) : undefined;
 
   /**
@@ -158,8 +179,8 @@ export const authPlugin = fp(async (app: FastifyInstance, opts: { config: Config
       request.identity = await authenticate(request, reply, realm, policy);
       return;
     }
-    if (realm === "admin" && !direct(request)) {
-      throw new AppError(403, "forbidden", "admin routes answer only local clients until ADMIN_API_KEY (or OAUTH_ISSUER) is set");
+    if (policy.unguarded === "refused" || (policy.unguarded === "local" && !direct(request))) {
+      throw new AppError(403, "forbidden", REFUSALS[policy.unguarded]);
     }
   });
 
@@ -173,7 +194,7 @@ export const authPlugin = fp(async (app: FastifyInstance, opts: { config: Config
     const declared = route.schema?.response as object | undefined;
     const answers = (responses: object) => (declared ? { response: { ...responses, ...declared } } : {});
     if (!guarded(policy)) {
-      if (realm === "admin") route.schema = { ...route.schema, ...answers({ 403: authErrors.localOnly }) };
+      if (policy.unguarded !== "open") route.schema = { ...route.schema, ...answers({ 403: authErrors[policy.unguarded] }) };
       return;
     }
     const security: Record<string, string[]>[] = [

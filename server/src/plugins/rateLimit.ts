@@ -4,7 +4,7 @@ import fp from "fastify-plugin";
 import type { Redis } from "ioredis";
 import { LRUCache } from "lru-cache";
 import { clientAddress } from "../proxies.js";
-import type { Realm } from "./context.js";
+import type { Budget } from "./context.js";
 import { AppError } from "./errors.js";
 import type { Metrics } from "./metrics.js";
 import type { RedisGuard } from "./redis.js";
@@ -24,7 +24,7 @@ import type { RedisGuard } from "./redis.js";
 declare module "fastify" {
   interface FastifyInstance {
     /** Charge `cost` to the caller's `budget` (its identity, else its address), or throw 429; nothing when the budget is off. */
-    chargeBudget(request: FastifyRequest, reply: FastifyReply, budget: Realm, cost: number): Promise<void>;
+    chargeBudget(request: FastifyRequest, reply: FastifyReply, budget: Budget, cost: number): Promise<void>;
   }
   interface FastifyContextConfig {
     /**
@@ -37,13 +37,13 @@ declare module "fastify" {
 
 export interface RateLimitOptions {
   /** Units per client per window; 0 turns a budget off. */
-  max: Record<Realm, number>;
+  max: Record<Budget, number>;
   windowMs: number;
   redis: RedisGuard | undefined;
   metrics: Metrics;
 }
 
-const UNITS: Record<Realm, string> = { predict: "rows", admin: "requests" };
+const UNITS: Record<Budget, string> = { predict: "rows", admin: "requests" };
 // Versioned like the cache keys: a change of meaning must not read older counters.
 const PREFIX = "ratelimit:v2";
 const LOCAL_CLIENTS = 100_000;
@@ -89,12 +89,12 @@ class Limiter {
     opts.redis?.redis.defineCommand("rateCharge", { numberOfKeys: 1, lua: CHARGE });
   }
 
-  enabled(budget: Realm | undefined): budget is Realm {
+  enabled(budget: Budget | undefined): budget is Budget {
     return budget !== undefined && this.opts.max[budget] > 0;
   }
 
   /** Charge `cost` to the caller's `budget`, or throw 429; the X-RateLimit-* headers say where it stands. */
-  async charge(request: FastifyRequest, reply: FastifyReply, budget: Realm, cost: number): Promise<void> {
+  async charge(request: FastifyRequest, reply: FastifyReply, budget: Budget, cost: number): Promise<void> {
     const max = this.opts.max[budget];
     const key = `${PREFIX}:${budget}:${request.identity ?? `ip:${network(clientAddress(request))}`}`;
     const remote = await this.opts.redis?.run("rate_limit", (r) => (r as ChargingRedis).rateCharge(key, cost, max, this.opts.windowMs));
@@ -128,7 +128,7 @@ class Limiter {
 export const rateLimitPlugin = fp(async (app: FastifyInstance, opts: RateLimitOptions) => {
   const limiter = new Limiter(opts);
   // For auth (registered first, so that identities are known here): refused credentials are charged to their address.
-  app.decorate("chargeBudget", async (request: FastifyRequest, reply: FastifyReply, budget: Realm, cost: number) => {
+  app.decorate("chargeBudget", async (request: FastifyRequest, reply: FastifyReply, budget: Budget, cost: number) => {
     if (limiter.enabled(budget)) await limiter.charge(request, reply, budget, cost);
   });
   app.addHook("onRequest", async (request, reply) => {

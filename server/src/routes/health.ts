@@ -3,6 +3,7 @@ import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
 import { MODEL_TYPES } from "../config.js";
 import type { ModelRegistry } from "../inference/registry.js";
+import "../plugins/context.js";
 import { unavailable } from "../plugins/errors.js";
 import type { FeatureSpec } from "../schemas/manifest.js";
 import { goldenResponse, healthResponse, modelsResponse, noBundle } from "../schemas/api.js";
@@ -83,9 +84,12 @@ export async function healthRoutes(app: FastifyInstance, opts: HealthRoutesOptio
     async () => ({ status: "alive" as const }),
   );
 
+  // What the bundle is and answers belongs to those who may ask it (the operator's analysis sends its key).
+  const predictRealm = { auth: "predict" as const };
   api.get(
     "/models/golden",
     {
+      config: predictRealm,
       schema: {
         summary: "The bundle's golden cases: prices and the predictions this server must answer for them",
         description:
@@ -103,6 +107,7 @@ export async function healthRoutes(app: FastifyInstance, opts: HealthRoutesOptio
   api.get(
     "/models",
     {
+      config: predictRealm,
       schema: {
         summary: "The bundle being served: models, versions, digests and out-of-sample metrics",
         tags: ["models"],

@@ -219,14 +219,15 @@ export const reloadErrors = {
 /** GET /models and /models/golden before any bundle loaded. */
 export const noBundle = errorResponse("no bundle is loaded (GET /health says why)");
 
-/** The 401 and 403 of a route that requires credentials, and the 403 of an admin route that only the host may call. */
+/** The 401 and 403 of a route that requires credentials; the 403 of an admin route only the host may call, and of /metrics closed on the API port. */
 export const authErrors = {
   401: errorResponse(
     "no credentials (unauthorized), or a token refused: expired, not yet valid, for another audience or signer (invalid_token); " +
       "WWW-Authenticate says what the realm takes",
   ),
   403: errorResponse("credentials not accepted here: an unknown API key (forbidden), or a token without the route's scope (insufficient_scope)"),
-  localOnly: errorResponse("admin routes answer only clients on this host until ADMIN_API_KEY (or OAUTH_ISSUER) is set (forbidden)"),
+  local: errorResponse("admin routes answer only clients on this host until ADMIN_API_KEY (or OAUTH_ISSUER) is set (forbidden)"),
+  refused: errorResponse("the API requires credentials and METRICS_API_KEY is not set: /metrics is served to no one on this port (forbidden)"),
 };
 
 export function apiSchemas(limits: Limits, shape: FeatureShape, defaultModel: (typeof MODEL_TYPES)[number] = "ensemble") {
