@@ -31,6 +31,12 @@ export class AppError extends Error {
 
 export const unavailable = (message: string, details?: unknown) => new AppError(503, "unavailable", message, undefined, details);
 
+// A 400 names this many fields at most, each name cut to this many characters: the rest is
+// counted, never echoed (30k unknown keys in a 779 KB body once made a 2.94 MB answer).
+const SHOWN_FIELDS = 5;
+const SHOWN_NAME = 32;
+const clip = (name: string) => (name.length > SHOWN_NAME ? `${name.slice(0, SHOWN_NAME)}…` : name);
+
 /** "/features/3" in the body → "features[3]". */
 function fieldName(path: string): string {
   return path
@@ -58,15 +64,17 @@ export function errorBody(error: FastifyError | AppError, requestId: string): { 
     return { status: error.statusCode, body };
   }
   if (error.validation) {
-    const fields = error.validation.map((v) => {
-      // An unknown key is reported at its parent; name the key itself.
+    const fields = error.validation.flatMap((v) => {
+      const at = fieldName(v.instancePath);
+      // Unknown keys are reported at their parent, all in one message: name each key instead.
       const keys = (v.params as { keys?: string[] } | undefined)?.keys;
-      const path = keys?.length ? `${v.instancePath}/${keys.join(",")}` : v.instancePath;
-      const field = fieldName(path) || (error.validationContext ?? "body");
-      return { field, message: v.message ?? "invalid" };
+      if (keys?.length) return keys.map((key) => ({ field: at ? `${at}.${clip(key)}` : clip(key), message: "unknown field" }));
+      return [{ field: clip(at || (error.validationContext ?? "body")), message: v.message ?? "invalid" }];
     });
-    const message = fields.map((f) => `${f.field}: ${f.message}`).join("; ");
-    return { status: 400, body: { error: "validation_error", message, request_id: requestId, fields } };
+    const shown = fields.slice(0, SHOWN_FIELDS);
+    const more = fields.length - shown.length;
+    const message = shown.map((f) => `${f.field}: ${f.message}`).join("; ") + (more ? `; and ${more} more` : "");
+    return { status: 400, body: { error: "validation_error", message, request_id: requestId, fields: shown } };
   }
   const status = error.statusCode ?? 500;
   if (status >= 400 && status < 500) {
