@@ -131,7 +131,7 @@ rcli() { dc exec -T redis redis-cli "$@"; }
 budget_key=$(rcli --scan --pattern 'ratelimit:v2:predict:*')
 [[ $(wc -l <<<"$budget_key") == 1 && -n "$budget_key" ]] || die "expected one rate-limit key in Redis, found: '$budget_key'"
 [[ "$(rcli get "$budget_key")" == "$((limit - remaining))" ]] || die "Redis's count for $budget_key is not the $((limit - remaining)) rows spent"
-[[ -n "$(rcli --scan --pattern 'pred:v2:*')" ]] || die "the prediction was not cached in Redis"
+[[ -n "$(rcli --scan --pattern 'pred:v3:*')" ]] || die "the prediction was not cached in Redis"
 # A restart empties the api's memory: what it still knows came from Redis.
 dc restart api >/dev/null
 for _ in $(seq 120); do

@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import type { FastifyBaseLogger } from "fastify";
 import { LRUCache } from "lru-cache";
 import * as ort from "onnxruntime-node";
@@ -6,14 +7,16 @@ import type { RedisGuard } from "./redis.js";
 
 // Bumped whenever what a key stands for changes, so entries written by older servers
 // sharing the Redis are never read as this format.
-const KEY_FORMAT = "pred:v2";
+const KEY_FORMAT = "pred:v3";
 
 /**
- * Cache of single predictions. A key names everything the answer depends on: the model
- * file's sha256 (float32 and int8 variants differ; the same file in a new bundle version
- * answers alike), the runtime version, and the exact float32 feature values the model is
- * fed. An in-memory LRU sits in front of Redis (shared by replicas) when REDIS_URL is set;
- * a slow or failing Redis only skips Redis (RedisGuard).
+ * Cache of single predictions. A key names whose entry it is (the client: its key or token
+ * identity, else its address, as a digest), so a hit, and how fast it answers, never tells
+ * one client what another asked; and everything the answer depends on: the model file's
+ * sha256 (float32 and int8 variants differ; the same file in a new bundle version answers
+ * alike), the runtime version, and the exact float32 feature values the model is fed. An
+ * in-memory LRU sits in front of Redis (shared by replicas) when REDIS_URL is set; a slow or
+ * failing Redis only skips Redis (RedisGuard).
  */
 export class PredictionCache {
   private readonly memory: LRUCache<string, number> | undefined;
@@ -31,10 +34,11 @@ export class PredictionCache {
     return this.memory !== undefined;
   }
 
-  /** `modelSha256`: the manifest entry of the file serving the model (Bundle.entry). */
-  static key(modelSha256: string, features: Float64Array): string {
+  /** `client`: rateLimit's clientOf; `modelSha256`: the manifest entry of the file serving the model (Bundle.entry). */
+  static key(client: string, modelSha256: string, features: Float64Array): string {
     const fed = Float32Array.from(features);
-    return `${KEY_FORMAT}:${modelSha256}:ort${ort.env.versions.common}:${Buffer.from(fed.buffer).toString("base64")}`;
+    const owner = createHash("sha256").update(client).digest("base64url").slice(0, 22);
+    return `${KEY_FORMAT}:${owner}:${modelSha256}:ort${ort.env.versions.common}:${Buffer.from(fed.buffer).toString("base64")}`;
   }
 
   async get(key: string): Promise<number | undefined> {

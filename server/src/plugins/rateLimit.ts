@@ -82,6 +82,9 @@ export function network(ip: string): string {
   return `${groups.slice(0, 4).map((g) => Number.parseInt(g, 16).toString(16)).join(":")}::/64`;
 }
 
+/** Whose budget a request draws on, and whose cached answers it may see: its verified identity, else its address. */
+export const clientOf = (request: FastifyRequest): string => request.identity ?? `ip:${network(clientAddress(request))}`;
+
 class Limiter {
   private readonly local = new LRUCache<string, { used: number; resetAt: number }>({ max: LOCAL_CLIENTS });
 
@@ -96,7 +99,7 @@ class Limiter {
   /** Charge `cost` to the caller's `budget`, or throw 429; the X-RateLimit-* headers say where it stands. */
   async charge(request: FastifyRequest, reply: FastifyReply, budget: Budget, cost: number): Promise<void> {
     const max = this.opts.max[budget];
-    const key = `${PREFIX}:${budget}:${request.identity ?? `ip:${network(clientAddress(request))}`}`;
+    const key = `${PREFIX}:${budget}:${clientOf(request)}`;
     const remote = await this.opts.redis?.run("rate_limit", (r) => (r as ChargingRedis).rateCharge(key, cost, max, this.opts.windowMs));
     const [used, resetMs, charged] = remote ?? this.countLocally(key, cost, max);
     const resetSeconds = Math.max(1, Math.ceil((resetMs < 0 ? this.opts.windowMs : resetMs) / 1000));

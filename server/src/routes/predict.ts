@@ -5,6 +5,7 @@ import { z } from "zod";
 import { PredictionCache } from "../plugins/cache.js";
 import { AppError, errorBody, unavailable } from "../plugins/errors.js";
 import type { Metrics } from "../plugins/metrics.js";
+import { clientOf } from "../plugins/rateLimit.js";
 import { MODEL_TYPES } from "../config.js";
 import type { ModelType } from "../inference/bundle.js";
 import type { ModelRegistry, Serving } from "../inference/registry.js";
@@ -108,7 +109,7 @@ export async function predictRoutes(app: FastifyInstance, opts: PredictRoutesOpt
       const model = body.model_type;
       return withServing(registry, model, async (serving) => {
         const rows = body.features ? rowsFromVectors(serving.bundle, [body.features]) : rowFromPrices(serving.bundle, body.prices!);
-        const key = cache.enabled ? PredictionCache.key(serving.bundle.entry(model).sha256, rows.data) : undefined;
+        const key = cache.enabled ? PredictionCache.key(clientOf(request), serving.bundle.entry(model).sha256, rows.data) : undefined;
         const hit = key === undefined ? undefined : await cache.get(key);
         let values: Float64Array;
         if (hit === undefined) {
