@@ -202,7 +202,7 @@ describe("every dashboard panel, recording rule and alert returns data from a re
     // A bundle that is not EXPECTED_BUNDLE_DIGEST: refused, the old one keeps serving.
     rmSync(modelDir, { recursive: true });
     cpSync(VOL_BUNDLE, modelDir, { recursive: true });
-    expect((await fetch(`${server.url}/admin/reload`, { method: "POST" })).status).toBe(422);
+    expect((await fetch(`${server.url}/admin/reload`, { method: "POST", headers: { "content-type": "application/json" } })).status).toBe(422);
     await waitFor("rollout promoted", async () => (await m.get("spx")).status?.rollout === undefined && (await m.get("spx")).status?.phase === "Ready", 60_000);
 
     // Enough scrapes after all of that for rates over a minute, and the rules evaluated on them.

@@ -194,7 +194,7 @@ export async function buildApp(opts: BuildOptions): Promise<FastifyInstance> {
     startedAt: Date.now(),
     shuttingDown: () => shuttingDown,
   });
-  await app.register(adminRoutes, { reload: opts.reload ?? localReload(registry) });
+  await app.register(adminRoutes, { reload: opts.reload ?? localReload(registry), allowedOrigins: config.ALLOWED_ORIGINS });
   if (config.ENABLE_METRICS && opts.serveMetrics !== false) {
     await app.register(metricsRoute, { metrics: registryMetrics(metrics.registry) });
   }

@@ -34,7 +34,7 @@ function predict(app: FastifyInstance, headers: Record<string, string> = {}, bod
   return app.inject({ method: "POST", url: "/predict", ...json(body), headers: { "content-type": "application/json", ...headers } });
 }
 function reload(app: FastifyInstance, headers: Record<string, string> = {}, remoteAddress = "127.0.0.1") {
-  return app.inject({ method: "POST", url: "/admin/reload", headers, remoteAddress });
+  return app.inject({ method: "POST", url: "/admin/reload", headers: { "content-type": "application/json", ...headers }, remoteAddress });
 }
 
 describe("authentication comes before the body is read", () => {
@@ -94,7 +94,7 @@ describe("admin routes are never open by accident", () => {
     const app = await testApp();
     await app.listen({ host: "::", port: 0 });
     const { port } = app.server.address() as AddressInfo;
-    const status = async (host: string) => (await fetch(`http://${host}:${port}/admin/reload`, { method: "POST" })).status;
+    const status = async (host: string) => (await fetch(`http://${host}:${port}/admin/reload`, { method: "POST", headers: { "content-type": "application/json" } })).status;
     try {
       expect(await status("127.0.0.1")).toBe(200); // seen as ::ffff:127.0.0.1
       expect(await status("[::1]")).toBe(200);
@@ -478,7 +478,7 @@ describe("credentials never reach the logs", () => {
         (await send("/predict", { "x-api-key": wrongKey })).status,
         (await send("/predict", bearer(forged))).status,
         (await send("/admin/reload", bearer(KEY), "")).status,
-        (await send("/admin/reload", { "x-api-key": ADMIN_KEY, cookie: `session=${wrongKey}` }, "")).status,
+        (await send("/admin/reload", { "x-api-key": ADMIN_KEY, cookie: `session=${wrongKey}` }, "{not json")).status,
       ];
       expect(statuses).toEqual([200, 200, 200, 400, 403, 401, 403, 400]);
       const logs = server.output();

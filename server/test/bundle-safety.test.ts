@@ -48,7 +48,7 @@ describe("EXPECTED_BUNDLE_DIGEST is enforced", () => {
     expect((await app.inject({ method: "GET", url: "/health" })).statusCode).toBe(200);
     const next = nextVersion();
     replaceBundle(dir, next.dir);
-    const reload = await app.inject({ method: "POST", url: "/admin/reload" });
+    const reload = await app.inject({ method: "POST", url: "/admin/reload", headers: { "content-type": "application/json" } });
     expect(reload.statusCode).toBe(422);
     expect(reload.json().message).toContain(`bundle digest ${digestOf(next.dir)} is not the expected ${digestOf(RETURN_BUNDLE)}`);
     const health = await app.inject({ method: "GET", url: "/health" });
@@ -59,7 +59,7 @@ describe("EXPECTED_BUNDLE_DIGEST is enforced", () => {
     // Still ready (the old bundle serves), and the refused digest is flagged until a good reload.
     expect(await gauges(app)).toEqual({ ready: 1, mismatch: 1 });
     replaceBundle(dir, RETURN_BUNDLE);
-    expect((await app.inject({ method: "POST", url: "/admin/reload" })).statusCode).toBe(200);
+    expect((await app.inject({ method: "POST", url: "/admin/reload", headers: { "content-type": "application/json" } })).statusCode).toBe(200);
     expect(await gauges(app)).toEqual({ ready: 1, mismatch: 0 });
     await app.close();
   });
@@ -70,11 +70,11 @@ describe("reloads", () => {
     const dir = copyBundle(RETURN_BUNDLE);
     const app = await testApp({ MODEL_DIR: dir });
     replaceBundle(dir, nextVersion().dir);
-    const answers = await Promise.all([1, 2, 3].map(() => app.inject({ method: "POST", url: "/admin/reload" })));
+    const answers = await Promise.all([1, 2, 3].map(() => app.inject({ method: "POST", url: "/admin/reload", headers: { "content-type": "application/json" } })));
     expect(answers.map((a) => a.statusCode).sort()).toEqual([200, 409, 409]);
     expect(answers.find((a) => a.statusCode === 409)!.json().error).toBe("reload_in_progress");
     // Once it has ended, the next one runs.
-    expect((await app.inject({ method: "POST", url: "/admin/reload" })).statusCode).toBe(200);
+    expect((await app.inject({ method: "POST", url: "/admin/reload", headers: { "content-type": "application/json" } })).statusCode).toBe(200);
     await app.close();
   });
 
@@ -83,7 +83,7 @@ describe("reloads", () => {
     // 1 ms: no bundle verifies and warms four models that fast, so this reload is "hung".
     const app = await testApp({ MODEL_DIR: dir, RELOAD_TIMEOUT_MS: "1" });
     replaceBundle(dir, nextVersion().dir);
-    const reload = await app.inject({ method: "POST", url: "/admin/reload" });
+    const reload = await app.inject({ method: "POST", url: "/admin/reload", headers: { "content-type": "application/json" } });
     expect(reload.statusCode).toBe(422);
     expect(reload.json().message).toContain("not verified and loaded within 1 ms (RELOAD_TIMEOUT_MS)");
     const health = await app.inject({ method: "GET", url: "/health" });
@@ -105,7 +105,7 @@ describe("answers never show the server's paths", () => {
       const dir = copyBundle(RETURN_BUNDLE);
       const app = await testApp({ MODEL_DIR: dir });
       spoil(dir);
-      const reload = await app.inject({ method: "POST", url: "/admin/reload" });
+      const reload = await app.inject({ method: "POST", url: "/admin/reload", headers: { "content-type": "application/json" } });
       expect(reload.statusCode).toBe(422);
       const after = await testApp({ MODEL_DIR: dir });
       const bodies = [reload.body, ...(await Promise.all([app, after].flatMap((a) => ["/health", "/models"].map((url) => a.inject({ method: "GET", url }))))).map((r) => r.body)];

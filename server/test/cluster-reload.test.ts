@@ -24,7 +24,7 @@ async function healthOfWorkers(url: string) {
   return answers;
 }
 
-const reload = (url: string) => freshJson(`${url}/admin/reload`, { method: "POST", headers: { "x-api-key": ADMIN_KEY } });
+const reload = (url: string) => freshJson(`${url}/admin/reload`, { method: "POST", headers: { "x-api-key": ADMIN_KEY, "content-type": "application/json" } });
 
 /** The server with both workers up: startServer waits for one, a reload of the same bundle says how many take part. */
 async function cluster(dir: string) {

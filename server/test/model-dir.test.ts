@@ -71,7 +71,7 @@ describe("MODEL_DIR holding several bundles", () => {
     const next = nextVersion();
     rmSync(join(dir, "first"), { recursive: true });
     cpSync(next.dir, join(dir, "second"), { recursive: true });
-    const reload = await app.inject({ method: "POST", url: "/admin/reload" });
+    const reload = await app.inject({ method: "POST", url: "/admin/reload", headers: { "content-type": "application/json" } });
     expect(reload.statusCode).toBe(200);
     expect(reload.json().bundle.version).toBe(next.version);
     expect((await app.inject({ method: "GET", url: "/health" })).json().bundle.version).toBe(next.version);

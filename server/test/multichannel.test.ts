@@ -175,7 +175,7 @@ describe("reloads between bundles of different feature shapes are refused", () =
       const app = await testApp({ MODEL_DIR: dir });
       const before = (await app.inject({ method: "GET", url: "/health" })).json().bundle.name;
       replaceBundle(dir, to);
-      const reload = await app.inject({ method: "POST", url: "/admin/reload" });
+      const reload = await app.inject({ method: "POST", url: "/admin/reload", headers: { "content-type": "application/json" } });
       expect(reload.statusCode).toBe(422);
       expect(reload.json().message).toMatch(/takes features of 10 days × \d channels? from \d+ prices, the API this process publishes takes .*restart the server/);
       expect((await app.inject({ method: "GET", url: "/health" })).json().bundle.name).toBe(before);

@@ -118,7 +118,7 @@ describe("rate limiting", () => {
 
   it("admin routes have their own small budget", async () => {
     const app = await testApp({ ...LIMITED, ADMIN_RATE_LIMIT_MAX: "2" });
-    const reload = () => app.inject({ method: "POST", url: "/admin/reload" });
+    const reload = () => app.inject({ method: "POST", url: "/admin/reload", headers: { "content-type": "application/json" } });
     expect(await statuses(3, reload)).toEqual(allowed(2));
     expect((await reload()).json().message).toContain("2 requests per 60 s");
     expect((await single(app)).statusCode).toBe(200);

@@ -12,7 +12,7 @@ describe("hot reload", () => {
     replaceBundle(dir, next.dir);
     // Requests in flight during the reload are all answered, by one bundle or the other.
     const during = Array.from({ length: 50 }, () => app.inject({ method: "POST", url: "/predict", ...json({ features: GUIDE_FEATURES }) }));
-    const reload = await app.inject({ method: "POST", url: "/admin/reload" });
+    const reload = await app.inject({ method: "POST", url: "/admin/reload", headers: { "content-type": "application/json" } });
     expect(reload.statusCode).toBe(200);
     expect(reload.json()).toMatchObject({ reloaded: true, bundle: { version: next.version }, previous: { name: "spx-return-1d", digest: before.digest } });
     expect(reload.json().bundle.digest).not.toBe(before.digest);
@@ -47,7 +47,7 @@ describe("hot reload", () => {
       const app = await testApp({ MODEL_DIR: dir });
       const digest = (await app.inject({ method: "GET", url: "/health" })).json().bundle.digest;
       spoil(dir);
-      const reload = await app.inject({ method: "POST", url: "/admin/reload" });
+      const reload = await app.inject({ method: "POST", url: "/admin/reload", headers: { "content-type": "application/json" } });
       expect(reload.statusCode).toBe(422);
       expect(reload.json().error).toBe("bundle_rejected");
       expect(reload.json().message).toContain(reason);

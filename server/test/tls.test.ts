@@ -22,7 +22,8 @@ const ADMIN_KEY = "admin-key-for-the-tls-tests";
 /** A request over a new TLS connection that trusts only `ca`. */
 function get(url: string, ca: Buffer[], method = "GET"): Promise<Answer> {
   return new Promise((resolve, reject) => {
-    const req = request(url, { ca, agent: false, method, headers: { "x-api-key": ADMIN_KEY } }, (res) => {
+    const headers = { "x-api-key": ADMIN_KEY, ...(method === "POST" ? { "content-type": "application/json" } : {}) };
+    const req = request(url, { ca, agent: false, method, headers }, (res) => {
       const served = String((res.socket as import("node:tls").TLSSocket).getPeerCertificate().subject.CN);
       let body = "";
       res.setEncoding("utf8");

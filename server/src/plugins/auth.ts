@@ -31,6 +31,11 @@ import { KeysUnavailable, scopesOf, TokenRefused, tokenVerifier } from "./jwt.js
 
 const digest = (key: string) => createHash("sha256").update(key).digest();
 const LOOPBACK = new Set(["127.0.0.1", "::1", "::ffff:127.0.0.1"]);
+// The names of this host a local client uses; a page that reaches 127.0.0.1 under a name of
+// its own (DNS rebinding) sends that name.
+const LOOPBACK_HOST = /^(localhost|127\.0\.0\.1|\[::1\])(:\d+)?$/i;
+// Headers a proxy adds to what it relays: with any of them, the peer is not the client.
+const FORWARDING = /^(forwarded|via|x-forwarded-.+|x-original-forwarded-for|x-real-ip|x-client-ip|true-client-ip|cf-connecting-ip|fastly-client-ip|x-cluster-client-ip)$/;
 // Three base64url segments: a JWS in compact form (anything else is taken for an API key).
 const JWT_SHAPE = /^[\w-]+\.[\w-]+\.[\w-]*$/;
 
@@ -76,12 +81,12 @@ function matchKey(keys: Buffer[], key: string): string | undefined {
   return ok ? `key:${given.toString("base64url").slice(0, 16)}` : undefined;
 }
 
-/** A connection from this host, not relayed by a proxy on it (which would make every client look local). */
+/** A connection from this host, to a name of this host, not relayed by a proxy on it (which would make every client look local). */
 function direct(request: FastifyRequest): boolean {
   return (
     LOOPBACK.has(request.socket.remoteAddress ?? "") &&
-    request.headers.forwarded === undefined &&
-    request.headers["x-forwarded-for"] === undefined
+    LOOPBACK_HOST.test(request.headers.host ?? "") &&
+    !Object.keys(request.headers).some((name) => FORWARDING.test(name))
   );
 }
 
