@@ -462,14 +462,27 @@ describe("OpenAPI states the security the routes enforce", () => {
 });
 
 describe("credentials never reach the logs", () => {
-  it("the real server at LOG_LEVEL=trace logs request headers with keys and tokens censored, on every path", { timeout: 30_000 }, async () => {
+  it("the real server at LOG_LEVEL=trace logs only the headers it knows to be safe, and no query values, on every path", { timeout: 30_000 }, async () => {
     const server = await startServer(oauth({ API_KEY: KEY, ADMIN_API_KEY: ADMIN_KEY, LOG_LEVEL: "trace" }));
     try {
       const token = await issuer.token(rsa);
       const forged = await issuer.token(await signingKey("RS256", rsa.kid));
       const wrongKey = "w".repeat(24);
+      // What proxies and identity-aware gateways add in front of a server (issue 22, item 8).
+      const proxyTokens: Record<string, string> = {
+        "x-forwarded-access-token": "oauth2-proxy-token-secret",
+        "x-amzn-oidc-accesstoken": "alb-oidc-token-secret",
+        "x-amzn-oidc-data": "alb-oidc-data-secret",
+        "cf-access-jwt-assertion": "cloudflare-access-secret",
+        "x-auth-token": "x-auth-token-secret",
+        "x-probe": "unknown-header-secret",
+      };
       const send = (path: string, headers: Record<string, string>, body: string = JSON.stringify({ features: GUIDE_FEATURES })) =>
-        fetch(`${server.url}${path}`, { method: "POST", headers: { "content-type": "application/json", "x-probe": "visible-marker", ...headers }, body });
+        fetch(`${server.url}${path}?api_key=query-key-secret&probe=1`, {
+          method: "POST",
+          headers: { "content-type": "application/json", "user-agent": "visible-marker", ...proxyTokens, ...headers },
+          body,
+        });
       const statuses = [
         (await send("/predict", { "x-api-key": KEY })).status,
         (await send("/predict", { authorization: `bearer ${KEY}` })).status,
@@ -482,9 +495,10 @@ describe("credentials never reach the logs", () => {
       ];
       expect(statuses).toEqual([200, 200, 200, 400, 403, 401, 403, 400]);
       const logs = server.output();
-      expect(logs).toContain("visible-marker"); // headers are logged, so censoring is what keeps secrets out
-      expect(logs).toContain("[redacted]");
-      for (const secret of [KEY, ADMIN_KEY, wrongKey, token, forged]) expect(logs).not.toContain(secret);
+      expect(logs).toContain("visible-marker"); // headers are logged: only the allowed ones' values
+      expect(logs).toContain('"x-forwarded-access-token":"[redacted]"'); // the others are named
+      expect(logs).toContain("/predict?api_key=[redacted]&probe=[redacted]");
+      for (const secret of [KEY, ADMIN_KEY, wrongKey, token, forged, "query-key-secret", ...Object.values(proxyTokens)]) expect(logs).not.toContain(secret);
     } finally {
       server.child.kill("SIGKILL");
       await server.exit;
