@@ -214,6 +214,17 @@ export class ConfigError extends Error {
   override name = "ConfigError";
 }
 
+/**
+ * A setting's value as an error shows it: keys hidden, and in a URL its credentials (the
+ * user:password@ part, the query's values) whatever the setting (REDIS_URL=http://:pw@...).
+ */
+function shown(key: string, value: string | undefined): string {
+  if (/KEY|SECRET|PASSWORD|TOKEN/.test(key)) return "(hidden)";
+  if (value === undefined) return "null";
+  if (!value.includes("://")) return JSON.stringify(value);
+  return JSON.stringify(value.replace(/\/\/[^/?#]*@/g, "//***@").replace(/([?&][^=&#]*=)[^&#]*/g, "$1***"));
+}
+
 /** Parse the environment; empty strings count as unset. */
 export function parseConfig(env: NodeJS.ProcessEnv | Record<string, string | undefined>): Config {
   const present = Object.fromEntries(
@@ -223,8 +234,7 @@ export function parseConfig(env: NodeJS.ProcessEnv | Record<string, string | und
   if (!parsed.success) {
     const lines = parsed.error.issues.map((i) => {
       const key = String(i.path[0] ?? "config");
-      const shown = key.includes("KEY") ? "(hidden)" : JSON.stringify(present[key] ?? null);
-      return `  ${key}=${shown}: ${i.message}`;
+      return `  ${key}=${shown(key, present[key])}: ${i.message}`;
     });
     throw new ConfigError(`invalid configuration:\n${lines.join("\n")}`);
   }

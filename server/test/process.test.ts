@@ -19,6 +19,21 @@ describe("the server process", () => {
     expect(run.stderr).toContain("CACHE_TTL=");
   });
 
+  it("a refused setting never prints the credentials of a URL (issue 22, item 11)", () => {
+    const env = {
+      REDIS_URL: "http://:s3cretpass@redis:6379",
+      OAUTH_ISSUER: "ftp://issuer-user:issuer-pass@login.example/realm?client_secret=query-secret",
+      OAUTH_AUDIENCE: "wavelet",
+      TLS_CERT_FILE: "/tmp/cert.pem",
+    };
+    const run = spawnSync(process.execPath, [SERVER_JS], { env: { ...process.env, ...env }, encoding: "utf8" });
+    expect(run.status).toBe(2);
+    expect(run.stderr).toContain('REDIS_URL="http://***@redis:6379"');
+    expect(run.stderr).toContain('OAUTH_ISSUER="ftp://***@login.example/realm?client_secret=***"');
+    expect(run.stderr).toContain("TLS_CERT_FILE=");
+    for (const secret of ["s3cretpass", "issuer-user", "issuer-pass", "query-secret"]) expect(run.stderr).not.toContain(secret);
+  });
+
   it("SIGTERM: serves (health 503) for SHUTDOWN_DELAY_MS, then stops accepting, finishes the in-flight stream, exits 0", async () => {
     const server = await startServer({ SHUTDOWN_DELAY_MS: "4000", SHUTDOWN_GRACE_MS: "30000", CACHE_TTL: "0", BODY_LIMIT: String(32 << 20), MAX_STREAM_LENGTH: "1000000" });
     const features = Array.from({ length: 300_000 }, (_, i) => Math.sin(i / 9));
