@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # test.sh — runs docker-compose.yml the way the guide does (docker-compose up -d, logs,
 # down -v) and checks that the stack works: the api healthy and answering with its key,
-# Redis shared (a cached prediction and the rate-limit budget survive an api restart),
-# Prometheus scraping the api and the Redis exporter with the rules loaded, and a failing
-# request mix turning WaveletApiHighErrorRatio pending.
+# /metrics only with the metrics key, Redis shared (a cached prediction and the rate-limit
+# budget survive an api restart) and refusing clients without its password, Prometheus
+# scraping the api (with the metrics key) and the Redis exporter with the rules loaded, its
+# lifecycle API off, and a failing request mix turning WaveletApiHighErrorRatio pending.
 #
 #   e2e/compose/test.sh   (about 100 s once cached; the first run builds Compose, about 5 min,
 #                          and the images)
@@ -59,8 +60,11 @@ project="wavelet-compose-test-$$"
 mapfile -t interpolated < <(grep -o '\${[A-Z_]*' docker-compose.yml | cut -c3- | sort -u)
 unset "${interpolated[@]}"
 key=$(openssl rand -hex 32)
+metrics_key=$(openssl rand -hex 32)
 cat >"$tmp/env" <<EOF
 API_KEY=$key
+METRICS_API_KEY=$metrics_key
+REDIS_PASSWORD=$(openssl rand -hex 32)
 GRAFANA_ADMIN_PASSWORD=$(openssl rand -hex 16)
 # lstm is not loaded, so model_type "lstm" answers 503: the failing request mix.
 MODELS=xgboost
@@ -86,15 +90,22 @@ trap cleanup EXIT
 version=$(node -p 'require("./server/package.json").version')
 [[ "$(docker-compose -p check --env-file "$tmp/env" -f docker-compose.yml config --format json | jq -r .services.api.image)" == "wavelet-server:$version" ]] ||
   die "docker-compose.yml's api image is not wavelet-server:$version (server/package.json's version, scripts/images.sh's tag)"
-grep -v '^API_KEY=' "$tmp/env" >"$tmp/env.nokey"
-if out=$(docker-compose -p check --env-file "$tmp/env.nokey" -f docker-compose.yml config -q 2>&1); then
-  die "docker-compose.yml accepted a missing API_KEY (there must be no default secret)"
-fi
-grep -q "API_KEY is not set" <<<"$out" || die "a missing API_KEY did not say so: $out"
+for secret in API_KEY METRICS_API_KEY REDIS_PASSWORD; do
+  grep -v "^$secret=" "$tmp/env" >"$tmp/env.nokey"
+  if out=$(docker-compose -p check --env-file "$tmp/env.nokey" -f docker-compose.yml config -q 2>&1); then
+    die "docker-compose.yml accepted a missing $secret (there must be no default secret)"
+  fi
+  grep -q "$secret is not set" <<<"$out" || die "a missing $secret did not say so: $out"
+done
+# Prometheus (no login) is published on this host only, Redis not at all.
+user_file=$(docker-compose -p check --env-file "$tmp/env" -f docker-compose.yml config --format json)
+[[ "$(jq -r '[.services.prometheus.ports[] | .host_ip] | unique | join(",")' <<<"$user_file")" == 127.0.0.1 ]] ||
+  die "docker-compose.yml publishes Prometheus beyond 127.0.0.1"
+jq -e '[.services[] | .ports // [] | .[] | .target] | index(6379) == null' <<<"$user_file" >/dev/null || die "docker-compose.yml publishes Redis"
 docker run --rm -v "$root:/src:ro" -v "$tmp/env:/test.env:ro" -w /src "$compose_v1" --env-file /test.env -f docker-compose.yml config -q ||
   die "Debian's docker-compose 1.29 refuses docker-compose.yml"
 dc config -q
-phase "compose files valid (v2 and 1.29); a missing API_KEY refused"
+phase "compose files valid (v2 and 1.29); missing secrets refused; Prometheus on 127.0.0.1 only"
 
 # --- up -------------------------------------------------------------------------------------------
 log "docker-compose up -d (project $project; grafana is not started: its image cannot be obtained here)"
@@ -116,10 +127,15 @@ predict() {
 }
 header() { tr -d '\r' <"$tmp/headers" | sed -n "s/^$1: //Ip"; }
 metric() { # metric <name{labels}>: its value on the api's /metrics, 0 when absent
-  curl -sS -m 10 "$api/metrics" | awk -v m="$1" '$1 == m { v = $2 } END { print v + 0 }'
+  curl -sS -m 10 -H "Authorization: Bearer $metrics_key" "$api/metrics" | awk -v m="$1" '$1 == m { v = $2 } END { print v + 0 }'
 }
+scrape_status() { curl -sS -m 10 -o /dev/null -w '%{http_code}' "$@" "$api/metrics"; }
 [[ "$(predict "$features")" == 401 ]] || die "a prediction without the key was not refused with 401"
 [[ "$(predict "$features" -H "X-API-Key: $key")" == 200 ]] || die "a prediction with the key failed: $(cat "$tmp/body")"
+# Another client's prediction is in /metrics (prediction_value_sum): the metrics key only.
+[[ "$(scrape_status)" == 401 ]] || die "/metrics without the metrics key was not refused with 401"
+[[ "$(scrape_status -H "X-API-Key: $key")" == 403 ]] || die "/metrics took the prediction key"
+[[ "$(metric 'prediction_value_count{model="xgboost"}')" == 1 ]] || die "/metrics with the metrics key does not count the prediction"
 first=$(jq -er .prediction "$tmp/body") || die "no prediction in $(cat "$tmp/body")"
 limit=$(header x-ratelimit-limit)
 remaining=$(header x-ratelimit-remaining)
@@ -128,6 +144,8 @@ phase "predictions: 200 with the key, 401 without"
 
 # --- Redis holds the cache and the rate-limit counts ---------------------------------------------
 rcli() { dc exec -T redis redis-cli "$@"; }
+# redis-cli in the container logs in with REDISCLI_AUTH; without the password Redis refuses.
+[[ "$(dc exec -T redis sh -c 'unset REDISCLI_AUTH; redis-cli ping' 2>&1)" == *NOAUTH* ]] || die "Redis answers clients without its password"
 budget_key=$(rcli --scan --pattern 'ratelimit:v2:predict:*')
 [[ $(wc -l <<<"$budget_key") == 1 && -n "$budget_key" ]] || die "expected one rate-limit key in Redis, found: '$budget_key'"
 [[ "$(rcli get "$budget_key")" == "$((limit - remaining))" ]] || die "Redis's count for $budget_key is not the $((limit - remaining)) rows spent"
@@ -162,7 +180,8 @@ wait_for 'up{job="financial-api"} == 1' 120 scraped 'up{job="financial-api"}'
 wait_for 'redis_up{job="redis"} == 1 (the exporter reaches Redis)' 120 scraped 'redis_up{job="redis"}'
 curl -sS -m 10 "$prom/api/v1/rules" | jq -e '[.data.groups[].rules[] | select(.name == "WaveletApiHighErrorRatio")] | length == 1' >/dev/null ||
   die "Prometheus has not loaded WaveletApiHighErrorRatio from monitoring/alerts.yml"
-phase "Prometheus: api and Redis scraped, rules loaded"
+[[ "$(curl -sS -m 10 -o /dev/null -w '%{http_code}' -X POST "$prom/-/reload")" == 403 ]] || die "Prometheus's lifecycle API is on (POST /-/reload was not refused)"
+phase "Prometheus: api (with the metrics key) and Redis scraped, rules loaded, no lifecycle API"
 
 # --- a failing request mix: half the predictions ask for a model that is not loaded -------------
 lstm='{"features": [0.1, 0.2, -0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0], "model_type": "lstm"}'

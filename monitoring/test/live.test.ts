@@ -33,6 +33,7 @@ const root = resolve(import.meta.dirname, "../..");
 const MONITORING = join(root, "monitoring");
 const DASHBOARDS = join(MONITORING, "grafana/dashboards");
 const SCRAPE = "1s";
+const METRICS_KEY = "live-check-metrics-key-0001";
 
 interface Panel {
   title?: string;
@@ -83,12 +84,15 @@ async function query(q: string): Promise<{ metric: Record<string, string>; value
   return body.data!.result;
 }
 
-/** monitoring/prometheus.yml with this run's addresses and a 1 s scrape and evaluation interval. */
+/**
+ * monitoring/prometheus.yml with this run's addresses, the server's metrics key in the file it
+ * names, and a 1 s scrape and evaluation interval.
+ */
 function prometheusConfig(dir: string, port: number, apiPort: number, operatorPort: number): string {
   const config = parse(readFileSync(join(MONITORING, "prometheus.yml"), "utf8")) as {
     global: Record<string, string>;
     rule_files: string[];
-    scrape_configs: { job_name: string; static_configs?: { targets: string[] }[] }[];
+    scrape_configs: { job_name: string; static_configs?: { targets: string[] }[]; authorization?: { credentials_file: string } }[];
   };
   config.global.scrape_interval = config.global.evaluation_interval = SCRAPE;
   config.rule_files = config.rule_files.map((f) => join(MONITORING, f));
@@ -96,6 +100,9 @@ function prometheusConfig(dir: string, port: number, apiPort: number, operatorPo
   config.scrape_configs = config.scrape_configs.filter((j) => j.job_name !== "redis");
   const targets: Record<string, number> = { "financial-api": apiPort, prometheus: port };
   for (const job of config.scrape_configs) if (targets[job.job_name]) job.static_configs = [{ targets: [`127.0.0.1:${targets[job.job_name]}`] }];
+  const api = config.scrape_configs.find((j) => j.job_name === "financial-api")!;
+  api.authorization!.credentials_file = join(dir, "metrics_api_key");
+  writeFileSync(api.authorization!.credentials_file, METRICS_KEY);
   mkdirSync(join(dir, "targets"));
   writeFileSync(join(dir, "targets/wavelet-operator.yml"), stringify([{ targets: [`127.0.0.1:${operatorPort}`] }]));
   const file = join(dir, "prometheus.yml");
@@ -148,7 +155,7 @@ async function load(url: string, until: number, keys: [string, string]): Promise
     () => post(`${url}/predict`, `{"features": [1e999, 0.2, -0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0]}`, key),
     () => post(`${url}/predict`, { features: GUIDE_FEATURES }), // no key: 401
     () => post(`${url}/predict/batch`, { samples: Array.from({ length: 500 }, random) }, greedy), // soon 429
-    () => fetch(`${url}/models`).then((r) => r.arrayBuffer().then(() => r.status)),
+    () => fetch(`${url}/models`, { headers: { "x-api-key": key } }).then((r) => r.arrayBuffer().then(() => r.status)),
   ];
   await Promise.all(
     Array.from({ length: 3 }, async (_, worker) => {
@@ -183,6 +190,7 @@ describe("every dashboard panel, recording rule and alert returns data from a re
       EXPECTED_BUNDLE_DIGEST: served,
       MODELS: "xgboost,transformer,ensemble",
       API_KEY: keys.join(","),
+      METRICS_API_KEY: METRICS_KEY,
       MAX_BATCH_SAMPLES: "500",
       MAX_STREAM_LENGTH: "1000",
       RATE_LIMIT_MAX: "5000",
