@@ -201,6 +201,14 @@ export const configSchema = configFields
     path: ["ADMIN_API_KEY"],
     message: "shares a key with API_KEY, which would then grant admin rights; give admin keys of their own",
   })
+  .refine((c) => c.OAUTH_METRICS_SCOPE !== c.OAUTH_PREDICT_SCOPE && c.OAUTH_METRICS_SCOPE !== c.OAUTH_ADMIN_SCOPE, {
+    path: ["OAUTH_METRICS_SCOPE"],
+    message: "must differ from OAUTH_PREDICT_SCOPE and OAUTH_ADMIN_SCOPE, or those tokens would read every client's predictions in /metrics",
+  })
+  .refine((c) => !c.METRICS_API_KEY?.some((k) => c.API_KEY?.includes(k) || c.ADMIN_API_KEY?.includes(k)), {
+    path: ["METRICS_API_KEY"],
+    message: "shares a key with API_KEY or ADMIN_API_KEY, which would then read every client's predictions in /metrics; give the scraper keys of its own",
+  })
   .refine((c) => c.MAX_QUEUED_ROWS >= c.MAX_BATCH_SAMPLES, {
     path: ["MAX_QUEUED_ROWS"],
     message: "must be at least MAX_BATCH_SAMPLES (a batch of that size must fit in an empty queue)",

@@ -95,6 +95,13 @@ describe("configuration", () => {
     expect(() => parseConfig({ ...base, OAUTH_JWKS_URL: "http://keys.example.com/jwks" })).toThrow(/OAUTH_JWKS_URL=.*must be https:\/\//);
     expect(() => parseConfig({ ...base, OAUTH_ADMIN_SCOPE: "predict" })).toThrow(/OAUTH_ADMIN_SCOPE="predict": must differ from OAUTH_PREDICT_SCOPE/);
     expect(() => parseConfig({ API_KEY: `${KEY},${OTHER_KEY}`, ADMIN_API_KEY: OTHER_KEY })).toThrow(/ADMIN_API_KEY=\(hidden\): shares a key with API_KEY/);
+    // The metrics realm (issue 22, item 1) is a realm of its own too.
+    for (const taken of ["predict", "admin"]) {
+      expect(() => parseConfig({ ...base, OAUTH_METRICS_SCOPE: taken })).toThrow(new RegExp(`OAUTH_METRICS_SCOPE="${taken}": must differ from OAUTH_PREDICT_SCOPE and OAUTH_ADMIN_SCOPE`));
+    }
+    for (const other of ["API_KEY", "ADMIN_API_KEY"]) {
+      expect(() => parseConfig({ [other]: KEY, METRICS_API_KEY: `${OTHER_KEY},${KEY}` })).toThrow(/METRICS_API_KEY=\(hidden\): shares a key with API_KEY or ADMIN_API_KEY/);
+    }
     // The real process: exit 2, one line per offending setting, no key shown.
     const run = spawnSync(process.execPath, [SERVER_JS], {
       env: { ...process.env, ...base, OAUTH_ISSUER: "http://login.example.com", OAUTH_PREDICT_SCOPE: "wavelet", OAUTH_ADMIN_SCOPE: "wavelet", API_KEY: KEY, ADMIN_API_KEY: KEY },
