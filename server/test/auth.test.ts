@@ -424,6 +424,24 @@ describe("an issuer outage and forged tokens cost bounded work (the real server)
   });
 });
 
+describe("failed authentications on routes without a budget of their own", () => {
+  it("/metrics, /models: refused credentials spend the address's prediction budget; the scraper's key spends nothing", async () => {
+    const metricsKey = "m".repeat(24);
+    const app = await testApp({ API_KEY: KEY, METRICS_API_KEY: metricsKey, RATE_LIMIT_MAX: "20", MAX_BATCH_SAMPLES: "20", MAX_STREAM_LENGTH: "20" });
+    try {
+      const get = (url: string, headers: Record<string, string> = {}) => app.inject({ method: "GET", url, headers, remoteAddress: REMOTE });
+      const statuses: number[] = [];
+      for (let i = 0; i < 21; i++) statuses.push((await get("/metrics", { "x-api-key": `guessed-key-${String(i).padStart(12, "0")}` })).statusCode);
+      expect(statuses).toEqual([...Array<number>(20).fill(403), 429]);
+      expect((await get("/models")).statusCode).toBe(429);
+      expect((await predict(app, {}, undefined)).statusCode).toBe(401); // another address: its own budget
+      for (let i = 0; i < 30; i++) expect((await get("/metrics", { authorization: `Bearer ${metricsKey}` })).statusCode).toBe(200);
+    } finally {
+      await app.close();
+    }
+  });
+});
+
 describe("OpenAPI states the security the routes enforce", () => {
   const securityOf = async (env: Record<string, string>) => {
     const app = await testApp(env);

@@ -130,11 +130,13 @@ export const authPlugin = fp(async (app: FastifyInstance, opts: { config: Config
   /**
    * One unit of the route's budget, on the caller's address (no identity yet): a credential
    * that is not a known key or a remembered token is refused (or its signature checked, which
-   * costs as much as a prediction) only while the address has budget left.
+   * costs as much as a prediction) only while the address has budget left. Routes that spend
+   * no budget when called (/metrics, which Prometheus must always reach; /models) charge the
+   * prediction budget for it.
    */
   async function chargeAddress(request: FastifyRequest, reply: FastifyReply): Promise<void> {
-    const { budget } = request.routeOptions.config;
-    if (budget && app.hasDecorator("chargeBudget")) await app.chargeBudget(request, reply, budget, 1);
+    const budget = request.routeOptions.config.budget ?? "predict";
+    if (app.hasDecorator("chargeBudget")) await app.chargeBudget(request, reply, budget, 1);
   }
 
   /** The caller's identity, or an AppError saying why not. */
