@@ -52,6 +52,7 @@ describe("/metrics needs credentials once the API does", () => {
         expect((await get(`${server.url}${path}`, { "x-api-key": KEY })).status, path).toBe(200);
       }
       expect((await get(`${server.url}/health`)).status).toBe(200);
+      expect(server.output()).toContain("API_KEY is set but METRICS_API_KEY is not: /metrics answers 403");
     });
   }, 60_000);
 

@@ -208,8 +208,8 @@ export const predictErrors = {
 
 /** What POST /admin/reload answers besides the new bundle (and the auth plugin's 401/403). */
 export const reloadErrors = {
-  409: errorResponse("another reload is running; this one was not started (reload_in_progress)"),
   400: errorResponse("the body is not JSON (invalid_json), or has fields (validation_error): send none, or {}"),
+  409: errorResponse("another reload is running; this one was not started (reload_in_progress)"),
   415: errorResponse("not sent as Content-Type: application/json (unsupported_media_type)"),
   422: errorResponse(
     "the new bundle failed verification or warm-up on some worker, or took longer than RELOAD_TIMEOUT_MS; the old one keeps serving (bundle_rejected)",
