@@ -281,7 +281,7 @@ export function apiSchemas(limits: Limits, shape: FeatureShape, defaultModel: (t
       target,
       confidence: interval.optional(),
       input: z.enum(["features", "prices"]),
-      cached: z.boolean(),
+      cached: z.boolean().meta({ description: "answered from this client's own earlier request (the cache is per API key, token subject or address)" }),
     })
     .meta({ id: "PredictResponse" });
 
