@@ -1,5 +1,6 @@
 import type { FastifyRequest } from "fastify";
 import type { Config } from "./config.js";
+import { clientAddress } from "./proxies.js";
 
 /**
  * The process's logger settings. Request lines carry the method, the URL with every query
@@ -55,7 +56,8 @@ export function loggerOptions(level: Config["LOG_LEVEL"]) {
         method: req.method,
         url: loggedUrl(req.url),
         host: req.host,
-        remoteAddress: req.ip,
+        // The address the rate limit charges (a forwarded value that is no address is the proxy's).
+        remoteAddress: clientAddress(req),
         remotePort: req.socket?.remotePort,
         ...(withHeaders
           ? { headers: Object.fromEntries(Object.entries(req.headers).map(([name, value]) => [name, SHOWN_HEADERS.has(name) ? value : HIDDEN])) }

@@ -18,6 +18,20 @@ describe("request logs", () => {
     }
   });
 
+  it("name the address the rate limit charges: a forwarded value that is no address is the proxy's (issue 22, item 4)", async () => {
+    let logs = "";
+    const stream = new Writable({ write: (chunk, _encoding, done) => ((logs += String(chunk)), done()) });
+    const app = await testApp({ TRUST_PROXY: "203.0.113.7" }, { logger: { ...loggerOptions("info"), stream } });
+    try {
+      await app.inject({ method: "GET", url: "/livez", remoteAddress: "203.0.113.7", headers: { "x-forwarded-for": "x1" } });
+      await app.inject({ method: "GET", url: "/livez", remoteAddress: "203.0.113.7", headers: { "x-forwarded-for": "198.51.100.9:54321" } });
+      const addresses = [...logs.matchAll(/"remoteAddress":"([^"]*)"/g)].map((m) => m[1]);
+      expect(addresses).toEqual(["203.0.113.7", "198.51.100.9"]);
+    } finally {
+      await app.close();
+    }
+  });
+
   it("loggedUrl keeps the path and the query's names", () => {
     expect(loggedUrl("/predict")).toBe("/predict");
     expect(loggedUrl("/predict?")).toBe("/predict?[redacted]");
