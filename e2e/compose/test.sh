@@ -146,8 +146,10 @@ phase "predictions: 200 with the key, 401 without"
 rcli() { dc exec -T redis redis-cli "$@"; }
 # redis-cli in the container logs in with REDISCLI_AUTH; without the password Redis refuses.
 [[ "$(dc exec -T redis sh -c 'unset REDISCLI_AUTH; redis-cli ping' 2>&1)" == *NOAUTH* ]] || die "Redis answers clients without its password"
-budget_key=$(rcli --scan --pattern 'ratelimit:v2:predict:*')
-[[ $(wc -l <<<"$budget_key") == 1 && -n "$budget_key" ]] || die "expected one rate-limit key in Redis, found: '$budget_key'"
+# The key's own budget (the refused scrapes above spent the address's: ratelimit:v2:predict:ip:*).
+budget_key=$(rcli --scan --pattern 'ratelimit:v2:predict:key:*')
+[[ $(wc -l <<<"$budget_key") == 1 && -n "$budget_key" ]] || die "expected one rate-limit key for the API key in Redis, found: '$budget_key'"
+[[ -n "$(rcli --scan --pattern 'ratelimit:v2:predict:ip:*')" ]] || die "the refused scrapes spent no budget of their address"
 [[ "$(rcli get "$budget_key")" == "$((limit - remaining))" ]] || die "Redis's count for $budget_key is not the $((limit - remaining)) rows spent"
 [[ -n "$(rcli --scan --pattern 'pred:v3:*')" ]] || die "the prediction was not cached in Redis"
 # A restart empties the api's memory: what it still knows came from Redis.
