@@ -1,11 +1,14 @@
+import { writeSync } from "node:fs";
+import type { Readable } from "node:stream";
 import type { FastifyRequest } from "fastify";
 import type { Config } from "./config.js";
 import { clientAddress } from "./proxies.js";
 
 /**
- * The process's logger settings. Request lines carry the method, the URL with every query
- * value hidden (a client may put a key in ?api_key=; no route takes a query) and the peer. At
- * debug and trace they carry the request headers too, to diagnose clients and proxies: the
+ * The process's logger settings (its lines go through LogOutput, below). Request lines carry
+ * the method, the URL with every query value hidden (a client may put a key in ?api_key=; no
+ * route takes a query) and the peer. At debug and trace they carry the request headers too,
+ * to diagnose clients and proxies: the
  * values of the headers known to hold no credential, and only the names of the others, since
  * proxies and gateways add tokens under names of their own (X-Forwarded-Access-Token,
  * X-Amzn-Oidc-Accesstoken, Cf-Access-Jwt-Assertion, ...), which no deny-list keeps up with.
@@ -46,10 +49,128 @@ export function loggedUrl(url: string): string {
   return `${url.slice(0, start)}?${items.map((item) => (item.includes("=") ? `${item.slice(0, item.indexOf("="))}=${HIDDEN}` : HIDDEN)).join("&")}`;
 }
 
+// Lines that the reader has not taken yet, at most: about four pipes' worth.
+const PENDING_BYTES = 256 * 1024;
+const RETRY_MS = 50;
+const NEWLINE = 0x0a;
+
+/**
+ * stdout or stderr, written without ever waiting: logging must not stop serving or shutting
+ * down. What the reader does not take now (a full pipe: it is slow or stopped reading) waits
+ * in a bounded buffer, retried every RETRY_MS; what does not fit is dropped, and so is all
+ * output once the reader has gone (EPIPE), each line counted (log_lines_dropped_total).
+ * pino's own destination would instead retry a failed write, and at exit flush
+ * synchronously, forever: the process wedged, deaf to SIGTERM, when its reader went away.
+ */
+export class LogOutput {
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private gone = false;
+  private onWritten: (() => void)[] = [];
+  dropped = 0;
+
+  constructor(private readonly fd: 1 | 2) {
+    // Opening the stream makes a pipe or socket behind it non-blocking (libuv), so that a
+    // write to a full one fails with EAGAIN instead of waiting; files and terminals are
+    // written as they are. Only this process may share that open pipe: a child given it as
+    // its stdio makes it blocking again (libuv), for every process (workers get their own).
+    void (fd === 1 ? process.stdout : process.stderr);
+    // One last attempt for what still waits (a stalled reader may have read meanwhile).
+    process.once("exit", () => this.flush());
+  }
+
+  /**
+   * pino's destination interface: one or more whole lines. False when lines wait for the
+   * reader; `relayed` lines then wait whatever their size (relay() sends no more until then).
+   */
+  write(text: string | Buffer, relayed = false): boolean {
+    if (this.pending.length || this.gone) this.enqueue(typeof text === "string" ? Buffer.from(text) : text, relayed);
+    else this.send(text, relayed);
+    return !this.pending.length && !this.gone;
+  }
+
+  /** Write now what the fd takes; the rest waits. */
+  private send(data: string | Buffer, relayed: boolean): void {
+    const bytes = () => (typeof data === "string" ? Buffer.from(data) : data);
+    let written = 0;
+    try {
+      written = typeof data === "string" ? writeSync(this.fd, data) : writeSync(this.fd, data);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code !== "EAGAIN") {
+        // The reader has gone for good (EPIPE), or this write cannot be done: nothing waits.
+        this.gone ||= code === "EPIPE";
+        return this.drop(bytes());
+      }
+    }
+    if (written < Buffer.byteLength(data)) this.enqueue(bytes().subarray(written), relayed);
+  }
+
+  private enqueue(chunk: Buffer, relayed: boolean): void {
+    if (this.gone || (!relayed && this.pendingBytes + chunk.length > PENDING_BYTES)) return this.drop(chunk);
+    this.pending.push(chunk);
+    this.pendingBytes += chunk.length;
+    this.timer ??= setTimeout(() => this.flush(), RETRY_MS).unref();
+  }
+
+  private flush(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    if (this.pending.length) {
+      const waiting = Buffer.concat(this.pending);
+      this.pending = [];
+      this.pendingBytes = 0;
+      this.send(waiting, true);
+    }
+    if (this.pending.length || this.gone) return;
+    const resume = this.onWritten;
+    this.onWritten = [];
+    for (const f of resume) f();
+  }
+
+  private drop(chunk: Buffer): void {
+    for (let at = chunk.indexOf(NEWLINE); at !== -1; at = chunk.indexOf(NEWLINE, at + 1)) this.dropped++;
+  }
+
+  /**
+   * Pass a worker's output on, whole lines at a time. While lines wait here, the worker's
+   * pipe is not read: the worker keeps its own lines, and drops and counts them if need be
+   * (its count is in the metrics the primary serves; the primary's own is not). Once the
+   * reader has gone, the pipe is never read again.
+   */
+  relay(from: Readable): void {
+    let partial: Buffer = Buffer.alloc(0);
+    from.on("data", (chunk: Buffer) => {
+      const data = partial.length ? Buffer.concat([partial, chunk]) : chunk;
+      const end = data.lastIndexOf(NEWLINE) + 1;
+      partial = data.subarray(end);
+      if (end === 0 || this.write(data.subarray(0, end), true)) return;
+      from.pause();
+      this.onWritten.push(() => from.resume());
+    });
+  }
+}
+
+const outputs = new Map<1 | 2, LogOutput>();
+
+/** The process's one writer to stdout (1) or stderr (2). */
+export function logOutput(fd: 1 | 2): LogOutput {
+  let output = outputs.get(fd);
+  if (!output) outputs.set(fd, (output = new LogOutput(fd)));
+  return output;
+}
+
+/** Log lines this process has dropped so far. */
+export const droppedLogLines = () => [...outputs.values()].reduce((sum, output) => sum + output.dropped, 0);
+
+const CREDENTIAL_HEADERS = ["authorization", "proxy-authorization", "x-api-key", "cookie"];
+
 export function loggerOptions(level: Config["LOG_LEVEL"]) {
   const withHeaders = level === "debug" || level === "trace";
   return {
     level,
+    stream: logOutput(1),
     serializers: {
       // Fastify's own request fields, the URL's query hidden, and at debug the headers.
       req: (req: FastifyRequest) => ({
