@@ -41,17 +41,17 @@ export class Buckets {
   }
 }
 
-/** Worker → primary. */
-type ChargeMessage = { wavelet: "charge"; id: number; key: string; cost: number; max: number };
-/** Primary → worker. */
-type ChargedMessage = { wavelet: "charged"; id: number; count: Count };
+/** Worker → primary: charges, [id, key, cost, max] each. */
+type ChargeMessage = { wavelet: "charge"; charges: [id: number, key: string, cost: number, max: number][] };
+/** Primary → worker: their counts. */
+type ChargedMessage = { wavelet: "charged"; counts: [id: number, count: Count][] };
 
 /** The primary's side: one set of buckets for every worker's charges. */
 export function holdBuckets(windowMs: number): void {
   const buckets = new Buckets(windowMs);
   cluster.on("message", (worker: Worker, message: ChargeMessage) => {
     if (message?.wavelet !== "charge") return;
-    const reply: ChargedMessage = { wavelet: "charged", id: message.id, count: buckets.charge(message.key, message.cost, message.max) };
+    const reply: ChargedMessage = { wavelet: "charged", counts: message.charges.map(([id, key, cost, max]) => [id, buckets.charge(key, cost, max)]) };
     try {
       worker.send(reply);
     } catch {
@@ -60,12 +60,35 @@ export function holdBuckets(windowMs: number): void {
   });
 }
 
-/** A worker's side: charge the primary's buckets. */
+/**
+ * A worker's side: charge the primary's buckets. One message at a time is on its way: the
+ * charges made meanwhile go together when its answer comes (or when it is given up), so
+ * under load one message carries many requests' charges, and each message costs both
+ * processes a system call and a wake-up. An idle worker's charge goes at once.
+ */
 export function primaryBuckets(timeoutMs = PRIMARY_TIMEOUT_MS): RemoteCharge {
   const waiting = new Map<number, (count: Count | undefined) => void>();
+  let batch: ChargeMessage["charges"] = [];
   let lastId = 0;
+  /** When the message on its way was sent; 0 when none is. */
+  let sentAt = 0;
+  const send = () => {
+    if (!batch.length || (sentAt && performance.now() - sentAt < timeoutMs)) return;
+    const charges = batch;
+    batch = [];
+    sentAt = performance.now();
+    try {
+      process.send!({ wavelet: "charge", charges } satisfies ChargeMessage);
+    } catch {
+      sentAt = 0;
+      for (const [id] of charges) waiting.get(id)?.(undefined); // the channel is closed: the primary is gone
+    }
+  };
   process.on("message", (message: ChargedMessage) => {
-    if (message?.wavelet === "charged") waiting.get(message.id)?.(message.count);
+    if (message?.wavelet !== "charged") return;
+    sentAt = 0;
+    for (const [id, count] of message.counts) waiting.get(id)?.(count);
+    send();
   });
   return (key, cost, max) =>
     new Promise((resolve) => {
@@ -77,13 +100,11 @@ export function primaryBuckets(timeoutMs = PRIMARY_TIMEOUT_MS): RemoteCharge {
         if (!waiting.delete(id)) return;
         clearTimeout(timer);
         resolve(count);
+        // A message given up no longer holds back the next.
+        if (!count) send();
       }
       waiting.set(id, done);
-      const message: ChargeMessage = { wavelet: "charge", id, key, cost, max };
-      try {
-        process.send!(message);
-      } catch {
-        done(undefined); // the channel is closed: the primary is gone
-      }
+      batch.push([id, key, cost, max]);
+      send();
     });
 }
