@@ -54,17 +54,23 @@ const PENDING_BYTES = 256 * 1024;
 const RETRY_MS = 50;
 const NEWLINE = 0x0a;
 
+const bytes = (data: string | Buffer) => (typeof data === "string" ? Buffer.from(data) : data);
+
 /**
  * stdout or stderr, written without ever waiting: logging must not stop serving or shutting
- * down. What the reader does not take now (a full pipe: it is slow or stopped reading) waits
- * in a bounded buffer, retried every RETRY_MS; what does not fit is dropped, and so is all
- * output once the reader has gone (EPIPE), each line counted (log_lines_dropped_total).
- * pino's own destination would instead retry a failed write, and at exit flush
- * synchronously, forever: the process wedged, deaf to SIGTERM, when its reader went away.
+ * down. The lines of one turn of the event loop go in one write. What the reader does not
+ * take (a full pipe: it is slow or stopped reading) waits in a bounded buffer, retried every
+ * RETRY_MS; what does not fit is dropped, and so is all output once the reader has gone
+ * (EPIPE), each line counted (log_lines_dropped_total). pino's own destination would instead
+ * retry a failed write, and at exit flush synchronously, forever: the process wedged, deaf
+ * to SIGTERM, when its reader went away.
  */
 export class LogOutput {
-  private pending: Buffer[] = [];
+  private pending: (string | Buffer)[] = [];
   private pendingBytes = 0;
+  private scheduled = false;
+  /** The reader took less than was written: lines wait for the retry timer. */
+  private behind = false;
   private timer: NodeJS.Timeout | undefined;
   private gone = false;
   private onWritten: (() => void)[] = [];
@@ -76,54 +82,57 @@ export class LogOutput {
     // written as they are. Only this process may share that open pipe: a child given it as
     // its stdio makes it blocking again (libuv), for every process (workers get their own).
     void (fd === 1 ? process.stdout : process.stderr);
-    // One last attempt for what still waits (a stalled reader may have read meanwhile).
+    // What still waits gets one last attempt.
     process.once("exit", () => this.flush());
   }
 
   /**
-   * pino's destination interface: one or more whole lines. False when lines wait for the
-   * reader; `relayed` lines then wait whatever their size (relay() sends no more until then).
+   * pino's destination interface: one or more whole lines. False while the reader is behind;
+   * `relayed` lines are then kept whatever their size (relay() sends no more until then).
    */
-  write(text: string | Buffer, relayed = false): boolean {
-    if (this.pending.length || this.gone) this.enqueue(typeof text === "string" ? Buffer.from(text) : text, relayed);
-    else this.send(text, relayed);
-    return !this.pending.length && !this.gone;
+  write(data: string | Buffer, relayed = false): boolean {
+    const size = Buffer.byteLength(data);
+    if (this.gone || (!relayed && this.pendingBytes + size > PENDING_BYTES)) {
+      this.drop(bytes(data));
+    } else {
+      this.pending.push(data);
+      this.pendingBytes += size;
+      if (!this.scheduled && !this.behind) {
+        this.scheduled = true;
+        setImmediate(() => this.flush());
+      }
+    }
+    return !this.behind && !this.gone;
   }
 
-  /** Write now what the fd takes; the rest waits. */
-  private send(data: string | Buffer, relayed: boolean): void {
-    const bytes = () => (typeof data === "string" ? Buffer.from(data) : data);
+  /** Write what waits, as far as the fd takes it now. */
+  private flush(): void {
+    this.scheduled = false;
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    if (!this.pending.length) return;
+    const data = this.pending.length === 1 ? bytes(this.pending[0]!) : Buffer.concat(this.pending.map(bytes));
+    this.pending = [];
+    this.pendingBytes = 0;
     let written = 0;
     try {
-      written = typeof data === "string" ? writeSync(this.fd, data) : writeSync(this.fd, data);
+      written = writeSync(this.fd, data);
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
       if (code !== "EAGAIN") {
         // The reader has gone for good (EPIPE), or this write cannot be done: nothing waits.
         this.gone ||= code === "EPIPE";
-        return this.drop(bytes());
+        this.drop(data);
+        return;
       }
     }
-    if (written < Buffer.byteLength(data)) this.enqueue(bytes().subarray(written), relayed);
-  }
-
-  private enqueue(chunk: Buffer, relayed: boolean): void {
-    if (this.gone || (!relayed && this.pendingBytes + chunk.length > PENDING_BYTES)) return this.drop(chunk);
-    this.pending.push(chunk);
-    this.pendingBytes += chunk.length;
-    this.timer ??= setTimeout(() => this.flush(), RETRY_MS).unref();
-  }
-
-  private flush(): void {
-    clearTimeout(this.timer);
-    this.timer = undefined;
-    if (this.pending.length) {
-      const waiting = Buffer.concat(this.pending);
-      this.pending = [];
-      this.pendingBytes = 0;
-      this.send(waiting, true);
+    this.behind = written < data.length;
+    if (this.behind) {
+      this.pending = [data.subarray(written)];
+      this.pendingBytes = data.length - written;
+      this.timer = setTimeout(() => this.flush(), RETRY_MS).unref();
+      return;
     }
-    if (this.pending.length || this.gone) return;
     const resume = this.onWritten;
     this.onWritten = [];
     for (const f of resume) f();
@@ -134,7 +143,7 @@ export class LogOutput {
   }
 
   /**
-   * Pass a worker's output on, whole lines at a time. While lines wait here, the worker's
+   * Pass a worker's output on, whole lines at a time. While the reader is behind, the worker's
    * pipe is not read: the worker keeps its own lines, and drops and counts them if need be
    * (its count is in the metrics the primary serves; the primary's own is not). Once the
    * reader has gone, the pipe is never read again.
@@ -149,6 +158,8 @@ export class LogOutput {
       from.pause();
       this.onWritten.push(() => from.resume());
     });
+    // A worker that died mid-line (a crash) still gets its last words out.
+    from.on("end", () => partial.length && this.write(Buffer.concat([partial, Buffer.from("\n")]), true));
   }
 }
 

@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { describe, expect, it } from "vitest";
-import { GUIDE_FEATURES, SERVER_JS, freePort, fresh, waitFor } from "./helpers.js";
+import { GUIDE_FEATURES, SERVER_JS, freePort, fresh, startServer, waitFor } from "./helpers.js";
 
 /**
  * A log reader that goes away must cost log lines, never requests or shutdowns. The server
@@ -98,3 +98,23 @@ for (const workers of ["1", "2"]) {
     }
   });
 }
+
+describe("a log reader that keeps up", () => {
+  it("gets every line whole, the workers' relayed by the primary (WORKERS=2)", async () => {
+    const server = await startServer({ WORKERS: "2", METRICS_PORT: String(await freePort()), LOG_LEVEL: "info", MODELS: "xgboost", SHUTDOWN_DELAY_MS: "0" });
+    try {
+      // Concurrent requests on new connections: both workers log at once.
+      const answers = await Promise.all(Array.from({ length: 300 }, (_, i) => fresh(`${server.url}/predict`, { body: { features: GUIDE_FEATURES.map((v) => v + i) } })));
+      expect(answers.every((a) => a.status === 200)).toBe(true);
+      server.child.kill("SIGTERM");
+      expect((await server.exit).code).toBe(0);
+      const lines = server.output().split("\n").filter((line) => line && !line.startsWith("wavelet server listening") && !line.startsWith("  "));
+      const records = lines.map((line) => JSON.parse(line) as { msg: string; pid: number; req?: { url: string } });
+      const predictions = records.filter((r) => r.msg === "incoming request" && r.req?.url === "/predict");
+      expect(predictions).toHaveLength(300);
+      expect(new Set(predictions.map((r) => r.pid)).size).toBe(2);
+    } finally {
+      server.child.kill("SIGKILL");
+    }
+  }, 60_000);
+});
