@@ -8,10 +8,10 @@ import { clientAddress } from "./proxies.js";
  * The process's logger settings (its lines go through LogOutput, below). Request lines carry
  * the method, the URL with every query value hidden (a client may put a key in ?api_key=; no
  * route takes a query) and the peer. At debug and trace they carry the request headers too,
- * to diagnose clients and proxies: the
- * values of the headers known to hold no credential, and only the names of the others, since
- * proxies and gateways add tokens under names of their own (X-Forwarded-Access-Token,
- * X-Amzn-Oidc-Accesstoken, Cf-Access-Jwt-Assertion, ...), which no deny-list keeps up with.
+ * to diagnose clients and proxies: the values of the headers known to hold no credential, and
+ * only the names of the others, since proxies and gateways add tokens under names of their
+ * own (X-Forwarded-Access-Token, X-Amzn-Oidc-Accesstoken, Cf-Access-Jwt-Assertion, ...),
+ * which no deny-list keeps up with.
  */
 
 const SHOWN_HEADERS = new Set([
@@ -174,8 +174,6 @@ export function logOutput(fd: 1 | 2): LogOutput {
 
 /** Log lines this process has dropped so far. */
 export const droppedLogLines = () => [...outputs.values()].reduce((sum, output) => sum + output.dropped, 0);
-
-const CREDENTIAL_HEADERS = ["authorization", "proxy-authorization", "x-api-key", "cookie"];
 
 export function loggerOptions(level: Config["LOG_LEVEL"]) {
   const withHeaders = level === "debug" || level === "trace";
