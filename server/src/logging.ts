@@ -58,12 +58,12 @@ const bytes = (data: string | Buffer) => (typeof data === "string" ? Buffer.from
 
 /**
  * stdout or stderr, written without ever waiting: logging must not stop serving or shutting
- * down. The lines of one turn of the event loop go in one write. What the reader does not
- * take (a full pipe: it is slow or stopped reading) waits in a bounded buffer, retried every
- * RETRY_MS; what does not fit is dropped, and so is all output once the reader has gone
- * (EPIPE), each line counted (log_lines_dropped_total). pino's own destination would instead
- * retry a failed write, and at exit flush synchronously, forever: the process wedged, deaf
- * to SIGTERM, when its reader went away.
+ * down. The lines of one turn of the event loop go in two writes at most. What the reader
+ * does not take (a full pipe: it is slow or stopped reading) waits in a bounded buffer,
+ * retried every RETRY_MS; what does not fit is dropped, and so is all output once the reader
+ * has gone (EPIPE), each line counted (log_lines_dropped_total). pino's own destination would
+ * instead retry a failed write, and at exit flush synchronously, forever: the process
+ * wedged, deaf to SIGTERM, when its reader went away.
  */
 export class LogOutput {
   private pending: (string | Buffer)[] = [];
@@ -98,8 +98,14 @@ export class LogOutput {
       this.pending.push(data);
       this.pendingBytes += size;
       if (!this.scheduled && !this.behind) {
+        // The first lines of a turn go at once (before whatever the process does next, such
+        // as telling the primary it listens), the rest of the turn's together after it.
         this.scheduled = true;
-        setImmediate(() => this.flush());
+        setImmediate(() => {
+          this.scheduled = false;
+          this.flush();
+        });
+        this.flush();
       }
     }
     return !this.behind && !this.gone;
@@ -107,7 +113,6 @@ export class LogOutput {
 
   /** Write what waits, as far as the fd takes it now. */
   private flush(): void {
-    this.scheduled = false;
     clearTimeout(this.timer);
     this.timer = undefined;
     if (!this.pending.length) return;

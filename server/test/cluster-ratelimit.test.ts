@@ -43,7 +43,7 @@ describe("rate limits with WORKERS=2 without Redis", () => {
     const server = await cluster({ ADMIN_RATE_LIMIT_MAX: "2" });
     try {
       const reloads: number[] = [];
-      for (let i = 0; i < 6; i++) reloads.push((await fresh(`${server.url}/admin/reload`, { method: "POST" })).status);
+      for (let i = 0; i < 6; i++) reloads.push((await fresh(`${server.url}/admin/reload`, { method: "POST", body: {} })).status);
       expect(count(reloads)).toEqual({ 200: 2, 429: 4 });
     } finally {
       server.child.kill("SIGKILL");
