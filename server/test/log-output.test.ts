@@ -67,7 +67,9 @@ for (const workers of ["1", "2"]) {
         const run = await piped([...reader], { WORKERS: workers });
         try {
           await waitFor("the server", async () => (await within("/health", 2000, fresh(`${run.url}/health`))).status === 200, 30_000);
-          if (workers !== "1") await waitFor("both workers", async () => (await fresh(`${run.url}/health`)).status === 200 && (await fresh(`${run.url}/health`)).status === 200, 10_000);
+          // A reload answers how many workers took part.
+          const reloaded = async () => JSON.parse((await fresh(`${run.url}/admin/reload`, { method: "POST", body: {} })).body).workers;
+          if (workers !== "1") await waitFor("both workers", async () => (await reloaded()) === 2, 30_000);
           // Two log lines a request (~0.5 KB): requests until lines are dropped, each answered promptly.
           let slowest = 0;
           let metrics = "";
@@ -103,6 +105,7 @@ describe("a log reader that keeps up", () => {
   it("gets every line whole, the workers' relayed by the primary (WORKERS=2)", async () => {
     const server = await startServer({ WORKERS: "2", METRICS_PORT: String(await freePort()), LOG_LEVEL: "info", MODELS: "xgboost", SHUTDOWN_DELAY_MS: "0" });
     try {
+      await waitFor("both workers", () => server.output().includes("wavelet server listening (2 workers)"), 30_000);
       // Concurrent requests on new connections: both workers log at once.
       const answers = await Promise.all(Array.from({ length: 300 }, (_, i) => fresh(`${server.url}/predict`, { body: { features: GUIDE_FEATURES.map((v) => v + i) } })));
       expect(answers.every((a) => a.status === 200)).toBe(true);
