@@ -3,6 +3,7 @@ import cors from "@fastify/cors";
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from "fastify";
 import { validatorCompiler } from "fastify-type-provider-zod";
 import type { Redis } from "ioredis";
+import type { RemoteCharge } from "./buckets.js";
 import type { Config } from "./config.js";
 import { Predictor } from "./inference/predictor.js";
 import { DigestMismatch, ModelRegistry } from "./inference/registry.js";
@@ -38,6 +39,8 @@ export interface BuildOptions {
   https?: TlsContext | undefined;
   /** How /admin/reload reloads: this process's registry unless a cluster worker asks its primary. */
   reload?: Reload | undefined;
+  /** A cluster worker's charge to the rate-limit buckets its primary holds for every worker. */
+  rateLimitPrimary?: RemoteCharge | undefined;
   /** CPU and memory limits for the metrics; read from the cgroup when not given. */
   limits?: Limits;
 }
@@ -173,6 +176,7 @@ export async function buildApp(opts: BuildOptions): Promise<FastifyInstance> {
     max: { predict: config.RATE_LIMIT_MAX, admin: config.ADMIN_RATE_LIMIT_MAX },
     windowMs: config.RATE_LIMIT_WINDOW_MS,
     redis: redisGuard,
+    primary: opts.rateLimitPrimary,
     metrics,
   });
   await app.register(docsPlugin, { version: API_VERSION, securitySchemes: securitySchemes(config) });

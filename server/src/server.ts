@@ -5,7 +5,9 @@ import { setTimeout as sleep } from "node:timers/promises";
 import Fastify from "fastify";
 import { AggregatorRegistry } from "prom-client";
 import { buildApp } from "./app.js";
+import { holdBuckets, primaryBuckets } from "./buckets.js";
 import { type Config, ConfigError, parseConfig } from "./config.js";
+import { logOutput } from "./logging.js";
 import { authPlugin } from "./plugins/auth.js";
 import { errorsPlugin } from "./plugins/errors.js";
 import { askPrimary, coordinateReloads, serveReloads } from "./reloads.js";
@@ -64,7 +66,7 @@ function printUrls(config: Config, api: Pick<AddressInfo, "address" | "port">, m
   // Without a listener of its own, /metrics is on the API port (or off).
   const metricsOrigin = metrics ? origin("http", metrics) : config.ENABLE_METRICS ? apiOrigin : undefined;
   const processes = config.WORKERS > 1 ? `${config.WORKERS} workers` : "1 process";
-  process.stdout.write(
+  logOutput(1).write(
     `wavelet server listening (${processes})\n` +
       `  API      ${apiOrigin}\n` +
       `  docs     ${apiOrigin}/docs\n` +
@@ -85,7 +87,13 @@ async function runWorker(config: Config, tls: TlsContext | undefined): Promise<v
   process.on("SIGHUP", () => onHangup());
 
   const separateMetrics = config.ENABLE_METRICS && config.METRICS_PORT !== undefined;
-  const app = await buildApp({ config, serveMetrics: !separateMetrics, https: tls, reload: cluster.isWorker ? askPrimary() : undefined });
+  const app = await buildApp({
+    config,
+    serveMetrics: !separateMetrics,
+    https: tls,
+    reload: cluster.isWorker ? askPrimary() : undefined,
+    rateLimitPrimary: cluster.isWorker ? primaryBuckets() : undefined,
+  });
   const { registry, metrics } = app.wavelet;
   if (cluster.isWorker) {
     // Answer the primary's metric requests from this app's registry; prom-client installs
@@ -141,15 +149,30 @@ async function runWorker(config: Config, tls: TlsContext | undefined): Promise<v
 }
 
 async function runPrimary(config: Config): Promise<void> {
-  const log = (msg: string) => process.stderr.write(`${JSON.stringify({ level: 30, time: Date.now(), msg })}\n`);
+  const log = (msg: string) => logOutput(2).write(`${JSON.stringify({ level: 30, time: Date.now(), msg })}\n`);
   process.on("SIGHUP", coordinateReloads(config.RELOAD_TIMEOUT_MS, log));
+  holdBuckets(config.RATE_LIMIT_WINDOW_MS);
+  // A client's budget is the pod's; the overload limits protect each worker's own queue.
+  log(
+    `${config.WORKERS} workers: rate limits are shared by the workers (${config.REDIS_URL ? "in Redis, else" : "held"} by this primary process); ` +
+      `MAX_STREAMS and MAX_QUEUED_ROWS hold in each worker (this pod takes up to ${config.WORKERS * config.MAX_STREAMS} streams ` +
+      `and ${config.WORKERS * config.MAX_QUEUED_ROWS} queued rows)`,
+  );
   const aggregator = new AggregatorRegistry();
   const metricsApp = config.ENABLE_METRICS
     ? await metricsListener(config, async () => ({ body: await aggregator.clusterMetrics(), contentType: aggregator.contentType }))
     : undefined;
   let stopping = false;
   let cut = false; // a worker did not drain cleanly
-  const fork = () => stopping || cluster.fork();
+  // Each worker writes to a pipe of its own, relayed by this process, the only one to write
+  // to its stdout and stderr: a worker given them would make them blocking (logging.ts).
+  cluster.setupPrimary({ stdio: ["ignore", "pipe", "pipe", "ipc"] });
+  const fork = () => {
+    if (stopping) return;
+    const worker = cluster.fork();
+    logOutput(1).relay(worker.process.stdout!);
+    logOutput(2).relay(worker.process.stderr!);
+  };
   // The URLs are printed once, when as many live workers as WORKERS listen.
   const listening = new Set<number>();
   let announced = false;

@@ -3,6 +3,7 @@ import fp from "fastify-plugin";
 import { getHeapStatistics } from "node:v8";
 import client from "prom-client";
 import type { Limits } from "../limits.js";
+import { droppedLogLines } from "../logging.js";
 
 /**
  * Prometheus metrics. Every label is bounded: routes are route patterns (or "unmatched"),
@@ -24,6 +25,7 @@ export interface MetricsOptions {
 
 export function createMetrics(opts: MetricsOptions) {
   const registry = new client.Registry();
+  let counted = 0;
   const m = {
     registry,
     requests: new client.Counter({ name: "http_requests_total", help: "HTTP requests", labelNames: ["route", "method", "status"], registers: [registry] }),
@@ -85,6 +87,12 @@ export function createMetrics(opts: MetricsOptions) {
     cacheHits: new client.Counter({ name: "prediction_cache_hits_total", help: "cache hits", labelNames: ["backend"], registers: [registry] }),
     cacheMisses: new client.Counter({ name: "prediction_cache_misses_total", help: "cache misses", labelNames: ["backend"], registers: [registry] }),
     rateLimited: new client.Counter({ name: "rate_limited_requests_total", help: "requests refused with 429", registers: [registry] }),
+    // Registered by a cluster worker's rate limit (buckets.ts).
+    rateLimitPrimaryFallbacks: new client.Counter({
+      name: "rate_limit_primary_fallbacks_total",
+      help: "rate-limit charges a worker counted alone because the primary did not answer in time",
+      registers: [],
+    }),
     redisErrors: new client.Counter({ name: "redis_errors_total", help: "failed Redis operations", labelNames: ["operation"], registers: [registry] }),
     redisFallbacks: new client.Counter({
       name: "redis_fallbacks_total",
@@ -146,6 +154,17 @@ export function createMetrics(opts: MetricsOptions) {
     // Registered only when the cgroup sets a limit, so an alert can tell "no limit" from 0.
     memoryLimit: new client.Gauge({ name: "process_memory_limit_bytes", help: "the container's cgroup memory limit", aggregator: "max", registers: [] }),
     heapLimit: new client.Gauge({ name: "nodejs_heap_size_limit_bytes", help: "V8's heap size limit (summed over workers)", registers: [registry] }),
+    logLinesDropped: new client.Counter({
+      name: "log_lines_dropped_total",
+      help: "log lines this process could not write (its stdout's reader gone, or not reading and the buffer full)",
+      registers: [registry],
+      collect() {
+        // The process's own count (logging.ts), brought up to date at each scrape.
+        const dropped = droppedLogLines();
+        this.inc(dropped - counted);
+        counted = dropped;
+      },
+    }),
   };
   client.collectDefaultMetrics({ register: registry });
   m.cpuLimit.set({ source: opts.limits.cpuSource }, opts.limits.cpuCores);

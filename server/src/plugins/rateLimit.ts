@@ -2,7 +2,7 @@ import { isIP } from "node:net";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import fp from "fastify-plugin";
 import type { Redis } from "ioredis";
-import { LRUCache } from "lru-cache";
+import { Buckets, type Count, type RemoteCharge } from "../buckets.js";
 import { clientAddress } from "../proxies.js";
 import type { Budget } from "./context.js";
 import { AppError } from "./errors.js";
@@ -18,7 +18,8 @@ import type { RedisGuard } from "./redis.js";
  * before this runs) or else the connection's address (clientAddress, which believes
  * X-Forwarded-For only as far as TRUST_PROXY says; an IPv6 client's /64), never an
  * unchecked header. With Redis
- * the counts are shared by replicas; when Redis is slow or down they are counted locally.
+ * the counts are shared by replicas; with WORKERS > 1, by the workers through their primary
+ * (buckets.ts), which also counts when Redis is slow or down; failing both, the process counts.
  */
 
 declare module "fastify" {
@@ -40,16 +41,14 @@ export interface RateLimitOptions {
   max: Record<Budget, number>;
   windowMs: number;
   redis: RedisGuard | undefined;
+  /** A cluster worker's charge to its primary's buckets. */
+  primary?: RemoteCharge | undefined;
   metrics: Metrics;
 }
 
 const UNITS: Record<Budget, string> = { predict: "rows", admin: "requests" };
 // Versioned like the cache keys: a change of meaning must not read older counters.
 const PREFIX = "ratelimit:v2";
-const LOCAL_CLIENTS = 100_000;
-
-/** [used after the call, ms until the window resets, 1 if charged else 0] */
-type Count = [used: number, resetMs: number, charged: number];
 
 // Atomic: check, charge and start the window in one step, so replicas never overshoot.
 const CHARGE = `
@@ -86,9 +85,11 @@ export function network(ip: string): string {
 export const clientOf = (request: FastifyRequest): string => request.identity ?? `ip:${network(clientAddress(request))}`;
 
 class Limiter {
-  private readonly local = new LRUCache<string, { used: number; resetAt: number }>({ max: LOCAL_CLIENTS });
+  private readonly local: Buckets;
 
   constructor(private readonly opts: RateLimitOptions) {
+    this.local = new Buckets(opts.windowMs);
+    if (opts.primary) opts.metrics.registry.registerMetric(opts.metrics.rateLimitPrimaryFallbacks);
     opts.redis?.redis.defineCommand("rateCharge", { numberOfKeys: 1, lua: CHARGE });
   }
 
@@ -100,8 +101,10 @@ class Limiter {
   async charge(request: FastifyRequest, reply: FastifyReply, budget: Budget, cost: number): Promise<void> {
     const max = this.opts.max[budget];
     const key = `${PREFIX}:${budget}:${clientOf(request)}`;
-    const remote = await this.opts.redis?.run("rate_limit", (r) => (r as ChargingRedis).rateCharge(key, cost, max, this.opts.windowMs));
-    const [used, resetMs, charged] = remote ?? this.countLocally(key, cost, max);
+    const [used, resetMs, charged] =
+      (await this.opts.redis?.run("rate_limit", (r) => (r as ChargingRedis).rateCharge(key, cost, max, this.opts.windowMs))) ??
+      (await this.chargePrimary(key, cost, max)) ??
+      this.local.charge(key, cost, max);
     const resetSeconds = Math.max(1, Math.ceil((resetMs < 0 ? this.opts.windowMs : resetMs) / 1000));
     void reply.headers({
       "x-ratelimit-limit": max,
@@ -115,16 +118,11 @@ class Limiter {
     throw new AppError(429, "rate_limited", `rate limit of ${max} ${UNITS[budget]} per ${this.opts.windowMs / 1000} s exceeded${asked}; retry in ${resetSeconds} s`);
   }
 
-  private countLocally(key: string, cost: number, max: number): Count {
-    const now = Date.now();
-    let entry = this.local.get(key);
-    if (!entry || entry.resetAt <= now) {
-      entry = { used: 0, resetAt: now + this.opts.windowMs };
-      this.local.set(key, entry);
-    }
-    if (entry.used + cost > max) return [entry.used, entry.resetAt - now, 0];
-    entry.used += cost;
-    return [entry.used, entry.resetAt - now, 1];
+  private async chargePrimary(key: string, cost: number, max: number): Promise<Count | undefined> {
+    if (!this.opts.primary) return undefined;
+    const count = await this.opts.primary(key, cost, max);
+    if (!count) this.opts.metrics.rateLimitPrimaryFallbacks.inc();
+    return count;
   }
 }
 
