@@ -26,15 +26,18 @@ export function onNode(args: string[]): string {
   return execFileSync(DOCKER, ["exec", inject("node").container, ...args], { encoding: "utf8", env: { ...process.env, DOCKER_HOST } });
 }
 
+/** Registers cleanup for the test that runs: a concurrent test passes its context's own (vitest's rule). */
+export type OnFinished = (fn: () => Promise<void>) => void;
+
 /**
  * A fresh namespace for one scenario, deleted (without waiting) when the test ends, passed
  * or failed: pods left running would slow every later scenario on this 2-core machine.
  */
-export async function scenarioNamespace(k: Kube, name: string): Promise<string> {
+export async function scenarioNamespace(k: Kube, name: string, onFinished: OnFinished = onTestFinished): Promise<string> {
   await k.core.deleteNamespace({ name }).catch(() => undefined);
   await waitFor(`namespace ${name} gone`, async () => !(await k.core.readNamespace({ name }).catch(() => undefined)), 120_000);
   await k.core.createNamespace({ body: { metadata: { name } } });
-  onTestFinished(async () => void (await k.core.deleteNamespace({ name }).catch(() => undefined)));
+  onFinished(async () => void (await k.core.deleteNamespace({ name }).catch(() => undefined)));
   return name;
 }
 
@@ -222,9 +225,9 @@ export function builtinSpec({ server, ...overrides }: Record<string, unknown> = 
 }
 
 /** Where each load scenario starts: its namespace, one model created, Ready, and its Service routing. */
-export async function servedModel(namespaceName: string, name: string, spec: Record<string, unknown>) {
+export async function servedModel(namespaceName: string, name: string, spec: Record<string, unknown>, onFinished?: OnFinished) {
   const k = kube();
-  const namespace = await scenarioNamespace(k, namespaceName);
+  const namespace = await scenarioNamespace(k, namespaceName, onFinished);
   const wm = models(k, namespace);
   await wm.create(name, spec);
   const ready = await waitReady(k, namespace, name);
