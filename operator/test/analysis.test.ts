@@ -247,6 +247,14 @@ describe("a hostile preview costs the operator a bounded read (issue 21, finding
     expect(verdict).toEqual({ result: "fail", message: "analysis did not finish within 1s" });
   });
 
+  it("an answer that is not JSON is named with its status and length", async () => {
+    const server = createServer((req, res) => res.writeHead(200, { "content-type": "application/json" }).end(req.url === "/health" ? "" : "{}"));
+    servers.push(server);
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    const url = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+    expect(await analyze(analyzed(), targets(url, await colour({})))).toEqual({ result: "fail", message: "preview unreachable: /health answered 200 with 0 bytes that are not JSON" });
+  });
+
   it("golden cases that are not golden cases fail the run, not the operator", async () => {
     const server = createServer((req, res) => {
       if (req.url === "/health") return void res.end(JSON.stringify({ bundle: { digest: DIGEST_A } }));

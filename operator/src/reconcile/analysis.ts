@@ -65,7 +65,15 @@ export async function readBody(res: Response, limit: number): Promise<string> {
   return Buffer.concat(chunks).toString("utf8");
 }
 
-const json = async (res: Response, limit: number): Promise<unknown> => JSON.parse(await readBody(res, limit));
+/** The body as JSON; one that is not says what came instead (status, length, its start). */
+async function json(res: Response, limit: number): Promise<unknown> {
+  const text = await readBody(res, limit);
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new Error(`${new URL(res.url).pathname} answered ${res.status} with ${Buffer.byteLength(text)} bytes that are not JSON${text ? ` (${JSON.stringify(text.slice(0, 60))}…)` : ""}`);
+  }
+}
 
 function parsedOr<T>(text: string, otherwise: T): T {
   try {
