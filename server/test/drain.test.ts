@@ -8,7 +8,9 @@ import { GUIDE_FEATURES, freePort, startServer, waitFor } from "./helpers.js";
  * still hold connections to it and endpoint removal is still propagating.
  */
 
-const DELAY_MS = 2000;
+// Long enough that "readiness fails well before the listener closes" holds on a loaded
+// 2-core CI machine, where a worker can wait a second for CPU (CI saw 1 s missed once).
+const DELAY_MS = 3000;
 
 interface Answer {
   status: number;
@@ -83,7 +85,7 @@ async function drain(env: Record<string, string>) {
         }
         return true;
       },
-      DELAY_MS / 2,
+      (DELAY_MS * 2) / 3,
     );
     const drainingAt = Date.now();
 
