@@ -1,4 +1,4 @@
-import { createServer, type Server } from "node:http";
+import { createServer, request, type Server } from "node:http";
 import { afterEach, describe, expect, it } from "vitest";
 import type { AnalysisVerdict } from "../src/reconcile/bluegreen.js";
 import { AnalysisRuns, BODY_LIMITS, httpAnalyzer } from "../src/reconcile/analysis.js";
@@ -134,6 +134,27 @@ describe("an analysis run against the preview and active colours", () => {
     const port = await freePort();
     setTimeout(() => void colour({}, port), 400);
     const verdict = await analyze(analyzed(), targets(`http://127.0.0.1:${port}`, await colour({})));
+    expect(verdict.result).toBe("pass");
+  });
+
+  it("asks again, on fresh connections, while something else answers for the preview: the kind node's egress proxy (404, no body) before kube-proxy routes the Service (kind tier, 2026-12-07)", async () => {
+    const real = new URL(await colour({}));
+    const routedAt = Date.now() + 400;
+    // Connections made before the Service routes stay with the proxy, kept alive, as a
+    // connection tracked to its first destination does.
+    const node = createServer((req, res) => {
+      if ((req.socket as { proxied?: boolean }).proxied) return void res.writeHead(404, { "content-length": "0", server: "keryx" }).end();
+      const forward = request({ host: real.hostname, port: real.port, path: req.url, method: req.method, headers: req.headers }, (answer) => {
+        res.writeHead(answer.statusCode!, answer.headers);
+        answer.pipe(res);
+      });
+      req.pipe(forward);
+    });
+    node.on("connection", (socket) => Object.assign(socket, { proxied: Date.now() < routedAt }));
+    node.keepAliveTimeout = 60_000;
+    servers.push(node);
+    await new Promise<void>((r) => node.listen(0, "127.0.0.1", r));
+    const verdict = await analyze(analyzed(), targets(`http://127.0.0.1:${(node.address() as { port: number }).port}`, await colour({})));
     expect(verdict.result).toBe("pass");
   });
 

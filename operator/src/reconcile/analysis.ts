@@ -144,25 +144,29 @@ function goldenRequests(cases: GoldenCase[], n: number): { c: GoldenCase; model:
 }
 
 /**
- * The first answer to `get()`, retrying while it cannot connect (an answer of any status
- * ends it) for up to `withinMs`. A preview reported ready is ready by its pods; its Service's
- * endpoints and every node's forwarding rules follow a moment later (they failed a run in the
- * kind tier), and no connection is not a verdict on the bundle.
+ * The preview's /health, as status and JSON document. A preview reported ready is ready by its
+ * pods; its Service's endpoints and every node's forwarding rules follow a moment later. Until
+ * then a connection is refused, or reaches whatever else answers on the way (in the kind tier,
+ * the node's egress proxy answered 404 with no body; a mesh sidecar answers 503): neither is a
+ * verdict on the bundle. So it asks again, each time on a fresh connection (a kept-alive one
+ * stays with wherever it first went), until an answer is JSON, as the server's always is, or
+ * `reachWithinMs` is up.
  */
-async function reach(get: () => Promise<Response>, withinMs: number, signal: AbortSignal): Promise<Response> {
-  const deadline = Date.now() + withinMs;
+async function health(url: string, headers: Record<string, string>, limits: Limits): Promise<{ status: number; body: unknown }> {
+  const deadline = Date.now() + limits.reachWithinMs;
   for (let wait = 100; ; wait = Math.min(2 * wait, 2000)) {
     try {
-      return await get();
+      const res = await fetch(`${url}/health`, { signal: within(limits), headers: { ...headers, connection: "close" } });
+      return { status: res.status, body: await json(res, BODY_LIMITS.health) };
     } catch (error) {
-      if (signal.aborted || Date.now() + wait > deadline) throw error;
+      if (limits.box.aborted || error instanceof BodyTooLarge || Date.now() + wait > deadline) throw error;
       await new Promise((resolve) => setTimeout(resolve, wait));
     }
   }
 }
 
 /**
- * `reachWithinMs`: how long the preview may take to accept connections (reach());
+ * `reachWithinMs`: how long the preview may take to answer its /health as itself (health());
  * `requestTimeoutMs`: each request, its answer read to the end; `runWithinMs`: the whole
  * run's time box, whatever the preview does (a run that exceeds it fails).
  */
@@ -180,15 +184,13 @@ async function analyze(wm: WaveletModel, targets: AnalysisTargets, limits: Limit
   const settings = wm.spec.rollout.analysis;
   const { box } = limits;
   const fail = (message: string): AnalysisVerdict => ({ result: "fail", message });
-  const auth = targets.apiKey ? { "x-api-key": targets.apiKey } : undefined;
-  const get = (path: string) => fetch(`${targets.preview}${path}`, { signal: within(limits), ...(auth ? { headers: auth } : {}) });
+  const auth: Record<string, string> = targets.apiKey ? { "x-api-key": targets.apiKey } : {};
   let cases: GoldenCase[];
   try {
-    const health = await reach(() => get("/health"), limits.reachWithinMs, box);
-    const body = (await json(health, BODY_LIMITS.health)) as { bundle?: { digest?: string } };
-    if (health.status !== 200) return fail(`preview /health answered ${health.status}`);
-    if (body.bundle?.digest !== wm.spec.bundle.digest) return fail(`preview serves ${String(body.bundle?.digest).slice(0, 80)}, not ${wm.spec.bundle.digest}`);
-    const golden = await get("/models/golden");
+    const { status, body } = (await health(targets.preview, auth, limits)) as { status: number; body: { bundle?: { digest?: string } } | null };
+    if (status !== 200) return fail(`preview /health answered ${status}`);
+    if (body?.bundle?.digest !== wm.spec.bundle.digest) return fail(`preview serves ${String(body?.bundle?.digest).slice(0, 80)}, not ${wm.spec.bundle.digest}`);
+    const golden = await fetch(`${targets.preview}/models/golden`, { signal: within(limits), headers: auth });
     if (golden.status !== 200) return fail(`preview /models/golden answered ${golden.status}`);
     const parsed = goldenAnswer.safeParse(await json(golden, BODY_LIMITS.golden));
     if (!parsed.success) return fail("preview /models/golden is not a list of golden cases");
