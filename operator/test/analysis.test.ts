@@ -19,12 +19,15 @@ interface Behaviour {
   skew?: number;
   metrics?: string;
   apiKey?: string;
+  /** An imported bundle's golden cases: feature vectors, not prices. */
+  named?: boolean;
 }
 
 const GOLDEN = [
   { name: "calm", prices: [100, 101, 102], expected: { xgboost: 0.0124, lstm: -0.003 } },
   { name: "crash", prices: [100, 80, 60], expected: { xgboost: 0.05, lstm: 0.02 } },
 ];
+const NAMED = GOLDEN.map(({ name, prices, expected }) => ({ name, features: prices.map((p) => p / 100 - 1), expected }));
 
 const servers: Server[] = [];
 afterEach(async () => {
@@ -37,7 +40,7 @@ async function colour(b: Behaviour, port = 0): Promise<string> {
     if (req.url === "/health") return void send(200, { bundle: { digest: b.digest ?? DIGEST_A } });
     if (req.url === "/models/golden") {
       if (b.apiKey && req.headers["x-api-key"] !== b.apiKey) return send(401, { error: "unauthorized" });
-      return void send(200, { bundle: { digest: b.digest ?? DIGEST_A }, cases: GOLDEN });
+      return void send(200, { bundle: { digest: b.digest ?? DIGEST_A }, cases: b.named ? NAMED : GOLDEN });
     }
     if (req.url === "/metrics") {
       return void res
@@ -50,8 +53,9 @@ async function colour(b: Behaviour, port = 0): Promise<string> {
       setTimeout(() => {
         if (b.apiKey && req.headers["x-api-key"] !== b.apiKey) return send(401, { error: "unauthorized" });
         if (b.predictStatus) return send(b.predictStatus, { error: "x" });
-        const { prices, model_type } = JSON.parse(raw) as { prices: number[]; model_type: "xgboost" | "lstm" };
-        const c = GOLDEN.find((g) => g.prices.join() === prices.join())!;
+        const { prices, features, model_type } = JSON.parse(raw) as { prices?: number[]; features?: number[]; model_type: "xgboost" | "lstm" };
+        const c = b.named ? NAMED.find((g) => g.features.join() === features?.join()) : GOLDEN.find((g) => g.prices.join() === prices?.join());
+        if (!c) return send(400, { error: b.named ? "this bundle takes named features" : "prices required" });
         send(200, { prediction: c.expected[model_type] + (b.skew ?? 0) });
       }, b.delayMs ?? 0),
     );
@@ -76,6 +80,13 @@ describe("an analysis run against the preview and active colours", () => {
     const verdict = await analyze(analyzed(), targets(await colour({}), await colour({})));
     expect(verdict.result).toBe("pass");
     expect(verdict.message).toContain("8 golden requests answered as recorded");
+  });
+
+  it("sends an imported bundle's golden feature vectors as features (issue 23)", async () => {
+    const verdict = await analyze(analyzed(), targets(await colour({ named: true }), await colour({ named: true })));
+    expect(verdict.result).toBe("pass");
+    expect(verdict.message).toContain("8 golden requests answered as recorded");
+    expect((await analyze(analyzed(), targets(await colour({ named: true, skew: 0.001 }), await colour({})))).result).toBe("fail");
   });
 
   it("fails a preview whose predictions differ from the bundle's recorded ones", async () => {

@@ -83,7 +83,13 @@ function parsedOr<T>(text: string, otherwise: T): T {
   }
 }
 
-const goldenCase = z.object({ name: z.string(), prices: z.array(z.number()), expected: z.record(z.string(), z.number()) });
+// A computed-features bundle's case is the prices it computes its features from; an imported
+// (named-features) bundle's is the feature vector itself. Either is sent to /predict as it is.
+const expected = z.record(z.string(), z.number());
+const goldenCase = z.union([
+  z.object({ name: z.string(), prices: z.array(z.number()), expected }),
+  z.object({ name: z.string(), features: z.array(z.number()), expected }),
+]);
 const goldenAnswer = z.object({ cases: z.array(goldenCase) });
 type GoldenCase = z.infer<typeof goldenCase>;
 
@@ -115,7 +121,7 @@ async function probe(base: string, requests: { c: GoldenCase; model: string }[],
       const res = await fetch(`${base}/predict`, {
         method: "POST",
         headers: { "content-type": "application/json", ...(apiKey ? { "x-api-key": apiKey } : {}) },
-        body: JSON.stringify({ prices: c.prices, model_type: model }),
+        body: JSON.stringify({ ...("prices" in c ? { prices: c.prices } : { features: c.features }), model_type: model }),
         signal: within(limits),
       });
       const text = await readBody(res, BODY_LIMITS.predict);
