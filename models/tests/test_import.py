@@ -11,6 +11,7 @@ import os
 import pickle
 import shutil
 import socket
+import subprocess
 from pathlib import Path
 from typing import Callable
 
@@ -26,10 +27,16 @@ from wavelet_pipeline import conformal, onnx_tools
 from wavelet_pipeline.bundle import MANIFEST, VECTORS, seal, sha256_file, verify_bundle
 from wavelet_pipeline.cli import main
 from wavelet_pipeline.importer import architectures, sequence
+from wavelet_pipeline.importer import xgb as xgb_import
 
 MODELS = ("xgboost", "lstm", "transformer", "gru", "ensemble")
-sandboxed = pytest.mark.skipif(os.geteuid() != 0 or shutil.which("unshare") is None,
-                               reason="the pickle sandbox needs root and unshare(1) (CI has both)")
+def _can_unshare() -> bool:
+    if os.geteuid() != 0 or shutil.which("unshare") is None:
+        return False
+    return subprocess.run(["unshare", "--net", "--mount", "--pid", "--fork", "true"], capture_output=True).returncode == 0
+
+
+sandboxed = pytest.mark.skipif(not _can_unshare(), reason="the pickle sandbox needs root with unshare(1) working (CI has both)")
 
 
 def run_import(source: Path, out: Path, *extra: str) -> tuple[int, str]:
@@ -128,6 +135,31 @@ def test_xgboost_alone_is_a_one_model_bundle(trained: fx.Trained, tmp_path: Path
     assert manifest["features"]["sequence_length"] == 1
     assert verify_bundle(tmp_path / "bundle") == []
     assert_matches_framework(tmp_path / "bundle", trained, ("xgboost",))
+
+
+@pytest.mark.parametrize("objective", xgb_import.IMPORTED_OBJECTIVES)
+def test_every_imported_objective_converts_to_the_same_quantity(tmp_path: Path, objective: str) -> None:
+    X, y = fx.data(200)
+    model = xgb.XGBRegressor(n_estimators=15, max_depth=3, objective=objective, n_jobs=1,
+                             **({"quantile_alpha": 0.3} if objective == "reg:quantileerror" else {}))
+    model.fit(X, np.abs(y) + 0.1).save_model(str(tmp_path / "m.ubj"))
+    loaded = xgb_import.load(tmp_path / "m.ubj", fx.NAMES)
+    rows = np.random.default_rng(4).standard_normal((50, 10))
+    want = model.predict(rows.astype(np.float32)).astype(np.float64)
+    np.testing.assert_allclose(loaded.predict(rows), want)
+    np.testing.assert_allclose(onnx_tools.predict(loaded.to_onnx(), rows), want, rtol=1e-5, atol=1e-6)
+
+
+def test_early_stopping_is_kept_as_xgbregressor_predicts(tmp_path: Path) -> None:
+    X, y = fx.data(300)
+    model = xgb.XGBRegressor(n_estimators=300, learning_rate=0.5, early_stopping_rounds=2, n_jobs=1)
+    model.fit(X[:200], y[:200], eval_set=[(X[200:], y[200:])], verbose=False)
+    assert model.best_iteration + 1 < model.get_booster().num_boosted_rounds()
+    model.save_model(str(tmp_path / "m.json"))
+    loaded = xgb_import.load(tmp_path / "m.json", fx.NAMES)
+    assert loaded.details["trees_used"].startswith(f"rounds 0..{model.best_iteration} ")
+    rows = np.random.default_rng(4).standard_normal((50, 10))
+    np.testing.assert_allclose(onnx_tools.predict(loaded.to_onnx(), rows), model.predict(rows.astype(np.float32)), rtol=1e-5, atol=1e-6)
 
 
 def test_torchscript_without_config_reads_the_vector_as_one_step(tmp_path: Path) -> None:

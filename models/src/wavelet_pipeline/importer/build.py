@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import importlib.metadata
-import json
 import math
 import platform
 import shlex
@@ -27,7 +26,7 @@ import onnx
 
 from .. import bundle, conformal, onnx_tools
 from ..forecasters.ensemble import StackWeights, combine_onnx
-from . import ImportRefused, sandbox
+from . import ImportRefused, read_json, sandbox
 from .layout import FEATURE_NAMES, Layout, ModelFiles, scan
 
 PARITY_SEED = 23
@@ -307,10 +306,7 @@ def read_ensemble(layout: Layout, converted: dict[str, sandbox.Converted], prese
     pickled = converted.get("ensemble")
     path = pickled.path if pickled else layout.ensemble
     label = layout.ensemble.name
-    try:
-        raw = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ImportRefused(f"{label}: not readable JSON ({exc})") from None
+    raw = read_json(path, label)
     if not isinstance(raw, dict) or set(raw) != {"weights"} or not isinstance(raw["weights"], dict) or not raw["weights"]:
         extra = f" (unknown keys {', '.join(sorted(set(raw) - {'weights'}))})" if isinstance(raw, dict) and set(raw) - {"weights"} else ""
         raise ImportRefused(f"{label}: must be {{\"weights\": {{member: weight, ...}}}} with at least one member{extra}")
@@ -349,7 +345,7 @@ def convert(name: str, loaded: Loaded, rows: np.ndarray, layout: Layout) -> Impo
         graph = model.to_onnx()
         entry["imported"] = model.details
     onnx_predictions = onnx_tools.predict(graph, rows)
-    single = np.concatenate([onnx_tools.predict(graph, rows[i : i + 1]) for i in range(len(rows))])
+    single = np.concatenate([onnx_tools.predict(graph, rows[i : i + 1]) for i in range(min(len(rows), PARITY_ROWS))])
     for how, got, want in (("in one batch", onnx_predictions, native), ("one row at a time", single, native[: len(single)])):
         if bundle.parity_ratio(want, got) > 1:
             raise ImportRefused(f"{name}: the ONNX graph differs from {loaded.framework} {how} by {np.max(np.abs(want - got)):.3g} "
@@ -363,7 +359,7 @@ def convert(name: str, loaded: Loaded, rows: np.ndarray, layout: Layout) -> Impo
         say(note)
     if loaded.notes:
         entry["notes"] = loaded.notes
-    parity = {**onnx_tools.parity(native, onnx_predictions), "within_tolerance": True, "batch_sizes": [len(rows), 1]}
+    parity = {**onnx_tools.parity(native, onnx_predictions), "within_tolerance": True, "batch_sizes": [len(rows), 1]}  # 1: the first PARITY_ROWS rows
     return Imported(graph, native, entry, parity)
 
 

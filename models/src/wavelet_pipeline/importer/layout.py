@@ -12,12 +12,11 @@ what the refusal's conversion command produces). Any other file is ignored and s
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import ImportRefused
+from . import ImportRefused, read_json
 
 FEATURE_NAMES = "feature_names.json"
 SUFFIX = "_optimized"
@@ -49,10 +48,7 @@ class Layout:
 
 def read_feature_names(path: Path) -> list[str]:
     """A JSON list of unique, non-empty strings (the contract); ImportRefused says how not."""
-    try:
-        names = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ImportRefused(f"{FEATURE_NAMES}: not readable JSON ({exc})") from None
+    names = read_json(path)
     if not isinstance(names, list) or not names:
         raise ImportRefused(f"{FEATURE_NAMES}: must be a non-empty JSON list of feature names, not {type(names).__name__}"
                             + (" (empty)" if names == [] else ""))
@@ -133,6 +129,9 @@ def scan(root: Path) -> Layout:
         raise ImportRefused("\n".join(problems))
     for path in files:
         if path.name not in claimed:
+            if path.name.endswith(f"{SUFFIX}_config.json"):
+                ignored[path.name] = f"a config with no {path.name.removesuffix('_config.json')}.pth or .pt beside it"
+                continue
             ignored[path.name] = "a directory, not part of the guide's layout" if path.is_dir() else \
                 ("a pickle the guide's layout does not name: NOT in the bundle (if it is a preprocessing step, such as a "
                  "scaler, the bundle's models expect inputs it would have transformed)" if path.suffix == ".pkl"

@@ -10,7 +10,6 @@ graph, row by row and in one batch.
 
 from __future__ import annotations
 
-import json
 import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +24,7 @@ from .. import onnx_tools
 from ..bundle import parity_ratio
 from ..forecasters import INPUT_NAME, OUTPUT_NAME
 from ..forecasters.torch_models import export_graph
-from . import ImportRefused
+from . import ImportRefused, read_json
 from .architectures import ConfigError, SequenceConfig, build, exportable, load_strict, parse_config
 
 SEQUENCE_INPUT = "sequence"
@@ -73,13 +72,6 @@ class FlatInput(nn.Module):
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         return self.net(features.reshape(-1, self.length, self.size)).reshape(-1, 1)
-
-
-def read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ImportRefused(f"{path.name}: not readable JSON ({exc})") from None
 
 
 def load_state_dict(path: Path) -> tuple[dict[str, torch.Tensor], str | None]:

@@ -75,7 +75,7 @@ def load(path: Path, names: list[str], *, label: str | None = None) -> XGBoostIm
                             "model answers one number per row (multi-output trees are not imported)")
     if kind != "gbtree":
         why = "a linear booster has no trees to convert" if kind == "gblinear" else \
-            "DART scales each tree by a weight the tree dump omits, so the converted trees would not sum to XGBoost's answer"
+            "onnxmltools does not convert DART boosters (whose trees are weighted by weight_drop, which a plain tree sum misses)"
         raise ImportRefused(f"{label}: booster {kind}: {why}; only gbtree models are imported")
     if booster.feature_types and any(t == "c" for t in booster.feature_types):
         raise ImportRefused(f"{label}: categorical features (feature_types 'c'): the bundle takes one float vector; "
