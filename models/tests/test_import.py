@@ -12,6 +12,7 @@ import pickle
 import shutil
 import socket
 import subprocess
+import sys
 from pathlib import Path
 from typing import Callable
 
@@ -26,7 +27,7 @@ import byom_fixtures as fx
 from wavelet_pipeline import conformal, onnx_tools
 from wavelet_pipeline.bundle import MANIFEST, VECTORS, seal, sha256_file, verify_bundle
 from wavelet_pipeline.cli import main
-from wavelet_pipeline.importer import architectures, sequence
+from wavelet_pipeline.importer import architectures, sandbox, sequence
 from wavelet_pipeline.importer import xgb as xgb_import
 
 MODELS = ("xgboost", "lstm", "transformer", "gru", "ensemble")
@@ -329,10 +330,30 @@ def test_allow_pickle_converts_pickles_in_the_sandbox(trained: fx.Trained, tmp_p
     assert_matches_framework(tmp_path / "bundle", trained, ("xgboost", "lstm", "transformer", "ensemble"))
 
 
-class _Hostile:
-    """Unpickles to the real model, after trying to phone home and to write outside."""
+def test_allow_pickle_fails_closed_where_the_sandbox_cannot_run(trained: fx.Trained, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    guide = fx.write_layout(tmp_path / "guide", trained, models=("xgboost",), pickles=True)
+    monkeypatch.setattr(sandbox.shutil, "which", lambda name: None)
+    code, err = run_import(guide, tmp_path / "out" / "bundle", "--allow-pickle")
+    assert code == 2 and "no pickle was read" in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["guide"]
 
-    def __init__(self, model: object, port: int, outside: list[Path]) -> None:
+
+def test_the_sandbox_child_refuses_to_run_outside_its_namespaces(tmp_path: Path) -> None:
+    """Run directly (no unshare), it must not mount anything: pivot_root in the caller's mount
+    namespace would move every process's root."""
+    same = {kind: os.readlink(f"/proc/self/ns/{kind}") for kind in ("mnt", "net", "pid")}
+    job = {"out": str(tmp_path), "root": str(tmp_path), "read": [], "namespaces": same, "tasks": []}
+    child = subprocess.run([sys.executable, "-m", "wavelet_pipeline.importer.sandbox_child", json.dumps(job)],
+                           capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(sandbox.SRC)})
+    assert child.returncode == 3 and "not in a mnt namespace of its own" in child.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+class _Hostile:
+    """Unpickles to the real model, after trying to phone home and to write outside; raises
+    if it could read a secret (which it could, anywhere, unconfined)."""
+
+    def __init__(self, model: object, port: int, outside: list[Path], secret: Path) -> None:
         self.payload = pickle.dumps(model)
         self.code = "\n".join([
             "import socket",
@@ -342,6 +363,12 @@ class _Hostile:
             "    pass",
             *[line for path in outside for line in (
                 "try:", f"    open({str(path)!r}, 'w').write('escaped')", "except OSError:", "    pass")],
+            "try:",
+            f"    secret = open({str(secret)!r}).read()",
+            "except OSError:",
+            "    secret = None",
+            "if secret is not None:",
+            "    raise RuntimeError('read the secret')",
         ])
 
     def __reduce__(self) -> tuple[object, tuple[str]]:
@@ -349,26 +376,29 @@ class _Hostile:
 
 
 @sandboxed
-def test_a_hostile_pickle_can_neither_connect_nor_write_outside(trained: fx.Trained, tmp_path: Path) -> None:
+def test_a_hostile_pickle_can_neither_connect_nor_write_outside_nor_read_secrets(trained: fx.Trained, tmp_path: Path) -> None:
     guide = fx.write_layout(tmp_path / "guide", trained, models=("xgboost",))
     (guide / "xgboost_optimized.ubj").unlink()
+    secret = guide / "credentials.txt"  # beside the pickle, which the sandbox must read
+    secret.write_text("hunter2")
     outside = [tmp_path / "escaped.txt", guide / "escaped.txt", Path.cwd() / "escaped-from-sandbox.txt"]
     with socket.socket() as listener:
         listener.bind(("127.0.0.1", 0))
         listener.listen()
         listener.settimeout(0.2)
         port = listener.getsockname()[1]
-        # The control: unpickled here, unconfined, the same payload connects and writes.
-        pickle.loads(pickle.dumps(_Hostile(trained.xgboost, port, [tmp_path / "control.txt"])))
+        # The control: unpickled here, unconfined, the same payload connects, writes and reads.
+        with pytest.raises(RuntimeError, match="read the secret"):
+            pickle.loads(pickle.dumps(_Hostile(trained.xgboost, port, [tmp_path / "control.txt"], secret)))
         listener.accept()[0].close()
         assert (tmp_path / "control.txt").read_text() == "escaped"
         (tmp_path / "control.txt").unlink()
 
-        (guide / "xgboost_optimized.pkl").write_bytes(pickle.dumps(_Hostile(trained.xgboost, port, outside)))
+        (guide / "xgboost_optimized.pkl").write_bytes(pickle.dumps(_Hostile(trained.xgboost, port, outside, secret)))
         code, err = run_import(guide, tmp_path / "bundle", "--allow-pickle")
         with pytest.raises(socket.timeout):
             listener.accept()
-    assert code == 0, err  # the payload's attempts failed quietly, and the model it returned is imported
+    assert code == 0, err  # every attempt failed quietly (no secret read), and the model it returned is imported
     assert not any(p.exists() for p in outside)
     assert verify_bundle(tmp_path / "bundle") == []
     assert_matches_framework(tmp_path / "bundle", trained, ("xgboost",))

@@ -193,8 +193,7 @@ def pickle_refusal(layout: Layout, tasks: list[sandbox.PickleTask], options: Opt
     several = len(tasks) > 1
     lines = [f"{', '.join(t.file.name for t in tasks)}: {'pickles' if several else 'a pickle'}; unpickling runs whatever code "
              f"the file holds, so {'none is' if several else 'it is not'} read without --allow-pickle.",
-             "  To unpickle in a sandbox (a child process with no network and a read-only filesystem but its own output "
-             "directory), add --allow-pickle:",
+             f"  To unpickle {'them' if several else 'it'} {sandbox.HOW}, add --allow-pickle:",
              f"    {options.command} --allow-pickle",
              f"  Or convert {'them' if several else 'it'} to safe files yourself, in a Python that trusts "
              f"{'them' if several else 'it'} (a safe file wins over a pickle of the same model):"]
@@ -517,8 +516,7 @@ def model_card(manifest: dict[str, Any], imported: dict[str, Imported]) -> str:
     if source.get("ignored_files"):
         lines += ["", f"Ignored (not in the bundle): {', '.join(f'`{f}`' for f in source['ignored_files'])}."]
     if source["pickle"]:
-        lines += ["", "Pickles were unpickled only in a sandboxed child process (no network, read-only filesystem but its "
-                  "output directory, no capabilities, seccomp) and converted to safe files there."]
+        lines += ["", f"Pickles were unpickled only {sandbox.HOW}, and converted to safe files there."]
     lines += ["", "## Intervals", ""]
     conf = manifest["conformal"]
     if conf["available"]:

@@ -1,8 +1,9 @@
 """Converting pickles to safe formats in a confined child process (`import --allow-pickle`).
 
 The child (sandbox_child.py) runs under ``unshare(1)`` (Python 3.11 has no os.unshare) in
-new network, mount and PID namespaces, makes every mount but its output directory
-read-only, drops every capability and installs a seccomp filter before it reads a pickle.
+new network, mount and PID namespaces, pivots into a root of its own (read-only system
+libraries, Python and the pickles; one writable output directory), drops every capability
+and installs a seccomp filter before it reads a pickle.
 Whatever it leaves in its output directory is untrusted: only regular files (no symlinks)
 with the expected names are taken, after the child's PID namespace is gone, and they are
 loaded with the same safe loaders as a user's own safe files.
@@ -29,8 +30,9 @@ from .sandbox_child import RESULT
 TIMEOUT_SECONDS = 600
 SRC = Path(__file__).resolve().parents[2]
 UNSHARE = ("--net", "--mount", "--pid", "--fork", "--kill-child", "--mount-proc", "--propagation", "private")
-HOW = ("in a child process with no network (its own network namespace), a read-only filesystem but for its own "
-       "output directory, no capabilities and a seccomp filter that refuses sockets")
+HOW = ("in a child process with no network (its own network namespace), a filesystem of its own (system libraries, "
+       "Python and the pickles, read-only; one writable output directory), no capabilities and a seccomp filter that "
+       "refuses sockets")
 
 
 @dataclass(frozen=True)
@@ -64,12 +66,17 @@ def convert(tasks: list[PickleTask], rows: np.ndarray, workdir: Path) -> dict[st
         raise ImportRefused("--allow-pickle needs Linux with unshare(1) (util-linux) to confine the child process; not found, "
                             "so no pickle was read")
     sandbox = Path(tempfile.mkdtemp(prefix="wavelet-import-sandbox-"))
+    out, root = sandbox / "out", sandbox / "root"  # the child's one writable directory; its new root's mount point
     try:
-        np.save(sandbox / "rows.npy", np.ascontiguousarray(rows, dtype=np.float64), allow_pickle=False)
-        job = {"out": str(sandbox), "tasks": [
-            {"kind": t.kind, "name": t.name, "file": str(t.file.resolve()), "shape": list(t.shape) if t.shape else None} for t in tasks
+        out.mkdir()
+        root.mkdir()
+        np.save(out / "rows.npy", np.ascontiguousarray(rows, dtype=np.float64), allow_pickle=False)
+        files = [str(t.file.resolve()) for t in tasks]
+        namespaces = {kind: os.readlink(f"/proc/self/ns/{kind}") for kind in ("mnt", "net", "pid")}
+        job = {"out": str(out), "root": str(root), "read": files, "namespaces": namespaces, "tasks": [
+            {"kind": t.kind, "name": t.name, "file": f, "shape": list(t.shape) if t.shape else None} for t, f in zip(tasks, files)
         ]}
-        env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(SRC), "HOME": str(sandbox), "TMPDIR": str(sandbox),
+        env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(SRC), "HOME": str(out), "TMPDIR": str(out), "USER": "root",
                "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1", "OMP_NUM_THREADS": "1", "JOBLIB_MULTIPROCESSING": "0"}
         print(f"import: unpickling {', '.join(t.file.name for t in tasks)} {HOW}", file=sys.stderr)
         try:
@@ -82,7 +89,7 @@ def convert(tasks: list[PickleTask], rows: np.ndarray, workdir: Path) -> dict[st
         if proc.returncode != 0:
             last = (proc.stderr.strip().splitlines() or ["(no output)"])[-1][:400]
             raise ImportRefused(f"the sandboxed pickle conversion failed (exit {proc.returncode}): {last}")
-        results = json.loads(_regular(sandbox / RESULT).read_text())
+        results = json.loads(_regular(out / RESULT).read_text())
         converted = {}
         for task in tasks:
             result = results.get(task.name) if isinstance(results, dict) else None
@@ -92,7 +99,7 @@ def convert(tasks: list[PickleTask], rows: np.ndarray, workdir: Path) -> dict[st
                     why += (" (a pickle names the code of its classes, and that code is not importable here: save the "
                             "model's state_dict() with a config, or torch.jit.script/trace it to a .pt file)")
                 raise ImportRefused(f"{task.file.name}: could not be converted in the sandbox: {why}")
-            source = _regular(sandbox / Path(result["file"]).name)
+            source = _regular(out / Path(result["file"]).name)
             kept = workdir / f"converted-{source.name}"
             shutil.copyfile(source, kept, follow_symlinks=False)
             predictions = result.get("predictions")

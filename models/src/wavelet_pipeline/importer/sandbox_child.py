@@ -6,11 +6,16 @@ the parent (sandbox.py) starts as ``unshare --net --mount --pid --fork --kill-ch
 a network namespace with nothing but a downed loopback, its own mount and PID namespaces.
 Before it reads a pickle, this process, still root with every capability, confines itself:
 
-1. its output directory becomes a mount of its own (a bind onto itself), and so do the few
-   harmless devices (/dev/null, /dev/zero, /dev/full, /dev/random, /dev/urandom);
-2. every other mount is remounted read-only, nosuid and nodev (per mount point, ``MS_BIND``:
-   the host's mounts are untouched, and propagation is private), so nothing outside the
-   output directory can be written and no device node (a raw disk) can be opened;
+1. it builds a new root on an empty tmpfs holding only what unpickling needs, each
+   read-only, nosuid and nodev: /usr and the /bin, /lib* links, the dynamic loader's cache
+   and /etc/passwd and /etc/group (no /etc/shadow or any other /etc), the Python install
+   and venv, this package, the pickles themselves; its output directory (the only
+   writable place, noexec), a few harmless devices (/dev/null, zero, full, random,
+   urandom: nodev everywhere else, so no raw disk can be opened) and a fresh read-only
+   /proc of its PID namespace. It pivots into that root and detaches the old one, so the
+   rest of the machine (home directories, credentials, the work trees, /tmp, sockets of
+   other services) is not there to read, let alone write;
+2. every mount is private to its namespace: the host's mounts are untouched;
 3. it drops every capability (bounding set, ambient, effective, permitted, inheritable) and
    locks the securebits, so it can neither remount, nor enter another namespace, nor regain
    root powers by exec; ``no_new_privs`` is set;
@@ -42,11 +47,13 @@ from typing import Any
 
 import numpy as np
 
-MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
-MS_REMOUNT, MS_NOATIME, MS_NODIRATIME, MS_BIND = 32, 1024, 2048, 4096
-MS_RELATIME, MS_STRICTATIME = 1 << 21, 1 << 24
-PRESERVED = {"noexec": MS_NOEXEC, "noatime": MS_NOATIME, "nodiratime": MS_NODIRATIME, "relatime": MS_RELATIME, "strictatime": MS_STRICTATIME}
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT, MS_BIND = 1, 2, 4, 8, 32, 4096
+MNT_DETACH = 2
 SAFE_DEVICES = ("/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom")
+# What the dynamic loader and Python's standard library read from /etc; nothing secret.
+ETC_FILES = ("/etc/ld.so.cache", "/etc/passwd", "/etc/group", "/etc/nsswitch.conf")
+SYSTEM = ("/usr", "/bin", "/sbin", "/lib", "/lib64", "/lib32", "/libx32")
+PIVOT_ROOT = {"x86_64": 155, "aarch64": 41}
 
 PR_SET_SECUREBITS, PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS, PR_SET_SECCOMP, PR_CAP_AMBIENT = 28, 24, 38, 22, 47
 PR_CAP_AMBIENT_CLEAR_ALL, SECCOMP_MODE_FILTER = 4, 2
@@ -86,45 +93,59 @@ def _check(result: int, what: str) -> None:
         raise SandboxSetupError(f"{what}: {os.strerror(errno)}")
 
 
-def _mount(source: str | None, target: str, flags: int) -> None:
-    _check(_libc.mount(source and source.encode(), target.encode(), None, ctypes.c_ulong(flags), None), f"mount {target}")
+def _mount(source: str | None, target: str, flags: int, fstype: str | None = None, data: str | None = None) -> None:
+    _check(_libc.mount(source and source.encode(), target.encode(), fstype and fstype.encode(), ctypes.c_ulong(flags),
+                       data and data.encode()), f"mount {target}")
 
 
-def _unescape(field: str) -> str:
-    """mountinfo writes space, tab, newline and backslash in paths as octal escapes."""
-    return field.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n").replace("\\134", "\\")
+def _bind(source: str, root: str, flags: int) -> None:
+    """`source` (a file or directory) at the same path under `root`, then remounted with
+    `flags` (a bind mount takes the flags only on a remount)."""
+    target = root + source
+    if os.path.isdir(source):
+        os.makedirs(target, exist_ok=True)
+    else:
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        open(target, "a").close()
+    _mount(os.path.realpath(source), target, MS_BIND)
+    _mount(None, target, MS_REMOUNT | MS_BIND | flags)
 
 
-def _mounts() -> list[tuple[str, set[str]]]:
-    """(mount point, per-mount options) of every mount this process sees, parents first."""
-    out = []
-    for line in Path("/proc/self/mountinfo").read_text().splitlines():
-        fields = line.split(" ")
-        out.append((_unescape(fields[4]), set(fields[5].split(","))))
-    return out
-
-
-def confine_filesystem(writable: Path) -> None:
-    """Everything read-only, nosuid and nodev but `writable` (and the harmless devices)."""
-    writable_path = str(writable.resolve())
-    _mount(writable_path, writable_path, MS_BIND)
-    devices = [d for d in SAFE_DEVICES if os.path.exists(d)]
-    for device in devices:
-        _mount(device, device, MS_BIND)
-    for point, options in _mounts():
-        preserved = sum(flag for name, flag in PRESERVED.items() if name in options)
-        if point == writable_path:
-            flags = MS_NOSUID | MS_NODEV | MS_NOEXEC
-        elif point in devices:
-            flags = MS_RDONLY | MS_NOSUID | MS_NOEXEC
-        else:
-            flags = MS_RDONLY | MS_NOSUID | MS_NODEV
-        try:
-            _mount(None, point, MS_REMOUNT | MS_BIND | flags | preserved)
-        except SandboxSetupError:
-            if not os.path.exists(point):  # a mount point hidden under another mount: unreachable anyway
-                continue
-            raise
+def confine_filesystem(root: Path, writable: Path, readable: list[str]) -> None:
+    """Pivot into a new root on a tmpfs at `root` (an empty directory) that holds only the
+    system's programs and libraries, Python, this package and `readable`, all read-only,
+    and `writable`, the one writable (noexec) directory."""
+    new = str(root.resolve())
+    _mount("tmpfs", new, MS_NOSUID | MS_NODEV, "tmpfs", "size=16m,mode=755")
+    package = str(Path(__file__).resolve().parents[2])
+    wanted = sorted({*SYSTEM, *ETC_FILES, sys.base_prefix, sys.prefix, sys.exec_prefix, package, *readable})
+    bound: list[str] = []
+    for path in wanted:
+        if not os.path.lexists(path) or any(path == b or path.startswith(b.rstrip("/") + "/") for b in bound):
+            continue  # absent, or already visible (read-only) through a directory bound before it
+        if os.path.islink(path) and os.path.dirname(path) == "/":  # /bin -> usr/bin and the like
+            os.symlink(os.readlink(path), new + path)
+            continue
+        _bind(path, new, MS_RDONLY | MS_NOSUID | MS_NODEV)
+        bound.append(path)
+    out = str(writable.resolve())
+    if any(out.startswith(b.rstrip("/") + "/") for b in bound):
+        raise SandboxSetupError(f"the output directory {out} lies inside a read-only path")
+    _bind(out, new, MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    for device in SAFE_DEVICES:
+        if os.path.exists(device):
+            _bind(device, new, MS_RDONLY | MS_NOSUID | MS_NOEXEC)
+    os.makedirs(new + "/proc")
+    _mount("proc", new + "/proc", MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY, "proc")
+    os.makedirs(new + "/.old")
+    machine = platform.machine()
+    if machine not in PIVOT_ROOT:
+        raise SandboxSetupError(f"no pivot_root number for {machine}")
+    _check(_libc.syscall(PIVOT_ROOT[machine], new.encode(), (new + "/.old").encode()), "pivot_root")
+    os.chdir("/")
+    _check(_libc.umount2(b"/.old", MNT_DETACH), "detach the old root")
+    os.rmdir("/.old")
+    _mount(None, "/", MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV)
 
 
 def drop_privileges() -> None:
@@ -180,8 +201,6 @@ def check_confinement() -> None:
     interfaces = [line.split(":")[0].strip() for line in Path("/proc/net/dev").read_text().splitlines()[2:]]
     if interfaces != ["lo"]:
         raise SandboxSetupError(f"network namespace has interfaces {interfaces}, expected only lo")
-    if os.getpid() != 1:
-        raise SandboxSetupError("not the first process of its own PID namespace")
 
 
 def _xgboost(task: dict[str, Any], rows: np.ndarray, out: Path) -> dict[str, Any]:
@@ -246,11 +265,23 @@ def _torch_module(task: dict[str, Any], rows: np.ndarray, out: Path) -> dict[str
 CONVERTERS = {"xgboost": _xgboost, "ensemble": _ensemble, "torch-module": _torch_module}
 
 
+def check_namespaces(parent: dict[str, str]) -> None:
+    """Refuse to touch any mount unless this process is in new mount, network and PID
+    namespaces: run outside unshare, pivot_root would change the root of every process
+    in the parent's mount namespace."""
+    for kind in ("mnt", "net", "pid"):
+        if os.readlink(f"/proc/self/ns/{kind}") == parent[kind]:
+            raise SandboxSetupError(f"not in a {kind} namespace of its own (run it only through sandbox.convert)")
+    if os.getpid() != 1:
+        raise SandboxSetupError("not the first process of its own PID namespace")
+
+
 def main(argv: list[str]) -> int:
     job = json.loads(argv[1])
     out = Path(job["out"])
     try:
-        confine_filesystem(out)
+        check_namespaces(job["namespaces"])
+        confine_filesystem(Path(job["root"]), out, job["read"])
         drop_privileges()
         check_confinement()
     except (SandboxSetupError, OSError) as exc:
