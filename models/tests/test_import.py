@@ -312,11 +312,16 @@ def test_an_existing_directory_that_is_not_a_bundle_is_not_replaced(trained: fx.
 @sandboxed
 def test_allow_pickle_converts_pickles_in_the_sandbox(trained: fx.Trained, tmp_path: Path) -> None:
     guide = fx.write_layout(tmp_path / "guide", trained, models=("xgboost", "lstm", "transformer", "ensemble"), pickles=True)
-    # A whole pickled module (not a state dict) of a class the child can import.
+    # Whole pickled modules (not state dicts) of classes the child can import: one that the
+    # LSTM config describes (imported as a state dict, checked against the module's own
+    # answers), one with no config (traced to TorchScript).
     config = architectures.parse_config(fx.LSTM_CONFIG)
     module = architectures.build(config)
     module.load_state_dict(trained.lstm.state_dict())
     torch.save(module, guide / "lstm_optimized.pth")
+    torch.manual_seed(3)
+    mlp = nn.Sequential(nn.Flatten(), nn.Linear(10, 4), nn.Tanh(), nn.Linear(4, 1)).eval()
+    torch.save(mlp, guide / "mlp_optimized.pth")
     code, err = run_import(guide, tmp_path / "bundle", "--allow-pickle")
     assert code == 0, err
     assert "in a child process with no network" in err
@@ -324,10 +329,15 @@ def test_allow_pickle_converts_pickles_in_the_sandbox(trained: fx.Trained, tmp_p
     assert manifest["source"]["pickle"] is True
     sources = {m: e["source"] for m, e in manifest["models"].items()}
     assert sources["xgboost"]["format"] == "pickle" and sources["xgboost"]["converted_to"] == "xgboost-ubjson"
-    assert sources["lstm"]["format"] == "pickle" and sources["lstm"]["converted_to"] == "torchscript"
+    assert sources["lstm"]["format"] == "pickle" and sources["lstm"]["converted_to"] == "torch-state-dict"
+    assert sources["mlp"]["format"] == "pickle" and sources["mlp"]["converted_to"] == "torchscript"
     assert sources["ensemble"]["format"] == "pickle" and sources["transformer"]["format"] == "torch-state-dict"
     assert verify_bundle(tmp_path / "bundle") == []
     assert_matches_framework(tmp_path / "bundle", trained, ("xgboost", "lstm", "transformer", "ensemble"))
+    rows = np.random.default_rng(6).standard_normal((5, 10))
+    with torch.no_grad():
+        want = mlp(torch.from_numpy(rows.astype(np.float32)).reshape(-1, 1, 10)).double().reshape(-1).numpy()
+    np.testing.assert_allclose(onnx_answers(tmp_path / "bundle", "mlp", rows), want, rtol=1e-5, atol=1e-6)
 
 
 def test_allow_pickle_fails_closed_where_the_sandbox_cannot_run(trained: fx.Trained, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

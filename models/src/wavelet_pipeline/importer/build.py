@@ -243,8 +243,11 @@ def load_models(layout: Layout, converted: dict[str, sandbox.Converted], n: int)
                 loaded[name] = Loaded(files, f"XGBoost {importlib.metadata.version('xgboost')}", model, source, model.notes)
             else:
                 config = layout.root / f"{name}_optimized_config.json"
-                if pickled is not None and pickled.format == "torch-state-dict":
-                    model = sequence.from_state_dict(name, pickled.path, config, n)
+                if pickled is not None and (pickled.format == "torch-state-dict" or
+                                            (pickled.state_dict is not None and sequence.describes_architecture(config))):
+                    # The weights into the documented architecture; the unpickled module's own
+                    # answers then check that architecture against the user's class.
+                    model = sequence.from_state_dict(name, pickled.state_dict or pickled.path, config, n, label=files.file.name)
                 elif pickled is not None:
                     model = sequence.from_torchscript(name, pickled.path, sequence.torchscript_shape(config, n), label=files.file.name)
                 elif files.kind == "state-dict":
@@ -261,7 +264,7 @@ def load_models(layout: Layout, converted: dict[str, sandbox.Converted], n: int)
             problems.append(str(exc))
             continue
         if pickled is not None:
-            source.update(sandbox.describe(pickled))
+            source.update(sandbox.describe(pickled, getattr(loaded[name].model, "format", None)))
             loaded[name].pickle_predictions = pickled.predictions
     if not problems:
         problems = shape_conflicts(loaded)
@@ -351,9 +354,13 @@ def convert(name: str, loaded: Loaded, rows: np.ndarray, layout: Layout) -> Impo
                                 f"(beyond {bundle.NAMED_RTOL:g} relative + {bundle.NAMED_ATOL:g} absolute)")
     original = loaded.pickle_predictions
     if original is not None and bundle.parity_ratio(original, native) > 1:
-        # E.g. torch.jit.trace of a module whose forward branches on its input's values.
-        raise ImportRefused(f"{loaded.files.file.name}: the file converted in the sandbox answers differently from the "
-                            f"unpickled model (by {np.max(np.abs(original - native)):.3g}): the conversion is not faithful")
+        gap = np.max(np.abs(original - native)) if original.shape == native.shape else f"shape {original.shape} vs {native.shape}"
+        why = (f"the {model.config.architecture} that {loaded.source['config']['file']} describes computes something else than "
+               "the pickled module's class (input scaling, another head?); drop the config to import it as TorchScript"
+               if getattr(model, "format", None) == "torch-state-dict" else
+               "torch.jit.trace recorded one path through a forward that branches on its input")
+        raise ImportRefused(f"{loaded.files.file.name}: the unpickled model and its safe conversion answer differently "
+                            f"(by {gap}): {why}")
     for note in loaded.notes:
         say(note)
     if loaded.notes:

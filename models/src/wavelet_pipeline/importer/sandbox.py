@@ -54,6 +54,7 @@ class Converted:
     format: str
     note: str | None
     predictions: np.ndarray | None  # the unpickled model's own answers on the parity rows
+    state_dict: Path | None = None  # a torch module's weights, beside its TorchScript
 
 
 def convert(tasks: list[PickleTask], rows: np.ndarray, workdir: Path) -> dict[str, Converted]:
@@ -102,10 +103,14 @@ def convert(tasks: list[PickleTask], rows: np.ndarray, workdir: Path) -> dict[st
             source = _regular(out / Path(result["file"]).name)
             kept = workdir / f"converted-{source.name}"
             shutil.copyfile(source, kept, follow_symlinks=False)
+            state = None
+            if isinstance(result.get("state_dict"), str) and task.kind == "torch-module":
+                state = workdir / f"converted-{task.name}-state.pth"
+                shutil.copyfile(_regular(out / Path(result["state_dict"]).name), state, follow_symlinks=False)
             predictions = result.get("predictions")
             converted[task.name] = Converted(
                 kept, str(result.get("format")), result.get("note") if isinstance(result.get("note"), str) else None,
-                np.asarray(predictions, dtype=np.float64) if isinstance(predictions, list) else None,
+                np.asarray(predictions, dtype=np.float64) if isinstance(predictions, list) else None, state,
             )
         return converted
     finally:
@@ -123,6 +128,8 @@ def _regular(path: Path) -> Path:
     return path
 
 
-def describe(converted: Converted) -> dict[str, Any]:
-    """The manifest's record of a conversion."""
-    return {"converted_to": converted.format, "converted_by": f"unpickled {HOW}", **({"note": converted.note} if converted.note else {})}
+def describe(converted: Converted, used: str | None = None) -> dict[str, Any]:
+    """The manifest's record of a conversion (`used`: which safe form was imported, if not
+    the one the child preferred)."""
+    note = converted.note if used in (None, converted.format) else None
+    return {"converted_to": used or converted.format, "converted_by": f"unpickled {HOW}", **({"note": note} if note else {})}

@@ -251,15 +251,22 @@ def _torch_module(task: dict[str, Any], rows: np.ndarray, out: Path) -> dict[str
         raise TypeError("it holds a dict with no state dict under 'state_dict', 'model_state_dict' or 'model'")
     if not isinstance(value, torch.nn.Module):
         raise TypeError(f"it holds a {type(value).__module__}.{type(value).__qualname__}, not a torch module")
+    # Both safe forms: the parent loads the state dict into a documented architecture when
+    # the config describes one, else the TorchScript; the module's own answers check either.
     module = value.eval()
-    example = torch.from_numpy(rows[:2].astype(np.float32)).reshape(-1, length, size)
+    state = out / f"{name}_optimized.pth"
+    torch.save({k: t.detach().clone() for k, t in module.state_dict().items()}, state)
+    seq = torch.from_numpy(rows.astype(np.float32)).reshape(-1, length, size)
+    result: dict[str, Any] = {"state_dict": state.name}
     with torch.no_grad():
-        scripted = module if isinstance(module, torch.jit.ScriptModule) else torch.jit.trace(module, example, check_trace=False)
-        predictions = module(torch.from_numpy(rows.astype(np.float32)).reshape(-1, length, size))
-    target = out / f"{name}_optimized.pt"
-    scripted.save(str(target))
-    return {"file": target.name, "format": "torchscript", "note": "traced with torch.jit.trace" if scripted is not module else "already TorchScript",
-            "predictions": predictions.detach().double().reshape(-1).tolist()}
+        result["predictions"] = module(seq).detach().double().reshape(-1).tolist()
+        try:
+            scripted = module if isinstance(module, torch.jit.ScriptModule) else torch.jit.trace(module, seq[:2], check_trace=False)
+            scripted.save(str(out / f"{name}_optimized.pt"))
+        except Exception as exc:  # e.g. a forward that returns a dict: the state dict may still serve
+            return {**result, "file": state.name, "format": "torch-state-dict", "note": f"torch.jit.trace failed: {exc}"[:300]}
+    note = "traced with torch.jit.trace" if scripted is not module else "already TorchScript"
+    return {**result, "file": f"{name}_optimized.pt", "format": "torchscript", "note": note}
 
 
 CONVERTERS = {"xgboost": _xgboost, "ensemble": _ensemble, "torch-module": _torch_module}

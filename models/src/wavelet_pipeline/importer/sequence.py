@@ -10,7 +10,11 @@ graph, row by row and in one batch.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import pickle
+import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -95,10 +99,21 @@ def load_state_dict(path: Path) -> tuple[dict[str, torch.Tensor], str | None]:
                         f"tensors, or a checkpoint with one under {' or '.join(NESTED_STATE_DICT)})")
 
 
-def from_state_dict(name: str, path: Path, config_path: Path, n: int) -> TorchImport:
-    """The state dict in `path`, loaded strictly into the architecture `config_path` describes."""
+def describes_architecture(config_path: Path) -> bool:
+    """Whether the config is the state-dict schema's (not just a TorchScript shape)."""
+    try:
+        parse_config(read_json(config_path))
+    except (ImportRefused, ConfigError):
+        return False
+    return True
+
+
+def from_state_dict(name: str, path: Path, config_path: Path, n: int, *, label: str | None = None) -> TorchImport:
+    """The state dict in `path`, loaded strictly into the architecture `config_path` describes
+    (`label` names the user's file in messages when `path` is a converted copy)."""
+    label = label or path.name
     if not config_path.exists():
-        raise ImportRefused(f"{path.name}: a state dict holds no architecture: {config_path.name} must describe it "
+        raise ImportRefused(f"{label}: a state dict holds no architecture: {config_path.name} must describe it "
                             "(see `wavelet-pipeline import --help`, or save the model as TorchScript, "
                             f"{name}_optimized.pt)")
     try:
@@ -111,7 +126,7 @@ def from_state_dict(name: str, path: Path, config_path: Path, n: int) -> TorchIm
     try:
         load_strict(module, state)
     except ValueError as exc:
-        raise ImportRefused(f"{path.name} does not match the {config.architecture} that {config_path.name} describes: {exc}") from None
+        raise ImportRefused(f"{label} does not match the {config.architecture} that {config_path.name} describes: {exc}") from None
     module.eval()
     details: dict[str, Any] = {"architecture": config.describe()}
     if nested:
@@ -179,7 +194,7 @@ def to_onnx(model: TorchImport) -> tuple[onnx.ModelProto, dict[str, Any], list[s
         # The tracer cannot step into a loaded TorchScript module from a Python one; scripted,
         # the wrapper holds it as a submodule and the exporter reads the scripted graph.
         flat = torch.jit.script(flat)
-    graph = export_graph(flat, torch.zeros(2, model.length * model.size), {INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}})
+    graph = export(model, flat, torch.zeros(2, model.length * model.size), {INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}})
     # FlatInput's reshape(-1, 1) makes the width 1, which the exporter's shape inference
     # leaves symbolic; the bundle's signature says [batch, 1].
     width = graph.graph.output[0].type.tensor_type.shape.dim[1]
@@ -189,14 +204,47 @@ def to_onnx(model: TorchImport) -> tuple[onnx.ModelProto, dict[str, Any], list[s
     return graph, report, notes
 
 
+def export(model: TorchImport, module: nn.Module, example: torch.Tensor, dynamic_axes: dict[str, dict[int, str]],
+           input_name: str = INPUT_NAME) -> onnx.ModelProto:
+    """export_graph, or ImportRefused saying why the exporter could not convert the model.
+    The exporter prints the whole TorchScript graph to the process's stdout when it fails;
+    that goes to /dev/null, the reason into the message."""
+    try:
+        with _silenced():
+            return export_graph(module, example, dynamic_axes, input_name)
+    except Exception as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:240]
+        hint = (" A TorchScript file exports only if the exporter can follow every operator it runs: torch.nn."
+                "TransformerEncoder (scripted or traced) cannot be; save such a model's state_dict() with a transformer "
+                "config instead.") if model.format == "torchscript" else ""
+        raise ImportRefused(f"{model.name}: the TorchScript-based ONNX exporter cannot convert it ({type(exc).__name__}: {first}).{hint}") from None
+
+
+@contextlib.contextmanager
+def _silenced() -> Iterator[None]:
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    with open(os.devnull, "w") as null:
+        os.dup2(null.fileno(), 1)
+        os.dup2(null.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            for fd in saved:
+                os.close(fd)
+
+
 def check_sequence_graph(model: TorchImport, notes: list[str]) -> dict[str, Any]:
     """The raw sequence model exported with a symbolic length, run at L and another length
     L' at two batch sizes. A state-dict architecture must pass (it is our code); a
     TorchScript module may take only L steps, or bake L in when traced: noted, not refused,
     since the bundle's graph is only ever fed L steps and is checked itself."""
     other = next((c for c in (model.length + 1, model.length - 1) if c >= 1 and (model.max_length is None or c <= model.max_length)), None)
-    graph = export_graph(model.export_module, torch.zeros(2, model.length, model.size),
-                         {SEQUENCE_INPUT: {0: "batch", 1: "steps"}, OUTPUT_NAME: {0: "batch"}}, input_name=SEQUENCE_INPUT)
+    graph = export(model, model.export_module, torch.zeros(2, model.length, model.size),
+                   {SEQUENCE_INPUT: {0: "batch", 1: "steps"}, OUTPUT_NAME: {0: "batch"}}, input_name=SEQUENCE_INPUT)
     session = onnx_tools.session(graph)
     rng = np.random.default_rng(23)
     checked = []
