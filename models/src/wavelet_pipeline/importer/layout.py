@@ -31,7 +31,6 @@ class ModelFiles:
     name: str
     kind: str
     file: Path
-    config: Path | None = None  # <name>_optimized_config.json, if present
     pickle: bool = False  # an xgboost .pkl, or a .pth that is not a plain state dict (found later)
     shadowed: Path | None = None  # a <name>_optimized.pth beside this <name>_optimized.pt
 
@@ -116,15 +115,14 @@ def scan(root: Path) -> Layout:
             problems.append(f"{path.name}: model name {name!r} must be lowercase letters, digits and _ (at most 40, starting "
                             f"with a letter), not {' or '.join(RESERVED)}, not ending in _int8")
             continue
-        config = root / f"{name}{SUFFIX}_config.json"
-        claimed.add(config.name)
+        claimed.add(f"{name}{SUFFIX}_config.json")
         kind = "state-dict" if suffix == ".pth" else "torchscript"
         if name in models:  # sorted: <name>_optimized.pt came first, this is the .pth
             # A .pth that is a pickle yields to the TorchScript file; a state dict is a
             # second model of the same name (decided in build.py, where .pth files are read).
             models[name].shadowed = path
             continue
-        models[name] = ModelFiles(name, kind, path, config if config.exists() else None)
+        models[name] = ModelFiles(name, kind, path)
     if problems:
         raise ImportRefused("\n".join(problems))
     for path in files:

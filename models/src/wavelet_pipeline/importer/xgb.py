@@ -20,6 +20,7 @@ import numpy as np
 import onnx
 import xgboost as xgb
 
+from ..forecasters.xgboost_model import regressor_onnx
 from . import ImportRefused
 
 IMPORTED_OBJECTIVES = ("reg:squarederror", "reg:absoluteerror", "reg:pseudohubererror", "reg:squaredlogerror", "reg:quantileerror")
@@ -41,8 +42,6 @@ class XGBoostImport:
         return self.model.predict(np.ascontiguousarray(rows, dtype=np.float32)).astype(np.float64).ravel()
 
     def to_onnx(self) -> onnx.ModelProto:
-        from ..forecasters.xgboost_model import regressor_onnx
-
         return regressor_onnx(self.model)
 
 
