@@ -123,6 +123,9 @@ def test_verify_refuses_onnx_answers_that_left_the_framework(full: tuple[Path, P
     assert problems == ["vectors synthetic-rows: lstm ONNX predictions differ from the original framework's beyond 1e-05 relative + 1e-06 absolute"]
     with contextlib.redirect_stdout(io.StringIO()):
         assert main(["verify", str(copy)]) == 1
+    with contextlib.redirect_stderr(io.StringIO()) as err:
+        assert main(["card", str(copy)]) == 2, "the commands for trained bundles refuse an imported one"
+    assert "imported (named features, not trained here)" in err.getvalue()
 
 
 @pytest.mark.parametrize("fmt", ["booster-json", "ubj"])

@@ -131,6 +131,12 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parser.parse_args(argv)
     command = "wavelet-pipeline " + " ".join(sys.argv[1:] if argv is None else argv)
+    if args.command in ("card", "report", "reproduce", "requantize"):
+        imported = [p for p in (args.bundles if args.command == "report" else [args.bundle]) if _imported(p)]
+        if imported:
+            print(f"error: {', '.join(map(str, imported))}: imported (named features, not trained here): `{args.command}` "
+                  "works on the pipeline's own bundles; `verify` checks an imported one", file=sys.stderr)
+            return 2
     try:
         if args.command == "train":
             config = _config_for(args.bundle, args.quick, args.seed)
@@ -247,6 +253,13 @@ def _import(args: argparse.Namespace, command: str) -> int:
     print(f"wrote {out} ({digest}) in {time.monotonic() - started:.1f} s: {', '.join(manifest['models'])}; "
           f"default {manifest['default_model']}; intervals {'yes' if manifest['conformal']['available'] else 'no'}")
     return 0
+
+
+def _imported(path: Path) -> bool:
+    try:
+        return json.loads((path / MANIFEST).read_text())["features"].get("kind") == "named"
+    except (OSError, ValueError, KeyError, AttributeError):
+        return False  # the command itself reports what is wrong with it
 
 
 def _report(manifests: list[dict]) -> str:
