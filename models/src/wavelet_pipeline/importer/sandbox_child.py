@@ -6,9 +6,11 @@ the parent (sandbox.py) starts as ``unshare --net --mount --pid --fork --kill-ch
 a network namespace with nothing but a downed loopback, its own mount and PID namespaces.
 Before it reads a pickle, this process, still root with every capability, confines itself:
 
+0. it checks that its mount, network and PID namespaces are not its parent's, and touches
+   no mount otherwise (run outside unshare, pivot_root would move the host's root);
 1. it builds a new root on an empty tmpfs holding only what unpickling needs, each
    read-only, nosuid and nodev: /usr and the /bin, /lib* links, the dynamic loader's cache
-   and /etc/passwd and /etc/group (no /etc/shadow or any other /etc), the Python install
+   /etc/passwd, /etc/group and /etc/nsswitch.conf (nothing else of /etc), the Python install
    and venv, this package, the pickles themselves; its output directory (the only
    writable place, noexec), a few harmless devices (/dev/null, zero, full, random,
    urandom: nodev everywhere else, so no raw disk can be opened) and a fresh read-only
@@ -18,7 +20,8 @@ Before it reads a pickle, this process, still root with every capability, confin
 2. every mount is private to its namespace: the host's mounts are untouched;
 3. it drops every capability (bounding set, ambient, effective, permitted, inheritable) and
    locks the securebits, so it can neither remount, nor enter another namespace, nor regain
-   root powers by exec; ``no_new_privs`` is set;
+   root powers by exec; ``no_new_privs`` is set. It stays uid 0 (root-owned files inside
+   the new root stay readable, which Python needs; nothing else is there);
 4. a seccomp filter refuses ``socket`` (a Unix socket on a read-only mount can still be
    connected to, e.g. a container runtime's), io_uring, ptrace, namespaces, mounts, BPF,
    keyrings and kernel modules.
