@@ -34,6 +34,22 @@ MODEL_FILES = {
 # Stored predictions are onnxruntime's float32 outputs; a rerun must agree to this.
 PREDICTION_TOLERANCE = 1e-6
 FEATURE_TOLERANCE = 1e-12
+# An imported ("named features") bundle's graphs against the original frameworks'
+# predictions, and a rerun against the stored ONNX predictions: |a - b| ≤ ATOL + RTOL·|a|.
+NAMED_RTOL, NAMED_ATOL = 1e-5, 1e-6
+
+
+def model_file(name: str) -> str:
+    """Ours have fixed names; an imported model `<name>` is `<name>_optimized.onnx`."""
+    return MODEL_FILES.get(name, f"{name}_optimized.onnx")
+
+
+def parity_ratio(reference: np.ndarray, other: np.ndarray) -> float:
+    """max |reference − other| / (NAMED_ATOL + NAMED_RTOL·|reference|): ≤ 1 where they agree."""
+    reference, other = np.asarray(reference, dtype=np.float64), np.asarray(other, dtype=np.float64)
+    if reference.shape != other.shape:
+        return float("inf")
+    return float(np.max(np.abs(reference - other) / (NAMED_ATOL + NAMED_RTOL * np.abs(reference)), initial=0.0))
 
 
 def sha256_file(path: Path) -> str:
@@ -109,11 +125,12 @@ def write_bundle(out: Path, manifest: dict[str, Any], graphs: dict[str, onnx.Mod
 
 def save_graph(out: Path, manifest: dict[str, Any], name: str, graph: onnx.ModelProto) -> None:
     """Write one model's graph and record its file, sha256, size and signature in its entry."""
-    onnx.save(graph, out / MODEL_FILES[name])
+    file = model_file(name)
+    onnx.save(graph, out / file)
     entry = manifest["models"][name]
-    entry["file"] = MODEL_FILES[name]
-    entry["sha256"] = sha256_file(out / MODEL_FILES[name])
-    entry["bytes"] = (out / MODEL_FILES[name]).stat().st_size
+    entry["file"] = file
+    entry["sha256"] = sha256_file(out / file)
+    entry["bytes"] = (out / file).stat().st_size
     entry.update(io_signature(graph))
 
 
@@ -163,6 +180,8 @@ def verify_bundle(bundle: Path) -> list[str]:
             problems.append(f"{model}: graph inputs/outputs differ from the manifest")
         graphs[model] = graph
 
+    if manifest["features"].get("kind") == "named":
+        return problems + verify_named(bundle, manifest, graphs)
     spec, garch = FeatureSpec.from_manifest(manifest["features"])
     vectors = json.loads((bundle / VECTORS).read_text())
     for case in vectors["cases"]:
@@ -178,4 +197,54 @@ def verify_bundle(bundle: Path) -> list[str]:
             got = onnx_tools.predict(graph, rows)
             if np.max(np.abs(got - np.asarray(case["predictions"][model]))) > PREDICTION_TOLERANCE:
                 problems.append(f"vectors {case['name']}: {model} predictions do not reproduce")
+    return problems
+
+
+def verify_named(bundle: Path, manifest: dict[str, Any], graphs: dict[str, onnx.ModelProto]) -> list[str]:
+    """An imported bundle (/work/contract23.md): its feature names, graphs' signatures,
+    intervals' presence, and parity: for every case, onnxruntime here reproduces the stored
+    ONNX predictions, and those agree with the original frameworks' within
+    NAMED_RTOL/NAMED_ATOL."""
+    problems: list[str] = []
+    features = manifest["features"]
+    names, length = features.get("names"), features.get("sequence_length")
+    if not isinstance(names, list) or not names or not all(isinstance(x, str) and x for x in names) or len(set(names)) != len(names):
+        return ["features.names must be a list of unique non-empty strings"]
+    n = len(names)
+    if type(length) is not int or length < 1 or n % length:
+        problems.append(f"features.sequence_length {length!r} must be a whole number ≥ 1 dividing {n}")
+    signature = {"inputs": [{"name": "features", "type": "float32", "shape": [None, n]}],
+                 "outputs": [{"name": "prediction", "type": "float32", "shape": [None, 1]}]}
+    calibrated = manifest.get("conformal", {}).get("available", True)
+    for model, entry in manifest["models"].items():
+        if {"inputs": entry.get("inputs"), "outputs": entry.get("outputs")} != signature:
+            problems.append(f"{model}: inputs/outputs must be features [null, {n}] → prediction [null, 1]")
+        if ("calibration" in entry) != calibrated:
+            problems.append(f"{model}: calibration {'missing' if calibrated else 'present'} while conformal.available is {calibrated}")
+    for key in ("target_range", "feature_range"):
+        if (key in manifest) != calibrated:
+            problems.append(f"{key} must be present exactly when the bundle was calibrated")
+    if "feature_range" in manifest and not all(len(manifest["feature_range"][k]) == n for k in ("min", "max")):
+        problems.append("feature_range.min and .max must have one entry per feature")
+    if manifest["default_model"] not in manifest["models"]:
+        problems.append(f"default_model {manifest['default_model']!r} is not one of the models")
+
+    vectors = json.loads((bundle / VECTORS).read_text())
+    if vectors.get("kind") != "named" or not vectors.get("cases"):
+        return problems + [f"{VECTORS}: kind must be named, with at least one case"]
+    for case in vectors["cases"]:
+        rows = np.asarray(case["features"], dtype=np.float64)
+        if rows.ndim != 2 or rows.shape[1] != n:
+            problems.append(f"vectors {case['name']}: features must be rows of {n} numbers")
+            continue
+        for model, graph in graphs.items():
+            native, stored = case["predictions"].get(model), case["onnx_predictions"].get(model)
+            if native is None or stored is None:
+                problems.append(f"vectors {case['name']}: no predictions of {model}")
+                continue
+            if parity_ratio(stored, onnx_tools.predict(graph, rows)) > 1:
+                problems.append(f"vectors {case['name']}: {model} ONNX predictions do not reproduce")
+            if parity_ratio(native, stored) > 1:
+                problems.append(f"vectors {case['name']}: {model} ONNX predictions differ from the original framework's "
+                                f"beyond {NAMED_RTOL:g} relative + {NAMED_ATOL:g} absolute")
     return problems

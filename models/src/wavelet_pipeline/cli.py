@@ -2,6 +2,7 @@
 
     wavelet-pipeline train spx-return-1d [--quick] [--out DIR]
     wavelet-pipeline train-csv prices.csv --target log_return_1d --name my-bundle
+    wavelet-pipeline import my-models/ --name my-models --version 1.0.0 [--out DIR]
     wavelet-pipeline verify models/bundles/spx-return-1d
     wavelet-pipeline reproduce models/bundles/spx-return-1d
     wavelet-pipeline requantize models/bundles/spx-return-1d
@@ -15,7 +16,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import re
 import sys
+import time
 import tempfile
 from pathlib import Path
 
@@ -86,6 +89,24 @@ def main(argv: list[str] | None = None) -> int:
     csv.add_argument("--out", type=Path)
     csv.add_argument("--quick", action="store_true")
 
+    imp = sub.add_parser("import", help="make a bundle of your own trained models (the deployment guide's layout)",
+                         description=IMPORT_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    imp.add_argument("dir", type=Path, help="feature_names.json and the model files")
+    imp.add_argument("--name", required=True, type=_bundle_name)
+    imp.add_argument("--version", required=True, type=_bundle_version)
+    imp.add_argument("--out", type=Path, help="output directory (default: models/bundles/<name>); an existing bundle there is replaced")
+    imp.add_argument("--allow-pickle", action="store_true",
+                     help="unpickle .pkl / full-module .pth files, in a sandboxed child process (Linux, unshare(1), root)")
+    imp.add_argument("--calibration", type=Path, help="CSV of rows the models were NOT trained on: a column per feature "
+                     "name and the target column; gives conformal intervals and the feature/target ranges")
+    imp.add_argument("--target-column", default="target", help="the calibration file's target column (default: target)")
+    imp.add_argument("--target-name", default="target", help="what the models predict, for the manifest (default: target)")
+    imp.add_argument("--target-kind", choices=["return", "volatility"], default="return")
+    imp.add_argument("--horizon", type=_horizon, default=1, help="trading days ahead (default: 1)")
+    imp.add_argument("--units", default="as trained")
+    imp.add_argument("--interval-scale", choices=["rms_features", "prediction"],
+                     help="conformal scale (default: prediction for volatility, rms_features for returns, as ours)")
+
     verify = sub.add_parser("verify", help="check a bundle's hashes, graphs and parity vectors")
     verify.add_argument("bundles", nargs="+", type=Path)
 
@@ -110,6 +131,12 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parser.parse_args(argv)
     command = "wavelet-pipeline " + " ".join(sys.argv[1:] if argv is None else argv)
+    if args.command in ("card", "report", "reproduce", "requantize"):
+        imported = [p for p in (args.bundles if args.command == "report" else [args.bundle]) if _imported(p)]
+        if imported:
+            print(f"error: {', '.join(map(str, imported))}: imported (named features, not trained here): `{args.command}` "
+                  "works on the pipeline's own bundles; `verify` checks an imported one", file=sys.stderr)
+            return 2
     try:
         if args.command == "train":
             config = _config_for(args.bundle, args.quick, args.seed)
@@ -125,6 +152,8 @@ def main(argv: list[str] | None = None) -> int:
                 test_years=args.test_years, first_oos_year=args.first_oos_year or args.test_years[0] - 4,
             )
             return _train(config.quick_variant() if args.quick else config, args.out or DEFAULT_OUT / args.name, command)
+        if args.command == "import":
+            return _import(args, command)
         if args.command == "verify":
             failed = 0
             for path in args.bundles:
@@ -154,6 +183,83 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 2
+
+
+IMPORT_HELP = """Make a bundle of your own trained models, laid out as the deployment guide says:
+
+  feature_names.json                       the input vector's names, in order (required)
+  xgboost_optimized.ubj | .json            XGBoost Booster/XGBRegressor save_model (identity-link
+                                           regression objectives: reg:squarederror, absoluteerror,
+                                           pseudohubererror, squaredlogerror, quantileerror)
+  <name>_optimized.pth                     a PyTorch state dict (torch.load weights_only=True) ...
+  <name>_optimized_config.json             ... and its architecture, e.g.
+      {"architecture": "lstm", "input_size": 2, "sequence_length": 5, "hidden_size": 16,
+       "num_layers": 1, "bidirectional": false, "dropout": 0.1, "head": "last"}
+      {"architecture": "transformer", "input_size": 2, "sequence_length": 5, "d_model": 16,
+       "heads": 2, "feedforward": 32, "num_layers": 1, "dropout": 0.1, "head": "last",
+       "positional_encoding": "sinusoidal", "max_len": 5}
+      (keys and state-dict names: wavelet_pipeline/importer/architectures.py)
+  <name>_optimized.pt                      TorchScript, any architecture; optional config with
+                                           sequence_length and input_size (default 1 × n)
+  ensemble_optimized.json                  {"weights": {"xgboost": 0.5, "lstm": 0.5}} (finite;
+                                           Σ w·prediction as given, need not sum to 1)
+  *.pkl, full-module .pth                  pickles: refused unless --allow-pickle
+
+Sequence models read the flat vector as sequence_length steps (oldest first) of input_size
+features. Every graph is checked against its framework's own predictions (1e-5 relative +
+1e-6 absolute) before anything is written; a refusal exits 2 and writes nothing.
+"""
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+_VERSION = re.compile(r"^[0-9A-Za-z][0-9A-Za-z.+-]{0,31}$")
+
+
+def _bundle_name(text: str) -> str:
+    if not _NAME.match(text):
+        raise argparse.ArgumentTypeError("letters, digits, '.', '_' and '-' (at most 63, starting with a letter or digit)")
+    return text
+
+
+def _bundle_version(text: str) -> str:
+    if not _VERSION.match(text):
+        raise argparse.ArgumentTypeError("letters, digits, '.', '+' and '-', e.g. 1.0.0")
+    return text
+
+
+def _horizon(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 252:
+        raise argparse.ArgumentTypeError("a whole number of trading days from 1 to 252")
+    return int(text)
+
+
+def _import(args: argparse.Namespace, command: str) -> int:
+    from .importer import ImportRefused
+    from .importer.build import Options, import_bundle
+
+    started = time.monotonic()
+    out = args.out or DEFAULT_OUT / args.name
+    options = Options(
+        source=args.dir, name=args.name, version=args.version, out=out, command=command, allow_pickle=args.allow_pickle,
+        calibration=args.calibration, target_column=args.target_column, target_name=args.target_name,
+        target_kind=args.target_kind, horizon=args.horizon, units=args.units, interval_scale=args.interval_scale,
+    )
+    try:
+        digest = import_bundle(options)
+    except ImportRefused as exc:
+        for line in str(exc).splitlines():
+            print(line if line.startswith(" ") else f"error: {line}", file=sys.stderr)  # indented: the line before's detail
+        return 2
+    manifest = json.loads((out / MANIFEST).read_text())
+    print(f"wrote {out} ({digest}) in {time.monotonic() - started:.1f} s: {', '.join(manifest['models'])}; "
+          f"default {manifest['default_model']}; intervals {'yes' if manifest['conformal']['available'] else 'no'}")
+    return 0
+
+
+def _imported(path: Path) -> bool:
+    try:
+        return json.loads((path / MANIFEST).read_text())["features"].get("kind") == "named"
+    except (OSError, ValueError, KeyError, AttributeError):
+        return False  # the command itself reports what is wrong with it
 
 
 def _report(manifests: list[dict]) -> str:

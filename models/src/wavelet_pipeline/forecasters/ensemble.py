@@ -84,13 +84,22 @@ def fit_stack(member_predictions: np.ndarray, y: np.ndarray, members: tuple[str,
 def ensemble_onnx(bases: dict[str, onnx.ModelProto], stack: StackWeights, spec: FeatureSpec) -> onnx.ModelProto:
     """One graph: every member on the shared input (a base graph, or the GJR column), then
     the stack's combination."""
+    columns = {GJR_MEMBER: spec.column(GJR_COLUMN)} if GJR_MEMBER in stack.members else {}
+    return combine_onnx(bases, stack, len(spec.names), columns)
+
+
+def combine_onnx(bases: dict[str, onnx.ModelProto], stack: StackWeights, size: int, columns: dict[str, int] | None = None) -> onnx.ModelProto:
+    """features [batch, size] → prediction [batch, 1]: each member of the stack is a graph of
+    `bases` or a column of the input (`columns`), combined as the stack says. Also builds
+    imported bundles' ensembles (importer/build.py)."""
+    columns = columns or {}
     nodes, initializers, outputs = [], [], []
     opsets: dict[str, int] = {"": OPSET}
     for name in stack.members:
-        if name == GJR_MEMBER:
-            initializers.append(numpy_helper.from_array(np.asarray([spec.column(GJR_COLUMN)], dtype=np.int64), "gjr/column"))
-            nodes.append(helper.make_node("Gather", [INPUT_NAME, "gjr/column"], ["gjr/prediction"], axis=1))
-            outputs.append("gjr/prediction")
+        if name in columns:
+            initializers.append(numpy_helper.from_array(np.asarray([columns[name]], dtype=np.int64), f"{name}/column"))
+            nodes.append(helper.make_node("Gather", [INPUT_NAME, f"{name}/column"], [f"{name}/prediction"], axis=1))
+            outputs.append(f"{name}/prediction")
             continue
         base = bases[name]
         prefixed = compose.add_prefix(base, prefix=f"{name}/", rename_inputs=False)
@@ -116,7 +125,6 @@ def ensemble_onnx(bases: dict[str, onnx.ModelProto], stack: StackWeights, spec: 
     ]
     if stack.space == "log":
         nodes.append(helper.make_node("Exp", ["ensemble/sum"], [OUTPUT_NAME]))
-    size = len(spec.names)
     graph = helper.make_graph(
         nodes,
         "ensemble",

@@ -300,22 +300,35 @@ class TorchForecaster:
         if for_quantization and isinstance(self.module.net, LSTMNet):
             exported = copy.deepcopy(self.module)
             exported.net = UnrolledLSTM(self.module.net)
-        buffer = io.BytesIO()
-        with warnings.catch_warnings():
-            # The tracer warns about Python-side shape arithmetic and LSTM batch sizes; the
-            # exported graph is checked against the native model on real rows instead.
-            warnings.simplefilter("ignore")
-            torch.onnx.export(
-                exported,
-                (torch.zeros(2, size),),
-                buffer,
-                input_names=[INPUT_NAME],
-                output_names=[OUTPUT_NAME],
-                dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
-                opset_version=OPSET,
-                dynamo=False,
-            )
-        proto = onnx.load_from_string(buffer.getvalue())
-        proto.ir_version = IR_VERSION
-        onnx.checker.check_model(proto)
-        return proto
+        return export_graph(exported, torch.zeros(2, size), {INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}})
+
+
+def export_graph(module: nn.Module, example: torch.Tensor, dynamic_axes: dict[str, dict[int, str]],
+                 input_name: str = INPUT_NAME) -> onnx.ModelProto:
+    """`module` as an ONNX graph with one input and the output `prediction`.
+
+    The TorchScript-based exporter (dynamo=False), chosen explicitly because torch 2.9
+    defaults to the dynamo exporter: that one targets opset 18 (ours is 17, with IR 8 for
+    onnxruntime-node), takes dynamic sequence lengths only as torch.export shape constraints,
+    and cannot trace a TorchScript module (an imported `.pt`); the TorchScript exporter is
+    the one every shipped bundle was made with. Also used for imported models
+    (importer/sequence.py)."""
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        # The tracer warns about Python-side shape arithmetic and LSTM batch sizes; the
+        # exported graph is checked against the native model on real rows instead.
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            module,
+            (example,),
+            buffer,
+            input_names=[input_name],
+            output_names=[OUTPUT_NAME],
+            dynamic_axes=dynamic_axes,
+            opset_version=OPSET,
+            dynamo=False,
+        )
+    proto = onnx.load_from_string(buffer.getvalue())
+    proto.ir_version = IR_VERSION
+    onnx.checker.check_model(proto)
+    return proto

@@ -61,25 +61,31 @@ class XGBoostForecaster:
 
     def to_onnx(self, *, for_quantization: bool = False) -> onnx.ModelProto:
         """Trees are not quantized; the flag exists for the common interface."""
-        n_features = self.model.n_features_in_
-        proto = onnxmltools.convert_xgboost(
-            self.model, initial_types=[(INPUT_NAME, FloatTensorType([None, n_features]))], target_opset=15
-        )
-        graph = proto.graph
-        graph.name = "xgboost"  # the converter names it by a random UUID: same model, other bytes
-        raw = graph.output[0].name
-        if self.link == "log":
-            graph.initializer.append(onnx.numpy_helper.from_array(np.array([self.offset], dtype=np.float32), "link_offset"))
-            graph.node.extend([
-                helper.make_node("Add", [raw, "link_offset"], ["log_prediction"]),
-                helper.make_node("Exp", ["log_prediction"], [OUTPUT_NAME]),
-            ])
-        else:
-            graph.node.append(helper.make_node("Identity", [raw], [OUTPUT_NAME]))
-        del graph.output[:]
-        graph.output.append(helper.make_tensor_value_info(OUTPUT_NAME, onnx.TensorProto.FLOAT, [None, 1]))
-        if not any(op.domain in ("", "ai.onnx") for op in proto.opset_import):
-            proto.opset_import.append(helper.make_opsetid("", OPSET))
-        proto.ir_version = IR_VERSION
-        onnx.checker.check_model(proto)
-        return proto
+        return regressor_onnx(self.model, log_offset=self.offset if self.link == "log" else None)
+
+
+def regressor_onnx(model: xgb.XGBRegressor, *, log_offset: float | None = None) -> onnx.ModelProto:
+    """`features` [batch, n] → `prediction` [batch, 1]: the tree ensemble, then exp(· + offset)
+    for a log link. Also used for imported models (importer/xgb.py), identity link."""
+    n_features = model.n_features_in_
+    proto = onnxmltools.convert_xgboost(
+        model, initial_types=[(INPUT_NAME, FloatTensorType([None, n_features]))], target_opset=15
+    )
+    graph = proto.graph
+    graph.name = "xgboost"  # the converter names it by a random UUID: same model, other bytes
+    raw = graph.output[0].name
+    if log_offset is not None:
+        graph.initializer.append(onnx.numpy_helper.from_array(np.array([log_offset], dtype=np.float32), "link_offset"))
+        graph.node.extend([
+            helper.make_node("Add", [raw, "link_offset"], ["log_prediction"]),
+            helper.make_node("Exp", ["log_prediction"], [OUTPUT_NAME]),
+        ])
+    else:
+        graph.node.append(helper.make_node("Identity", [raw], [OUTPUT_NAME]))
+    del graph.output[:]
+    graph.output.append(helper.make_tensor_value_info(OUTPUT_NAME, onnx.TensorProto.FLOAT, [None, 1]))
+    if not any(op.domain in ("", "ai.onnx") for op in proto.opset_import):
+        proto.opset_import.append(helper.make_opsetid("", OPSET))
+    proto.ir_version = IR_VERSION
+    onnx.checker.check_model(proto)
+    return proto
