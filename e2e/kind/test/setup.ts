@@ -2,6 +2,7 @@ import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { readFileSync, rmSync } from "node:fs";
 import { resolve } from "node:path";
+import type { ProvidedContext } from "vitest";
 import type { TestProject } from "vitest/node";
 import { exportedVariables } from "../../../test-support/shell.js";
 import { buildHelm } from "../../../operator/test/helm.js";
@@ -21,6 +22,9 @@ export const RELEASE = "wavelet-operator";
 export const BUNDLES = ["spx-return-1d", "spx-vol-5d"] as const;
 export type BundleName = (typeof BUNDLES)[number];
 
+/** The imported bundles (scripts/imported-bundles.sh): a guide user's own models, two releases. */
+export const IMPORTED_VERSIONS = ["1.0.0", "1.1.0"] as const;
+
 export interface BundleRef {
   /** name@sha256:…, as a registry would have pinned it (up.sh records it in the node). */
   image: string;
@@ -37,6 +41,7 @@ declare module "vitest" {
     docker: { DOCKER: string; DOCKER_HOST: string };
     node: { container: string; ip: string };
     bundles: Record<BundleName, BundleRef>;
+    imported: Record<(typeof IMPORTED_VERSIONS)[number], BundleRef & { names: string[] }>;
     serverImage: string;
     operatorImage: string;
   }
@@ -66,16 +71,21 @@ export default function setup(project: TestProject) {
     if (!digest?.startsWith("sha256:")) throw new Error(`${tag} is not loaded in the node`);
     return digest;
   };
-  const bundles = {} as Record<BundleName, BundleRef>;
-  for (const name of BUNDLES) {
-    const manifest = readFileSync(`${root}/models/bundles/${name}/manifest.json`);
-    const bundleVersion = JSON.parse(manifest.toString()).version as string;
-    bundles[name] = {
-      image: `wavelet-bundle-${name}@${imageDigest(`wavelet-bundle-${name}:${bundleVersion}`)}`,
+  const bundleRef = (name: string, dir: string) => {
+    const manifest = readFileSync(`${dir}/manifest.json`);
+    const parsed = JSON.parse(manifest.toString()) as { version: string; features: { names: string[] } };
+    return {
+      image: `wavelet-bundle-${name}@${imageDigest(`wavelet-bundle-${name}:${parsed.version}`)}`,
       digest: `sha256:${createHash("sha256").update(manifest).digest("hex")}`,
-      version: bundleVersion,
+      version: parsed.version,
+      names: parsed.features.names,
     };
-  }
+  };
+  const bundles = {} as Record<BundleName, BundleRef>;
+  for (const name of BUNDLES) bundles[name] = bundleRef(name, `${root}/models/bundles/${name}`);
+  // Cached: the directory images.sh built the images from.
+  const importedDir = lastLine(run(`${root}/scripts/imported-bundles.sh`, []));
+  const imported = Object.fromEntries(IMPORTED_VERSIONS.map((v) => [v, bundleRef("byom", `${importedDir}/byom-${v}`)])) as ProvidedContext["imported"];
 
   // The operator as a user installs it: the chart (CRD included), two replicas, images pinned
   // by digest (so a rebuilt image rolls the operator, and the servers through blue-green).
@@ -95,6 +105,7 @@ export default function setup(project: TestProject) {
   project.provide("docker", docker);
   project.provide("node", { container, ip });
   project.provide("bundles", bundles);
+  project.provide("imported", imported);
   project.provide("serverImage", `wavelet-server:${version}`);
   project.provide("operatorImage", `wavelet-operator:${version}`);
   return () => {
