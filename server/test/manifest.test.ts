@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { featureParams } from "../src/features/channels.js";
-import { manifestSchema } from "../src/schemas/manifest.js";
+import { featureSpecSchema, manifestSchema } from "../src/schemas/manifest.js";
 import { RETURN_BUNDLE, VOL_BUNDLE } from "./helpers.js";
 import { type Json, lags, multiChannelFeatures } from "./linear-bundle.js";
 
@@ -33,7 +33,7 @@ describe("the manifest's feature channels", () => {
 
   it("accepts a consistent multi-channel manifest and derives its parameters", () => {
     const parsed = manifestSchema.parse(multiChannel());
-    const p = featureParams(parsed.features);
+    const p = featureParams(featureSpecSchema.parse(parsed.features));
     expect(p.minPrices).toBe(74);
     expect(p.channels.map((c) => c.kind)).toEqual(["denoised", "return", "energy", "energy", "energy", "gjr"]);
     expect(p.energy!.lo.length).toBe(2);
