@@ -191,6 +191,7 @@ export async function buildApp(opts: BuildOptions): Promise<FastifyInstance> {
     streams: { max: config.MAX_STREAMS, chunkRows: config.MICRO_BATCH_MAX, stallMs: config.STREAM_STALL_TIMEOUT_MS, idleMs: config.STREAM_IDLE_TIMEOUT_MS },
     shape,
     defaultModel: config.DEFAULT_MODEL,
+    intervals: first ? config.MODELS.every((model) => first.entry(model).calibration) : true,
   });
   await app.register(healthRoutes, {
     registry,

@@ -22,6 +22,8 @@ export interface PredictRoutesOptions {
   metrics: Metrics;
   shape: FeatureShape;
   defaultModel: ModelType;
+  /** Whether the bundle at start gives intervals (its models are calibrated): the document says so. */
+  intervals: boolean;
 }
 
 export interface StreamLimits {
@@ -69,7 +71,7 @@ async function withServing<T>(registry: ModelRegistry, model: ModelType, interva
 
 export async function predictRoutes(app: FastifyInstance, opts: PredictRoutesOptions) {
   const { registry, predictor, cache, limits } = opts;
-  const s = apiSchemas(limits, opts.shape, opts.defaultModel);
+  const s = apiSchemas(limits, opts.shape, opts.defaultModel, opts.intervals);
   const api = app.withTypeProvider<ZodTypeProvider>();
   const common = {
     config: { auth: "predict" as const, budget: "predict" as const },
@@ -189,6 +191,8 @@ export async function predictRoutes(app: FastifyInstance, opts: PredictRoutesOpt
       schema: {
         summary: "One prediction per sliding window, streamed as they are computed",
         description:
+          "The features are a series (one window of window_size values or days per prediction), or, for an imported bundle, one object " +
+          "of named features per time step. " +
           "NDJSON (application/x-ndjson) by default: one StreamItem per line, then {\"done\":true,\"count\":n}. " +
           "With Accept: text/event-stream, Server-Sent Events: `prediction` events, then a `done` event. " +
           "The headers X-Bundle-Name, X-Bundle-Version and X-Bundle-Digest name the bundle that computes the whole stream " +

@@ -332,7 +332,12 @@ export const authErrors = {
 /** A field as /openapi.json shows it, for a documented branch whose validation is the request's own. */
 const documentedAs = (json: Record<string, unknown>) => z.custom<unknown>(() => true).meta(json);
 
-export function apiSchemas(limits: Limits, shape: FeatureShape, defaultModel: (typeof MODEL_TYPES)[number] = "ensemble") {
+/**
+ * The prediction routes' schemas for the bundle at start. `intervals`: whether its models give
+ * conformal intervals (an imported bundle without calibration data gives none: the document
+ * then shows return_confidence as false only, and true is answered 422 no_intervals).
+ */
+export function apiSchemas(limits: Limits, shape: FeatureShape, defaultModel: (typeof MODEL_TYPES)[number] = "ensemble", intervals = true) {
   const modelType = z.enum(MODEL_TYPES).default(defaultModel).meta({ description: `which model answers (default ${defaultModel})` });
   const width = featureWidth(shape);
   const { names } = shape;
@@ -344,7 +349,15 @@ export function apiSchemas(limits: Limits, shape: FeatureShape, defaultModel: (t
   const vectorText = (description: string) => `${description}: ${layout} (GET /models: features.names)`;
   const example = repeated(GUIDE, width);
   const named = (values: readonly number[]) => Object.fromEntries(names!.map((name, i) => [name, values[i % values.length]!]));
-  const options = { model_type: modelType, return_confidence: z.boolean().default(false) };
+  const returnConfidence = z
+    .boolean()
+    .default(false)
+    .meta(
+      intervals
+        ? { description: "add the conformal interval (calibrated out of sample) to each prediction" }
+        : { enum: [false], description: "this bundle was imported without calibration data: it gives no intervals (true: 422 no_intervals)" },
+    );
+  const options = { model_type: modelType, return_confidence: returnConfidence };
   const namedText = names && `the bundle's ${names.length} features keyed by name, each exactly once: ${names.slice(0, 20).join(", ")}${names.length > 20 ? ", …" : ""}`;
   // Validated whatever the bundle at start (a reload may bring the other kind, which then says why it takes neither).
   const prices = (minItems: number, maxItems: number, description: string) => numbers(PRICES, minItems, maxItems, description);
@@ -360,7 +373,7 @@ export function apiSchemas(limits: Limits, shape: FeatureShape, defaultModel: (t
         : {
             id: "PricesRequest",
             fields: { prices: prices(shape.minPrices!, MAX_PRICES, "daily closing prices, oldest first; the server computes the causal wavelet features of the last day"), ...options },
-            example: { prices: closes(shape.minPrices!), model_type: defaultModel, return_confidence: true },
+            example: { prices: closes(shape.minPrices!), model_type: defaultModel, return_confidence: intervals },
           },
     ],
   );
@@ -381,7 +394,7 @@ export function apiSchemas(limits: Limits, shape: FeatureShape, defaultModel: (t
     .object({
       samples: z.array(featureVector(width, names, vectorText("one feature vector"))).min(1).max(limits.maxBatchSamples),
       model_type: modelType,
-      return_confidence: z.boolean().default(false),
+      return_confidence: returnConfidence,
     })
     .strict()
     .meta({
@@ -389,7 +402,7 @@ export function apiSchemas(limits: Limits, shape: FeatureShape, defaultModel: (t
       example: {
         samples: [example, names ? named(GUIDE_NEXT) : repeated(GUIDE_NEXT, width)],
         model_type: defaultModel,
-        return_confidence: !names, // an imported bundle may have no intervals
+        return_confidence: intervals,
       },
     });
 
@@ -554,7 +567,7 @@ export const modelsResponse = z
       z.object({
         kind: z.literal("named").meta({ description: "an imported bundle: the caller sends the features, as the vector or keyed by name" }),
         names: z.array(z.string()).meta({ description: "the features in vector order: a vector's values in this order, or an object keyed by these names" }),
-        sequence_length: z.number().int().min(1).meta({ description: "time steps a sequence model reads the vector as (names.length / sequence_length features each, oldest first)" }),
+        sequence_length: z.number().meta({ description: "time steps a sequence model reads the vector as (names.length / sequence_length features each, oldest first)" }),
       }),
     ]),
     default_model: z.string(),
