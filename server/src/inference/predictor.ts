@@ -61,7 +61,7 @@ function placeNamed(bundle: Bundle, values: NamedValues, out: Float64Array, offs
 }
 
 /** Feature rows as sent: vectors, or named features (`field(i)`: how an error names row i). */
-export function rowsFromVectors(bundle: Bundle, vectors: readonly (readonly number[] | NamedValues)[], field: (i: number) => string): Rows {
+export function rowsFromFeatures(bundle: Bundle, vectors: readonly (readonly number[] | NamedValues)[], field: (i: number) => string): Rows {
   const width = bundle.width;
   const data = new Float64Array(vectors.length * width);
   vectors.forEach((v, i) => (Array.isArray(v) ? data.set(v, i * width) : placeNamed(bundle, v as NamedValues, data, i * width, field(i))));
@@ -138,7 +138,7 @@ export function seriesRows(bundle: Bundle, days: readonly DayValues[], windowSiz
  * prediction, so a wrong name is a 400, not an error line midway.
  */
 export function stepRows(bundle: Bundle, steps: readonly NamedValues[], windowSize: number): RowSource {
-  const { data } = rowsFromVectors(bundle, steps, (i) => `features[${i}]`);
+  const { data } = rowsFromFeatures(bundle, steps, (i) => `features[${i}]`);
   const width = bundle.width;
   const skip = windowSize - 1;
   return {

@@ -9,7 +9,7 @@ import { clientOf } from "../plugins/rateLimit.js";
 import { MODEL_TYPES } from "../config.js";
 import type { ModelType } from "../inference/bundle.js";
 import type { ModelRegistry, Serving } from "../inference/registry.js";
-import { calibrationOf, type Predictor, type RowSource, priceRows, rowFromPrices, rowsFromVectors, seriesRows, stepRows } from "../inference/predictor.js";
+import { calibrationOf, type Predictor, type RowSource, priceRows, rowFromPrices, rowsFromFeatures, seriesRows, stepRows } from "../inference/predictor.js";
 import "../plugins/context.js";
 import { apiSchemas, type FeatureShape, isNamedValues, type Limits, type NamedValues, predictErrors, REFUSED_INPUT, streamFormats } from "../schemas/api.js";
 
@@ -115,7 +115,7 @@ export async function predictRoutes(app: FastifyInstance, opts: PredictRoutesOpt
       const model = body.model_type;
       return withServing(registry, model, body.return_confidence, async (serving) => {
         // Named features become the vector in the bundle's order: the same features, the same cache entry.
-        const rows = body.features ? rowsFromVectors(serving.bundle, [body.features], () => "features") : rowFromPrices(serving.bundle, body.prices!);
+        const rows = body.features ? rowsFromFeatures(serving.bundle, [body.features], () => "features") : rowFromPrices(serving.bundle, body.prices!);
         const key = cache.enabled ? PredictionCache.key(clientOf(request), serving.bundle.entry(model).sha256, rows.data) : undefined;
         const hit = key === undefined ? undefined : await cache.get(key);
         let values: Float64Array;
@@ -156,7 +156,7 @@ export async function predictRoutes(app: FastifyInstance, opts: PredictRoutesOpt
     async (request, reply) => {
       const body = request.body;
       return withServing(registry, body.model_type, body.return_confidence, async (serving) => {
-        const rows = rowsFromVectors(serving.bundle, body.samples, (i) => `samples[${i}]`);
+        const rows = rowsFromFeatures(serving.bundle, body.samples, (i) => `samples[${i}]`);
         const out = await predictor.predict(serving, body.model_type, rows, body.return_confidence, abandonment(reply));
         return {
           predictions: Array.from(out.values),
