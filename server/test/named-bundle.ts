@@ -33,6 +33,8 @@ export interface NamedBundleOptions {
   names?: readonly string[];
   /** With calibration data: every model's calibration, target_range and feature_range, as `--calibration FILE.csv` gives. */
   calibrated?: boolean;
+  /** The models the user had (default all four). */
+  models?: readonly string[];
   /** Multiplies every parity prediction (an importer that got the framework's answers wrong). */
   spoilPredictions?: number;
 }
@@ -57,17 +59,18 @@ export async function namedBundle(opts: NamedBundleOptions = {}): Promise<string
   mkdirSync(join(dir, "vectors"), { recursive: true });
   // Distinct weights of both signs, each model its own.
   const linear = (seed: number) => linearModel(Array.from({ length: width }, (_, k) => ((k + 1) * (k % 2 ? -1 : 1) * seed) / 40), 0.01 * seed);
-  const graphs: Record<string, { file: string; format: string }> = {
-    xgboost: { file: "xgboost_optimized.onnx", format: "xgboost-ubjson" },
-    lstm: { file: "lstm_optimized.onnx", format: "torch-state-dict" },
-    transformer: { file: "transformer_optimized.onnx", format: "torch-state-dict" },
-    ensemble: { file: "ensemble_optimized.onnx", format: "ensemble-weights" },
+  const all = {
+    xgboost: { file: "xgboost_optimized.onnx", format: "xgboost-ubjson", graph: () => linear(4) },
+    lstm: { file: "lstm_optimized.onnx", format: "torch-state-dict", graph: () => linear(1) },
+    transformer: { file: "transformer_optimized.onnx", format: "torch-state-dict", graph: () => linear(2) },
+    ensemble: { file: "ensemble_optimized.onnx", format: "ensemble-weights", graph: () => linear(3) },
   };
-  if (width === 10) copyFileSync(join(RETURN_BUNDLE, "xgboost_optimized.onnx"), join(dir, graphs.xgboost!.file));
-  else writeFileSync(join(dir, graphs.xgboost!.file), linear(4));
-  writeFileSync(join(dir, graphs.lstm!.file), linear(1));
-  writeFileSync(join(dir, graphs.transformer!.file), linear(2));
-  writeFileSync(join(dir, graphs.ensemble!.file), linear(3));
+  const models = opts.models ?? Object.keys(all);
+  const graphs = Object.fromEntries(Object.entries(all).filter(([model]) => models.includes(model)));
+  for (const [model, { file, graph }] of Object.entries(graphs)) {
+    if (model === "xgboost" && width === 10) copyFileSync(join(RETURN_BUNDLE, file), join(dir, file));
+    else writeFileSync(join(dir, file), graph());
+  }
 
   const rows = PARITY_ROWS.map((row) => Array.from({ length: width }, (_, k) => row[k % row.length]!));
   const onnx: Record<string, number[]> = {};
@@ -102,7 +105,7 @@ export async function namedBundle(opts: NamedBundleOptions = {}): Promise<string
     target: { name: "target", kind: "return", horizon: 1, units: "as trained", link: "identity" },
     features: { kind: "named", names, sequence_length: 1 },
     source: { kind: "import", dir_files: { "xgboost_optimized.ubj": sha256("ubj"), "feature_names.json": files["feature_names.json"] }, pickle: false },
-    default_model: "ensemble",
+    default_model: models.includes("ensemble") ? "ensemble" : models[0],
     models: Object.fromEntries(
       Object.entries(graphs).map(([model, { file, format }]) => [
         model,

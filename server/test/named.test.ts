@@ -215,6 +215,21 @@ describe("a bundle of named features imported with calibration data", () => {
   });
 });
 
+describe("an imported bundle of one model", () => {
+  it("is served when MODELS names it; otherwise the server stays unready, saying what the bundle holds", async () => {
+    const dir = await namedBundle({ models: ["xgboost"] });
+    const unready = await testApp({ MODEL_DIR: dir });
+    expect((await unready.inject({ method: "GET", url: "/health" })).json().reasons).toEqual([
+      "bundle guide-import has no model lstm (it holds xgboost): set MODELS to the models to serve",
+    ]);
+    await unready.close();
+    const app = await testApp({ MODEL_DIR: dir, MODELS: "xgboost" });
+    expect((await app.inject({ method: "POST", url: "/predict", ...json({ features: keyed(PARITY_ROWS[0]!) }) })).json()).toMatchObject({ model_type: "xgboost" });
+    expect((await app.inject({ method: "GET", url: "/models" })).json().models.map((m: { name: string }) => m.name)).toEqual(["xgboost"]);
+    await app.close();
+  });
+});
+
 describe("a bundle that computes its features, given named features", () => {
   it("400 named_features_unsupported on every route, saying it computes them from prices", async () => {
     const app = await testApp({ CACHE_TTL: "0" });

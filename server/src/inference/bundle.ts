@@ -218,7 +218,11 @@ export class Bundle {
     if (mismatched.length) throw new BundleError(`bundle failed verification: ${mismatched.sort().join("; ")}`);
     for (const model of options.models) {
       const entry = manifest.models[Bundle.fileKey(manifest, model, options.quantized)];
-      if (!entry) throw new BundleError(`bundle ${manifest.name} has no model ${model}`);
+      if (!entry) {
+        // An imported bundle holds the models its user had: MODELS names those to serve.
+        const held = Object.keys(manifest.models).filter((m) => !m.endsWith("_int8"));
+        throw new BundleError(`bundle ${manifest.name} has no model ${model} (it holds ${held.join(", ")}): set MODELS to the models to serve`);
+      }
       if (manifest.files[entry.file] !== entry.sha256) throw new BundleError(`models.${model}.sha256 differs from files["${entry.file}"]`);
     }
     const names = JSON.parse((await readBundleFile(dir, "feature_names.json")).toString("utf8")) as unknown;
