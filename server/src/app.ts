@@ -25,7 +25,7 @@ import { predictRoutes } from "./routes/predict.js";
 import { proxyTrust } from "./proxies.js";
 import { localReload, type Reload } from "./reloads.js";
 import type { TlsContext } from "./tls.js";
-import { DEFAULT_SHAPE, describeShape, type FeatureShape, featureShape, sameShape } from "./schemas/api.js";
+import { DEFAULT_SHAPE, describeShape, type FeatureShape, featureShape, servesShape } from "./schemas/api.js";
 
 export const API_VERSION = "1.0.0";
 
@@ -139,8 +139,8 @@ export async function buildApp(opts: BuildOptions): Promise<FastifyInstance> {
     },
     accept: (bundle) => {
       const offered = featureShape(bundle.manifest.features);
-      return shape && !sameShape(offered, shape)
-        ? `bundle ${bundle.name} takes features of ${describeShape(offered)}, ` +
+      return shape && !servesShape(shape, offered)
+        ? `bundle ${bundle.name} takes ${describeShape(offered)}, ` +
             `the API this process publishes takes ${describeShape(shape)}; restart the server to serve it`
         : undefined;
     },
@@ -191,6 +191,7 @@ export async function buildApp(opts: BuildOptions): Promise<FastifyInstance> {
     streams: { max: config.MAX_STREAMS, chunkRows: config.MICRO_BATCH_MAX, stallMs: config.STREAM_STALL_TIMEOUT_MS, idleMs: config.STREAM_IDLE_TIMEOUT_MS },
     shape,
     defaultModel: config.DEFAULT_MODEL,
+    intervals: first ? config.MODELS.every((model) => first.entry(model).calibration) : true,
   });
   await app.register(healthRoutes, {
     registry,

@@ -7,6 +7,7 @@ import { AggregatorRegistry } from "prom-client";
 import { buildApp } from "./app.js";
 import { holdBuckets, primaryBuckets } from "./buckets.js";
 import { type Config, ConfigError, parseConfig } from "./config.js";
+import { GuideLayoutError, guideLayoutMessage, locateBundle } from "./inference/bundle.js";
 import { logOutput } from "./logging.js";
 import { authPlugin } from "./plugins/auth.js";
 import { errorsPlugin } from "./plugins/errors.js";
@@ -38,6 +39,21 @@ function loadConfig(): { config: Config; tls: TlsContext | undefined } {
     }
     throw error;
   }
+}
+
+/**
+ * A MODEL_DIR holding the deployment guide's raw model files, and no bundle, is a setup to fix
+ * before serving: like a bad setting, it stops the process with one line (exit 2), here with
+ * the import command. Any other problem with MODEL_DIR leaves the server up and unready, /health saying why.
+ */
+async function refuseGuideLayout(config: Config): Promise<void> {
+  const error = await locateBundle(config.MODEL_DIR, config.MODEL_BUNDLE).then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  if (!(error instanceof GuideLayoutError)) return;
+  process.stderr.write(`${guideLayoutMessage(error.found, config.MODEL_DIR)}\n`);
+  process.exit(2);
 }
 
 /** METRICS_PORT: /metrics alone, guarded by METRICS_API_KEY when it is set (auth.ts). */
@@ -214,5 +230,6 @@ async function runPrimary(config: Config): Promise<void> {
 }
 
 const { config, tls } = loadConfig();
+if (cluster.isPrimary) await refuseGuideLayout(config);
 if (config.WORKERS > 1 && cluster.isPrimary) await runPrimary(config);
 else await runWorker(config, tls);

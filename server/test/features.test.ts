@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { channelSeries, DailyChannels, featureParams, featureRows, featuresFromPrices } from "../src/features/channels.js";
 import { denoisedSeries } from "../src/features/wavelet.js";
-import { manifestSchema } from "../src/schemas/manifest.js";
+import { featureSpecSchema } from "../src/schemas/manifest.js";
 import { defaultBundles, parityBundles } from "./bundles.js";
 import { multiChannelFeatures } from "./linear-bundle.js";
 
@@ -78,7 +78,7 @@ describe("prefix invariance: the features of a series cut at t are those at t of
   }
   const specs = [
     ...bundles.map((b) => [`${b.manifest.name} (${b.dir})`, b.manifest.features] as const),
-    ["6 channels", manifestSchema.shape.features.parse(multiChannelFeatures())] as const,
+    ["6 channels", featureSpecSchema.parse(multiChannelFeatures())] as const,
   ];
   for (const [name, spec] of specs) {
     it(name, () => {

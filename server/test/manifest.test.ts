@@ -1,8 +1,8 @@
-import { readFileSync } from "node:fs";
+import { readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { featureParams } from "../src/features/channels.js";
-import { manifestSchema } from "../src/schemas/manifest.js";
+import { featureSpecSchema, manifestSchema } from "../src/schemas/manifest.js";
 import { RETURN_BUNDLE, VOL_BUNDLE } from "./helpers.js";
 import { type Json, lags, multiChannelFeatures } from "./linear-bundle.js";
 
@@ -33,7 +33,7 @@ describe("the manifest's feature channels", () => {
 
   it("accepts a consistent multi-channel manifest and derives its parameters", () => {
     const parsed = manifestSchema.parse(multiChannel());
-    const p = featureParams(parsed.features);
+    const p = featureParams(featureSpecSchema.parse(parsed.features));
     expect(p.minPrices).toBe(74);
     expect(p.channels.map((c) => c.kind)).toEqual(["denoised", "return", "energy", "energy", "energy", "gjr"]);
     expect(p.energy!.lo.length).toBe(2);
@@ -78,4 +78,55 @@ describe("the manifest's feature channels", () => {
       expect(issues(m).join("; ")).toContain(message);
     });
   }
+});
+
+describe("the manifest of an imported bundle (named features)", () => {
+  /** The return bundle's manifest as the importer writes one: named features, no calibration data. */
+  function imported(): Json {
+    const { feature_range: _range, target_range: _targets, ...manifest } = read(RETURN_BUNDLE);
+    for (const entry of Object.values<Json>(manifest.models)) delete entry.calibration;
+    return {
+      ...manifest,
+      features: { kind: "named", names: ["rsi_14", "macd", "vol_20", "ret_1"], sequence_length: 2 },
+      conformal: { level: 0.9, lower_bound_zero: false, available: false, why: "imported without --calibration data" },
+      source: { kind: "import", dir_files: { "xgboost_optimized.ubj": "0".repeat(64) }, pickle: false },
+    };
+  }
+
+  it("accepts one without calibration, target_range or feature_range, and keeps its source", () => {
+    const parsed = manifestSchema.parse(imported());
+    expect(parsed.features).toEqual({ kind: "named", names: ["rsi_14", "macd", "vol_20", "ret_1"], sequence_length: 2 });
+    expect(parsed.source).toEqual(imported().source);
+    expect(parsed.conformal.available).toBe(false);
+  });
+
+  it("a computed bundle may say so, and still needs its calibration and target_range", () => {
+    const ours = read(RETURN_BUNDLE);
+    expect(issues({ ...ours, features: { ...ours.features, kind: "computed" } })).toEqual([]);
+    delete ours.models.lstm.calibration;
+    delete ours.target_range;
+    expect(issues(ours)).toEqual(["a bundle that computes its features needs target_range", "a bundle that computes its features needs every model's calibration"]);
+  });
+
+  const spoilt: [string, (m: Json) => void, string][] = [
+    ["a repeated name", (m) => (m.features.names[3] = "macd"), "features.names must be unique: macd repeated"],
+    ["an empty name", (m) => (m.features.names[0] = ""), "Too small"],
+    ["no names", (m) => (m.features.names = []), "Too small"],
+    ["a sequence_length that does not divide the names", (m) => (m.features.sequence_length = 3), "features.sequence_length (3) must divide the 4 names"],
+    ["a kind the server does not know", (m) => (m.features.kind = "learned"), "Invalid discriminator value"],
+    ["a feature_range of the wrong length", (m) => (m.feature_range = { min: [0], max: [1] }), "one entry per feature"],
+  ];
+  for (const [name, spoil, message] of spoilt) {
+    it(`refuses ${name}`, () => {
+      const m = imported();
+      spoil(m);
+      expect(issues(m).join("; ")).toContain(message);
+    });
+  }
+});
+
+it("the schemas import no feature code (the channel vocabulary sits below both: schemas/channels.ts)", () => {
+  const dir = join(import.meta.dirname, "../src/schemas");
+  const imports = readdirSync(dir).flatMap((file) => [...readFileSync(join(dir, file), "utf8").matchAll(/from "([^"]+)"/g)].map((m) => `${file}: ${m[1]}`));
+  expect(imports.filter((line) => line.includes("features/"))).toEqual([]);
 });

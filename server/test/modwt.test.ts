@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { type EnergyBand, type EnergyParams, energyRange, levelSpan, modwtFilters } from "../src/features/modwt.js";
+import { type EnergyParams, energyRange, modwtFilters } from "../src/features/modwt.js";
+import { type EnergyBand, levelSpan } from "../src/schemas/channels.js";
 
 // Orthogonal wavelets as PyWavelets states them (dec_*; rec_* is dec_* reversed).
 const S = Math.SQRT1_2;

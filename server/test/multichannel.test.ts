@@ -1,7 +1,7 @@
 import type { FastifyInstance } from "fastify";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { channelSeries, featureParams, featureRows } from "../src/features/channels.js";
-import { manifestSchema } from "../src/schemas/manifest.js";
+import { featureSpecSchema } from "../src/schemas/manifest.js";
 import { parityBundles } from "./bundles.js";
 import { GUIDE_FEATURES, RETURN_BUNDLE, copyBundle, json, replaceBundle, testApp } from "./helpers.js";
 import { linearBundle, multiChannelFeatures } from "./linear-bundle.js";
@@ -17,7 +17,7 @@ function walk(n: number, seed = 3): number[] {
   return prices;
 }
 
-const params = featureParams(manifestSchema.shape.features.parse(multiChannelFeatures()));
+const params = featureParams(featureSpecSchema.parse(multiChannelFeatures()));
 const W = params.window;
 const C = params.channels.length;
 const prices = walk(400);

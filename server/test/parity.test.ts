@@ -1,7 +1,9 @@
 import type { FastifyInstance } from "fastify";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { parityBundles } from "./bundles.js";
+import { MODEL_TYPES } from "../src/config.js";
+import { namedParityBundles, parityBundles, readNamedBundle, withinFramework } from "./bundles.js";
 import { json, testApp } from "./helpers.js";
+import { namedBundle } from "./named-bundle.js";
 
 // The vectors were computed in Python from the same float32 graphs; intervals add float64
 // arithmetic on top, which differs only in the last bits.
@@ -72,6 +74,60 @@ describe.each(parityBundles())("$manifest.name ($dir): the API reproduces the pa
     const lines = res.body.trim().split("\n").map((l) => JSON.parse(l));
     expect(lines.at(-1)).toEqual({ done: true, count: c.features.length });
     lines.slice(0, -1).forEach((line, i) => expect(Math.abs(line.prediction - c.predictions.ensemble![i]!)).toBeLessThanOrEqual(PREDICTION_TOLERANCE));
+  });
+});
+
+// The fixture written here (test/named-bundle.ts) and any imported bundle named in EXTRA_BUNDLES.
+const imported = [readNamedBundle(await namedBundle()), ...namedParityBundles()];
+
+describe.each(imported)("$manifest.name ($dir): the API serves an imported bundle's parity vectors", (bundle) => {
+  // An import holds the models the user had: those the server has a model_type for are served.
+  const models = Object.keys(bundle.manifest.models).filter((m) => (MODEL_TYPES as readonly string[]).includes(m));
+  let app: FastifyInstance;
+  beforeAll(async () => {
+    app = await testApp({ MODEL_DIR: bundle.dir, CACHE_TTL: "0", MODELS: models.join(",") });
+  });
+  afterAll(() => app.close());
+  const names = bundle.manifest.features.names;
+  const keyed = (row: readonly number[]) => Object.fromEntries(names.map((name, k) => [name, row[k]!]));
+  const expectFramework = (got: number[], expected: number[], label: string) =>
+    got.forEach((v, i) => expect(withinFramework(v, expected[i]!), `${label}[${i}]: ${v} vs ${expected[i]}`).toBe(true));
+
+  for (const model of models) {
+    it(`${model}: /predict/batch on the feature rows, as vectors and keyed by name, gives the original framework's predictions`, async () => {
+      for (const c of bundle.cases) {
+        for (const samples of [c.features, c.features.map(keyed)]) {
+          const res = await app.inject({ method: "POST", url: "/predict/batch", ...json({ samples, model_type: model }) });
+          expect(res.statusCode).toBe(200);
+          expectFramework(res.json().predictions, c.predictions[model]!, c.name);
+        }
+      }
+    });
+  }
+
+  it("GET /models/golden gives one case per feature row with the served models' framework predictions, which /predict answers", async () => {
+    const golden = (await app.inject({ method: "GET", url: "/models/golden" })).json() as { cases: { name: string; features: number[]; expected: Record<string, number> }[] };
+    const rows = bundle.cases.flatMap((c) => c.features.map((features, i) => ({ name: `${c.name}[${i}]`, features, expected: (model: string) => c.predictions[model]![i] })));
+    expect(golden.cases.map((c) => c.name)).toEqual(rows.map((r) => r.name));
+    for (const [k, c] of golden.cases.entries()) {
+      expect(c.features).toEqual(rows[k]!.features);
+      expect(Object.keys(c.expected).sort()).toEqual([...models].sort());
+      for (const [model, value] of Object.entries(c.expected)) {
+        expect(value).toBe(rows[k]!.expected(model));
+        const answer = (await app.inject({ method: "POST", url: "/predict", ...json({ features: c.features, model_type: model }) })).json();
+        expectFramework([answer.prediction], [value], c.name);
+      }
+    }
+  });
+
+  it("/predict/stream over the feature rows keyed by name gives one prediction per row, the batch's", async () => {
+    for (const c of bundle.cases) {
+      const model = models[0]!;
+      const res = await app.inject({ method: "POST", url: "/predict/stream", ...json({ features: c.features.map(keyed), model_type: model }) });
+      const lines = res.body.trim().split("\n").map((l) => JSON.parse(l));
+      expect(lines.at(-1)).toEqual({ done: true, count: c.features.length });
+      expectFramework(lines.slice(0, -1).map((l) => l.prediction), c.predictions[model]!, c.name);
+    }
   });
 });
 

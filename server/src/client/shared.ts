@@ -16,7 +16,10 @@ export const processOutput: Output = {
   },
 };
 
-/** What the served bundle's feature vector looks like (GET /models): `window` days of `channels` values. */
+/**
+ * What the served bundle's feature vector looks like (GET /models): `window` days of `channels`
+ * values; named features (an imported bundle) are one vector, a stream's window of them all.
+ */
 export interface Shape {
   window: number;
   channels: number;
@@ -24,9 +27,9 @@ export interface Shape {
 
 export async function shapeOf(api: Api): Promise<Shape> {
   const r = await api.call("GET", "/models");
-  const features = (r.json as { features?: { window: number; channels?: string[] } }).features;
+  const features = (r.json as { features?: { window?: number; channels?: string[]; names: string[] } }).features;
   if (r.status !== 200 || !features) throw new Error(`GET /models answered ${r.status}: no bundle to learn the feature shape from`);
-  return { window: features.window, channels: features.channels?.length ?? 1 };
+  return { window: features.window ?? features.names.length, channels: features.channels?.length ?? 1 };
 }
 
 /**

@@ -10,26 +10,11 @@
  * its denoised series, and exactly the vectors it always had.
  */
 
+import { type Channel, type EnergyBand, minPrices, parseChannel } from "../schemas/channels.js";
 import type { FeatureSpec } from "../schemas/manifest.js";
 import { type GarchParams, gjrRange } from "./garch.js";
-import { type EnergyBand, type EnergyParams, energyHistory, energyRange, modwtFilters } from "./modwt.js";
+import { type EnergyParams, energyRange, modwtFilters } from "./modwt.js";
 import { type DenoiseParams, denoiseRange, percentReturns, perDaySeries } from "./wavelet.js";
-
-export type Channel =
-  | { kind: "denoised" }
-  | { kind: "return" }
-  | { kind: "energy"; band: EnergyBand }
-  | { kind: "gjr" };
-
-/** The channel a manifest name stands for, or undefined for a name the server does not know. */
-export function parseChannel(name: string): Channel | undefined {
-  if (name === "dn_ret" || name === "dn_sq") return { kind: "denoised" };
-  if (name === "ret") return { kind: "return" };
-  if (name === "gjr_vol") return { kind: "gjr" };
-  if (name === "wav_es") return { kind: "energy", band: "smooth" };
-  const level = /^wav_e([1-9][0-9]*)$/.exec(name)?.[1];
-  return level === undefined ? undefined : { kind: "energy", band: Number(level) };
-}
 
 export interface FeatureParams {
   /** W: days of lags per channel. */
@@ -44,30 +29,17 @@ export interface FeatureParams {
   garch?: GarchParams;
 }
 
-/** Returns (before and including day t) the channel's value at t depends on. */
-export function channelHistory(channel: Channel, p: Pick<FeatureParams, "denoise" | "energy" | "garch">): number {
-  switch (channel.kind) {
-    case "denoised":
-      return p.denoise.trailing;
-    case "return":
-      return 1;
-    case "energy":
-      return energyHistory(p.energy!);
-    case "gjr":
-      return p.garch!.trailing;
-  }
-}
-
 /** The parameters of a bundle's features, as its (schema-checked) manifest states them. */
 export function featureParams(spec: FeatureSpec): FeatureParams {
-  const channels = spec.channels.map((name) => parseChannel(name)!);
-  const base = {
+  return {
     denoise: { series: spec.series, trailing: spec.trailing, levels: spec.levels, decLo: spec.filters.dec_lo, decHi: spec.filters.dec_hi },
     ...(spec.energy ? { energy: { levels: spec.energy.levels, span: spec.energy.span, ...modwtFilters(spec.filters.rec_lo, spec.filters.rec_hi) } } : {}),
     ...(spec.garch ? { garch: { omega: spec.garch.omega, alpha: spec.garch.alpha, gamma: spec.garch.gamma, beta: spec.garch.beta, trailing: spec.garch.trailing, horizon: spec.garch.horizon } } : {}),
+    window: spec.window,
+    names: spec.channels,
+    channels: spec.channels.map((name) => parseChannel(name)!),
+    minPrices: minPrices(spec),
   };
-  const history = Math.max(...channels.map((c) => channelHistory(c, base)));
-  return { ...base, window: spec.window, names: spec.channels, channels, minPrices: spec.window + history };
 }
 
 /**

@@ -8,6 +8,8 @@
  * W_{j,s}² (j = 1..J) and of V_{J,s}² over the last M days s = t−M+1 .. t.
  */
 
+import { type EnergyBand, levelSpan } from "../schemas/channels.js";
+
 export interface EnergyParams {
   /** J: detail levels. */
   levels: number;
@@ -18,26 +20,9 @@ export interface EnergyParams {
   hi: Float64Array;
 }
 
-/** Which energy a channel holds: a detail level 1..J, or the smooth at level J. */
-export type EnergyBand = number | "smooth";
-
 /** The MODWT filters of an orthogonal wavelet, from its reconstruction filters. */
 export function modwtFilters(recLo: readonly number[], recHi: readonly number[]): { lo: Float64Array; hi: Float64Array } {
   return { lo: Float64Array.from(recLo, (v) => v / Math.SQRT2), hi: Float64Array.from(recHi, (v) => v / Math.SQRT2) };
-}
-
-/** L_j: how many returns level j's filters span. */
-export function levelSpan(level: number, filterLength: number): number {
-  return (2 ** level - 1) * (filterLength - 1) + 1;
-}
-
-/**
- * The energy channels' history in returns: M days of level-J coefficients, each spanning L_J
- * returns. Shallower levels are defined sooner, but the spec (and the pipeline's min_prices)
- * gives every wav_* channel the deepest level's history.
- */
-export function energyHistory(p: Pick<EnergyParams, "levels" | "span" | "lo">): number {
-  return p.span + levelSpan(p.levels, p.lo.length) - 1;
 }
 
 /**

@@ -4,13 +4,14 @@ import { access, open, readdir, realpath } from "node:fs/promises";
 import { basename, join, sep } from "node:path";
 import * as ort from "onnxruntime-node";
 import { type FeatureParams, featureParams } from "../features/channels.js";
-import { type Manifest, type ModelEntry, manifestSchema, paritySchema } from "../schemas/manifest.js";
+import { isNamed, type Manifest, type ModelEntry, manifestSchema, paritySchema } from "../schemas/manifest.js";
 
 /**
  * A model bundle on disk (DESIGN §3), verified before anything is served from it: the
  * manifest is schema-checked, every file it lists must match its sha256, and each model's
  * graph must have the inputs and outputs the manifest states. A model is warmed by one
- * inference on a zero row before it counts as loaded.
+ * inference on a zero row before it counts as loaded. Its features are computed from prices
+ * (our bundles) or named and sent by the caller (imported bundles).
  */
 
 export type ModelType = "xgboost" | "lstm" | "transformer" | "ensemble";
@@ -69,6 +70,28 @@ export async function readBundleFile(dir: string, file: string): Promise<Buffer>
   }
 }
 
+/**
+ * Why a MODEL_DIR holding the deployment guide's raw model files (no manifest.json) is not
+ * served: such files are imported into a bundle first. `found`: the guide's files it holds.
+ */
+export class GuideLayoutError extends BundleError {
+  constructor(readonly found: readonly string[]) {
+    super(guideLayoutMessage(found, "MODEL_DIR"));
+  }
+}
+
+/** One line: what MODEL_DIR holds, and the command that makes a bundle of it (`dir` as the command shows it). */
+export function guideLayoutMessage(found: readonly string[], dir: string): string {
+  const files = found.length > 5 ? `${found.slice(0, 5).join(", ")} and ${found.length - 5} more` : found.join(", ");
+  return (
+    `MODEL_DIR holds model files in the deployment guide's layout (${files}) and no bundle (manifest.json): ` +
+    `the server serves verified bundles; import the files into one first: wavelet-pipeline import ${dir} --name NAME --version 1.0.0 --out ${dir}-bundle`
+  );
+}
+
+// The guide's model files and feature names (docs: the contract of `wavelet-pipeline import`).
+const GUIDE_FILE = /^(feature_names\.json|xgboost.*\.json|.+\.(pkl|pth|pt|ubj))$/;
+
 const isBundle = (dir: string) => access(join(dir, "manifest.json")).then(() => true, () => false);
 
 /** The names of `dir`'s entries that are bundles; hidden ones (Kubernetes' ..data) never are. */
@@ -102,7 +125,11 @@ export async function locateBundle(modelDir: string, name: string | undefined): 
     shown = "MODEL_DIR/bundles";
     found = await bundlesIn(parent).catch(() => []);
   }
-  if (!found.length) throw new BundleError("no bundle in MODEL_DIR: no manifest.json in it, in its subdirectories or in those of its bundles/");
+  if (!found.length) {
+    const guide = (await readdir(modelDir)).filter((name) => GUIDE_FILE.test(name)).sort();
+    if (guide.length) throw new GuideLayoutError(guide);
+    throw new BundleError("no bundle in MODEL_DIR: no manifest.json in it, in its subdirectories or in those of its bundles/");
+  }
   const chosen = name ?? (found.length === 1 ? found[0]! : found.includes(DEFAULT_BUNDLE) ? DEFAULT_BUNDLE : undefined);
   if (chosen === undefined) {
     throw new BundleError(`${shown} holds several bundles (${found.join(", ")}) and none is ${DEFAULT_BUNDLE}: set MODEL_BUNDLE to the one to serve`);
@@ -122,17 +149,27 @@ export const SESSION_OPTIONS: ort.InferenceSession.SessionOptions = {
   logSeverityLevel: 3,
 };
 
+/** A golden case as GET /models/golden serves it: what to send to POST /predict, and each served model's answer. */
+export type GoldenCase = { name: string; expected: Record<string, number> } & ({ prices: number[] } | { features: number[] });
+
 export class Bundle {
   private readonly loaded = new Map<ModelType, LoadedModel>();
   private readonly loading = new Map<ModelType, Promise<LoadedModel>>();
+  /** The feature names in vector order; for named features, each name's place in the vector. */
+  readonly names: readonly string[];
+  readonly index: ReadonlyMap<string, number> | undefined;
 
   private constructor(
     readonly dir: string,
     readonly manifest: Manifest,
     readonly digest: string,
-    readonly features: FeatureParams,
+    /** How the features are computed from prices; undefined when the caller sends them (named features). */
+    readonly computed: FeatureParams | undefined,
     readonly options: BundleOptions,
-  ) {}
+  ) {
+    this.names = manifest.features.names;
+    this.index = computed ? undefined : new Map(this.names.map((name, i) => [name, i]));
+  }
 
   get name(): string {
     return this.manifest.name;
@@ -142,14 +179,17 @@ export class Bundle {
     return this.manifest.version;
   }
 
-  /** Days of lags per channel (the features' W). */
+  /**
+   * Days of lags per channel (the features' W): the values of a stream's series one feature
+   * vector ends with. Named features are one vector of their own, so all of them.
+   */
   get window(): number {
-    return this.manifest.features.window;
+    return this.computed?.window ?? this.width;
   }
 
-  /** Values in one feature vector, the models' input width: window × channels. */
+  /** Values in one feature vector, the models' input width: window × channels, or the named features. */
   get width(): number {
-    return this.manifest.features.names.length;
+    return this.names.length;
   }
 
   /** Read and verify the manifest and every file's hash; load no model yet. */
@@ -178,35 +218,46 @@ export class Bundle {
     if (mismatched.length) throw new BundleError(`bundle failed verification: ${mismatched.sort().join("; ")}`);
     for (const model of options.models) {
       const entry = manifest.models[Bundle.fileKey(manifest, model, options.quantized)];
-      if (!entry) throw new BundleError(`bundle ${manifest.name} has no model ${model}`);
+      if (!entry) {
+        // An imported bundle holds the models its user had: MODELS names those to serve.
+        const held = Object.keys(manifest.models).filter((m) => !m.endsWith("_int8"));
+        throw new BundleError(`bundle ${manifest.name} has no model ${model} (it holds ${held.join(", ")}): set MODELS to the models to serve`);
+      }
       if (manifest.files[entry.file] !== entry.sha256) throw new BundleError(`models.${model}.sha256 differs from files["${entry.file}"]`);
     }
     const names = JSON.parse((await readBundleFile(dir, "feature_names.json")).toString("utf8")) as unknown;
     if (JSON.stringify(names) !== JSON.stringify(manifest.features.names)) {
       throw new BundleError("feature_names.json differs from manifest features.names");
     }
-    return new Bundle(dir, manifest, `sha256:${sha256(raw)}`, featureParams(manifest.features), options);
+    return new Bundle(dir, manifest, `sha256:${sha256(raw)}`, isNamed(manifest.features) ? undefined : featureParams(manifest.features), options);
   }
 
   /**
    * The bundle's golden cases (vectors/parity.json, verified like every file) as this server
    * serves them: each case's prices and, per configured model, the prediction for its last
-   * day, of the int8 variant where that is what is served. A rollout's analysis sends them.
+   * day, of the int8 variant where that is what is served; for named features, one case per
+   * feature row and the original framework's prediction for it. A rollout's analysis sends them.
    */
-  async golden(): Promise<{ name: string; prices: number[]; expected: Record<string, number> }[]> {
+  async golden(): Promise<GoldenCase[]> {
     const file = "vectors/parity.json";
     const expected = this.manifest.files[file];
     if (!expected) throw new BundleError(`the bundle has no ${file}`);
     const raw = await readBundleFile(this.dir, file);
     if (sha256(raw) !== expected) throw new BundleError(`${file} changed on disk since the bundle was verified`);
     const parity = paritySchema.parse(JSON.parse(raw.toString("utf8")));
-    return parity.cases.map((c) => {
-      const served = this.options.models.flatMap((m) => {
-        const last = c.predictions[Bundle.fileKey(this.manifest, m, this.options.quantized)]?.at(-1);
-        return last === undefined ? [] : [[m, last] as const];
-      });
-      return { name: c.name, prices: c.prices, expected: Object.fromEntries(served) };
-    });
+    // Per served model, its prediction for row i (-1: the last) of a case.
+    const answers = (predictions: Record<string, number[]>, i: number) =>
+      Object.fromEntries(
+        this.options.models.flatMap((m) => {
+          const value = predictions[Bundle.fileKey(this.manifest, m, this.options.quantized)]?.at(i);
+          return value === undefined ? [] : [[m, value] as const];
+        }),
+      );
+    return parity.cases.flatMap((c): GoldenCase[] =>
+      "prices" in c
+        ? [{ name: c.name, prices: c.prices, expected: answers(c.predictions, -1) }]
+        : c.features.map((features, i) => ({ name: `${c.name}[${i}]`, features, expected: answers(c.predictions, i) })),
+    );
   }
 
   /** The manifest key serving `model`: the int8 variant when asked for and shipped. */

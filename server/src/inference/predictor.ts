@@ -1,12 +1,14 @@
-import { DailyChannels, featuresFromPrices } from "../features/channels.js";
-import { AppError } from "../plugins/errors.js";
+import { DailyChannels, type FeatureParams, featuresFromPrices } from "../features/channels.js";
+import { AppError, clip, SHOWN_FIELDS } from "../plugins/errors.js";
 import type { Metrics } from "../plugins/metrics.js";
+import type { NamedValues } from "../schemas/api.js";
+import type { ModelEntry } from "../schemas/manifest.js";
 import type { Bundle, ModelType } from "./bundle.js";
 import type { Serving } from "./registry.js";
 
 /**
- * From validated request values to predictions: feature rows (sent, or computed from
- * prices), the model run, conformal intervals and the prediction metrics.
+ * From validated request values to predictions: feature rows (sent as vectors or keyed by
+ * name, or computed from prices), the model run, conformal intervals and the prediction metrics.
  */
 
 export interface Rows {
@@ -20,18 +22,77 @@ export interface Predictions {
 }
 
 // Lengths, ranges and history were checked by the request schemas, which are built for the
-// bundle's feature shape (and a reload to another shape is refused).
+// bundle's feature shape (and a reload to another shape is refused); which names named
+// features have is the serving bundle's to say, so they are checked here.
 
-export function rowsFromVectors(bundle: Bundle, vectors: readonly (readonly number[])[]): Rows {
+/** Names for a message: at most SHOWN_FIELDS, each clipped, and how many more. */
+const listed = (names: readonly string[]) =>
+  names.slice(0, SHOWN_FIELDS).map(clip).join(", ") + (names.length > SHOWN_FIELDS ? ` and ${names.length - SHOWN_FIELDS} more` : "");
+
+/** Writes named features into `out` at `offset` in the bundle's vector order; 400 naming what is missing or unknown. */
+function placeNamed(bundle: Bundle, values: NamedValues, out: Float64Array, offset: number, field: string): void {
+  const index = bundle.index;
+  if (!index) {
+    throw new AppError(
+      400,
+      "named_features_unsupported",
+      `bundle ${bundle.name} ${bundle.version} computes its features from prices: send prices, or the feature vector of ${bundle.width} numbers ` +
+        "(GET /models features.names); features keyed by name are for bundles of named features (imported)",
+    );
+  }
+  const unknown: string[] = [];
+  let placed = 0;
+  for (const key of Object.keys(values)) {
+    const at = index.get(key);
+    if (at === undefined) unknown.push(key);
+    else {
+      out[offset + at] = values[key]!;
+      placed++;
+    }
+  }
+  if (unknown.length === 0 && placed === bundle.width) return;
+  const missing = bundle.names.filter((name) => !Object.hasOwn(values, name));
+  const fields = [
+    ...missing.slice(0, SHOWN_FIELDS).map((name) => ({ field: `${field}.${clip(name)}`, message: "missing" })),
+    ...unknown.slice(0, SHOWN_FIELDS).map((name) => ({ field: `${field}.${clip(name)}`, message: "not a feature of this bundle" })),
+  ];
+  const problems = [missing.length ? `missing ${listed(missing)}` : "", unknown.length ? `unknown ${listed(unknown)}` : ""].filter(Boolean);
+  throw new AppError(400, "validation_error", `${field}: ${problems.join("; ")} (every one of the ${bundle.width} features of GET /models features.names, exactly once)`, fields);
+}
+
+/** Feature rows as sent: vectors, or named features (`field(i)`: how an error names row i). */
+export function rowsFromFeatures(bundle: Bundle, vectors: readonly (readonly number[] | NamedValues)[], field: (i: number) => string): Rows {
   const width = bundle.width;
   const data = new Float64Array(vectors.length * width);
-  vectors.forEach((v, i) => data.set(v, i * width));
+  vectors.forEach((v, i) => (Array.isArray(v) ? data.set(v, i * width) : placeNamed(bundle, v as NamedValues, data, i * width, field(i))));
   return { data, n: vectors.length };
+}
+
+/** How the bundle computes features from prices; 400 features_required when the caller must send them (named features). */
+function computedFeatures(bundle: Bundle): FeatureParams {
+  if (bundle.computed) return bundle.computed;
+  throw new AppError(
+    400,
+    "features_required",
+    `bundle ${bundle.name} ${bundle.version} takes its ${bundle.width} named features, not prices: send features as a vector of ${bundle.width} numbers ` +
+      "or an object keyed by feature name (GET /models lists them, in vector order)",
+  );
 }
 
 /** The feature vector of the last day of `prices`. */
 export function rowFromPrices(bundle: Bundle, prices: readonly number[]): Rows {
-  return { data: featuresFromPrices(prices, bundle.features), n: 1 };
+  return { data: featuresFromPrices(prices, computedFeatures(bundle)), n: 1 };
+}
+
+/** The model's conformal calibration; 422 no_intervals when the model was imported without calibration data. */
+export function calibrationOf(bundle: Bundle, model: ModelType): NonNullable<ModelEntry["calibration"]> {
+  const { calibration } = bundle.entry(model);
+  if (calibration) return calibration;
+  throw new AppError(
+    422,
+    "no_intervals",
+    `bundle ${bundle.name} ${bundle.version} was imported without calibration data: no conformal intervals (import it with --calibration FILE.csv)`,
+  );
 }
 
 /**
@@ -72,12 +133,27 @@ export function seriesRows(bundle: Bundle, days: readonly DayValues[], windowSiz
 }
 
 /**
+ * Windows over a stream of named features, one object a time step: window i is steps[i ..
+ * i + windowSize − 1], and the model sees its last step. All are checked before the first
+ * prediction, so a wrong name is a 400, not an error line midway.
+ */
+export function stepRows(bundle: Bundle, steps: readonly NamedValues[], windowSize: number): RowSource {
+  const { data } = rowsFromFeatures(bundle, steps, (i) => `features[${i}]`);
+  const width = bundle.width;
+  const skip = windowSize - 1;
+  return {
+    n: Math.max(0, steps.length - skip),
+    rows: (start, count) => ({ data: data.subarray((start + skip) * width, (start + skip + count) * width), n: count }),
+  };
+}
+
+/**
  * One row per day of `prices` with `windowSize` days of features before it (the first is
  * day minPrices − window + windowSize − 1); each day's channels are computed once, when a
  * chunk first needs them.
  */
 export function priceRows(bundle: Bundle, prices: readonly number[], windowSize: number): RowSource {
-  const p = bundle.features;
+  const p = computedFeatures(bundle);
   const { window: w, width } = bundle;
   const first = p.minPrices - w + windowSize - 1;
   const daily = new DailyChannels(prices, p);
@@ -106,17 +182,19 @@ const RANGE_TOLERANCE = 1e-9;
  * training targets, and those are built from the same daily percent log returns the features
  * denoise: a return bundle's feature (a denoised return) beyond the largest |target| return,
  * or a volatility bundle's (a denoised squared return) beyond the square of the largest
- * realized volatility, is outside anything training saw.
+ * realized volatility, is outside anything training saw. Named features (an imported bundle)
+ * without a recorded range have nothing to be compared with: null, and no drift is counted.
  */
-export function inputBound(bundle: Bundle): { low: Float64Array; high: Float64Array } {
+export function inputBound(bundle: Bundle): { low: Float64Array; high: Float64Array } | null {
   const range = bundle.manifest.feature_range;
   if (range) {
     const tolerance = (bound: number) => RANGE_TOLERANCE * Math.max(1, Math.abs(bound));
     return { low: Float64Array.from(range.min, (v) => v - tolerance(v)), high: Float64Array.from(range.max, (v) => v + tolerance(v)) };
   }
-  const { min, max } = bundle.manifest.target_range;
-  const largest = Math.max(Math.abs(min), Math.abs(max));
-  const bound = bundle.features.denoise.series === "squared_return_pct" ? largest * largest : largest;
+  const targets = bundle.manifest.target_range;
+  if (!bundle.computed || !targets) return null;
+  const largest = Math.max(Math.abs(targets.min), Math.abs(targets.max));
+  const bound = bundle.computed.denoise.series === "squared_return_pct" ? largest * largest : largest;
   return { low: new Float64Array(bundle.width).fill(-bound), high: new Float64Array(bundle.width).fill(bound) };
 }
 
@@ -128,7 +206,7 @@ export class Predictor {
 
   private bounds(bundle: Bundle): ReturnType<typeof inputBound> {
     let bounds = this.bound.get(bundle);
-    if (!bounds) this.bound.set(bundle, (bounds = inputBound(bundle)));
+    if (bounds === undefined) this.bound.set(bundle, (bounds = inputBound(bundle)));
     return bounds;
   }
 
@@ -144,7 +222,9 @@ export class Predictor {
 
   /** Input drift: feature rows with a value beyond what training saw (inputBound). Cached answers count too. */
   observeInputs(bundle: Bundle, model: ModelType, rows: Rows): void {
-    const { low, high } = this.bounds(bundle);
+    const bounds = this.bounds(bundle);
+    if (!bounds) return;
+    const { low, high } = bounds;
     const width = bundle.width;
     let outside = 0;
     for (let i = 0; i < rows.n; i++) {
@@ -159,9 +239,9 @@ export class Predictor {
     if (outside) this.metrics.inputsOutOfRange.inc({ model, reason: "beyond_training" }, outside);
   }
 
-  /** Values already known (from the cache) still count in the prediction metrics. */
+  /** Values already known (from the cache) still count in the prediction metrics; out of range only where the bundle records the targets' range. */
   observe(bundle: Bundle, model: ModelType, values: Float64Array): void {
-    const { min, max } = bundle.manifest.target_range;
+    const { min, max } = bundle.manifest.target_range ?? { min: -Infinity, max: Infinity };
     const histogram = this.metrics.predictions.labels(model);
     let outside = 0;
     for (const v of values) {
@@ -179,7 +259,7 @@ export class Predictor {
     const bundle = serving.bundle;
     // From the manifest: a cached answer (say from another replica, through Redis) may need
     // an interval before this replica has loaded the model.
-    const { calibration } = bundle.entry(model);
+    const calibration = calibrationOf(bundle, model);
     const width = bundle.width;
     const clampAtZero = bundle.manifest.conformal.lower_bound_zero;
     const lower = new Float64Array(rows.n);

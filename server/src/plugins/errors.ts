@@ -33,9 +33,9 @@ export const unavailable = (message: string, details?: unknown) => new AppError(
 
 // A 400 names this many fields at most, each name cut to this many characters: the rest is
 // counted, never echoed (30k unknown keys in a 779 KB body once made a 2.94 MB answer).
-const SHOWN_FIELDS = 5;
+export const SHOWN_FIELDS = 5;
 const SHOWN_NAME = 32;
-const clip = (name: string) => (name.length > SHOWN_NAME ? `${name.slice(0, SHOWN_NAME)}…` : name);
+export const clip = (name: string) => (name.length > SHOWN_NAME ? `${name.slice(0, SHOWN_NAME)}…` : name);
 
 /** "/features/3" in the body → "features[3]". */
 function fieldName(path: string): string {

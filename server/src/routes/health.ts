@@ -5,7 +5,7 @@ import { MODEL_TYPES } from "../config.js";
 import type { ModelRegistry } from "../inference/registry.js";
 import "../plugins/context.js";
 import { unavailable } from "../plugins/errors.js";
-import type { FeatureSpec } from "../schemas/manifest.js";
+import type { Features } from "../schemas/manifest.js";
 import { goldenResponse, healthResponse, modelsResponse, noBundle } from "../schemas/api.js";
 
 export interface HealthRoutesOptions {
@@ -16,8 +16,10 @@ export interface HealthRoutesOptions {
 }
 
 /** The manifest's feature settings that say what a client sends and how the server computes it. */
-function featuresShown(f: FeatureSpec) {
+function featuresShown(f: Features) {
+  if (f.kind === "named") return { kind: "named" as const, names: f.names, sequence_length: f.sequence_length };
   return {
+    kind: "computed" as const,
     names: f.names,
     window: f.window,
     channels: f.channels,
@@ -91,9 +93,10 @@ export async function healthRoutes(app: FastifyInstance, opts: HealthRoutesOptio
     {
       config: predictRealm,
       schema: {
-        summary: "The bundle's golden cases: prices and the predictions this server must answer for them",
+        summary: "The bundle's golden cases: prices (or, for named features, feature vectors) and the predictions this server must answer for them",
         description:
-          "From the bundle's vectors/parity.json (verified against the manifest). The operator's analysis sends each case to POST /predict on a new colour and compares the answers before it switches traffic.",
+          "From the bundle's vectors/parity.json (verified against the manifest). The operator's analysis sends each case to POST /predict on a new colour and compares the answers before it switches traffic. " +
+          "A bundle that computes its features gives each case's prices and the prediction for its last day; an imported bundle one case per feature row, with the original framework's predictions.",
         tags: ["models"],
         response: { 200: goldenResponse.meta({ description: "the served bundle's golden cases" }), 503: noBundle },
       },
@@ -123,7 +126,8 @@ export async function healthRoutes(app: FastifyInstance, opts: HealthRoutesOptio
         target: m.target,
         features: featuresShown(m.features),
         default_model: m.default_model,
-        models: MODEL_TYPES.map((name) => {
+        // An imported bundle may hold fewer models than the four.
+        models: MODEL_TYPES.filter((name) => m.models[name]).map((name) => {
           const loaded = bundle.loadedModel(name);
           const entry = loaded?.entry ?? m.models[name]!;
           return {
@@ -133,7 +137,7 @@ export async function healthRoutes(app: FastifyInstance, opts: HealthRoutesOptio
             precision: entry.precision,
             status: bundle.isConfigured(name) ? bundle.status(name) : ("not_configured" as const),
             ...(loaded ? { load_seconds: loaded.loadSeconds } : {}),
-            confidence_level: entry.calibration.level,
+            ...(entry.calibration ? { confidence_level: entry.calibration.level } : {}),
             ...(evaluation?.models?.[name] ? { metrics: evaluation.models[name] } : {}),
           };
         }),

@@ -9,9 +9,9 @@ import { clientOf } from "../plugins/rateLimit.js";
 import { MODEL_TYPES } from "../config.js";
 import type { ModelType } from "../inference/bundle.js";
 import type { ModelRegistry, Serving } from "../inference/registry.js";
-import { type Predictor, type RowSource, priceRows, rowFromPrices, rowsFromVectors, seriesRows } from "../inference/predictor.js";
+import { calibrationOf, type Predictor, type RowSource, priceRows, rowFromPrices, rowsFromFeatures, seriesRows, stepRows } from "../inference/predictor.js";
 import "../plugins/context.js";
-import { apiSchemas, type FeatureShape, type Limits, predictErrors, REFUSED_INPUT, streamFormats } from "../schemas/api.js";
+import { apiSchemas, type FeatureShape, isNamedValues, type Limits, type NamedValues, predictErrors, REFUSED_INPUT, streamFormats } from "../schemas/api.js";
 
 export interface PredictRoutesOptions {
   registry: ModelRegistry;
@@ -22,6 +22,8 @@ export interface PredictRoutesOptions {
   metrics: Metrics;
   shape: FeatureShape;
   defaultModel: ModelType;
+  /** Whether the bundle at start gives intervals (its models are calibrated): the document says so. */
+  intervals: boolean;
 }
 
 export interface StreamLimits {
@@ -53,10 +55,14 @@ function enter(registry: ModelRegistry, model: ModelType): Serving {
   return serving;
 }
 
-/** Run `fn` on the bundle serving `model`, holding it for the duration. */
-async function withServing<T>(registry: ModelRegistry, model: ModelType, fn: (serving: Serving) => Promise<T>): Promise<T> {
+/**
+ * Run `fn` on the bundle serving `model`, holding it for the duration. Asked for intervals, a
+ * model without calibration fails first (422), before any work.
+ */
+async function withServing<T>(registry: ModelRegistry, model: ModelType, intervals: boolean, fn: (serving: Serving) => Promise<T>): Promise<T> {
   const serving = enter(registry, model);
   try {
+    if (intervals) calibrationOf(serving.bundle, model);
     return await fn(serving);
   } finally {
     serving.leave();
@@ -65,7 +71,7 @@ async function withServing<T>(registry: ModelRegistry, model: ModelType, fn: (se
 
 export async function predictRoutes(app: FastifyInstance, opts: PredictRoutesOptions) {
   const { registry, predictor, cache, limits } = opts;
-  const s = apiSchemas(limits, opts.shape, opts.defaultModel);
+  const s = apiSchemas(limits, opts.shape, opts.defaultModel, opts.intervals);
   const api = app.withTypeProvider<ZodTypeProvider>();
   const common = {
     config: { auth: "predict" as const, budget: "predict" as const },
@@ -98,7 +104,7 @@ export async function predictRoutes(app: FastifyInstance, opts: PredictRoutesOpt
     {
       ...common,
       schema: {
-        summary: "One prediction from a feature vector or from raw prices",
+        summary: "One prediction from a feature vector (or, for an imported bundle, features keyed by name) or from raw prices",
         tags: ["predict"],
         body: s.predictRequest,
         response: { 200: s.predictResponse.meta({ description: "the prediction, with the bundle and target that gave it" }), ...predictErrors },
@@ -107,8 +113,9 @@ export async function predictRoutes(app: FastifyInstance, opts: PredictRoutesOpt
     async (request, reply) => {
       const body = request.body;
       const model = body.model_type;
-      return withServing(registry, model, async (serving) => {
-        const rows = body.features ? rowsFromVectors(serving.bundle, [body.features]) : rowFromPrices(serving.bundle, body.prices!);
+      return withServing(registry, model, body.return_confidence, async (serving) => {
+        // Named features become the vector in the bundle's order: the same features, the same cache entry.
+        const rows = body.features ? rowsFromFeatures(serving.bundle, [body.features], () => "features") : rowFromPrices(serving.bundle, body.prices!);
         const key = cache.enabled ? PredictionCache.key(clientOf(request), serving.bundle.entry(model).sha256, rows.data) : undefined;
         const hit = key === undefined ? undefined : await cache.get(key);
         let values: Float64Array;
@@ -140,7 +147,7 @@ export async function predictRoutes(app: FastifyInstance, opts: PredictRoutesOpt
       ...common,
       config: { ...common.config, rows: (body: z.infer<typeof s.batchRequest>) => body.samples.length },
       schema: {
-        summary: "Predictions for many feature vectors in one ONNX run",
+        summary: "Predictions for many feature vectors (or, for an imported bundle, features keyed by name) in one ONNX run",
         tags: ["predict"],
         body: s.batchRequest,
         response: { 200: s.batchResponse.meta({ description: "one prediction per sample, in order, from one model run" }), ...predictErrors },
@@ -148,8 +155,8 @@ export async function predictRoutes(app: FastifyInstance, opts: PredictRoutesOpt
     },
     async (request, reply) => {
       const body = request.body;
-      return withServing(registry, body.model_type, async (serving) => {
-        const rows = rowsFromVectors(serving.bundle, body.samples);
+      return withServing(registry, body.model_type, body.return_confidence, async (serving) => {
+        const rows = rowsFromFeatures(serving.bundle, body.samples, (i) => `samples[${i}]`);
         const out = await predictor.predict(serving, body.model_type, rows, body.return_confidence, abandonment(reply));
         return {
           predictions: Array.from(out.values),
@@ -173,14 +180,19 @@ export async function predictRoutes(app: FastifyInstance, opts: PredictRoutesOpt
       config: {
         ...common.config,
         rows: (body: z.infer<typeof s.streamRequest>) => {
+          // One per time step of named features, a window_size above 1 starting them that much later.
+          if (namedSteps(body.features)) return Math.max(0, body.features.length - (body.window_size ?? 1) + 1);
           // A window_size above the bundle's window starts the predictions that much later.
-          const later = (body.window_size ?? opts.shape.window) - opts.shape.window;
-          return Math.max(0, (body.features ? body.features.length - opts.shape.window + 1 : body.prices!.length - opts.shape.minPrices + 1) - later);
+          const { window, minPrices = 0 } = opts.shape;
+          const later = (body.window_size ?? window) - window;
+          return Math.max(0, (body.features ? body.features.length - window + 1 : body.prices!.length - minPrices + 1) - later);
         },
       },
       schema: {
         summary: "One prediction per sliding window, streamed as they are computed",
         description:
+          "The features are a series (one window of window_size values or days per prediction), or, for an imported bundle, one object " +
+          "of named features per time step. " +
           "NDJSON (application/x-ndjson) by default: one StreamItem per line, then {\"done\":true,\"count\":n}. " +
           "With Accept: text/event-stream, Server-Sent Events: `prediction` events, then a `done` event. " +
           "The headers X-Bundle-Name, X-Bundle-Version and X-Bundle-Digest name the bundle that computes the whole stream " +
@@ -207,8 +219,13 @@ export async function predictRoutes(app: FastifyInstance, opts: PredictRoutesOpt
       let source: RowSource;
       try {
         const bundle = serving.bundle;
-        const windowSize = body.window_size ?? bundle.window;
-        source = body.features ? seriesRows(bundle, body.features, windowSize) : priceRows(bundle, body.prices!, windowSize);
+        if (body.return_confidence) calibrationOf(bundle, body.model_type);
+        const features = body.features;
+        if (namedSteps(features)) source = stepRows(bundle, features, body.window_size ?? 1);
+        else {
+          const windowSize = body.window_size ?? bundle.window;
+          source = features ? seriesRows(bundle, features, windowSize) : priceRows(bundle, body.prices!, windowSize);
+        }
         await serving.runner(body.model_type); // fail before the 200 if the model cannot load
       } catch (error) {
         serving.leave();
@@ -286,6 +303,9 @@ export async function predictRoutes(app: FastifyInstance, opts: PredictRoutesOpt
     },
   );
 }
+
+/** A stream's features sent as named features, one object a time step (the schema checked that all are). */
+const namedSteps = (features: readonly unknown[] | undefined): features is NamedValues[] => features !== undefined && isNamedValues(features[0]);
 
 function intervalAt(interval: { level: number; lower: Float64Array; upper: Float64Array }, i: number) {
   return { level: interval.level, lower: interval.lower[i]!, upper: interval.upper[i]! };

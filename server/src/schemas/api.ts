@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { MODEL_TYPES } from "../config.js";
-import { type FeatureSpec, horizonDays } from "./manifest.js";
+import { type Features, horizonDays, isNamed } from "./manifest.js";
 
 /**
  * Request and response schemas of the REST API. They validate every request and are the
@@ -19,60 +19,79 @@ export interface Limits {
  * API fixes it for the process's lifetime; a reload to a bundle of another shape is refused.
  * Which channels they are is the bundle's to say (GET /models: features.channels), as which
  * series a 1-channel bundle denoises always was: a bundle of the same shape can replace it.
+ * An imported bundle's named features are one vector of `names.length` values (window, with one
+ * channel): the vector or an object keyed by name, never prices.
  */
 export interface FeatureShape {
-  /** Days of lags per channel (features.window). */
+  /** Days of lags per channel (features.window); all the named features. */
   window: number;
-  /** How many per-day channels (features.channels). */
+  /** How many per-day channels (features.channels); 1 for named features. */
   channels: number;
-  /** Prices the first feature vector needs (features.min_prices). */
-  minPrices: number;
+  /** Prices the first feature vector needs (features.min_prices); none for named features, which are never computed. */
+  minPrices?: number | undefined;
+  /** The named features' names (GET /models features.names), in vector order. */
+  names?: readonly string[] | undefined;
 }
 
 /** The shape of the pipeline's return bundle, used when no bundle could be loaded at start. */
 export const DEFAULT_SHAPE: FeatureShape = { window: 10, channels: 1, minPrices: 42 };
 
-export function featureShape(spec: FeatureSpec): FeatureShape {
-  return { window: spec.window, channels: spec.channels.length, minPrices: spec.min_prices };
+export function featureShape(features: Features): FeatureShape {
+  return isNamed(features)
+    ? { window: features.names.length, channels: 1, names: features.names }
+    : { window: features.window, channels: features.channels.length, minPrices: features.min_prices };
 }
 
-export const sameShape = (a: FeatureShape, b: FeatureShape) => a.window === b.window && a.channels === b.channels && a.minPrices === b.minPrices;
+/**
+ * Whether the API published for `published` serves a bundle of shape `offered`: vectors of the
+ * same layout and, for a bundle computing its features, the same price history (an API published
+ * for named features documents no prices). Which names or channels they are is the bundle's to say.
+ */
+export const servesShape = (published: FeatureShape, offered: FeatureShape) =>
+  published.window === offered.window &&
+  published.channels === offered.channels &&
+  (offered.minPrices === undefined || offered.minPrices === published.minPrices);
 
 /** Values in one feature vector. */
 export const featureWidth = (shape: FeatureShape) => shape.window * shape.channels;
 
-/** For messages: "10 days × 1 channel from 42 prices". */
+/** For messages: "features of 10 days × 1 channel from 42 prices", "12 named features". */
 export const describeShape = (shape: FeatureShape) =>
-  `${shape.window} days × ${shape.channels} channel${shape.channels === 1 ? "" : "s"} from ${shape.minPrices} prices`;
+  shape.names
+    ? `${shape.names.length} named features`
+    : `features of ${shape.window} days × ${shape.channels} channel${shape.channels === 1 ? "" : "s"} from ${shape.minPrices} prices`;
 
 // Far above any price history a request needs, far below what hurts.
 const MAX_PRICES = 100_000;
 
+type Example = Record<string, unknown>;
+
 /**
- * A request that takes exactly one of `features` or `prices`. It validates as one strict object
- * with a named error, so an error names the field at fault (a zod union reports only that no
- * branch matched); it is documented as what it is, a oneOf of two named shapes built from the
- * same fields. zod emits a union's oneOf through the schema's processJSONSchema (how each of its
- * classes emits itself): the request borrows the union's, so zod still writes the refs.
+ * A request that takes one of two shapes (features or prices; for named features, the vector
+ * or the object keyed by name). It validates as one strict object with a named error, so an
+ * error names the field at fault (a zod union reports only that no branch matched); it is
+ * documented as what it is, a oneOf of the two named shapes. zod emits a union's oneOf through
+ * the schema's processJSONSchema (how each of its classes emits itself): the request borrows
+ * the union's, so zod still writes the refs.
  */
-function featuresOrPrices<F extends z.ZodType, P extends z.ZodType, C extends z.ZodRawShape>(
+function oneOfRequest<S extends z.ZodRawShape>(
   name: "Predict" | "Stream",
-  fields: { features: F; prices: P; common: C },
-  examples: { features: Record<string, unknown>; prices: Record<string, unknown> },
+  fields: S,
+  branches: [{ id: string; fields: z.ZodRawShape; example: Example }, { id: string; fields: z.ZodRawShape; example: Example }],
+  /** Checks across fields beyond "exactly one of features or prices". */
+  more: (body: z.infer<z.ZodObject<S>>, ctx: z.RefinementCtx) => void = () => undefined,
 ) {
   // Titled too: Swagger UI names a oneOf's branches by their titles.
-  const shape = (id: string, example: Record<string, unknown>) => ({ id, title: id, example });
-  const documented = z.xor([
-    z.strictObject({ features: fields.features, ...fields.common }).meta(shape(`${name}FeaturesRequest`, examples.features)),
-    z.strictObject({ prices: fields.prices, ...fields.common }).meta(shape(`${name}PricesRequest`, examples.prices)),
-  ]);
+  const [a, b] = branches.map((branch) => z.strictObject(branch.fields).meta({ id: `${name}${branch.id}`, title: `${name}${branch.id}`, example: branch.example }));
+  const documented = z.xor([a!, b!]);
   const request = z
-    .strictObject({ features: fields.features.optional(), prices: fields.prices.optional(), ...fields.common })
-    .refine((b) => ((b as { features?: unknown }).features === undefined) !== ((b as { prices?: unknown }).prices === undefined), {
+    .strictObject(fields)
+    .refine((body) => ((body as { features?: unknown }).features === undefined) !== ((body as { prices?: unknown }).prices === undefined), {
       message: "give exactly one of features or prices",
       path: ["features"],
     })
-    .meta({ id: `${name}Request`, example: examples.features });
+    .superRefine(more)
+    .meta({ id: `${name}Request`, example: branches[0].example });
   request._zod.processJSONSchema = documented._zod.processJSONSchema;
   return request;
 }
@@ -87,9 +106,10 @@ export const REFUSED_INPUT = "refused_input";
 
 type Bounds = { minimum: number; maximum: number };
 type Issues = { issues: unknown[] };
+type Path = (string | number)[];
 
 /** Reports x unless it is a number within the bounds; true when it did. */
-function refuse(ctx: Issues, x: unknown, items: Bounds, path: number[]): boolean {
+function refuse(ctx: Issues, x: unknown, items: Bounds, path: Path): boolean {
   if (typeof x === "number" && x >= items.minimum && x <= items.maximum) return false;
   if (typeof x !== "number") {
     ctx.issues.push({ code: "custom", message: `expected a number, got ${x === null ? "null" : typeof x}`, input: x, path });
@@ -103,56 +123,127 @@ function refuse(ctx: Issues, x: unknown, items: Bounds, path: number[]): boolean
 
 const sizeText = (min: number, max: number) => (min === max ? `exactly ${min}` : `${min} to ${max}`);
 
+/** Named features as a request sends them: values keyed by feature name. */
+export type NamedValues = Record<string, number>;
+
+/** A JSON object that is not an array: named features. */
+export const isNamedValues = (v: unknown): v is NamedValues => typeof v === "object" && v !== null && !Array.isArray(v);
+
+/**
+ * Reports the first value of named features that is not a bounded feature value; true when it
+ * did. Which names they must be is the serving bundle's to check (a reload may change them).
+ */
+function checkNamed(ctx: Issues, v: Record<string, unknown>, path: Path): boolean {
+  for (const key of Object.keys(v)) if (refuse(ctx, v[key], FEATURES, [...path, key])) return true;
+  return false;
+}
+
+/** Checks an array of between min and max bounded numbers, in one loop. */
+function checkNumbers(ctx: Issues, v: unknown[], items: Bounds, minItems: number, maxItems: number, path: Path = []): void {
+  if (v.length < minItems || v.length > maxItems) {
+    ctx.issues.push({ code: "custom", message: `expected ${sizeText(minItems, maxItems)} numbers, got ${v.length}`, input: v, path });
+    return;
+  }
+  for (let i = 0; i < v.length; i++) if (refuse(ctx, v[i], items, [...path, i])) return;
+}
+
+/** How /openapi.json shows an array of bounded numbers. */
+const numbersDoc = (items: Bounds, minItems: number, maxItems: number, description: string) => ({
+  type: "array",
+  minItems,
+  maxItems,
+  items: { type: "number", ...items },
+  description,
+});
+
 /**
  * An array of bounded numbers, checked in one loop. Per-element zod schemas cost about a
  * quarter of a microsecond a number, which was most of a 1,000-row batch's overhead; the
  * JSON Schema (for /openapi.json) is stated alongside, and errors still name the index.
  */
 function numbers(items: Bounds, minItems: number, maxItems: number, description: string) {
-  const size = sizeText(minItems, maxItems);
   return z
-    .custom<number[]>((v) => Array.isArray(v), { message: `expected an array of ${size} numbers` })
-    .check((ctx) => {
-      const v = ctx.value;
-      if (v.length < minItems || v.length > maxItems) {
-        ctx.issues.push({ code: "custom", message: `expected ${size} numbers, got ${v.length}`, input: v });
-        return;
-      }
-      for (let i = 0; i < v.length; i++) if (refuse(ctx, v[i], items, [i])) return;
-    })
-    .meta({ type: "array", minItems, maxItems, items: { type: "number", ...items }, description });
+    .custom<number[]>((v) => Array.isArray(v), { message: `expected an array of ${sizeText(minItems, maxItems)} numbers` })
+    .check((ctx) => checkNumbers(ctx, ctx.value, items, minItems, maxItems))
+    .meta(numbersDoc(items, minItems, maxItems, description));
 }
 
-/** An array of per-day rows, each exactly `perRow` bounded numbers (one per channel); checked like numbers(). */
-function dayRows(items: Bounds, perRow: number, minDays: number, maxDays: number, description: string) {
-  const size = sizeText(minDays, maxDays);
+/** How /openapi.json shows named features: every name, each once. */
+const namedDoc = (names: readonly string[], description: string) => ({
+  type: "object",
+  properties: Object.fromEntries(names.map((name) => [name, { type: "number", ...FEATURES }])),
+  required: [...names],
+  additionalProperties: false,
+  description,
+});
+
+/**
+ * One feature vector: `width` bounded numbers, or named features (an object of bounded numbers
+ * keyed by name, for a bundle of named features: the handler maps them to the vector). Both
+ * validate whatever the bundle, so a bundle of the other kind answers why it takes neither;
+ * /openapi.json documents the object only when the bundle at start takes it (`names`).
+ */
+function featureVector(width: number, names: readonly string[] | undefined, description: string) {
+  const vector = numbersDoc(FEATURES, width, width, description);
+  const message = `expected an array of exactly ${width} numbers${names ? " or an object keyed by feature name" : ""}`;
   return z
-    .custom<number[][]>((v) => Array.isArray(v), { message: `expected an array of ${size} rows of ${perRow} numbers` })
-    .check((ctx) => {
-      const v = ctx.value;
-      if (v.length < minDays || v.length > maxDays) {
-        ctx.issues.push({ code: "custom", message: `expected ${size} rows, got ${v.length}`, input: v });
-        return;
-      }
-      for (let i = 0; i < v.length; i++) {
-        const row: unknown = v[i];
-        if (!Array.isArray(row) || row.length !== perRow) {
-          ctx.issues.push({ code: "custom", message: `expected a row of exactly ${perRow} numbers`, input: row, path: [i] });
-          return;
-        }
-        for (let c = 0; c < perRow; c++) if (refuse(ctx, row[c], items, [i, c])) return;
-      }
+    .custom<number[] | NamedValues>((v) => Array.isArray(v) || isNamedValues(v), { message })
+    .check((ctx) => void (Array.isArray(ctx.value) ? checkNumbers(ctx, ctx.value, FEATURES, width, width) : checkNamed(ctx, ctx.value, [])))
+    .meta(names ? { oneOf: [vector, namedDoc(names, `the ${names.length} features keyed by name, each exactly once`)] } : vector);
+}
+
+/** Checks an array of per-day rows, each exactly `perRow` bounded numbers (one per channel), like checkNumbers. */
+function checkRows(ctx: Issues, v: unknown[], items: Bounds, perRow: number, minDays: number, maxDays: number): void {
+  if (v.length < minDays || v.length > maxDays) {
+    ctx.issues.push({ code: "custom", message: `expected ${sizeText(minDays, maxDays)} rows, got ${v.length}`, input: v });
+    return;
+  }
+  for (let i = 0; i < v.length; i++) {
+    const row: unknown = v[i];
+    if (!Array.isArray(row) || row.length !== perRow) {
+      ctx.issues.push({ code: "custom", message: `expected a row of exactly ${perRow} numbers`, input: row, path: [i] });
+      return;
+    }
+    for (let c = 0; c < perRow; c++) if (refuse(ctx, row[c], items, [i, c])) return;
+  }
+}
+
+/** Checks a stream's named features: between min and max objects, one per time step. */
+function checkSteps(ctx: Issues, v: unknown[], minSteps: number, maxSteps: number): void {
+  if (v.length < minSteps || v.length > maxSteps) {
+    ctx.issues.push({ code: "custom", message: `expected ${sizeText(minSteps, maxSteps)} objects of named features, got ${v.length}`, input: v });
+    return;
+  }
+  for (let i = 0; i < v.length; i++) {
+    const step = v[i];
+    if (!isNamedValues(step)) {
+      ctx.issues.push({ code: "custom", message: "expected an object of named features, as the first one is", input: step, path: [i] });
+      return;
+    }
+    if (checkNamed(ctx, step, [i])) return;
+  }
+}
+
+/**
+ * A stream's features: a series of per-day values (plain numbers for one channel, else one row
+ * of a value per channel), or, for named features, one object keyed by name per time step
+ * (told apart by the first element).
+ */
+function streamSeries(shape: FeatureShape, maxLength: number) {
+  const multi = shape.channels > 1;
+  const series = multi ? `rows of ${shape.channels} numbers` : "numbers";
+  return z
+    .custom<number[] | number[][] | NamedValues[]>((v) => Array.isArray(v), {
+      message: `expected an array of ${sizeText(shape.window, maxLength)} ${series}${shape.names ? ", or of objects of named features" : ""}`,
     })
-    .meta({
-      type: "array",
-      minItems: minDays,
-      maxItems: maxDays,
-      items: { type: "array", minItems: perRow, maxItems: perRow, items: { type: "number", ...items } },
-      description,
+    .check((ctx) => {
+      const v = ctx.value as unknown[];
+      if (isNamedValues(v[0])) checkSteps(ctx, v, 1, maxLength);
+      else if (multi) checkRows(ctx, v, FEATURES, shape.channels, shape.window, maxLength);
+      else checkNumbers(ctx, v, FEATURES, shape.window, maxLength);
     });
 }
 
-// The guide's example vector; a wider bundle's examples repeat it.
 const GUIDE = [0.1, 0.2, -0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0];
 const GUIDE_NEXT = [0.2, 0.3, -0.2, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.1];
 const repeated = (values: readonly number[], n: number) => Array.from({ length: n }, (_, i) => values[i % values.length]!);
@@ -195,10 +286,15 @@ const rateLimited = (units: string) => errorResponse(`the caller's ${units} for 
 
 /** What the prediction routes answer besides their result; the auth plugin adds 401 and 403 when they require credentials. */
 export const predictErrors = {
-  400: errorResponse("malformed JSON (invalid_json), or a field missing, unknown or out of its bounds (validation_error): `fields` names each"),
+  400: errorResponse(
+    "malformed JSON (invalid_json), or a field missing, unknown or out of its bounds, or named features missing or unknown (validation_error): `fields` names each; " +
+      "prices to a bundle of named features (features_required), or named features to a bundle that computes its features from prices (named_features_unsupported)",
+  ),
   413: errorResponse("the body is larger than BODY_LIMIT bytes (payload_too_large)"),
   415: errorResponse("the body is not application/json (unsupported_media_type)"),
-  422: errorResponse("the model produced a non-finite value for these inputs (non_finite_prediction)"),
+  422: errorResponse(
+    "the model produced a non-finite value for these inputs (non_finite_prediction), or confidence was asked of a model imported without calibration data (no_intervals)",
+  ),
   429: rateLimited("rows"),
   503: errorResponse(
     "unavailable (no bundle, or the model is not loaded), or overloaded: more than MAX_QUEUED_ROWS rows would be queued " +
@@ -232,45 +328,54 @@ export const authErrors = {
   refused: errorResponse("the API requires credentials and METRICS_API_KEY is not set: /metrics is served to no one on this port (forbidden)"),
 };
 
-export function apiSchemas(limits: Limits, shape: FeatureShape, defaultModel: (typeof MODEL_TYPES)[number] = "ensemble") {
+
+/** A field as /openapi.json shows it, for a documented branch whose validation is the request's own. */
+const documentedAs = (json: Record<string, unknown>) => z.custom<unknown>(() => true).meta(json);
+
+/**
+ * The prediction routes' schemas for the bundle at start. `intervals`: whether its models give
+ * conformal intervals (an imported bundle without calibration data gives none: the document
+ * then shows return_confidence as false only, and true is answered 422 no_intervals).
+ */
+export function apiSchemas(limits: Limits, shape: FeatureShape, defaultModel: (typeof MODEL_TYPES)[number] = "ensemble", intervals = true) {
   const modelType = z.enum(MODEL_TYPES).default(defaultModel).meta({ description: `which model answers (default ${defaultModel})` });
   const width = featureWidth(shape);
-  const layout =
-    shape.channels === 1
+  const { names } = shape;
+  const layout = names
+    ? `${width} values, the named features in order`
+    : shape.channels === 1
       ? `${shape.window} values, its last ${shape.window} days oldest first`
       : `${width} values: ${shape.window} days of each of ${shape.channels} channels (GET /models: features.channels), channel after channel, each oldest first`;
-  const vector = (description: string) => numbers(FEATURES, width, width, `${description}: ${layout} (GET /models: features.names)`);
+  const vectorText = (description: string) => `${description}: ${layout} (GET /models: features.names)`;
   const example = repeated(GUIDE, width);
-  // A stream's per-day values: plain numbers for one channel (as the API always took), else one row per day.
-  const multi = shape.channels > 1;
-  const streamFeatures = multi
-    ? dayRows(
-        FEATURES,
-        shape.channels,
-        shape.window,
-        limits.maxStreamLength,
-        `the bundle's per-day channel values, one row per day, oldest first, each row one value per channel in the order of GET /models features.channels; ` +
-          "each window of window_size days is one feature vector",
-      )
-    : numbers(
-        FEATURES,
-        shape.window,
-        limits.maxStreamLength,
-        "a series of the bundle's per-day feature values; each window of window_size values is one feature vector",
-      );
-  const streamExample = multi ? Array.from({ length: shape.window }, (_, d) => repeated(GUIDE.slice(d), shape.channels)) : GUIDE;
-  const options = { model_type: modelType, return_confidence: z.boolean().default(false) };
-  const predictRequest = featuresOrPrices(
+  const named = (values: readonly number[]) => Object.fromEntries(names!.map((name, i) => [name, values[i % values.length]!]));
+  const returnConfidence = z
+    .boolean()
+    .default(false)
+    .meta(
+      intervals
+        ? { description: "add the conformal interval (calibrated out of sample) to each prediction" }
+        : { enum: [false], description: "this bundle was imported without calibration data: it gives no intervals (true: 422 no_intervals)" },
+    );
+  const options = { model_type: modelType, return_confidence: returnConfidence };
+  const namedText = names && `the bundle's ${names.length} features keyed by name, each exactly once: ${names.slice(0, 20).join(", ")}${names.length > 20 ? ", …" : ""}`;
+  // Validated whatever the bundle at start (a reload may bring the other kind, which then says why it takes neither).
+  const prices = (minItems: number, maxItems: number, description: string) => numbers(PRICES, minItems, maxItems, description);
+  const anyFeatures = featureVector(width, names, vectorText("the bundle's feature vector"));
+
+  const predictRequest = oneOfRequest(
     "Predict",
-    {
-      features: vector("the bundle's feature vector"),
-      prices: numbers(PRICES, shape.minPrices, MAX_PRICES, "daily closing prices, oldest first; the server computes the causal wavelet features of the last day"),
-      common: options,
-    },
-    {
-      features: { features: example, model_type: defaultModel },
-      prices: { prices: closes(shape.minPrices), model_type: defaultModel, return_confidence: true },
-    },
+    { features: anyFeatures.optional(), prices: prices(shape.minPrices ?? 1, MAX_PRICES, "daily closing prices").optional(), ...options },
+    [
+      { id: "FeaturesRequest", fields: { features: numbers(FEATURES, width, width, vectorText("the bundle's feature vector")), ...options }, example: { features: example, model_type: defaultModel } },
+      names
+        ? { id: "NamedFeaturesRequest", fields: { features: documentedAs(namedDoc(names, namedText!)), ...options }, example: { features: named(GUIDE), model_type: defaultModel } }
+        : {
+            id: "PricesRequest",
+            fields: { prices: prices(shape.minPrices!, MAX_PRICES, "daily closing prices, oldest first; the server computes the causal wavelet features of the last day"), ...options },
+            example: { prices: closes(shape.minPrices!), model_type: defaultModel, return_confidence: intervals },
+          },
+    ],
   );
 
   const predictResponse = z
@@ -280,24 +385,24 @@ export function apiSchemas(limits: Limits, shape: FeatureShape, defaultModel: (t
       bundle: bundleRef,
       target,
       confidence: interval.optional(),
-      input: z.enum(["features", "prices"]),
+      input: z.enum(["features", "prices"]).meta({ description: "what the prediction was made from: features (a vector, or named) or prices" }),
       cached: z.boolean().meta({ description: "answered from this client's own earlier request (the cache is per API key, token subject or address)" }),
     })
     .meta({ id: "PredictResponse" });
 
   const batchRequest = z
     .object({
-      samples: z.array(vector("one feature vector")).min(1).max(limits.maxBatchSamples),
+      samples: z.array(featureVector(width, names, vectorText("one feature vector"))).min(1).max(limits.maxBatchSamples),
       model_type: modelType,
-      return_confidence: z.boolean().default(false),
+      return_confidence: returnConfidence,
     })
     .strict()
     .meta({
       id: "BatchRequest",
       example: {
-        samples: [example, repeated(GUIDE_NEXT, width)],
+        samples: [example, names ? named(GUIDE_NEXT) : repeated(GUIDE_NEXT, width)],
         model_type: defaultModel,
-        return_confidence: true,
+        return_confidence: intervals,
       },
     });
 
@@ -315,31 +420,72 @@ export function apiSchemas(limits: Limits, shape: FeatureShape, defaultModel: (t
     })
     .meta({ id: "BatchResponse" });
 
-  const windowSize = z
-    .number()
-    .int()
-    .min(shape.window)
-    .max(limits.maxStreamLength)
-    .optional()
-    .meta({
-      description:
-        `days per window, at least the bundle's window (${shape.window}, the default). One prediction per window of ` +
-        `window_size consecutive days of features (${multi ? "rows" : "values"}; with prices: per day that has window_size days of features ` +
-        `behind it); the model sees the window's last ${shape.window} days${multi ? " of each channel" : ""}, so a larger window_size only starts the ` +
-        "predictions later: with features, prediction `index` i is for the window features[i .. i+window_size-1], " +
-        "i.e. for the day of features[i+window_size-1]. A window_size longer than the series gives no predictions, " +
-        "only the done line (count 0).",
-    });
-  const streamRequest = featuresOrPrices(
+  // A stream's per-day values: plain numbers for one channel (as the API always took), else one row per day.
+  const multi = shape.channels > 1;
+  const windowSize = (min: number, description: string) => z.number().int().min(min).max(limits.maxStreamLength).optional().meta({ description });
+  const seriesWindow = windowSize(
+    shape.window,
+    `${names ? "values" : "days"} per window, at least the bundle's window (${shape.window}, the default). One prediction per window of ` +
+      `window_size consecutive ${names ? "values" : `days of features (${multi ? "rows" : "values"}; with prices: per day that has window_size days of features behind it)`}; ` +
+      `the model sees the window's last ${shape.window} ${names ? "values as its feature vector" : `days${multi ? " of each channel" : ""}`}, so a larger window_size only starts the ` +
+      "predictions later: with features, prediction `index` i is for the window features[i .. i+window_size-1], " +
+      "i.e. for the day of features[i+window_size-1]. A window_size longer than the series gives no predictions, " +
+      "only the done line (count 0).",
+  );
+  const series = multi
+    ? documentedAs({
+        type: "array",
+        minItems: shape.window,
+        maxItems: limits.maxStreamLength,
+        items: { type: "array", minItems: shape.channels, maxItems: shape.channels, items: { type: "number", ...FEATURES } },
+        description:
+          `the bundle's per-day channel values, one row per day, oldest first, each row one value per channel in the order of GET /models features.channels; ` +
+          "each window of window_size days is one feature vector",
+      })
+    : numbers(
+        FEATURES,
+        shape.window,
+        limits.maxStreamLength,
+        names
+          ? "a series of values; each window of window_size values ends in one feature vector, its last values in the order of GET /models features.names"
+          : "a series of the bundle's per-day feature values; each window of window_size values is one feature vector",
+      );
+  const seriesExample = multi ? Array.from({ length: shape.window }, (_, d) => repeated(GUIDE.slice(d), shape.channels)) : repeated(GUIDE, shape.window);
+  const streamRequest = oneOfRequest(
     "Stream",
     {
-      features: streamFeatures,
-      prices: numbers(PRICES, shape.minPrices, limits.maxStreamLength, "daily closes; one prediction per day that has enough history"),
-      common: { window_size: windowSize, ...options },
+      features: streamSeries(shape, limits.maxStreamLength).optional(),
+      prices: prices(shape.minPrices ?? 1, limits.maxStreamLength, "daily closes").optional(),
+      window_size: windowSize(1, "days, values or time steps per window"),
+      ...options,
     },
-    {
-      features: { features: streamExample, window_size: shape.window, model_type: defaultModel },
-      prices: { prices: closes(shape.minPrices + 4), model_type: defaultModel },
+    [
+      { id: "FeaturesRequest", fields: { features: series, window_size: seriesWindow, ...options }, example: { features: seriesExample, window_size: shape.window, model_type: defaultModel } },
+      names
+        ? {
+            id: "NamedFeaturesRequest",
+            fields: {
+              features: documentedAs({ type: "array", minItems: 1, maxItems: limits.maxStreamLength, items: namedDoc(names, namedText!), description: "one object of named features per time step, oldest first" }),
+              window_size: windowSize(
+                1,
+                "time steps per window (default 1): one prediction per window of window_size consecutive objects, from the window's last object, " +
+                  "so a larger window_size only starts the predictions later (prediction `index` i is for features[i+window_size-1])",
+              ),
+              ...options,
+            },
+            example: { features: [named(GUIDE), named(GUIDE_NEXT)], model_type: defaultModel },
+          }
+        : {
+            id: "PricesRequest",
+            fields: { prices: prices(shape.minPrices!, limits.maxStreamLength, "daily closes; one prediction per day that has enough history"), window_size: seriesWindow, ...options },
+            example: { prices: closes(shape.minPrices! + 4), model_type: defaultModel },
+          },
+    ],
+    (body, ctx) => {
+      const steps = Array.isArray(body.features) && isNamedValues(body.features[0]);
+      if (!steps && body.window_size !== undefined && body.window_size < shape.window) {
+        ctx.addIssue({ code: "custom", message: `must be at least the bundle's window (${shape.window})`, path: ["window_size"] });
+      }
     },
   );
 
@@ -404,9 +550,11 @@ export const modelsResponse = z
   .object({
     bundle: bundleRef.extend({ created: z.string(), description: z.string().optional() }),
     target: z.record(z.string(), z.unknown()),
-    features: z.object({
-      names: z.array(z.string()),
-      window: z.number().meta({ description: "days of lags per channel; a feature vector has window × channels values" }),
+    features: z.union([
+      z.object({
+        kind: z.literal("computed").meta({ description: "the server computes the features from prices (or takes the vector)" }),
+        names: z.array(z.string()),
+        window: z.number().meta({ description: "days of lags per channel; a feature vector has window × channels values" }),
       channels: z.array(z.string()).meta({ description: "the per-day channels, in feature-vector order" }),
       min_prices: z.number(),
       series: z.string().meta({ description: "what the denoised channel (dn_ret / dn_sq) denoises" }),
@@ -415,7 +563,13 @@ export const modelsResponse = z
         .object({ kind: z.string(), omega: z.number(), alpha: z.number(), gamma: z.number(), beta: z.number(), trailing: z.number(), horizon: z.number() })
         .optional()
         .meta({ description: "the gjr_vol channel's GJR-GARCH(1,1,1) parameters (fit on the training window), returns per recursion and forecast days" }),
-    }),
+      }),
+      z.object({
+        kind: z.literal("named").meta({ description: "an imported bundle: the caller sends the features, as the vector or keyed by name" }),
+        names: z.array(z.string()).meta({ description: "the features in vector order: a vector's values in this order, or an object keyed by these names" }),
+        sequence_length: z.number().meta({ description: "time steps a sequence model reads the vector as (names.length / sequence_length features each, oldest first)" }),
+      }),
+    ]),
     default_model: z.string(),
     models: z.array(
       z.object({
@@ -425,7 +579,7 @@ export const modelsResponse = z
         precision: z.string(),
         status: z.enum(["loaded", "loading", "not_loaded", "not_configured"]),
         load_seconds: z.number().optional(),
-        confidence_level: z.number(),
+        confidence_level: z.number().optional().meta({ description: "its intervals' coverage; absent when it gives none (imported without calibration data)" }),
         metrics: z.record(z.string(), z.number()).optional(),
       }),
     ),
@@ -437,11 +591,18 @@ export const goldenResponse = z
   .object({
     bundle: bundleRef,
     cases: z.array(
-      z.object({
-        name: z.string(),
-        prices: z.array(z.number()),
-        expected: z.record(z.string(), z.number()).meta({ description: "per served model, the prediction for the last day (POST /predict with these prices)" }),
-      }),
+      z.union([
+        z.object({
+          name: z.string(),
+          prices: z.array(z.number()),
+          expected: z.record(z.string(), z.number()).meta({ description: "per served model, the prediction for the last day (POST /predict with these prices)" }),
+        }),
+        z.object({
+          name: z.string(),
+          features: z.array(z.number()),
+          expected: z.record(z.string(), z.number()).meta({ description: "per served model, the original framework's prediction (POST /predict with these features)" }),
+        }),
+      ]),
     ),
   })
   .meta({ id: "Golden" });

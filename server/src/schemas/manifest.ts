@@ -1,10 +1,12 @@
 import { z } from "zod";
-import { featureParams, parseChannel } from "../features/channels.js";
+import { minPrices, parseChannel } from "./channels.js";
 
 /**
  * The model bundle's manifest.json (DESIGN §3), as written by models/src/wavelet_pipeline/
  * bundle.py. Only what the server relies on is strict; the evaluation report and other
- * documentation fields pass through untouched.
+ * documentation fields (an imported bundle's `source` among them) pass through untouched.
+ * Two kinds of bundle: computed features (ours: the server computes them from prices) and
+ * named features (imported from a user's own models: the caller sends them).
  */
 
 const tensor = z.object({
@@ -39,7 +41,8 @@ export const modelEntrySchema = z.looseObject({
   precision: z.enum(["float32", "int8-static"]),
   inputs: z.array(tensor).length(1),
   outputs: z.array(tensor).length(1),
-  calibration: calibrationSchema,
+  /** Absent in an imported bundle calibrated on no data: that model gives no intervals. */
+  calibration: calibrationSchema.optional(),
 });
 
 const filters = z
@@ -83,6 +86,7 @@ const denoisedChannel = { log_return_pct: "dn_ret", squared_return_pct: "dn_sq" 
 
 export const featureSpecSchema = z
   .looseObject({
+    kind: z.literal("computed").optional(),
     series: z.enum(["log_return_pct", "squared_return_pct"]),
     window: count,
     trailing: count,
@@ -123,9 +127,32 @@ export const featureSpecSchema = z
       fail("features.names must be <channel>_lag<k>, k = window−1 .. 0, channel after channel in features.channels order");
     }
     if (failed) return; // min_prices is only defined for a consistent spec
-    const { minPrices } = featureParams(f);
-    if (f.min_prices !== minPrices) fail(`features.min_prices must be window + the longest channel history (${minPrices})`);
+    const needed = minPrices(f);
+    if (f.min_prices !== needed) fail(`features.min_prices must be window + the longest channel history (${needed})`);
   });
+
+/**
+ * An imported bundle's features: the caller sends them, as the flat vector in `names` order
+ * or keyed by name. `sequence_length` L says how a sequence model reads the vector (L time
+ * steps of names.length / L features); the server always takes the flat vector.
+ */
+export const namedFeatureSpecSchema = z
+  .looseObject({
+    kind: z.literal("named"),
+    names: z.array(z.string().min(1)).min(1),
+    sequence_length: count,
+  })
+  .superRefine((f, ctx) => {
+    const seen = new Set<string>();
+    const repeated = f.names.filter((name) => seen.size === seen.add(name).size);
+    if (repeated.length) ctx.addIssue({ code: "custom", message: `features.names must be unique: ${[...new Set(repeated)].slice(0, 5).join(", ")} repeated`, path: ["names"] });
+    if (f.names.length % f.sequence_length !== 0) {
+      ctx.addIssue({ code: "custom", message: `features.sequence_length (${f.sequence_length}) must divide the ${f.names.length} names`, path: ["sequence_length"] });
+    }
+  });
+
+/** Computed features when `kind` is absent or "computed", named features when it is "named". */
+const featuresSchema = z.discriminatedUnion("kind", [featureSpecSchema, namedFeatureSpecSchema]);
 
 export const manifestSchema = z.looseObject({
   schema_version: z.literal(1),
@@ -139,30 +166,52 @@ export const manifestSchema = z.looseObject({
     units: z.string(),
     link: z.enum(["identity", "log"]),
   }),
-  features: featureSpecSchema,
+  features: featuresSchema,
   default_model: z.string(),
   models: z.record(z.string(), modelEntrySchema),
-  conformal: z.looseObject({ level: z.number(), lower_bound_zero: z.boolean() }),
-  target_range: z.looseObject({ min: z.number(), max: z.number() }),
-  /** Each feature's range over the training rows (the input-drift metric); absent in older bundles. */
+  /** `available: false` (and `why`) when the bundle gives no intervals (imported without calibration data). */
+  conformal: z.looseObject({ level: z.number(), lower_bound_zero: z.boolean(), available: z.boolean().optional(), why: z.string().optional() }),
+  /** The training targets' range (the out-of-range metric); an imported bundle has it only when calibrated. */
+  target_range: z.looseObject({ min: z.number(), max: z.number() }).optional(),
+  /** Each feature's range over the training rows (the input-drift metric); absent in older and uncalibrated imported bundles. */
   feature_range: z.looseObject({ min: z.array(z.number()), max: z.array(z.number()) }).optional(),
   files: bundleFiles,
-}).refine(
-  (m) => !m.feature_range || (m.feature_range.min.length === m.features.names.length && m.feature_range.max.length === m.features.names.length),
-  { message: "feature_range.min and .max must have one entry per feature", path: ["feature_range"] },
-);
+})
+  .refine(
+    (m) => !m.feature_range || (m.feature_range.min.length === m.features.names.length && m.feature_range.max.length === m.features.names.length),
+    { message: "feature_range.min and .max must have one entry per feature", path: ["feature_range"] },
+  )
+  // Our own bundles are always calibrated: their intervals and input-drift bounds rely on it.
+  .superRefine((m, ctx) => {
+    if (m.features.kind === "named") return;
+    if (!m.target_range) ctx.addIssue({ code: "custom", message: "a bundle that computes its features needs target_range", path: ["target_range"] });
+    for (const [name, entry] of Object.entries(m.models)) {
+      if (!entry.calibration) ctx.addIssue({ code: "custom", message: "a bundle that computes its features needs every model's calibration", path: ["models", name, "calibration"] });
+    }
+  });
 
 export type Manifest = z.infer<typeof manifestSchema>;
 export type ModelEntry = z.infer<typeof modelEntrySchema>;
+/** The features of a bundle that computes them from prices (ours). */
 export type FeatureSpec = z.infer<typeof featureSpecSchema>;
+/** The features of an imported bundle, sent by the caller. */
+export type NamedFeatureSpec = z.infer<typeof namedFeatureSpecSchema>;
+export type Features = Manifest["features"];
 
-/** vectors/parity.json: the pipeline's reference cases, raw prices to each model's predictions. */
+export const isNamed = (features: Features): features is NamedFeatureSpec => features.kind === "named";
+
+const predictions = z.record(z.string(), z.array(z.number()));
+
+/**
+ * vectors/parity.json: the pipeline's reference cases. A computed bundle's go from raw prices to
+ * each model's predictions; an imported bundle's from feature rows to the original framework's
+ * predictions (`predictions`) and ONNX Runtime's on the exported graphs (`onnx_predictions`).
+ */
 export const paritySchema = z.looseObject({
   cases: z.array(
-    z.looseObject({
-      name: z.string(),
-      prices: z.array(z.number()),
-      predictions: z.record(z.string(), z.array(z.number())),
-    }),
+    z.union([
+      z.object({ name: z.string(), prices: z.array(z.number()), predictions }),
+      z.object({ name: z.string(), features: z.array(z.array(z.number())), predictions, onnx_predictions: predictions.optional() }),
+    ]),
   ),
 });
