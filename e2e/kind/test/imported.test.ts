@@ -6,7 +6,8 @@ import { recordResult } from "./results.js";
  * Scenario 9: bring your own models. A guide user's own models (XGBoost, an LSTM and a
  * Transformer as state dicts, a TorchScript GRU, ensemble weights: scripts/imported-bundles.sh)
  * imported into a bundle image, 1.0.0, served by a WaveletModel; then 1.1.0 (the same models
- * retrained) rolls out blue-green under load, every request keyed by feature name.
+ * retrained) rolls out blue-green under load, every request keyed by feature name, after the
+ * operator's analysis sent the new bundle's golden feature vectors to its preview.
  */
 
 const RATE = 100;
@@ -15,7 +16,8 @@ describe("9. an imported bundle rolls to its next version", () => {
   it(`1.0.0 → 1.1.0 under ${RATE} requests/s keyed by feature name, with no failed request`, async () => {
     const { "1.0.0": first, "1.1.0": next } = inject("imported");
     const image = (b: typeof first) => ({ builtin: null, image: b.image, path: "/bundle", digest: b.digest, version: b.version });
-    const spec = { ...builtinSpec(), bundle: image(first) };
+    const rollout = { scaleDownDelaySeconds: 10, progressDeadlineSeconds: 300, analysis: { enabled: true, requests: 20, maxP99LatencyMs: 5000 } };
+    const spec = { ...builtinSpec({ rollout }), bundle: image(first) };
     const { k, namespace, wm, oldColor, url } = await servedModel("e2e-imported", "byom", spec);
     const watch = await new SwitchWatch(k, namespace, "byom").start();
 
@@ -39,6 +41,8 @@ describe("9. an imported bundle rolls to its next version", () => {
       return { status: res.status, body: (await res.json()) as { prediction: number; bundle: { digest: string; version: string } } };
     };
     const [byName, byVector] = [await ask(named), await ask(row)];
+    const events = await k.core.listNamespacedEvent({ namespace, fieldSelector: "involvedObject.name=byom,involvedObject.kind=WaveletModel" });
+    const analysis = events.items.find((e) => e.reason === "AnalysisPassed")?.message;
 
     recordResult({
       scenario: `9. imported bundle 1.0.0 → 1.1.0 (${RATE}/s, features by name)`,
@@ -46,9 +50,10 @@ describe("9. an imported bundle rolls to its next version", () => {
       failed: summary.failed,
       switchSeconds: seconds(switchedAt - changed),
       readySeconds: seconds(readyAt - changed),
-      notes: `${first.names.length} named features; ensemble of xgboost, lstm, transformer; p99 ${summary.p99} ms`,
+      notes: `${first.names.length} named features; ensemble of xgboost, lstm, transformer; p99 ${summary.p99} ms; analysis: ${analysis ?? "no AnalysisPassed event"}`,
     });
     expectNoFailures(summary, { "the change": changed, "the switch": switchedAt });
+    expect(analysis).toMatch(/20 golden requests answered as recorded/);
     expect(after.status?.activeBundle?.digest).toBe(next.digest);
     expect(Object.keys(summary.byDigest).sort()).toEqual([first.digest, next.digest].sort());
     expect(summary.byDigest[next.digest]!.first).toBeGreaterThanOrEqual(switchedAt - 200);
