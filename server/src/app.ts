@@ -4,7 +4,7 @@ import Fastify, { type FastifyInstance, type FastifyServerOptions } from "fastif
 import { validatorCompiler } from "fastify-type-provider-zod";
 import type { Redis } from "ioredis";
 import type { RemoteCharge } from "./buckets.js";
-import type { Config } from "./config.js";
+import { type Config, defaultModel, MODEL_TYPES } from "./config.js";
 import { Predictor } from "./inference/predictor.js";
 import { DigestMismatch, ModelRegistry } from "./inference/registry.js";
 import { Scheduler } from "./inference/scheduler.js";
@@ -14,7 +14,7 @@ import { authPlugin, securitySchemes } from "./plugins/auth.js";
 import { PredictionCache } from "./plugins/cache.js";
 import { docsPlugin } from "./plugins/docs.js";
 import { errorsPlugin } from "./plugins/errors.js";
-import { createMetrics, type Metrics, metricsPlugin } from "./plugins/metrics.js";
+import { countModels, createMetrics, type Metrics, metricsPlugin } from "./plugins/metrics.js";
 import { rateLimitPlugin } from "./plugins/rateLimit.js";
 import { securityHeadersPlugin } from "./plugins/securityHeaders.js";
 import { RedisGuard, connectRedis } from "./plugins/redis.js";
@@ -95,7 +95,7 @@ export async function buildApp(opts: BuildOptions): Promise<FastifyInstance> {
   // the hot path would cost more than the model run. The schemas still document them.
   app.setSerializerCompiler(() => (data) => JSON.stringify(data));
 
-  const metrics = createMetrics({ ready: () => !shuttingDown && registry.readiness().ready, limits: opts.limits ?? containerLimits(), models: config.MODELS });
+  const metrics = createMetrics({ ready: () => !shuttingDown && registry.readiness().ready, limits: opts.limits ?? containerLimits() });
   const redis = config.REDIS_URL ? connectRedis(config.REDIS_URL, app.log, metrics) : undefined;
   const redisGuard = redis && new RedisGuard(redis, { timeoutMs: config.REDIS_TIMEOUT_MS, threshold: config.REDIS_BREAKER_THRESHOLD, cooldownMs: config.REDIS_BREAKER_COOLDOWN_MS }, metrics, app.log);
   let shuttingDown = false;
@@ -115,6 +115,8 @@ export async function buildApp(opts: BuildOptions): Promise<FastifyInstance> {
       quantized: config.QUANTIZED,
       onLoad: (model, seconds) => metrics.loadSeconds.set({ model }, seconds),
     },
+    // With no bundle at start, the API is published for the guide's models (and DEFAULT_MODEL).
+    fallbackModels: [...new Set([...MODEL_TYPES, ...(config.DEFAULT_MODEL ? [config.DEFAULT_MODEL] : [])])],
     loading: config.MODEL_LOADING,
     runner: {
       scheduler,
@@ -138,6 +140,11 @@ export async function buildApp(opts: BuildOptions): Promise<FastifyInstance> {
       metrics.digestMismatch.set(error instanceof DigestMismatch ? 1 : 0);
     },
     accept: (bundle) => {
+      // MODELS unset, at start: the bundle's models are served, DEFAULT_MODEL must be one.
+      const wanted = config.DEFAULT_MODEL;
+      if (!shape && wanted && !bundle.isConfigured(wanted)) {
+        return `bundle ${bundle.name} has no model ${wanted} (it holds ${bundle.options.models.join(", ")}), which DEFAULT_MODEL names`;
+      }
       const offered = featureShape(bundle.manifest.features);
       return shape && !servesShape(shape, offered)
         ? `bundle ${bundle.name} takes ${describeShape(offered)}, ` +
@@ -158,6 +165,11 @@ export async function buildApp(opts: BuildOptions): Promise<FastifyInstance> {
   await registry.start();
   const first = registry.serving?.bundle;
   shape = first ? featureShape(first.manifest.features) : DEFAULT_SHAPE;
+  // Fixed for the process's lifetime, as the API it publishes and the metrics' labels.
+  const models = registry.models;
+  countModels(metrics, models);
+  // model_type takes the models served; with MODELS set, the guide's too (one not loaded answers 503, as the guide shows).
+  const modelTypes = config.MODELS ? [...new Set([...MODEL_TYPES, ...models])] : models;
 
   await app.register(errorsPlugin);
   await app.register(metricsPlugin, { metrics });
@@ -190,8 +202,9 @@ export async function buildApp(opts: BuildOptions): Promise<FastifyInstance> {
     limits: { maxBatchSamples: config.MAX_BATCH_SAMPLES, maxStreamLength: config.MAX_STREAM_LENGTH },
     streams: { max: config.MAX_STREAMS, chunkRows: config.MICRO_BATCH_MAX, stallMs: config.STREAM_STALL_TIMEOUT_MS, idleMs: config.STREAM_IDLE_TIMEOUT_MS },
     shape,
-    defaultModel: config.DEFAULT_MODEL,
-    intervals: first ? config.MODELS.every((model) => first.entry(model).calibration) : true,
+    modelTypes,
+    defaultModel: config.DEFAULT_MODEL ?? defaultModel(models, first?.manifest.default_model),
+    intervals: first ? models.every((model) => first.entry(model).calibration) : true,
   });
   await app.register(healthRoutes, {
     registry,

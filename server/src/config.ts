@@ -11,7 +11,14 @@ import { trustsEveryone } from "./proxies.js";
 
 // server/src (or server/dist) → repository root → models/, whose bundles/ holds the defaults.
 export const DEFAULT_MODEL_DIR = resolve(dirname(fileURLToPath(import.meta.url)), "../../models");
+/** The deployment guide's models: served when MODELS is unset and no bundle could be read at start. */
 export const MODEL_TYPES = ["xgboost", "lstm", "transformer", "ensemble"] as const;
+/** A model's name as MODELS, the API's model_type and the metrics' model label take it. */
+export const MODEL_NAME = /^[a-z][a-z0-9_]{0,31}$/;
+const modelName = z
+  .string()
+  .regex(MODEL_NAME, "expected model names: a lower-case letter, then up to 31 lower-case letters, digits or _")
+  .refine((v) => !v.endsWith("_int8"), "an _int8 variant is served under its model's name, with QUANTIZED=true");
 
 const bool = z
   .string()
@@ -75,8 +82,9 @@ const configFields = z.object({
     .regex(/^[\w.-]+$/, "expected a bundle directory name (letters, digits, . _ -)")
     .refine((v) => v !== "." && v !== "..", "expected a bundle directory name")
     .optional(),
-  MODELS: list.pipe(z.array(z.enum(MODEL_TYPES)).min(1)).default([...MODEL_TYPES]),
-  DEFAULT_MODEL: z.enum(MODEL_TYPES).optional(),
+  // Unset: the models of the bundle the server starts with (app.ts).
+  MODELS: list.pipe(z.array(modelName).min(1)).optional(),
+  DEFAULT_MODEL: modelName.optional(),
   MODEL_LOADING: z.enum(["eager", "lazy"]).default("eager"),
   QUANTIZED: bool.default(false),
   EXPECTED_BUNDLE_DIGEST: z.string().regex(/^sha256:[0-9a-f]{64}$/, "expected sha256:<64 hex digits>").optional(),
@@ -156,7 +164,7 @@ const configFields = z.object({
 });
 
 export const configSchema = configFields
-  .refine((c) => c.DEFAULT_MODEL === undefined || c.MODELS.includes(c.DEFAULT_MODEL), {
+  .refine((c) => c.DEFAULT_MODEL === undefined || c.MODELS === undefined || c.MODELS.includes(c.DEFAULT_MODEL), {
     path: ["DEFAULT_MODEL"],
     message: "must be one of MODELS",
   })
@@ -213,8 +221,13 @@ export const configSchema = configFields
     path: ["MAX_QUEUED_ROWS"],
     message: "must be at least MAX_BATCH_SAMPLES (a batch of that size must fit in an empty queue)",
   })
-  // Without a choice, the ensemble answers if it is loaded, else the first loaded model.
-  .transform((c) => ({ ...c, DEFAULT_MODEL: c.DEFAULT_MODEL ?? (c.MODELS.includes("ensemble") ? "ensemble" : c.MODELS[0]!) }));
+  // Without a choice, the ensemble answers if it is loaded, else the first loaded model (MODELS
+  // unset: the bundle's default_model first, app.ts).
+  .transform((c) => ({ ...c, DEFAULT_MODEL: c.DEFAULT_MODEL ?? (c.MODELS && defaultModel(c.MODELS)) }));
+
+/** The model answering requests that name none, of those served: `preferred` (a bundle's default_model) if served, else the ensemble if served, else the first. */
+export const defaultModel = (models: readonly string[], preferred?: string): string =>
+  [preferred, "ensemble"].find((m) => m !== undefined && models.includes(m)) ?? models[0]!;
 
 export type Config = z.infer<typeof configSchema>;
 

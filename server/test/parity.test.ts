@@ -1,7 +1,7 @@
 import type { FastifyInstance } from "fastify";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { MODEL_TYPES } from "../src/config.js";
 import { namedParityBundles, parityBundles, readNamedBundle, withinFramework } from "./bundles.js";
+import { heldModels } from "../src/inference/bundle.js";
 import { json, testApp } from "./helpers.js";
 import { namedBundle } from "./named-bundle.js";
 
@@ -81,11 +81,11 @@ describe.each(parityBundles())("$manifest.name ($dir): the API reproduces the pa
 const imported = [readNamedBundle(await namedBundle()), ...namedParityBundles()];
 
 describe.each(imported)("$manifest.name ($dir): the API serves an imported bundle's parity vectors", (bundle) => {
-  // An import holds the models the user had: those the server has a model_type for are served.
-  const models = Object.keys(bundle.manifest.models).filter((m) => (MODEL_TYPES as readonly string[]).includes(m));
+  // An import holds the models the user had (e.g. a gru): with MODELS unset, all are served.
+  const models = heldModels(bundle.manifest);
   let app: FastifyInstance;
   beforeAll(async () => {
-    app = await testApp({ MODEL_DIR: bundle.dir, CACHE_TTL: "0", MODELS: models.join(",") });
+    app = await testApp({ MODEL_DIR: bundle.dir, CACHE_TTL: "0" });
   });
   afterAll(() => app.close());
   const names = bundle.manifest.features.names;

@@ -13,7 +13,8 @@ describe("configuration", () => {
     const c = parseConfig({});
     expect(c.PORT).toBe(8000);
     expect(c.MODEL_DIR).toBe(DEFAULT_MODEL_DIR);
-    expect(c.MODELS).toEqual(["xgboost", "lstm", "transformer", "ensemble"]);
+    expect(c.MODELS).toBeUndefined(); // the models of the bundle served at start
+    expect(c.DEFAULT_MODEL).toBeUndefined(); // the bundle's default_model if served
     expect(c.API_KEY).toBeUndefined();
     expect(c.ADMIN_API_KEY).toBeUndefined();
     expect(c.ENABLE_METRICS).toBe(true);
@@ -48,7 +49,7 @@ describe("configuration", () => {
         REDIS_URL: "http://x",
         API_KEY: "short-secret",
         METRICS_API_KEY: "short-scrape",
-        MODELS: "xgboost,arima",
+        MODELS: "xgboost,ARIMA",
         MODEL_BUNDLE: "../elsewhere",
         SHUTDOWN_DELAY_MS: "-1",
       });

@@ -4,6 +4,7 @@ import { access, open, readdir, realpath } from "node:fs/promises";
 import { basename, join, sep } from "node:path";
 import * as ort from "onnxruntime-node";
 import { type FeatureParams, featureParams } from "../features/channels.js";
+import { MODEL_NAME } from "../config.js";
 import { isNamed, type Manifest, type ModelEntry, manifestSchema, paritySchema } from "../schemas/manifest.js";
 
 /**
@@ -14,7 +15,8 @@ import { isNamed, type Manifest, type ModelEntry, manifestSchema, paritySchema }
  * (our bundles) or named and sent by the caller (imported bundles).
  */
 
-export type ModelType = "xgboost" | "lstm" | "transformer" | "ensemble";
+/** A model's name: a key of the manifest's models (MODEL_NAME), its int8 variant's less `_int8`. */
+export type ModelType = string;
 
 /**
  * Why a bundle is refused. The message is shown to clients (/health, /admin/reload) and so
@@ -39,12 +41,18 @@ export interface LoadedModel {
 }
 
 export interface BundleOptions {
-  models: readonly ModelType[];
+  /** The models to serve; unset: every model the bundle holds (heldModels), in its manifest's order. */
+  models?: readonly ModelType[] | undefined;
+  /** What a bundle lacking one of `models` is told after naming it and what it holds. */
+  lacking?: string | undefined;
   quantized: boolean;
   onLoad?: (model: ModelType, seconds: number) => void;
 }
 
 const sha256 = (data: Buffer | string) => createHash("sha256").update(data).digest("hex");
+
+/** The models a manifest holds, in its order: its models' keys but their int8 variants (QUANTIZED's). */
+export const heldModels = (manifest: Manifest): string[] => Object.keys(manifest.models).filter((m) => !m.endsWith("_int8"));
 
 /** The project's default bundle, served when MODEL_DIR holds several and none is named. */
 export const DEFAULT_BUNDLE = "spx-return-1d";
@@ -165,7 +173,7 @@ export class Bundle {
     readonly digest: string,
     /** How the features are computed from prices; undefined when the caller sends them (named features). */
     readonly computed: FeatureParams | undefined,
-    readonly options: BundleOptions,
+    readonly options: BundleOptions & { models: readonly ModelType[] },
   ) {
     this.names = manifest.features.names;
     this.index = computed ? undefined : new Map(this.names.map((name, i) => [name, i]));
@@ -216,12 +224,19 @@ export class Bundle {
       }),
     );
     if (mismatched.length) throw new BundleError(`bundle failed verification: ${mismatched.sort().join("; ")}`);
-    for (const model of options.models) {
+    const held = heldModels(manifest);
+    const models = options.models ?? held;
+    if (!options.models) {
+      // Served as they are named: in model_type, the OpenAPI document and the metrics' labels.
+      const unnamed = held.filter((m) => !MODEL_NAME.test(m));
+      if (unnamed.length) throw new BundleError(`bundle ${manifest.name} holds models whose names the API cannot take (${unnamed.join(", ")}; expected ${MODEL_NAME.source}): set MODELS to the models to serve`);
+      if (!held.length) throw new BundleError(`bundle ${manifest.name} holds no model`);
+    }
+    for (const model of models) {
       const entry = manifest.models[Bundle.fileKey(manifest, model, options.quantized)];
       if (!entry) {
         // An imported bundle holds the models its user had: MODELS names those to serve.
-        const held = Object.keys(manifest.models).filter((m) => !m.endsWith("_int8"));
-        throw new BundleError(`bundle ${manifest.name} has no model ${model} (it holds ${held.join(", ")}): set MODELS to the models to serve`);
+        throw new BundleError(`bundle ${manifest.name} has no model ${model} (it holds ${held.join(", ")})${options.lacking ?? ": set MODELS to the models to serve"}`);
       }
       if (manifest.files[entry.file] !== entry.sha256) throw new BundleError(`models.${model}.sha256 differs from files["${entry.file}"]`);
     }
@@ -229,7 +244,7 @@ export class Bundle {
     if (JSON.stringify(names) !== JSON.stringify(manifest.features.names)) {
       throw new BundleError("feature_names.json differs from manifest features.names");
     }
-    return new Bundle(dir, manifest, `sha256:${sha256(raw)}`, isNamed(manifest.features) ? undefined : featureParams(manifest.features), options);
+    return new Bundle(dir, manifest, `sha256:${sha256(raw)}`, isNamed(manifest.features) ? undefined : featureParams(manifest.features), { ...options, models });
   }
 
   /**

@@ -20,7 +20,10 @@ export interface RegistryOptions {
   modelDir: string;
   /** MODEL_BUNDLE: which bundle in modelDir, when it holds several. */
   bundleName?: string | undefined;
+  /** models unset (MODELS unset): those of the bundle loaded at start, which every later one must hold. */
   bundle: BundleOptions;
+  /** The models served when `bundle.models` is unset and no bundle could be loaded at start. */
+  fallbackModels: readonly ModelType[];
   loading: "eager" | "lazy";
   runner: RunnerOptions;
   expectedDigest?: string | undefined;
@@ -96,8 +99,22 @@ export class ModelRegistry {
   /** Its bundle, once prepared. */
   private prepared: Bundle | undefined;
   lastReload: ReloadRecord | undefined;
+  /** How bundles are opened: after start(), with the models this process serves. */
+  private bundleOptions: BundleOptions;
 
-  constructor(private readonly options: RegistryOptions) {}
+  constructor(private readonly options: RegistryOptions) {
+    this.bundleOptions = options.bundle;
+  }
+
+  /**
+   * The models this process serves (its published API lists them), fixed by start(): MODELS,
+   * else those of the bundle it started with, else (none loaded) the fallback.
+   */
+  get models(): readonly ModelType[] {
+    const { models } = this.bundleOptions;
+    if (!models) throw new Error("the served models are known once start() has run");
+    return models;
+  }
 
   get serving(): Serving | undefined {
     return this.current;
@@ -112,6 +129,15 @@ export class ModelRegistry {
       () => this.commit(),
       () => undefined, // prepare() recorded why: /health reports it
     );
+    if (this.bundleOptions.models) return;
+    // MODELS unset: every later bundle must hold what this one serves, as the published API lists it.
+    const first = this.current?.bundle;
+    const source = first ? `the models of the bundle it started with, ${first.name}` : "the guide's models, as it started without a bundle";
+    this.bundleOptions = {
+      ...this.bundleOptions,
+      models: first?.options.models ?? this.options.fallbackModels,
+      lacking: `, a model the API this process publishes serves (MODELS unset: ${source}); restart the server to serve it`,
+    };
   }
 
   /** prepare() then commit(): the whole reload of a single process. */
@@ -173,7 +199,7 @@ export class ModelRegistry {
   private async open(): Promise<Bundle> {
     let bundle: Bundle | undefined;
     try {
-      bundle = await Bundle.open(await locateBundle(this.options.modelDir, this.options.bundleName), this.options.bundle);
+      bundle = await Bundle.open(await locateBundle(this.options.modelDir, this.options.bundleName), this.bundleOptions);
       const { expectedDigest } = this.options;
       if (expectedDigest && bundle.digest !== expectedDigest) {
         throw new DigestMismatch(`bundle digest ${bundle.digest} is not the expected ${expectedDigest} (EXPECTED_BUNDLE_DIGEST)`);

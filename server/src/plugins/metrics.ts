@@ -7,7 +7,7 @@ import { droppedLogLines } from "../logging.js";
 
 /**
  * Prometheus metrics. Every label is bounded: routes are route patterns (or "unmatched"),
- * models are the four model types, never ids or raw inputs. The registry belongs to one
+ * models are the models served (fixed at start, countModels), never ids or raw inputs. The registry belongs to one
  * app, so tests and workers never share counters by accident.
  */
 
@@ -19,8 +19,6 @@ export interface MetricsOptions {
   /** Whether GET /health would answer 200 now; read at each scrape. */
   ready: () => boolean;
   limits: Limits;
-  /** The models served: their counters start at 0, so a rate or ratio is 0 rather than absent. */
-  models: readonly string[];
 }
 
 export function createMetrics(opts: MetricsOptions) {
@@ -173,11 +171,6 @@ export function createMetrics(opts: MetricsOptions) {
     m.memoryLimit.set(opts.limits.memoryBytes);
   }
   m.heapLimit.set(getHeapStatistics().heap_size_limit);
-  for (const model of opts.models) {
-    m.inferences.inc({ model }, 0);
-    m.outOfRange.inc({ model }, 0);
-    for (const reason of ["beyond_training", "refused"]) m.inputsOutOfRange.inc({ model, reason }, 0);
-  }
   m.cacheHits.inc({ backend: "memory" }, 0);
   m.cacheMisses.inc({ backend: "memory" }, 0);
   m.digestMismatch.set(0);
@@ -185,6 +178,15 @@ export function createMetrics(opts: MetricsOptions) {
 }
 
 export type Metrics = ReturnType<typeof createMetrics>;
+
+/** The models served (known once the bundle at start is read): their counters start at 0, so a rate or ratio is 0 rather than absent. */
+export function countModels(m: Metrics, models: readonly string[]): void {
+  for (const model of models) {
+    m.inferences.inc({ model }, 0);
+    m.outOfRange.inc({ model }, 0);
+    for (const reason of ["beyond_training", "refused"]) m.inputsOutOfRange.inc({ model, reason }, 0);
+  }
+}
 
 declare module "fastify" {
   interface FastifyRequest {

@@ -1,7 +1,7 @@
 import type { FastifyInstance } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
-import { MODEL_TYPES } from "../config.js";
+import { heldModels } from "../inference/bundle.js";
 import type { ModelRegistry } from "../inference/registry.js";
 import "../plugins/context.js";
 import { unavailable } from "../plugins/errors.js";
@@ -126,8 +126,8 @@ export async function healthRoutes(app: FastifyInstance, opts: HealthRoutesOptio
         target: m.target,
         features: featuresShown(m.features),
         default_model: m.default_model,
-        // An imported bundle may hold fewer models than the four.
-        models: MODEL_TYPES.filter((name) => m.models[name]).map((name) => {
+        // Every model it holds (an imported bundle, those its user had), served or not.
+        models: heldModels(m).map((name) => {
           const loaded = bundle.loadedModel(name);
           const entry = loaded?.entry ?? m.models[name]!;
           return {

@@ -6,7 +6,6 @@ import { PredictionCache } from "../plugins/cache.js";
 import { AppError, errorBody, unavailable } from "../plugins/errors.js";
 import type { Metrics } from "../plugins/metrics.js";
 import { clientOf } from "../plugins/rateLimit.js";
-import { MODEL_TYPES } from "../config.js";
 import type { ModelType } from "../inference/bundle.js";
 import type { ModelRegistry, Serving } from "../inference/registry.js";
 import { calibrationOf, type Predictor, type RowSource, priceRows, rowFromPrices, rowsFromFeatures, seriesRows, stepRows } from "../inference/predictor.js";
@@ -21,6 +20,8 @@ export interface PredictRoutesOptions {
   streams: StreamLimits;
   metrics: Metrics;
   shape: FeatureShape;
+  /** The model_type values taken (fixed at start): the models served, and with MODELS set the guide's four. */
+  modelTypes: readonly ModelType[];
   defaultModel: ModelType;
   /** Whether the bundle at start gives intervals (its models are calibrated): the document says so. */
   intervals: boolean;
@@ -71,7 +72,7 @@ async function withServing<T>(registry: ModelRegistry, model: ModelType, interva
 
 export async function predictRoutes(app: FastifyInstance, opts: PredictRoutesOptions) {
   const { registry, predictor, cache, limits } = opts;
-  const s = apiSchemas(limits, opts.shape, opts.defaultModel, opts.intervals);
+  const s = apiSchemas(limits, opts.shape, opts.modelTypes, opts.defaultModel, opts.intervals);
   const api = app.withTypeProvider<ZodTypeProvider>();
   const common = {
     config: { auth: "predict" as const, budget: "predict" as const },
@@ -85,7 +86,7 @@ export async function predictRoutes(app: FastifyInstance, opts: PredictRoutesOpt
   app.addHook("onError", async (request, _reply, error) => {
     if (!error.validation?.some((v) => (v.params as { params?: Record<string, unknown> } | undefined)?.params?.[REFUSED_INPUT])) return;
     const given = (request.body as { model_type?: unknown } | undefined)?.model_type;
-    const model = MODEL_TYPES.find((m) => m === given) ?? opts.defaultModel;
+    const model = opts.modelTypes.find((m) => m === given) ?? opts.defaultModel;
     opts.metrics.inputsOutOfRange.inc({ model, reason: "refused" });
   });
   let openStreams = 0;

@@ -1,5 +1,4 @@
 import { z } from "zod";
-import { MODEL_TYPES } from "../config.js";
 import { type Features, horizonDays, isNamed } from "./manifest.js";
 
 /**
@@ -264,7 +263,6 @@ const target = z
 const interval = z
   .object({ level: z.number().gt(0).lt(1).meta({ description: "the interval's coverage" }), lower: z.number(), upper: z.number() })
   .meta({ example: EXAMPLE_INTERVAL });
-const modelName = (example: (typeof MODEL_TYPES)[number]) => z.enum(MODEL_TYPES).meta({ example });
 
 export const errorSchema = z
   .object({
@@ -333,12 +331,15 @@ export const authErrors = {
 const documentedAs = (json: Record<string, unknown>) => z.custom<unknown>(() => true).meta(json);
 
 /**
- * The prediction routes' schemas for the bundle at start. `intervals`: whether its models give
+ * The prediction routes' schemas for the bundle at start. `models`: the model_type values taken
+ * (fixed at start). `intervals`: whether its models give
  * conformal intervals (an imported bundle without calibration data gives none: the document
  * then shows return_confidence as false only, and true is answered 422 no_intervals).
  */
-export function apiSchemas(limits: Limits, shape: FeatureShape, defaultModel: (typeof MODEL_TYPES)[number] = "ensemble", intervals = true) {
-  const modelType = z.enum(MODEL_TYPES).default(defaultModel).meta({ description: `which model answers (default ${defaultModel})` });
+export function apiSchemas(limits: Limits, shape: FeatureShape, models: readonly string[], defaultModel: string, intervals = true) {
+  const served = z.enum(models as [string, ...string[]]);
+  const modelType = served.default(defaultModel).meta({ description: `which model answers (default ${defaultModel})` });
+  const modelName = (example: string) => served.meta({ example });
   const width = featureWidth(shape);
   const { names } = shape;
   const layout = names
