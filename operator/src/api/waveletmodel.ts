@@ -13,7 +13,8 @@ export const KIND = "WaveletModel";
 export const PLURAL = "waveletmodels";
 export const API_VERSION = `${GROUP}/${VERSION}`;
 
-export const MODEL_TYPES = ["xgboost", "lstm", "transformer", "ensemble"] as const;
+/** A model's name in a bundle: the guide's four, or an imported bundle's own (the server's MODELS rule). */
+const modelName = z.string().max(32).regex(/^[a-z][a-z0-9_]{0,31}$/);
 export const COLORS = ["blue", "green"] as const;
 export const PHASES = ["Pending", "Ready", "Progressing", "Degraded"] as const;
 export type Color = (typeof COLORS)[number];
@@ -189,11 +190,12 @@ export const waveletModelSpec = z
   .object({
     bundle: bundleSpec,
     models: z
-      .array(z.enum(MODEL_TYPES))
+      .array(modelName)
       .min(1)
+      .max(16)
       .optional()
-      .meta({ description: "models to load (default: all four)", "x-kubernetes-list-type": "set" }),
-    defaultModel: z.enum(MODEL_TYPES).optional(),
+      .meta({ description: "models to load (default: every model the bundle holds)", "x-kubernetes-list-type": "set" }),
+    defaultModel: modelName.optional().meta({ description: "the model that answers when a request names none (default: the bundle's)" }),
     server: serverSpec,
     pod: podSpec,
     replicas: z.number().int().min(0).max(1000).optional().meta({ description: "fixed replica count (or autoscaling)" }),
@@ -208,6 +210,7 @@ export const waveletModelSpec = z
         "!has(self.defaultModel) || !has(self.models) || self.defaultModel in self.models",
         "defaultModel must be one of models",
       ),
+      cel("!has(self.models) || self.models.all(m, !m.endsWith('_int8'))", "models names no *_int8 variant: server.quantized serves those"),
     ],
   });
 

@@ -64,6 +64,10 @@ describe("the CRD", () => {
     expect(out).toContain("spx-vol-5d created (server dry run)");
   });
 
+  it("accepts an imported bundle's own model names (issue 23)", async () => {
+    expect(await rejected(spec({ models: ["xgboost", "gru"], defaultModel: "gru" }))).toBe("accepted");
+  });
+
   it.each([
     ["replicas and autoscaling together", { replicas: 2, autoscaling: { minReplicas: 1, maxReplicas: 3, targetCPUUtilizationPercentage: 50 } }, "set replicas or autoscaling, not both"],
     ["an image not pinned by digest", { bundle: { image: "repo/bundle:latest", digest: DIGEST_A } }, "bundle.image must be pinned by digest"],
@@ -72,7 +76,8 @@ describe("the CRD", () => {
     ["a malformed digest", { bundle: { builtin: "spx", digest: "md5:1234" } }, "bundle.digest must be sha256:<64 hex digits>"],
     ["min above max", { replicas: undefined, autoscaling: { minReplicas: 5, maxReplicas: 2, targetCPUUtilizationPercentage: 50 } }, "autoscaling.minReplicas must not exceed maxReplicas"],
     ["autoscaling without a target", { replicas: undefined, autoscaling: { minReplicas: 1, maxReplicas: 2 } }, "autoscaling needs a CPU or memory target"],
-    ["an unknown model", { models: ["arima"] }, 'Unsupported value: "arima"'],
+    ["a malformed model name", { models: ["ARIMA"] }, "should match '^[a-z][a-z0-9_]{0,31}$'"],
+    ["an int8 variant as a model", { models: ["lstm_int8"] }, "models names no *_int8 variant"],
     ["a default model that is not loaded", { models: ["xgboost"], defaultModel: "lstm" }, "defaultModel must be one of models"],
     ["a negative replica count", { replicas: -1 }, "should be greater than or equal to 0"],
     ["server.env setting what the operator sets", { server: { env: [{ name: "MODELS", value: "lstm" }] } }, "server.env must not set MODEL_DIR"],

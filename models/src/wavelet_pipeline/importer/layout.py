@@ -20,7 +20,7 @@ from . import ImportRefused, read_json
 
 FEATURE_NAMES = "feature_names.json"
 SUFFIX = "_optimized"
-MODEL_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+MODEL_NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 RESERVED = ("ensemble", "xgboost")
 
 
