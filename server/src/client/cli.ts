@@ -62,7 +62,7 @@ function parse(argv: string[]) {
     if (!URL.canParse(text) || !["http:", "https:"].includes(new URL(text).protocol)) throw new UsageError(`${name} is not an http(s) URL: ${text}`, command);
     return text;
   };
-  const model = option("model")!;
+  const model = option("model"); // unset: the server's default model
   const endpoint = option("endpoint");
   if (endpoint !== "predict" && endpoint !== "batch") throw new UsageError(`--endpoint is predict or batch, not ${endpoint}`, command);
   // A key from the option, else the first of the variable's comma list (as the server takes it).
@@ -108,7 +108,7 @@ function isDoneLine(line: string): boolean {
  * ends as the API says a complete one does (NDJSON: a {"done":true} line; SSE: a `done`
  * event); an error line instead means the server gave up midway.
  */
-async function stream(api: Api, io: Output, shape: Shape, model: string, length: number, sse: boolean): Promise<boolean> {
+async function stream(api: Api, io: Output, shape: Shape, model: string | undefined, length: number, sse: boolean): Promise<boolean> {
   // One value a day for a one-channel bundle, else one row of a value per channel.
   const day = (i: number) => synthetic(i / 5);
   const features = Array.from({ length }, (_, i) => (shape.channels === 1 ? day(i) : Array.from({ length: shape.channels }, (_, c) => day(i + c))));

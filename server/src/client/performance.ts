@@ -5,7 +5,8 @@ import { type Output, type Shape, sample } from "./shared.js";
 export interface PerformanceOptions {
   requests: number;
   concurrency: number;
-  model: string;
+  /** Unset: the server's default model. */
+  model: string | undefined;
   endpoint: "predict" | "batch";
 }
 
@@ -111,7 +112,7 @@ export async function performanceRun(api: Api, shape: Shape, opts: PerformanceOp
   }
   const client = cells([50, 95, 99, 100].map((p) => percentile(latencies, p).toFixed(2)));
   const lines = [
-    `requests     ${requests} (concurrency ${concurrency}, ${endpoint}, model ${model})`,
+    `requests     ${requests} (concurrency ${concurrency}, ${endpoint}, model ${model ?? "the default"})`,
     `throughput   ${(requests / (wallMs / 1000)).toFixed(1)} req/s over ${(wallMs / 1000).toFixed(2)} s`,
     `latency ms   ${client}client: sent → answer read, ${latencies.length} answers`,
     `server ms    ${server}`,

@@ -42,7 +42,7 @@ export interface OptionSpec {
 export const OPTIONS = {
   url: { value: "URL", help: "the server (default: $API_URL, else " + DEFAULT_URL + ")" },
   "api-key": { value: "KEY", help: "sent as X-API-Key (default: the first of $API_KEY's comma list)" },
-  model: { value: "NAME", help: "xgboost, lstm, transformer or ensemble", default: "ensemble", commands: ["predict", "batch", "stream", "performance"] },
+  model: { value: "NAME", help: "a model the server serves: xgboost, lstm, transformer, ensemble or an imported bundle's own (default: the server's default model)", commands: ["predict", "batch", "stream", "performance"] },
   features: { value: "LIST", help: "comma-separated feature values", commands: ["predict"] },
   confidence: { help: "ask for confidence intervals", commands: ["predict", "batch"] },
   samples: { value: "N", help: "samples in the batch", default: "2", commands: ["batch"], count: true },
