@@ -8,7 +8,7 @@ parity tests. 10 named features, 300 synthetic rows, a few seconds on 2 cores.
 As a program (for the server's tests and the kind tier, to build real imported bundles):
 
     cd models && PYTHONPATH=src python -m tests.byom_fixtures OUTDIR [--pickles] [--xgboost-json]
-        [--calibration FILE.csv] [--only xgboost,lstm,...] [--seed N]
+        [--calibration FILE.csv] [--only xgboost,lstm,...] [--seed N] [--skops-ensemble [voting|stacking]]
     PYTHONPATH=src python -m wavelet_pipeline import OUTDIR --name byom --version 1.0.0 --out BUNDLE
         [--calibration FILE.csv] [--allow-pickle]
 """
@@ -20,8 +20,9 @@ import json
 import math
 import pickle
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -99,6 +100,7 @@ class Trained:
     lstm: nn.Module
     transformer: nn.Module
     gru: torch.jit.ScriptModule
+    sklearn: dict[str, Any] = field(default_factory=dict)  # "voting", "stacking": scikit-learn ensembles
 
     def predict(self, model: str, rows: np.ndarray) -> np.ndarray:
         """The original framework's prediction for flat feature rows (the parity reference)."""
@@ -106,6 +108,10 @@ class Trained:
             return self.xgboost.predict(rows.astype(np.float32)).astype(np.float64)
         if model == "ensemble":
             return sum(w * self.predict(m, rows) for m, w in WEIGHTS.items())
+        if model in self.sklearn:  # fitted on a DataFrame: predict on one
+            import pandas as pd
+
+            return self.sklearn[model].predict(pd.DataFrame(rows.astype(np.float32).astype(np.float64), columns=NAMES))
         net = getattr(self, model).eval()
         with torch.no_grad():
             return net(torch.from_numpy(rows.astype(np.float32)).reshape(-1, LENGTH, SIZE)).double().reshape(-1).numpy()
@@ -134,14 +140,33 @@ def train(seed: int = 0) -> Trained:
     torch.manual_seed(seed)
     lstm, transformer = _fit(UserLSTM(), X, y), _fit(UserTransformer(), X, y)
     gru = torch.jit.script(_fit(UserGRU(), X, y))
-    return Trained(booster, lstm, transformer, gru)
+    return Trained(booster, lstm, transformer, gru, sklearn_ensembles(X, y, seed))
+
+
+def sklearn_ensembles(X: np.ndarray, y: np.ndarray, seed: int = 0) -> dict[str, Any]:
+    """A VotingRegressor(XGBRegressor, Ridge) and a StackingRegressor(XGBRegressor, Ridge,
+    RandomForestRegressor; final Ridge), fitted on a DataFrame (so they know the names)."""
+    import pandas as pd
+    from sklearn.ensemble import RandomForestRegressor, StackingRegressor, VotingRegressor
+    from sklearn.linear_model import Ridge
+
+    def members() -> list[tuple[str, Any]]:
+        return [("xgb", xgb.XGBRegressor(n_estimators=10, max_depth=3, learning_rate=0.3, random_state=seed, n_jobs=1)),
+                ("ridge", Ridge(alpha=1.0))]
+
+    frame = pd.DataFrame(X, columns=NAMES)
+    voting = VotingRegressor(members(), weights=[0.6, 0.4]).fit(frame, y)
+    forest = ("forest", RandomForestRegressor(n_estimators=5, max_depth=3, random_state=seed, n_jobs=1))
+    stacking = StackingRegressor([*members(), forest], final_estimator=Ridge(alpha=0.5), cv=3).fit(frame, y)
+    return {"voting": voting, "stacking": stacking}
 
 
 def write_layout(out: Path, trained: Trained, *, models: tuple[str, ...] = ("xgboost", "lstm", "transformer", "gru", "ensemble"),
-                 xgboost_format: str = "ubj", pickles: bool = False) -> Path:
+                 xgboost_format: str = "ubj", pickles: bool = False, skops_ensemble: str | None = None) -> Path:
     """The guide's layout in `out`: xgboost_format "ubj" | "json" (XGBRegressor.save_model) or
     "booster-json" (Booster.save_model); pickles: XGBoost and the ensemble as .pkl, as the guide's
-    own list has them."""
+    own list has them; skops_ensemble "voting" | "stacking": the ensemble is that scikit-learn
+    estimator, saved with skops (ensemble_optimized.skops; pickled with `pickles`)."""
     out.mkdir(parents=True, exist_ok=True)
     (out / "feature_names.json").write_text(json.dumps(NAMES))
     if "xgboost" in models:
@@ -158,7 +183,15 @@ def write_layout(out: Path, trained: Trained, *, models: tuple[str, ...] = ("xgb
     if "gru" in models:
         trained.gru.save(str(out / "gru_optimized.pt"))
         (out / "gru_optimized_config.json").write_text(json.dumps(SHAPE_CONFIG))
-    if "ensemble" in models:
+    if "ensemble" in models and skops_ensemble:
+        estimator = trained.sklearn[skops_ensemble]
+        if pickles:
+            (out / "ensemble_optimized.pkl").write_bytes(pickle.dumps(estimator))
+        else:
+            import skops.io
+
+            skops.io.dump(estimator, out / "ensemble_optimized.skops")
+    elif "ensemble" in models:
         if pickles:
             (out / "ensemble_optimized.pkl").write_bytes(pickle.dumps({"weights": WEIGHTS}))
         else:
@@ -184,10 +217,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--xgboost-json", action="store_true", help="xgboost_optimized.json instead of .ubj")
     parser.add_argument("--calibration", type=Path, help="also write calibration rows to this CSV")
     parser.add_argument("--only", help="comma list of xgboost, lstm, transformer, gru, ensemble (default: all)")
+    parser.add_argument("--skops-ensemble", nargs="?", const="voting", choices=("voting", "stacking"),
+                        help="the ensemble as a scikit-learn VotingRegressor(XGBRegressor, Ridge) (default) or "
+                             "StackingRegressor(XGBRegressor, Ridge, RandomForestRegressor; final Ridge) saved with skops "
+                             "(ensemble_optimized.skops; .pkl with --pickles) instead of ensemble_optimized.json")
     parser.add_argument("--seed", type=int, default=0, help="the synthetic training data's seed: another seed is the same models retrained")
     args = parser.parse_args(argv)
     models = tuple(args.only.split(",")) if args.only else ("xgboost", "lstm", "transformer", "gru", "ensemble")
-    write_layout(args.out, train(args.seed), models=models, xgboost_format="json" if args.xgboost_json else "ubj", pickles=args.pickles)
+    write_layout(args.out, train(args.seed), models=models, xgboost_format="json" if args.xgboost_json else "ubj", pickles=args.pickles,
+                 skops_ensemble=args.skops_ensemble)
     if args.calibration:
         write_calibration(args.calibration)
     print(f"wrote {args.out}: {', '.join(sorted(p.name for p in args.out.iterdir()))}")

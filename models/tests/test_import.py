@@ -21,13 +21,14 @@ import pandas as pd
 import pytest
 import torch
 import xgboost as xgb
+from sklearn.base import BaseEstimator, RegressorMixin
 from torch import nn
 
 import byom_fixtures as fx
 from wavelet_pipeline import conformal, onnx_tools
 from wavelet_pipeline.bundle import MANIFEST, VECTORS, seal, sha256_file, verify_bundle
 from wavelet_pipeline.cli import main
-from wavelet_pipeline.importer import architectures, sandbox, sequence
+from wavelet_pipeline.importer import architectures, sandbox, sequence, sklearn_ensemble
 from wavelet_pipeline.importer import xgb as xgb_import
 
 MODELS = ("xgboost", "lstm", "transformer", "gru", "ensemble")
@@ -52,11 +53,12 @@ def onnx_answers(bundle: Path, model: str, rows: np.ndarray) -> np.ndarray:
     return onnx_tools.predict(bundle / entry["file"], rows)
 
 
-def assert_matches_framework(bundle: Path, trained: fx.Trained, models: tuple[str, ...]) -> None:
-    """onnxruntime on the bundle's graphs against the original frameworks, at two batch sizes."""
+def assert_matches_framework(bundle: Path, trained: fx.Trained, models: tuple[str, ...], ensemble: str = "ensemble") -> None:
+    """onnxruntime on the bundle's graphs against the original frameworks, at two batch sizes
+    (`ensemble`: the weights, or the scikit-learn ensemble "voting" | "stacking" that is the bundle's)."""
     rows = np.random.default_rng(99).standard_normal((13, len(fx.NAMES)))
     for model in models:
-        want = trained.predict(model, rows)
+        want = trained.predict(ensemble if model == "ensemble" else model, rows)
         np.testing.assert_allclose(onnx_answers(bundle, model, rows), want, rtol=1e-5, atol=1e-6, err_msg=model)
         np.testing.assert_allclose(onnx_answers(bundle, model, rows[:1]), want[:1], rtol=1e-5, atol=1e-6, err_msg=model)
 
@@ -222,6 +224,123 @@ def test_sequence_architectures_export_with_every_option(tmp_path: Path) -> None
         assert {c["steps"] for c in report["checked"]} == {4, 5 if raw["architecture"] == "lstm" else 3}
 
 
+@pytest.mark.parametrize("kind", ["voting", "stacking"])
+def test_a_skops_ensemble_imports_alone_and_answers_as_its_predict(trained: fx.Trained, tmp_path: Path, kind: str) -> None:
+    guide = fx.write_layout(tmp_path / "guide", trained, models=("ensemble",), skops_ensemble=kind)
+    assert sorted(p.name for p in guide.iterdir()) == ["ensemble_optimized.skops", "feature_names.json"]
+    code, err = run_import(guide, tmp_path / "bundle")
+    assert code == 0, err
+    bundle = tmp_path / "bundle"
+    assert verify_bundle(bundle) == []
+    assert_matches_framework(bundle, trained, ("ensemble",), ensemble=kind)
+    manifest = json.loads((bundle / MANIFEST).read_text())
+    assert list(manifest["models"]) == ["ensemble"] and manifest["default_model"] == "ensemble"
+    entry = manifest["models"]["ensemble"]
+    assert entry["source"]["format"] == "sklearn-skops" and entry["source"]["file"] == "ensemble_optimized.skops"
+    assert "sklearn.svm._classes.SVR" not in entry["source"]["trusted_types"]
+    assert set(entry["imported"]["types_in_file"]) <= set(entry["source"]["trusted_types"])
+    assert entry["inputs"] == [{"name": "features", "type": "float32", "shape": [None, 10]}]
+    assert entry["outputs"] == [{"name": "prediction", "type": "float32", "shape": [None, 1]}]
+    members = {"xgb": "XGBRegressor", "ridge": "Ridge", **({"forest": "RandomForestRegressor"} if kind == "stacking" else {})}
+    assert entry["imported"]["members"] == members
+    assert entry["imported"].get("final_estimator") == ("Ridge" if kind == "stacking" else None)
+    assert manifest["parity"]["ensemble"]["max_rel_diff"] <= 1e-5
+    assert "scikit-learn " + ("StackingRegressor" if kind == "stacking" else "VotingRegressor") in (bundle / "model_card.md").read_text()
+
+
+def test_a_skops_ensemble_beside_other_models_is_the_default(trained: fx.Trained, tmp_path: Path) -> None:
+    guide = fx.write_layout(tmp_path / "guide", trained, models=("xgboost", "ensemble"), skops_ensemble="stacking")
+    code, err = run_import(guide, tmp_path / "bundle")
+    assert code == 0, err
+    manifest = json.loads((tmp_path / "bundle" / MANIFEST).read_text())
+    assert list(manifest["models"]) == ["xgboost", "ensemble"] and manifest["default_model"] == "ensemble"
+    assert_matches_framework(tmp_path / "bundle", trained, ("xgboost", "ensemble"), ensemble="stacking")
+
+
+def test_every_accepted_member_kind_converts(tmp_path: Path) -> None:
+    """The members the README lists, in one VotingRegressor (fitted on an array: no names)."""
+    import skops.io as sio
+    from sklearn.ensemble import ExtraTreesRegressor, GradientBoostingRegressor, RandomForestRegressor, VotingRegressor
+    from sklearn.linear_model import LinearRegression, Ridge, RidgeCV
+    from sklearn.tree import DecisionTreeRegressor
+
+    X, y = fx.data(200)
+    members = [("xgb", xgb.XGBRegressor(n_estimators=5, max_depth=2, n_jobs=1)), ("lr", LinearRegression()), ("ridge", Ridge()),
+               ("ridgecv", RidgeCV()), ("tree", DecisionTreeRegressor(max_depth=3)), ("forest", RandomForestRegressor(4, max_depth=3)),
+               ("extra", ExtraTreesRegressor(4, max_depth=3)), ("gb", GradientBoostingRegressor(n_estimators=5))]
+    voting = VotingRegressor(members).fit(X, y)
+    sio.dump(voting, tmp_path / "e.skops")
+    loaded = sklearn_ensemble.load(tmp_path / "e.skops", fx.NAMES)
+    assert loaded.details["own_feature_names"] == "none"
+    rows = np.random.default_rng(8).standard_normal((20, 10))
+    want = voting.predict(rows.astype(np.float32).astype(np.float64))
+    np.testing.assert_allclose(loaded.predict(rows), want)
+    graph = loaded.to_onnx()
+    for batch in (rows, rows[:1]):
+        np.testing.assert_allclose(onnx_tools.predict(graph, batch), want[: len(batch)], rtol=1e-5, atol=1e-6)
+
+
+class _ConstantRegressor(RegressorMixin, BaseEstimator):
+    """A user's own class: skops can save it, the importer must not construct it."""
+
+    def fit(self, X: np.ndarray, y: np.ndarray) -> "_ConstantRegressor":
+        self.value_ = float(np.mean(y))
+        return self
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        return np.full(len(X), self.value_)
+
+
+def _skops_ensemble(make: Callable[[], object], n_features: int = 10, columns: list[str] | None = None,
+                    positive: bool = False) -> Callable[[Path, fx.Trained], None]:
+    """Replaces the layout's ensemble_optimized.json by `make()`, fitted (on |y| + 0.1 if
+    `positive`), saved with skops."""
+    def change(guide: Path, trained: fx.Trained) -> None:
+        import skops.io as sio
+
+        X, y = fx.data(100)
+        y = np.abs(y) + 0.1 if positive else y
+        X = X[:, :n_features] if columns is None else pd.DataFrame(X, columns=columns)
+        estimator = make()
+        (guide / "ensemble_optimized.json").unlink()
+        sio.dump(estimator.fit(X, y), guide / "ensemble_optimized.skops")  # type: ignore[attr-defined]
+    return change
+
+
+def _voting(*members: tuple[str, object]) -> Callable[[], object]:
+    from sklearn.ensemble import VotingRegressor
+    from sklearn.linear_model import Ridge
+
+    return lambda: VotingRegressor([*members, ("ridge", Ridge())])
+
+
+def _svr() -> object:
+    from sklearn.svm import SVR
+
+    return SVR()
+
+
+def _log_pipeline() -> object:
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import FunctionTransformer
+    from sklearn.linear_model import Ridge
+
+    return make_pipeline(FunctionTransformer(np.tanh), Ridge())
+
+
+def _stacking_with_forest() -> object:
+    from sklearn.ensemble import RandomForestRegressor, StackingRegressor
+    from sklearn.linear_model import Ridge
+
+    return StackingRegressor([("ridge", Ridge())], final_estimator=RandomForestRegressor(3, max_depth=2), cv=3)
+
+
+def _ridge() -> object:
+    from sklearn.linear_model import Ridge
+
+    return Ridge()
+
+
 # ---- refusals: exit 2, a message, nothing written -------------------------------------------
 
 def _lstm_config(guide: Path, **changes: object) -> None:
@@ -283,6 +402,25 @@ REFUSALS: dict[str, tuple[Callable[[Path, fx.Trained], None], list[str]]] = {
     "empty directory": (lambda g, t: [p.unlink() for p in g.iterdir()], ["is empty"]),
     "two xgboost files": (lambda g, t: t.xgboost.save_model(str(g / "xgboost_optimized.json")),
                           ["both xgboost_optimized.ubj and xgboost_optimized.json"]),
+    "skops ensemble beside the weights": (lambda g, t: fx.write_layout(g, t, models=("ensemble",), skops_ensemble="voting"),
+                                          ["both ensemble_optimized.json (weights over the members) and ensemble_optimized.skops"]),
+    "skops ensemble with an SVR": (_skops_ensemble(_voting(("svr", _svr()))),
+                                   ["ensemble_optimized.skops: holds types this importer does not trust: sklearn.svm._classes.SVR (trusted: "]),
+    "skops ensemble with the user's own class": (_skops_ensemble(_voting(("mine", _ConstantRegressor()))),
+                                                 ["holds types this importer does not trust: test_import._ConstantRegressor"]),
+    "skops ensemble with a function": (_skops_ensemble(_voting(("tanh", _log_pipeline()))),
+                                       ["holds types this importer does not trust: numpy.tanh, sklearn.pipeline.Pipeline, "
+                                        "sklearn.preprocessing._function_transformer.FunctionTransformer; skops node kinds FunctionNode (functions or calls)"]),
+    "skops ensemble of another feature count": (_skops_ensemble(_voting(), n_features=9),
+                                                ["error: ensemble_optimized.skops: the VotingRegressor takes 9 features (n_features_in_), "
+                                                 "feature_names.json has 10\n"]),
+    "skops ensemble's feature names differ": (_skops_ensemble(_voting(), columns=["RSI"] + fx.NAMES[1:]),
+                                              ["the VotingRegressor's feature_names_in_ differ from feature_names.json at #0 'RSI' (model) vs 'rsi_14'"]),
+    "skops ensemble with a forest as final estimator": (_skops_ensemble(_stacking_with_forest),
+                                                        ["ensemble_optimized.skops: final estimator RandomForestRegressor, not one of LinearRegression, Ridge, RidgeCV"]),
+    "skops file not an ensemble": (_skops_ensemble(_ridge), ["holds a sklearn.linear_model._ridge.Ridge, not a scikit-learn VotingRegressor or StackingRegressor"]),
+    "skops ensemble with a log-link xgboost": (_skops_ensemble(_voting(("xgb", xgb.XGBRegressor(n_estimators=3, objective="reg:gamma"))), positive=True),
+                                               ["ensemble_optimized.skops: member 'xgb': objective reg:gamma predicts exp(sum of trees)"]),
     "torchscript called wrongly": (lambda g, t: (g / "gru_optimized_config.json").write_text(json.dumps({"sequence_length": 10, "input_size": 1})),
                                    ["gru_optimized.pt: calling it on a [2, 10, 1] input"]),
 }
@@ -341,6 +479,17 @@ def test_allow_pickle_converts_pickles_in_the_sandbox(trained: fx.Trained, tmp_p
     with torch.no_grad():
         want = mlp(torch.from_numpy(rows.astype(np.float32)).reshape(-1, 1, 10)).double().reshape(-1).numpy()
     np.testing.assert_allclose(onnx_answers(tmp_path / "bundle", "mlp", rows), want, rtol=1e-5, atol=1e-6)
+
+
+@sandboxed
+def test_a_pickled_scikit_learn_ensemble_is_imported_through_skops(trained: fx.Trained, tmp_path: Path) -> None:
+    guide = fx.write_layout(tmp_path / "guide", trained, models=("ensemble",), skops_ensemble="voting", pickles=True)
+    code, err = run_import(guide, tmp_path / "bundle", "--allow-pickle")
+    assert code == 0, err
+    source = json.loads((tmp_path / "bundle" / MANIFEST).read_text())["models"]["ensemble"]["source"]
+    assert source["format"] == "pickle" and source["converted_to"] == "sklearn-skops" and source["file"] == "ensemble_optimized.pkl"
+    assert verify_bundle(tmp_path / "bundle") == []
+    assert_matches_framework(tmp_path / "bundle", trained, ("ensemble",), ensemble="voting")
 
 
 def test_allow_pickle_fails_closed_where_the_sandbox_cannot_run(trained: fx.Trained, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

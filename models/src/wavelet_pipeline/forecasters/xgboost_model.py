@@ -72,16 +72,24 @@ def regressor_onnx(model: xgb.XGBRegressor, *, log_offset: float | None = None) 
         model, initial_types=[(INPUT_NAME, FloatTensorType([None, n_features]))], target_opset=15
     )
     graph = proto.graph
-    graph.name = "xgboost"  # the converter names it by a random UUID: same model, other bytes
     raw = graph.output[0].name
     if log_offset is not None:
         graph.initializer.append(onnx.numpy_helper.from_array(np.array([log_offset], dtype=np.float32), "link_offset"))
-        graph.node.extend([
+        return prediction_output(proto, "xgboost", [
             helper.make_node("Add", [raw, "link_offset"], ["log_prediction"]),
             helper.make_node("Exp", ["log_prediction"], [OUTPUT_NAME]),
         ])
-    else:
-        graph.node.append(helper.make_node("Identity", [raw], [OUTPUT_NAME]))
+    return prediction_output(proto, "xgboost")
+
+
+def prediction_output(proto: onnx.ModelProto, name: str, nodes: list[onnx.NodeProto] | None = None) -> onnx.ModelProto:
+    """A converter's graph made one of ours: named `name` (converters name it by a random
+    UUID: same model, other bytes), its one output replaced by `prediction` [batch, 1]
+    (computed by `nodes` from the converter's output; default Identity), our IR version and
+    default-domain opset; checked. Also used for imported scikit-learn ensembles."""
+    graph = proto.graph
+    graph.name = name
+    graph.node.extend(nodes or [helper.make_node("Identity", [graph.output[0].name], [OUTPUT_NAME])])
     del graph.output[:]
     graph.output.append(helper.make_tensor_value_info(OUTPUT_NAME, onnx.TensorProto.FLOAT, [None, 1]))
     if not any(op.domain in ("", "ai.onnx") for op in proto.opset_import):

@@ -35,7 +35,7 @@ MIN_CALIBRATION_ROWS = 10
 FORMATS = {".ubj": "xgboost-ubjson", ".json": "xgboost-json"}
 EXPORTER = "torch.onnx.export(dynamo=False): the TorchScript-based exporter, opset 17"
 ORDER = ("xgboost", "lstm", "transformer")
-LIBRARIES = ("numpy", "torch", "xgboost", "onnx", "onnxruntime", "onnxmltools")
+LIBRARIES = ("numpy", "torch", "xgboost", "onnx", "onnxruntime", "onnxmltools", "scikit-learn", "skl2onnx", "skops")
 
 
 @dataclass(frozen=True)
@@ -90,6 +90,8 @@ def import_bundle(options: Options) -> str:
         sources = resolve_pickles(layout, options, rows, work)
         models = load_models(layout, sources, n)
         ensemble = read_ensemble(layout, sources, list(models))
+        if ensemble is None and layout.ensemble is not None:  # a scikit-learn ensemble: converted like any model
+            models["ensemble"] = load_sklearn_ensemble(layout, sources.get("ensemble"), n)
         imported: dict[str, Imported] = {}
         for name, model in models.items():
             begun = time.monotonic()
@@ -201,8 +203,9 @@ def pickle_refusal(layout: Layout, tasks: list[sandbox.PickleTask], options: Opt
         source = str(task.file)
         if task.kind == "xgboost":
             code = f"import pickle; pickle.load(open({source!r}, 'rb')).save_model({str(layout.root / 'xgboost_optimized.ubj')!r})"
-        elif task.kind == "ensemble":
-            code = (f"import json, pickle; w = pickle.load(open({source!r}, 'rb')); "
+        elif task.kind == "ensemble":  # weights, or a scikit-learn ensemble
+            code = (f"import json, pickle, skops.io; w = pickle.load(open({source!r}, 'rb')); "
+                    f"skops.io.dump(w, {str(layout.root / 'ensemble_optimized.skops')!r}) if hasattr(w, 'predict') else "
                     f"json.dump({{'weights': w.get('weights', w)}}, open({str(layout.root / 'ensemble_optimized.json')!r}, 'w'))")
         else:
             length, size = task.shape or (1, len(layout.names))
@@ -303,9 +306,9 @@ def read_ensemble(layout: Layout, converted: dict[str, sandbox.Converted], prese
     weight finite. The weights need NOT sum to 1: the graph computes Σ wᵢ·memberᵢ exactly as
     the file says (a stacked model's weights need not be an average), and a sum other
     than 1 is said on stderr."""
-    if layout.ensemble is None:
-        return None
     pickled = converted.get("ensemble")
+    if layout.ensemble is None or layout.ensemble.suffix == ".skops" or (pickled and pickled.format == "sklearn-skops"):
+        return None  # none, or a scikit-learn ensemble (load_sklearn_ensemble)
     path = pickled.path if pickled else layout.ensemble
     label = layout.ensemble.name
     raw = read_json(path, label)
@@ -329,6 +332,23 @@ def read_ensemble(layout: Layout, converted: dict[str, sandbox.Converted], prese
     if pickled is not None:
         source.update(sandbox.describe(pickled))
     return Ensemble(StackWeights(members, tuple(float(weights[m]) for m in members), 0.0, "level"), source)
+
+
+def load_sklearn_ensemble(layout: Layout, pickled: sandbox.Converted | None, n: int) -> Loaded:
+    """ensemble_optimized.skops (or the .skops the sandbox wrote for a pickled estimator):
+    audited and loaded with skops trusting only sklearn_ensemble.TRUSTED; it stands alone
+    (its members are inside it)."""
+    from . import sklearn_ensemble
+
+    assert layout.ensemble is not None
+    files = ModelFiles("ensemble", "sklearn", layout.ensemble, pickle=pickled is not None)
+    model = sklearn_ensemble.load(pickled.path if pickled else layout.ensemble, layout.names, label=layout.ensemble.name)
+    source: dict[str, Any] = {"format": "pickle" if pickled else model.format, "file": layout.ensemble.name,
+                              "sha256": sha256(layout.ensemble), "trusted_types": list(sklearn_ensemble.TRUSTED)}
+    if pickled is not None:
+        source.update(sandbox.describe(pickled))
+    return Loaded(files, f"scikit-learn {importlib.metadata.version('scikit-learn')}", model, source, model.notes,
+                  pickled.predictions if pickled else None)
 
 
 def convert(name: str, loaded: Loaded, rows: np.ndarray, layout: Layout) -> Imported:
@@ -358,6 +378,7 @@ def convert(name: str, loaded: Loaded, rows: np.ndarray, layout: Layout) -> Impo
         why = (f"the {model.config.architecture} that {loaded.source['config']['file']} describes computes something else than "
                "the pickled module's class (input scaling, another head?); drop the config to import it as TorchScript"
                if getattr(model, "format", None) == "torch-state-dict" else
+               "skops did not write the estimator back as it was" if getattr(model, "format", None) == "sklearn-skops" else
                "torch.jit.trace recorded one path through a forward that branches on its input")
         raise ImportRefused(f"{loaded.files.file.name}: the unpickled model and its safe conversion answer differently "
                             f"(by {gap}): {why}")
@@ -511,13 +532,21 @@ def model_card(manifest: dict[str, Any], imported: dict[str, Imported]) -> str:
                      f"{p['max_abs_diff']:.3g} | {p['max_rel_diff']:.3g} | {p['rows']} |")
     rows = manifest["import"]["parity_rows"]
     lines += ["", f"Differences are onnxruntime (float32) against the original framework (XGBoost's predict, torch's eval-mode "
-              f"forward) on {rows.get('how') or 'the rows of ' + rows['file']}; the import refuses a model beyond "
+              f"forward, scikit-learn's predict) on {rows.get('how') or 'the rows of ' + rows['file']}; the import refuses a model beyond "
               f"{bundle.NAMED_RTOL:g} relative + {bundle.NAMED_ATOL:g} absolute. Sequence models are also checked at two "
               "batch sizes and, as raw sequence models, at two sequence lengths. `wavelet-pipeline verify` rechecks "
               "`vectors/parity.json`.", ""]
-    if "ensemble" in manifest["models"]:
-        weights = manifest["models"]["ensemble"]["weights"]
+    ensemble = manifest["models"].get("ensemble")
+    if ensemble is not None and "weights" in ensemble:
+        weights = ensemble["weights"]
         lines += [f"The ensemble is {' + '.join(f'{w:g} × {m}' for m, w in weights.items())}, as the weights file says.", ""]
+    elif ensemble is not None:
+        imported_as = ensemble["imported"]
+        lines += [f"The ensemble is the scikit-learn {imported_as['estimator']} in `{ensemble['source']['file']}` over "
+                  f"{', '.join(f'{m} ({c})' for m, c in imported_as['members'].items())}"
+                  f"{', final estimator ' + imported_as['final_estimator'] if 'final_estimator' in imported_as else ''}, "
+                  "converted whole by skl2onnx; skops loaded it trusting only the types the manifest lists "
+                  "(`models.ensemble.source.trusted_types`).", ""]
     lines += ["## Source files", "", "| file | sha256 |", "|---|---|"]
     lines += [f"| `{f}` | `{h}` |" for f, h in source["dir_files"].items()]
     if source.get("ignored_files"):

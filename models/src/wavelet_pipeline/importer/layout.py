@@ -5,6 +5,7 @@
     <name>_optimized.pth [+ _config.json]    a PyTorch state dict and its architecture
     <name>_optimized.pt  [+ _config.json]    TorchScript, any architecture
     ensemble_optimized.json | .pkl           {"weights": {member: weight}}
+    ensemble_optimized.skops                 a scikit-learn VotingRegressor/StackingRegressor (skops)
 
 A safe file next to a pickle of the same model wins (the pickle is left alone, which is
 what the refusal's conversion command produces). Any other file is ignored and said so.
@@ -40,7 +41,7 @@ class Layout:
     root: Path
     names: list[str]
     models: dict[str, ModelFiles]
-    ensemble: Path | None
+    ensemble: Path | None  # .json (weights over the members), .skops (a scikit-learn ensemble) or .pkl
     ensemble_pickle: bool
     ignored: dict[str, str] = field(default_factory=dict)  # file → why
 
@@ -72,7 +73,7 @@ def scan(root: Path) -> Layout:
         raise ImportRefused(f"{root}: not a directory")
     files = sorted(p for p in root.iterdir() if not p.name.startswith("."))
     layout_help = ("the deployment guide's layout: feature_names.json and at least one of xgboost_optimized.ubj|.json|.pkl, "
-                   "<name>_optimized.pth with <name>_optimized_config.json, <name>_optimized.pt")
+                   "<name>_optimized.pth with <name>_optimized_config.json, <name>_optimized.pt, ensemble_optimized.skops")
     if not files:
         raise ImportRefused(f"{root} is empty: expected {layout_help}")
     if not (root / FEATURE_NAMES).is_file():
@@ -96,13 +97,18 @@ def scan(root: Path) -> Layout:
     claimed.add("xgboost_optimized.pkl")
 
     ensemble, ensemble_pickle = None, False
-    if "ensemble_optimized.json" in by_name:
-        ensemble = by_name["ensemble_optimized.json"]
+    ensemble_safe = [by_name[f] for f in ("ensemble_optimized.json", "ensemble_optimized.skops") if f in by_name]
+    if len(ensemble_safe) > 1:
+        raise ImportRefused(f"{root}: both ensemble_optimized.json (weights over the members) and ensemble_optimized.skops "
+                            "(a scikit-learn ensemble): keep the one to import")
+    if ensemble_safe:
+        ensemble = ensemble_safe[0]
         if "ensemble_optimized.pkl" in by_name:
-            ignored["ensemble_optimized.pkl"] = "a pickle of the weights ensemble_optimized.json already holds; not read"
+            what = "the weights" if ensemble.suffix == ".json" else "the ensemble"
+            ignored["ensemble_optimized.pkl"] = f"a pickle of {what} {ensemble.name} already holds; not read"
     elif "ensemble_optimized.pkl" in by_name:
         ensemble, ensemble_pickle = by_name["ensemble_optimized.pkl"], True
-    claimed |= {"ensemble_optimized.json", "ensemble_optimized.pkl"}
+    claimed |= {"ensemble_optimized.json", "ensemble_optimized.skops", "ensemble_optimized.pkl"}
 
     problems = []
     for path in files:
@@ -134,6 +140,7 @@ def scan(root: Path) -> Layout:
                 ("a pickle the guide's layout does not name: NOT in the bundle (if it is a preprocessing step, such as a "
                  "scaler, the bundle's models expect inputs it would have transformed)" if path.suffix == ".pkl"
                  else "not part of the guide's layout")
-    if not models:
+    if not models and (ensemble is None or ensemble.suffix == ".json"):
+        # A scikit-learn ensemble (.skops, or a pickle that may hold one) stands alone.
         raise ImportRefused(f"{root}: no model file (expected {layout_help})")
     return Layout(root, names, models, ensemble, ensemble_pickle, ignored)

@@ -29,7 +29,7 @@ Before it reads a pickle, this process, still root with every capability, confin
 It checks each step took (capabilities all zero, seccomp on, only ``lo`` in /proc/net/dev)
 and exits non-zero without reading any pickle otherwise: the sandbox fails closed. Then it
 converts each pickle to a safe format in the output directory (an XGBoost model to UBJSON,
-ensemble weights to JSON, a torch module to TorchScript or a state dict) and writes
+ensemble weights to JSON, a scikit-learn ensemble to skops, a torch module to TorchScript or a state dict) and writes
 ``result.json``. The parent trusts none of it: it loads the safe files with the safe
 loaders as it would the user's own, after the child and its PID namespace are gone.
 
@@ -229,6 +229,8 @@ def _xgboost(task: dict[str, Any], rows: np.ndarray, out: Path) -> dict[str, Any
 def _ensemble(task: dict[str, Any], rows: np.ndarray, out: Path) -> dict[str, Any]:
     with open(task["file"], "rb") as f:
         value = pickle.load(f)
+    if type(value).__module__.startswith("sklearn.ensemble") and type(value).__name__ in ("VotingRegressor", "StackingRegressor"):
+        return _sklearn_ensemble(value, rows, out)
     weights = value.get("weights", value) if isinstance(value, dict) else getattr(value, "weights", None)
     if not isinstance(weights, dict) or not all(isinstance(k, str) for k in weights):
         raise TypeError(f"it holds a {type(value).__module__}.{type(value).__qualname__} without a weights mapping "
@@ -236,6 +238,28 @@ def _ensemble(task: dict[str, Any], rows: np.ndarray, out: Path) -> dict[str, An
     target = out / "ensemble_optimized.json"
     target.write_text(json.dumps({"weights": {k: float(w) for k, w in weights.items()}}))
     return {"file": target.name, "format": "ensemble-weights"}
+
+
+def _sklearn_ensemble(estimator: Any, rows: np.ndarray, out: Path) -> dict[str, Any]:
+    """A scikit-learn VotingRegressor/StackingRegressor, written with skops: the parent audits
+    and loads that file exactly as a user's own ensemble_optimized.skops (trusted types only);
+    the estimator's answers here check the round trip."""
+    import skops.io as sio
+
+    target = out / "ensemble_optimized.skops"
+    sio.dump(estimator, target)
+    X: Any = rows.astype(np.float32).astype(np.float64)  # the values the parent's checks use
+    names = getattr(estimator, "feature_names_in_", None)
+    if names is not None:
+        import pandas as pd
+
+        X = pd.DataFrame(X, columns=list(names))
+    result: dict[str, Any] = {"file": target.name, "format": "sklearn-skops"}
+    try:
+        result["predictions"] = np.asarray(estimator.predict(X), dtype=np.float64).ravel().tolist()
+    except ValueError as exc:  # e.g. another feature count: the parent's checks say so by name
+        result["note"] = f"predict failed here: {exc}"[:300]
+    return result
 
 
 def _torch_module(task: dict[str, Any], rows: np.ndarray, out: Path) -> dict[str, Any]:

@@ -45,16 +45,10 @@ class XGBoostImport:
         return regressor_onnx(self.model)
 
 
-def load(path: Path, names: list[str], *, label: str | None = None) -> XGBoostImport:
-    """The model in `path`, checked against feature_names.json; ImportRefused says why not.
-    `label` names the file in messages (the user's file, when `path` is a converted copy)."""
-    label = label or path.name
-    booster = xgb.Booster()
-    try:
-        booster.load_model(str(path))
-    except xgb.core.XGBoostError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ImportRefused(f"{label}: not an XGBoost model file XGBoost can read ({first[:200]})") from None
+def check(booster: xgb.Booster, names: list[str], label: str) -> tuple[str, dict[str, Any], list[str] | None]:
+    """Refuses (ImportRefused) a booster this importer does not convert faithfully or whose inputs are
+    not feature_names.json's; returns its objective, learner_model_param and own feature names.
+    Also used for the XGBRegressor members of a scikit-learn ensemble (sklearn_ensemble.py)."""
     learner = json.loads(booster.save_config())["learner"]
     objective = learner["objective"]["name"]
     params = learner["learner_model_param"]
@@ -87,7 +81,21 @@ def load(path: Path, names: list[str], *, label: str | None = None) -> XGBoostIm
         differ = [f"#{i} {a!r} (model) vs {b!r} (feature_names.json)" for i, (a, b) in enumerate(zip(own, names)) if a != b]
         raise ImportRefused(f"{label}: the model's own feature names differ from feature_names.json at "
                             f"{', '.join(differ[:5])}{f' and {len(differ) - 5} more' if len(differ) > 5 else ''}")
+    return objective, params, None if own is None else list(own)
 
+
+def load(path: Path, names: list[str], *, label: str | None = None) -> XGBoostImport:
+    """The model in `path`, checked against feature_names.json; ImportRefused says why not.
+    `label` names the file in messages (the user's file, when `path` is a converted copy)."""
+    label = label or path.name
+    booster = xgb.Booster()
+    try:
+        booster.load_model(str(path))
+    except xgb.core.XGBoostError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ImportRefused(f"{label}: not an XGBoost model file XGBoost can read ({first[:200]})") from None
+    objective, params, own = check(booster, names, label)
+    n_features = len(names)
     model = xgb.XGBRegressor()
     model.load_model(str(path))
     # The converter (and XGBoost's numpy predictions) address features as f0, f1, ... by
