@@ -1,6 +1,7 @@
 """A guide user's models, imported, served by the real server (`node server/dist/server.js`):
-its answers equal the original frameworks' (XGBoost's own predict, torch's forward) for
-vectors, objects keyed by feature name, batches and streams, per model, to 1e-5 relative.
+its answers equal the original frameworks' (XGBoost's own predict, torch's forward,
+scikit-learn's for a skops ensemble) for vectors, objects keyed by feature name, batches and
+streams, per model, to 1e-5 relative.
 
 Needs the server built (`npx tsc -b`, which `make test` does before pytest)."""
 
@@ -44,14 +45,28 @@ def _post(url: str, body: object) -> tuple[int, bytes]:
         return error.code, error.read()
 
 
+class Served:
+    def __init__(self, url: str, trained: fx.Trained, ensemble: str) -> None:
+        self.url, self.trained, self.ensemble = url, trained, ensemble
+
+    def framework(self, model: str, rows: np.ndarray) -> np.ndarray:
+        # The skops ensemble answers as its scikit-learn estimator does.
+        return self.trained.predict(self.ensemble if model == "ensemble" and self.ensemble != "weights" else model, rows)
+
+
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, fx.Trained]]:
+def trained() -> fx.Trained:
+    return fx.train()
+
+
+# The ensemble as weights over the members, or a scikit-learn StackingRegressor saved with skops.
+@pytest.fixture(scope="module", params=["weights", "stacking"])
+def served(request: pytest.FixtureRequest, trained: fx.Trained, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     if shutil.which("node") is None:
         pytest.fail("node is not on PATH: the server cannot run")
     assert SERVER.exists(), f"{SERVER} is missing: build the server first (npx tsc -b)"
     root = tmp_path_factory.mktemp("serving")
-    trained = fx.train()
-    guide = fx.write_layout(root / "guide", trained)
+    guide = fx.write_layout(root / "guide", trained, skops_ensemble=None if request.param == "weights" else request.param)
     assert main(["import", str(guide), "--name", "byom", "--version", "1.0.0", "--out", str(root / "bundle")]) == 0
     port = _free_port()
     env = {**os.environ, "MODEL_DIR": str(root / "bundle"), "PORT": str(port), "HOST": "127.0.0.1", "LOG_LEVEL": "warn",
@@ -72,7 +87,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, fx.T
                 pass
             assert time.monotonic() < deadline, "the server was not ready within 60 s"
             time.sleep(0.2)
-        yield url, trained
+        yield Served(url, trained, request.param)
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -83,10 +98,10 @@ def _close(got: list[float], want: np.ndarray, what: str) -> None:
 
 
 @pytest.mark.parametrize("model", MODELS)
-def test_the_server_answers_what_the_framework_does(served: tuple[str, fx.Trained], model: str) -> None:
-    url, trained = served
+def test_the_server_answers_what_the_framework_does(served: Served, model: str) -> None:
+    url = served.url
     rows = np.random.default_rng(7).standard_normal((6, len(fx.NAMES)))
-    want = trained.predict(model, rows)
+    want = served.framework(model, rows)
     named = [dict(reversed(list(zip(fx.NAMES, map(float, row))))) for row in rows]  # keys in reverse: names, not positions
 
     for form, features in (("vector", [list(map(float, row)) for row in rows]), ("named", named)):
@@ -108,8 +123,8 @@ def test_the_server_answers_what_the_framework_does(served: tuple[str, fx.Traine
     _close([line["prediction"] for line in lines[:-1]], want, f"{model} /predict/stream")
 
 
-def test_models_lists_the_feature_names_and_prices_are_refused(served: tuple[str, fx.Trained]) -> None:
-    url, _ = served
+def test_models_lists_the_feature_names_and_prices_are_refused(served: Served) -> None:
+    url = served.url
     with urllib.request.urlopen(f"{url}/models", timeout=10) as res:
         listed = json.loads(res.read())
     assert listed["features"]["names"] == fx.NAMES
