@@ -193,17 +193,30 @@ def wavelet_energies(prices: np.ndarray, spec: FeatureSpec) -> dict[str, np.ndar
     the last `energy_span` days, and `wav_es` that of the last smooth V_J. By the MODWT's
     energy decomposition they split the mean squared return by time scale (level j: about
     2^(j-1)..2^j days), the wavelet form of HAR's day/week/month components."""
-    w = pywt.Wavelet(spec.wavelet)
-    g, h = np.asarray(w.rec_lo) / math.sqrt(2.0), np.asarray(w.rec_hi) / math.sqrt(2.0)
-    v = log_returns(prices)
-    out = {}
-    for j in range(1, spec.energy_levels + 1):
-        shifted = [_lagged(v, 2 ** (j - 1) * l) for l in range(len(g))]
-        detail = sum(h[l] * shifted[l] for l in range(len(h)))
-        v = sum(g[l] * shifted[l] for l in range(len(g)))
-        out[f"wav_e{j}"] = np.mean(lag_matrix(detail * detail, spec.energy_span), axis=1)
-    out["wav_es"] = np.mean(lag_matrix(v * v, spec.energy_span), axis=1)
+    details, smooth = causal_modwt(log_returns(prices), spec.wavelet, spec.energy_levels)
+    out = {f"wav_e{j}": trailing_mean(d * d, spec.energy_span) for j, d in enumerate(details, start=1)}
+    out["wav_es"] = trailing_mean(smooth * smooth, spec.energy_span)
     return out
+
+
+def causal_modwt(x: np.ndarray, wavelet: str, levels: int) -> tuple[list[np.ndarray], np.ndarray]:
+    """The causal MODWT (à trous) pyramid of a per-day series x (V_0 = x): the details
+    W_1 .. W_levels and the last smooth V_levels, each aligned with x and NaN where one of its
+    inputs is missing (the formula is in wavelet_energies)."""
+    w = pywt.Wavelet(wavelet)
+    g, h = np.asarray(w.rec_lo) / math.sqrt(2.0), np.asarray(w.rec_hi) / math.sqrt(2.0)
+    v = np.asarray(x, dtype=np.float64)
+    details = []
+    for j in range(1, levels + 1):
+        shifted = [_lagged(v, 2 ** (j - 1) * l) for l in range(len(g))]
+        details.append(sum(h[l] * shifted[l] for l in range(len(h))))
+        v = sum(g[l] * shifted[l] for l in range(len(g)))
+    return details, v
+
+
+def trailing_mean(x: np.ndarray, span: int) -> np.ndarray:
+    """Mean of x[t-span+1 .. t] at each t; NaN until `span` values exist or where one is NaN."""
+    return np.mean(lag_matrix(x, span), axis=1)
 
 
 def gjr_volatility(prices: np.ndarray, spec: FeatureSpec, p: GarchParams) -> np.ndarray:

@@ -93,7 +93,9 @@ def requantize_bundle(path: Path, config: BundleConfig, command: str) -> tuple[s
     if recorded["training"]["config"] != config.describe():
         raise ValueError(f"{path}: trained with {recorded['training']['config']}, not {config.describe()}")
     series = load_series(config)
-    if {**series.describe(), "used_from": config.data_start or series.start} != recorded["data"]:
+    # Keys a manifest predating them lacks (the OHLC fields) are not a difference in the data.
+    data = {**series.describe(), "used_from": config.data_start or series.start}
+    if any(key not in data or data[key] != value for key, value in recorded["data"].items()):
         raise ValueError(f"{path}: the data differ from the ones it was trained on")
     table = build_table(series, config.features, config.target, config.data_start)
     params = {kind: recorded["models"][kind]["hyperparameters"] for kind in BASE_MODELS}
