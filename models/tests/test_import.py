@@ -64,11 +64,6 @@ def assert_matches_framework(bundle: Path, trained: fx.Trained, models: tuple[st
 
 
 @pytest.fixture(scope="module")
-def trained() -> fx.Trained:
-    return fx.train()
-
-
-@pytest.fixture(scope="module")
 def full(trained: fx.Trained, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, str]:
     root = tmp_path_factory.mktemp("full")
     guide = fx.write_layout(root / "guide", trained)

@@ -54,11 +54,6 @@ class Served:
         return self.trained.predict(self.ensemble if model == "ensemble" and self.ensemble != "weights" else model, rows)
 
 
-@pytest.fixture(scope="module")
-def trained() -> fx.Trained:
-    return fx.train()
-
-
 # The ensemble as weights over the members, or a scikit-learn StackingRegressor saved with skops.
 @pytest.fixture(scope="module", params=["weights", "stacking"])
 def served(request: pytest.FixtureRequest, trained: fx.Trained, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:

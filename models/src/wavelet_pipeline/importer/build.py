@@ -8,7 +8,6 @@ only once `verify` accepts it: a refused import leaves nothing behind.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import importlib.metadata
 import math
 import platform
@@ -67,10 +66,6 @@ class Imported:
 
 def say(message: str) -> None:
     print(f"import: {message}", file=sys.stderr, flush=True)
-
-
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def import_bundle(options: Options) -> str:
@@ -154,7 +149,7 @@ def parity_rows(options: Options, names: list[str]) -> tuple[np.ndarray, np.ndar
         raise ImportRefused(f"{path.name}: {int(bad.sum())} rows have a missing or non-numeric value (first: data row {int(np.argmax(bad)) + 1})")
     if len(values) < MIN_CALIBRATION_ROWS:
         raise ImportRefused(f"{path.name}: {len(values)} rows; a {conformal.LEVEL:.0%} interval needs at least {MIN_CALIBRATION_ROWS}")
-    return values[:, :-1], values[:, -1], {"kind": "calibration", "file": path.name, "sha256": sha256(path), "rows": len(values)}
+    return values[:, :-1], values[:, -1], {"kind": "calibration", "file": path.name, "sha256": bundle.sha256_file(path), "rows": len(values)}
 
 
 def resolve_pickles(layout: Layout, options: Options, rows: np.ndarray, work: Path) -> dict[str, sandbox.Converted]:
@@ -235,7 +230,7 @@ def load_models(layout: Layout, converted: dict[str, sandbox.Converted], n: int)
     loaded: dict[str, Loaded] = {}
     for name in sorted(layout.models, key=model_order):
         files = layout.models[name]
-        source = {"file": files.file.name, "sha256": sha256(files.file)}
+        source = {"file": files.file.name, "sha256": bundle.sha256_file(files.file)}
         pickled = converted.get(name)
         try:
             if files.kind == "xgboost":
@@ -261,7 +256,7 @@ def load_models(layout: Layout, converted: dict[str, sandbox.Converted], n: int)
                 # Recorded per the contract: which torch exporter made the graph (see export_graph for why).
                 source["exporter"] = EXPORTER
                 if config.exists():
-                    source["config"] = {"file": config.name, "sha256": sha256(config)}
+                    source["config"] = {"file": config.name, "sha256": bundle.sha256_file(config)}
                 loaded[name] = Loaded(files, f"torch {importlib.metadata.version('torch')}", model, source, [])
         except ImportRefused as exc:
             problems.append(str(exc))
@@ -328,7 +323,7 @@ def read_ensemble(layout: Layout, converted: dict[str, sandbox.Converted], prese
     total = sum(float(weights[m]) for m in members)
     if abs(total - 1.0) > 1e-9:
         say(f"{label}: the weights sum to {total:.6g}, not 1: the ensemble is Σ weight × prediction as given, not an average")
-    source = {"format": "pickle" if pickled else "ensemble-weights", "file": label, "sha256": sha256(layout.ensemble)}
+    source = {"format": "pickle" if pickled else "ensemble-weights", "file": label, "sha256": bundle.sha256_file(layout.ensemble)}
     if pickled is not None:
         source.update(sandbox.describe(pickled))
     return Ensemble(StackWeights(members, tuple(float(weights[m]) for m in members), 0.0, "level"), source)
@@ -344,7 +339,7 @@ def load_sklearn_ensemble(layout: Layout, pickled: sandbox.Converted | None, n: 
     files = ModelFiles("ensemble", "sklearn", layout.ensemble, pickle=pickled is not None)
     model = sklearn_ensemble.load(pickled.path if pickled else layout.ensemble, layout.names, label=layout.ensemble.name)
     source: dict[str, Any] = {"format": "pickle" if pickled else model.format, "file": layout.ensemble.name,
-                              "sha256": sha256(layout.ensemble), "trusted_types": list(sklearn_ensemble.TRUSTED)}
+                              "sha256": bundle.sha256_file(layout.ensemble), "trusted_types": list(sklearn_ensemble.TRUSTED)}
     if pickled is not None:
         source.update(sandbox.describe(pickled))
     return Loaded(files, f"scikit-learn {importlib.metadata.version('scikit-learn')}", model, source, model.notes,
@@ -452,7 +447,7 @@ def build_manifest(options: Options, layout: Layout, imported: dict[str, Importe
         "target": {"name": options.target_name, "kind": options.target_kind, "horizon": options.horizon,
                    "units": options.units, "link": "identity"},
         "features": {"kind": "named", "names": names, "sequence_length": lengths.pop() if len(lengths) == 1 else 1},
-        "source": {"kind": "import", "dir_files": {f: sha256(layout.root / f) for f in used},
+        "source": {"kind": "import", "dir_files": {f: bundle.sha256_file(layout.root / f) for f in used},
                    "pickle": any(m.entry["source"]["format"] == "pickle" for m in imported.values()),
                    **({"ignored_files": sorted(layout.ignored)} if layout.ignored else {})},
         "default_model": default,
