@@ -7,6 +7,7 @@ import pywt
 from wavelet_pipeline.data import load_builtin
 from wavelet_pipeline.config import SPX_VOL_5D
 from wavelet_pipeline.features import (
+    ChannelParams,
     FeatureSpec,
     GarchParams,
     channel_series,
@@ -22,6 +23,7 @@ from wavelet_pipeline.features import (
 SERIES_KINDS = ("log_return_pct", "squared_return_pct")
 VOL = SPX_VOL_5D.features  # every channel: dn_sq, ret, wav_e1..4, wav_es, gjr_vol (5 days each)
 GJR = GarchParams(omega=0.02, alpha=0.01, gamma=0.15, beta=0.88)
+FITTED = ChannelParams(GJR)
 
 
 @pytest.fixture(scope="module")
@@ -125,11 +127,11 @@ def test_names_match_window() -> None:
 def test_every_channel_is_prefix_invariant(crisis_prices: np.ndarray) -> None:
     """The volatility bundle's channels (signed returns, MODWT energies, the GJR forecast) at t
     come out the same from the series cut at t as from the whole series."""
-    full = feature_matrix(crisis_prices, VOL, GJR)
+    full = feature_matrix(crisis_prices, VOL, FITTED)
     checked = 0
     for t in range(VOL.min_prices - 1, crisis_prices.size, 7):
-        np.testing.assert_allclose(feature_matrix(crisis_prices[: t + 1], VOL, GJR)[-1], full[t], rtol=0, atol=1e-12)
-        np.testing.assert_array_equal(features_at_end(crisis_prices[: t + 1], VOL, GJR), full[t])
+        np.testing.assert_allclose(feature_matrix(crisis_prices[: t + 1], VOL, FITTED)[-1], full[t], rtol=0, atol=1e-12)
+        np.testing.assert_array_equal(features_at_end(crisis_prices[: t + 1], VOL, FITTED), full[t])
         checked += 1
     assert checked >= 60
     assert np.isnan(full[VOL.min_prices - 2]).any() and not np.isnan(full[VOL.min_prices - 1]).any()
@@ -140,8 +142,8 @@ def test_channel_layout_and_history() -> None:
     assert len(VOL.names) == 8 * VOL.window and VOL.names[VOL.window] == f"ret_lag{VOL.window - 1}" and VOL.names[-1] == "gjr_vol_lag0"
     # Haar: level 4 spans 16 returns, averaged over 22 days; the GJR window is the longest.
     assert VOL.history("wav_e4") == 22 + 15 and VOL.min_prices == VOL.window + 256
-    described = VOL.describe(GJR)
-    assert FeatureSpec.from_manifest(described) == (VOL, GJR)
+    described = VOL.describe(FITTED)
+    assert FeatureSpec.from_manifest(described) == (VOL, FITTED)
     with pytest.raises(ValueError):
         VOL.describe()
 
@@ -172,9 +174,9 @@ def test_hand_checked_gjr_recursion() -> None:
     for x in r:
         h = GJR.omega + (GJR.alpha + GJR.gamma * (x < 0)) * x * x + GJR.beta * h
     second = GJR.omega + (GJR.alpha + GJR.gamma / 2 + GJR.beta) * h
-    got = channel_series(prices, spec, GJR)["gjr_vol"]
+    got = channel_series(prices, spec, FITTED)["gjr_vol"]
     assert got[3] == pytest.approx(math.sqrt(h + second), rel=1e-9)
     assert np.isnan(got[:3]).all()
     # A fall moves it more than a rise of the same size (the leverage term).
-    up = channel_series(100 * np.exp(np.cumsum([0.0, 0.01, 0.02, 0.005])), spec, GJR)["gjr_vol"][3]
+    up = channel_series(100 * np.exp(np.cumsum([0.0, 0.01, 0.02, 0.005])), spec, FITTED)["gjr_vol"][3]
     assert got[3] > up

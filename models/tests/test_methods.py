@@ -160,7 +160,7 @@ def test_volatility_stacking_minimizes_qlike_in_logs_and_the_graph_computes_it()
     finds those weights (QLIKE's minimizer is the conditional variance), and the exported
     ensemble, with the GJR member read from the feature vector, answers the same."""
     from wavelet_pipeline import onnx_tools
-    from wavelet_pipeline.forecasters.ensemble import GJR_COLUMN, ensemble_onnx, members, stack_inputs
+    from wavelet_pipeline.forecasters.ensemble import COLUMN_MEMBERS, ensemble_onnx, members, stack_inputs
 
     rng = np.random.default_rng(3)
     spec = FeatureSpec(series="squared_return_pct", window=2, signed_returns=True, garch_trailing=8)
@@ -168,7 +168,7 @@ def test_volatility_stacking_minimizes_qlike_in_logs_and_the_graph_computes_it()
     X = rng.uniform(0.5, 2.0, size=(n, len(spec.names)))
     predictions = {k: np.exp(rng.normal(size=n) * 0.5) for k in BASE_MODELS}
     inputs = stack_inputs(spec, predictions, X)
-    np.testing.assert_array_equal(inputs[:, 3], X[:, spec.column(GJR_COLUMN)])
+    np.testing.assert_array_equal(inputs[:, 3], X[:, spec.column(COLUMN_MEMBERS["gjr_garch"])])
     f = np.exp(0.1 + 0.6 * np.log(inputs[:, 0]) + 0.4 * np.log(inputs[:, 3]))
     y = f * np.sqrt(rng.chisquare(1, size=n))
     stack = fit_stack(inputs, y, members(spec), "log")

@@ -13,8 +13,8 @@ import pytest
 from wavelet_pipeline import walkforward
 from wavelet_pipeline.bundle import MANIFEST, MODEL_FILES, bundle_digest, sha256_file, verify_bundle
 from wavelet_pipeline.cli import main
-from wavelet_pipeline.config import SPX_RETURN_1D, SPX_VOL_5D
-from wavelet_pipeline.data import load_builtin
+from wavelet_pipeline.config import SPX_RANGE_VOL_5D, SPX_RETURN_1D, SPX_VOL_5D
+from wavelet_pipeline.data import PriceSeries, load_builtin
 from wavelet_pipeline.forecasters import xgboost_model
 from wavelet_pipeline.splits import build_table
 from wavelet_pipeline.train import train_bundle
@@ -27,7 +27,7 @@ QUICK_BUDGET_SECONDS = 180  # two seeds of walk-forward each
 def quick_bundles(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("bundles")
     out = {}
-    for config in (SPX_RETURN_1D, SPX_VOL_5D):
+    for config in (SPX_RETURN_1D, SPX_VOL_5D, SPX_RANGE_VOL_5D):
         started = time.monotonic()
         out[config.name] = root / config.name
         train_bundle(config.quick_variant(), out[config.name], "test")
@@ -35,7 +35,7 @@ def quick_bundles(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return out
 
 
-@pytest.mark.parametrize("name", ["spx-return-1d", "spx-vol-5d"])
+@pytest.mark.parametrize("name", ["spx-return-1d", "spx-vol-5d", "spx-range-vol-5d"])
 def test_quick_bundle_is_complete_and_verifies(quick_bundles: dict[str, Path], name: str) -> None:
     bundle = quick_bundles[name]
     assert verify_bundle(bundle) == []
@@ -46,16 +46,23 @@ def test_quick_bundle_is_complete_and_verifies(quick_bundles: dict[str, Path], n
         entry = manifest["models"][model]
         assert entry["file"] == MODEL_FILES[model]
         assert entry["sha256"] == sha256_file(bundle / entry["file"]) == manifest["files"][entry["file"]]
-        size = 10 if name == "spx-return-1d" else len(SPX_VOL_5D.features.names)  # the guide's 10 values for returns
+        size = {"spx-return-1d": 10, "spx-vol-5d": len(SPX_VOL_5D.features.names)}.get(name, len(SPX_RANGE_VOL_5D.features.names))
         assert len(manifest["features"]["names"]) == size
         assert entry["inputs"] == [{"name": "features", "type": "float32", "shape": [None, size]}]
         assert entry["outputs"] == [{"name": "prediction", "type": "float32", "shape": [None, 1]}]
         assert manifest["parity"][model]["max_rel_diff"] <= 1e-4, "ONNX must match the native model"
     assert set(manifest["evaluation"]["baselines"]) >= ({"random_walk", "historical_mean", "always_up"} if name.startswith("spx-return") else {"garch", "gjr_garch", "egarch", "har", "random_walk"})
-    if name == "spx-vol-5d":
+    benchmarks = {"spx-vol-5d": {"gjr_garch", "garch", "har"}, "spx-range-vol-5d": {"gjr_garch", "garch", "har", "garch_x", "har_gk"}}
+    if name in benchmarks:
         for tests in manifest["evaluation"]["diebold_mariano"].values():
-            assert set(tests) == {"qlike_vs_gjr_garch", "qlike_vs_garch", "qlike_vs_har"}
+            assert set(tests) == {f"qlike_vs_{b}" for b in benchmarks[name]}
             assert all(0 <= t["hac_p_value"] <= 1 and t["hac_lags"] >= 4 for t in tests.values())
+    if name == "spx-range-vol-5d":
+        # The bars bundle: its inputs, its GJR-X member and parity cases of bars.
+        assert manifest["features"]["inputs"] == ["high", "low", "close"] and manifest["features"]["garchx"]["delta"] > 0
+        assert "gjr_garch_x" in manifest["models"]["ensemble"]["weights"]
+        cases = json.loads((bundle / "vectors/parity.json").read_text())["cases"]
+        assert all(set(case["bars"]) == {"high", "low", "close"} for case in cases)
     seeds = manifest["evaluation"]["seeds"]
     assert seeds["seeds"] == SPX_VOL_5D.quick_variant().seed_list
     for name in ("xgboost", "lstm", "transformer", "ensemble"):
@@ -135,7 +142,8 @@ def test_requantizing_keeps_the_float_models_and_reproduces_the_int8_ones(quick_
     assert all(rerun[m]["relative_change"] == 0 for m in ("xgboost", "lstm", "transformer", "ensemble"))
 
 
-LEAKAGE_CONFIG = dataclasses.replace(SPX_VOL_5D.quick_variant(), first_oos_year=2015, test_years=(2016,))
+# The OHLC bundle's config: every channel kind (closes, ranges, GJR and GJR-X fits) and every baseline.
+LEAKAGE_CONFIG = dataclasses.replace(SPX_RANGE_VOL_5D.quick_variant(), first_oos_year=2015, test_years=(2016,))
 LEAKAGE_PARAMS = {
     "xgboost": xgboost_model.DEFAULT_PARAMS,
     "lstm": {"lr": 3e-3, "weight_decay": 1e-4, "dropout": 0.0, "max_epochs": 3, "hidden": 8, "layers": 1},
@@ -143,11 +151,9 @@ LEAKAGE_PARAMS = {
 }
 
 
-def _walk_forward(close: pd.Series) -> walkforward.WalkForward:
-    series = load_builtin("sp500")
+def _walk_forward(series: PriceSeries) -> walkforward.WalkForward:
     config = LEAKAGE_CONFIG
-    table = build_table(type(series)(series.name, series.source, close), config.features, config.target, config.data_start)
-    return walkforward.run(config, table, LEAKAGE_PARAMS)
+    return walkforward.run(config, build_table(series, config.features, config.target, config.data_start), LEAKAGE_PARAMS)
 
 
 def _forecasts_until(wf: walkforward.WalkForward, day: pd.Timestamp) -> dict[str, np.ndarray]:
@@ -159,7 +165,7 @@ def _forecasts_until(wf: walkforward.WalkForward, day: pd.Timestamp) -> dict[str
 
 @pytest.fixture(scope="module")
 def walk_forward_on_all_prices() -> walkforward.WalkForward:
-    return _walk_forward(load_builtin("sp500").close)
+    return _walk_forward(load_builtin("sp500"))
 
 
 @pytest.mark.parametrize("day_in_2016", [1, -1], ids=["second trading day", "last trading day"])
@@ -167,17 +173,26 @@ def test_walk_forward_forecasts_do_not_change_when_the_future_is_removed(walk_fo
     """Whole-pipeline leakage check: no forecast for a day of 2016 up to `day`, nor its interval,
     changes when the prices after `day` are replaced.
 
-    A row exists only with its target, so the run keeps the `horizon` prices after `day` that
-    the target of `day` needs, with their returns multiplied by 10, and drops the rest. Early in
+    A row exists only with its target, so the run keeps the `horizon` bars after `day` that
+    the target of `day` needs, with their returns and their opens', highs' and lows' log
+    distances from the close multiplied by 10, and drops the rest. Early in
     the year this changes the targets of the last rows of 2015, which the 2016 ensemble weights
     and conformal intervals must not use: they were not known when 2016 began.
     """
-    close = load_builtin("sp500").close
+    series = load_builtin("sp500")
+    close = series.close
     days_2016 = np.flatnonzero(close.index.year == 2016)
     cut = int(days_2016[day_in_2016])
-    kept = np.log(close.to_numpy()[: cut + LEAKAGE_CONFIG.target.horizon + 1])
+    end = cut + LEAKAGE_CONFIG.target.horizon + 1
+    logs = {f: np.log(getattr(series, f).to_numpy()[:end]) for f in ("open", "high", "low", "close")}
+    kept = logs["close"].copy()
     kept[cut + 1 :] = kept[cut] + 10.0 * (kept[cut + 1 :] - kept[cut])
-    replaced = pd.Series(np.exp(kept), index=close.index[: kept.size], name=close.name)
+    moved = {f: v.copy() for f, v in logs.items()}
+    for f, v in moved.items():
+        v[cut + 1 :] = kept[cut + 1 :] + (10.0 * (logs[f][cut + 1 :] - logs["close"][cut + 1 :]) if f != "close" else 0.0)
+    index = close.index[:end]
+    replaced = PriceSeries(series.name, series.source, **{f: pd.Series(np.exp(v), index=index) for f, v in moved.items()},
+                           stale_open=series.stale_open[:end])  # type: ignore[index]
 
     day = close.index[cut]
     full, cut_run = _forecasts_until(walk_forward_on_all_prices, day), _forecasts_until(_walk_forward(replaced), day)

@@ -172,3 +172,159 @@ def test_range_features_are_prefix_invariant(name: str) -> None:
         checked += 1
     assert checked >= 90
     assert all(np.isfinite(v[100:]).all() or k.startswith(("overnight", "yang_zhang")) for k, v in full.items())
+
+
+# --- the feature channels (features-spec v2: rng_*, gjrx_vol) and the range baselines --------
+
+from wavelet_pipeline import baselines  # noqa: E402
+from wavelet_pipeline.features import ChannelParams, FeatureSpec, GarchParams, channel_series, feature_matrix, features_at_end  # noqa: E402
+from wavelet_pipeline.ranges import LOG_FLOOR, GarchXParams, daily_estimator, gjrx_volatility, range_channels  # noqa: E402
+
+GJRX = GarchXParams(omega=0.01, alpha=0.02, gamma=0.1, beta=0.85, delta=0.08, kappa=0.75, span=2)
+
+
+def test_daily_estimator_is_garman_klass_where_the_open_is_real() -> None:
+    """Day 1's open repeats day 0's close: Parkinson there; Garman–Klass on days 0 and 2."""
+    o, h, l, c = (np.array(x) for x in ([100.0, 101.0, 101.5], [101.5, 102.0, 103.0], [99.5, 100.0, 100.5], [101.0, 101.2, 102.0]))
+    bars = Bars(high=h, low=l, close=c, open=o)
+    e = daily_estimator(bars, "garman_klass")
+    assert e[1] == parkinson(h, l)[1]
+    assert e[[0, 2]] == pytest.approx(garman_klass(o, h, l, c)[[0, 2]], rel=0)
+    assert (daily_estimator(bars, "parkinson") == parkinson(h, l)).all()
+    with pytest.raises(ValueError, match="opens"):
+        daily_estimator(Bars(high=h, low=l, close=c), "garman_klass")
+
+
+def test_range_channels_by_hand() -> None:
+    """rng_<n>d is ln of the n-day mean; a flat day's zero range is floored; the haar MODWT of
+    ln e: W₁ = (x_t − x_{t−1})/2, V₂ = mean of four."""
+    e = np.array([1.0, 4.0, 0.0, 2.0, 3.0, 5.0])
+    ch = range_channels(e, (1, 3), "haar", 2)
+    assert list(ch) == ["rng_1d", "rng_3d", "rng_w1", "rng_w2", "rng_v2"]
+    assert ch["rng_1d"][2] == math.log(LOG_FLOOR) and ch["rng_1d"][4] == math.log(3.0)
+    assert np.isnan(ch["rng_3d"][1]) and ch["rng_3d"][3] == pytest.approx(math.log(2.0), rel=1e-15)
+    x = np.log(np.maximum(e, LOG_FLOOR))
+    assert ch["rng_w1"][5] == pytest.approx((x[5] - x[4]) / 2, rel=1e-14)
+    assert ch["rng_w2"][5] == pytest.approx((x[5] + x[4] - x[3] - x[2]) / 4, rel=1e-14)
+    assert ch["rng_v2"][5] == pytest.approx(x[2:6].mean(), rel=1e-14) and np.isnan(ch["rng_v2"][2])
+
+
+def gjrx_by_hand(r: list[float], e: list[float], p: GarchXParams, horizon: int) -> float:
+    """The contract's recursion, one day: r and e end at t (e has span − 1 more days before)."""
+    x = [np.mean(e[i : i + p.span]) for i in range(len(r))]
+    h = np.mean(np.square(r))
+    for rs, xs in zip(r, x):
+        h = p.omega + (p.alpha + p.gamma * (rs < 0)) * rs * rs + p.beta * h + p.delta * xs
+    future, total = list(e[len(e) - p.span + 1 :]), 0.0
+    for k in range(1, horizon + 1):
+        total += h
+        if k < horizon:
+            future.append(p.kappa * h)
+            h = p.omega + (p.alpha + p.gamma / 2 + p.beta) * h + p.delta * np.mean(future[-p.span :])
+    return math.sqrt(total)
+
+
+def test_gjrx_channel_by_hand_and_without_its_range_term() -> None:
+    rng = np.random.default_rng(8)
+    r, e = rng.normal(0, 1.2, 30), rng.gamma(2.0, 0.6, 30)
+    got = gjrx_volatility(r, e, GJRX, trailing=4, horizon=3)
+    assert np.isnan(got[:4]).all()  # day 4 is the first with 4 returns and their x (span 2: e from day 0)
+    for t in (4, 17, 29):
+        assert got[t] == pytest.approx(gjrx_by_hand(list(r[t - 3 : t + 1]), list(e[t - 4 : t + 1]), GJRX, 3), rel=1e-13)
+    # δ = 0 and a one-day span: exactly the GJR channel on the same returns.
+    prices = 100 * np.exp(np.cumsum(np.r_[0.0, r[1:] / 100]))
+    spec = FeatureSpec(series="squared_return_pct", trailing=2, levels=1, garch_trailing=5, garch_horizon=3)
+    gjr = GarchParams(omega=0.01, alpha=0.02, gamma=0.1, beta=0.85)
+    no_range = GarchXParams(omega=0.01, alpha=0.02, gamma=0.1, beta=0.85, delta=0.0, kappa=0.75, span=1)
+    from wavelet_pipeline.features import log_returns as returns_of
+
+    np.testing.assert_allclose(gjrx_volatility(returns_of(prices), e, no_range, 5, 3), channel_series(prices, spec, ChannelParams(gjr))["gjr_vol"], rtol=1e-14)
+
+
+RANGE_SPEC = FeatureSpec(series="squared_return_pct", window=5, signed_returns=True, energy_levels=2, garch_trailing=60,
+                         garch_horizon=5, range_estimator="garman_klass", range_spans=(1, 5, 22), range_levels=3, garchx_span=5)
+
+
+def test_range_spec_layout_inputs_and_refusals() -> None:
+    assert RANGE_SPEC.channels[-9:] == ["rng_1d", "rng_5d", "rng_22d", "rng_w1", "rng_w2", "rng_w3", "rng_v3", "gjr_vol", "gjrx_vol"]
+    assert RANGE_SPEC.inputs == ("open", "high", "low", "close") and FeatureSpec().inputs == ("close",)
+    assert RANGE_SPEC.history("gjrx_vol") == 64 and RANGE_SPEC.history("rng_w3") == 8 and RANGE_SPEC.history("rng_22d") == 22
+    fitted = ChannelParams(GarchParams(0.02, 0.01, 0.15, 0.88), GJRX)
+    assert FeatureSpec.from_manifest(RANGE_SPEC.describe(fitted)) == (RANGE_SPEC, fitted)
+    for bad in (dict(range_spans=(5,)), dict(range_estimator="yang_zhang", range_spans=(5,)), dict(range_estimator="parkinson"),
+                dict(range_estimator="parkinson", garchx_span=5)):
+        with pytest.raises(ValueError):
+            FeatureSpec(**bad)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="bars"):
+        feature_matrix(np.full(200, 100.0), RANGE_SPEC, fitted)
+
+
+def test_range_features_do_not_see_later_bars() -> None:
+    """Leakage test on O/H/L/C: the vector at t from the bars cut at t equals the whole
+    series' (S&P 500 around 2008 with stale opens, and NASDAQ); changing a later bar's open,
+    high, low or close changes nothing at t, and changing day t's changes the vector."""
+    fitted = ChannelParams(GarchParams(0.02, 0.01, 0.15, 0.88), GJRX)
+    for name in ("sp500", "nasdaq"):
+        bars = Bars.from_series(load_builtin(name))[2000:2400]
+        full = feature_matrix(bars, RANGE_SPEC, fitted)
+        assert not np.isnan(full[RANGE_SPEC.min_prices - 1]).any()
+        for t in range(RANGE_SPEC.min_prices - 1, 400, 11):
+            np.testing.assert_allclose(features_at_end(bars[: t + 1], RANGE_SPEC, fitted), full[t], rtol=0, atol=1e-12)
+        t = 300
+        for field in ("open", "high", "low", "close"):
+            moved = {f: getattr(bars, f).copy() for f in ("open", "high", "low", "close")}
+            if field in ("open", "close"):  # to the middle of the day's range: the bars stay valid
+                moved[field][t + 1 :] = np.sqrt(bars.high[t + 1 :] * bars.low[t + 1 :])
+            else:
+                moved[field][t + 1 :] *= 1.0 + 0.02 * (1 if field != "low" else -1)
+            later = feature_matrix(Bars(**moved), RANGE_SPEC, fitted)
+            np.testing.assert_array_equal(later[t], full[t], err_msg=field)
+            assert not np.array_equal(later[t + 1], full[t + 1]), field
+        wider = Bars(high=bars.high.copy(), low=bars.low.copy(), close=bars.close, open=bars.open)
+        wider.high[t] *= 1.01
+        assert not np.array_equal(feature_matrix(wider, RANGE_SPEC, fitted)[t], full[t])
+
+
+def test_gjrx_fit_never_loses_to_its_nested_gjr() -> None:
+    """GJR is GJR-X with δ = 0: the fitted GJR-X likelihood (S&P 500, 1999–2006) is at least
+    GJR's, every parameter is positive and the process stationary."""
+    import pandas as pd
+
+    series = load_builtin("sp500")
+    returns = baselines.daily_returns(series.close)
+    park = pd.Series(daily_estimator(Bars.from_series(series), "parkinson"), index=series.close.index)
+    before = pd.Timestamp("2007-01-01")
+    p = baselines.fit_gjrx(returns, park, 5, before=before)
+    g = baselines.fit_gjr(returns, before=before)
+    r, x = (s.to_numpy() for s in baselines._range_sample(returns, park, 5, before))
+    h0 = baselines.backcast(r)
+    nested = GarchXParams(g.omega, g.alpha, g.gamma, g.beta, 0.0, p.kappa, 5)
+    assert baselines._gjrx_nll(p, r, x, h0) < baselines._gjrx_nll(nested, r, x, h0) - 5  # LR 12: p < 0.001 for one parameter
+    assert min(p.omega, p.alpha, p.gamma, p.beta, p.delta) > 0 and p.delta > 0.02
+    assert p.alpha + p.gamma / 2 + p.beta + p.delta * p.kappa < 1
+    # The baseline filters every return from the start; its forecast for a day is the channel's
+    # recursion over the whole history.
+    dates = returns.loc["2007-03"].index
+    f = baselines.garchx_vol(returns, park, p, dates, 5)
+    r_all, x_all = (s.to_numpy() for s in baselines._range_sample(returns.loc[: dates[3]], park, 5))
+    h_path = baselines.gjrx_variance_path(r_all, x_all, p, baselines.backcast(r_all))
+    recent = park.reindex(returns.loc[: dates[3]].index).to_numpy()[-4:]
+    assert f[3] ** 2 == pytest.approx(float(baselines.gjrx_horizon_variance(h_path[-1:], recent[None, :], p, 5)[0]), rel=1e-12)
+
+
+def test_har_range_is_exact_on_noiseless_logs_and_bias_corrected() -> None:
+    """log target = 0.2 + 0.5 ln e_1d + 0.3 ln e_22d exactly: the forecast reproduces it (no
+    residual, no correction); with noise of variance s², it is exp(s²/2) above the log fit."""
+    import pandas as pd
+
+    rng = np.random.default_rng(4)
+    dates = pd.bdate_range("2000-01-03", periods=400)
+    daily = pd.Series(rng.gamma(2.0, 0.5, 400), index=dates)
+    design = baselines.har_range_design(daily, dates)
+    z = 0.2 + 0.5 * design[:, 1] + 0.3 * design[:, 3]
+    ok = ~np.isnan(z)
+    got = baselines.har_range_vol(daily, dates[ok], np.exp(z[ok]), dates[ok])
+    np.testing.assert_allclose(got**2, np.exp(z[ok]), rtol=1e-9)
+    noisy = z[ok] + rng.normal(0, 0.5, ok.sum())
+    corrected = baselines.har_range_vol(daily, dates[ok], np.exp(noisy), dates[ok])
+    assert np.mean(corrected**2) == pytest.approx(np.mean(np.exp(noisy)), rel=0.1)

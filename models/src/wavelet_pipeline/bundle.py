@@ -17,7 +17,8 @@ import numpy as np
 import onnx
 
 from . import onnx_tools
-from .features import FeatureSpec, GarchParams, channel_series, feature_matrix
+from .features import ChannelParams, FeatureSpec, PriceData, channel_series, closes, feature_matrix
+from .ranges import Bars
 
 MANIFEST = "manifest.json"
 FEATURE_NAMES = "feature_names.json"
@@ -90,18 +91,30 @@ def io_signature(graph: onnx.ModelProto) -> dict[str, Any]:
     return {"inputs": describe(graph.graph.input), "outputs": describe(graph.graph.output)}
 
 
-def parity_case(name: str, prices: np.ndarray, spec: FeatureSpec, garch: GarchParams | None,
+def bars_record(bars: Bars, spec: FeatureSpec) -> dict[str, np.ndarray]:
+    """The bar fields a spec reads, columnar (as in vectors/parity.json)."""
+    return {field: getattr(bars, field) for field in spec.inputs}
+
+
+def bars_from_record(record: dict[str, Any]) -> Bars:
+    column = {k: np.asarray(v, dtype=np.float64) for k, v in record.items()}
+    return Bars(high=column["high"], low=column["low"], close=column["close"], open=column.get("open"))
+
+
+def parity_case(name: str, data: PriceData, spec: FeatureSpec, fitted: ChannelParams,
                 graphs: dict[str, onnx.ModelProto], intervals: Any) -> dict[str, Any]:
-    """Raw prices → each channel's per-day series → feature rows → every model's prediction and interval."""
-    channels = channel_series(prices, spec, garch)
-    X = feature_matrix(prices, spec, garch)
+    """Raw prices (or bars) → each channel's per-day series → feature rows → every model's
+    prediction and interval."""
+    channels = channel_series(data, spec, fitted)
+    X = feature_matrix(data, spec, fitted)
     rows = X[~np.isnan(X).any(axis=1)]
     if rows.size == 0:
         raise ValueError(f"parity case {name}: no feature rows (need {spec.min_prices} prices)")
     predictions = {m: onnx_tools.predict(g, rows) for m, g in graphs.items()}
     return {
         "name": name,
-        "prices": prices,
+        "prices": closes(data),
+        **({"bars": bars_record(data, spec)} if isinstance(data, Bars) else {}),
         "denoised": channels[spec.channels[0]],
         "channels": channels,
         "features": rows,
@@ -182,11 +195,11 @@ def verify_bundle(bundle: Path) -> list[str]:
 
     if manifest["features"].get("kind") == "named":
         return problems + verify_named(bundle, manifest, graphs)
-    spec, garch = FeatureSpec.from_manifest(manifest["features"])
+    spec, fitted = FeatureSpec.from_manifest(manifest["features"])
     vectors = json.loads((bundle / VECTORS).read_text())
     for case in vectors["cases"]:
-        prices = np.asarray(case["prices"], dtype=np.float64)
-        X = feature_matrix(prices, spec, garch)
+        data = bars_from_record(case["bars"]) if "bars" in case else np.asarray(case["prices"], dtype=np.float64)
+        X = feature_matrix(data, spec, fitted)
         rows = X[~np.isnan(X).any(axis=1)]
         if rows.shape != np.asarray(case["features"]).shape or np.max(np.abs(rows - case["features"]), initial=0) > FEATURE_TOLERANCE:
             problems.append(f"vectors {case['name']}: features do not reproduce")

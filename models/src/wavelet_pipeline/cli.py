@@ -9,6 +9,7 @@
     wavelet-pipeline card models/bundles/spx-vol-5d
     wavelet-pipeline report models/bundles/*
     wavelet-pipeline check-csv prices.csv [--missing drop]
+    wavelet-pipeline validate spx-range-vol-5d [--seeds 2] [--out validation.json]
 """
 
 from __future__ import annotations
@@ -23,11 +24,13 @@ import tempfile
 from pathlib import Path
 
 from .bundle import MANIFEST, bundle_digest, verify_bundle
-from .config import BUNDLES, SPX_RETURN_1D, SPX_VOL_5D, BundleConfig
+from .config import BUNDLES, RANGE_VOL_CANDIDATES, SPX_RANGE_VOL_5D, SPX_RETURN_1D, SPX_VOL_5D, VALIDATION_YEARS, BundleConfig
 from .data import DataError, load_csv
 from .targets import TARGETS
 
 DEFAULT_OUT = Path(__file__).resolve().parents[2] / "bundles"
+# Bundles whose channels were chosen by `validate`, and the candidates it compares.
+CANDIDATES = {SPX_RANGE_VOL_5D.name: RANGE_VOL_CANDIDATES}
 
 
 def _years(text: str) -> tuple[int, ...]:
@@ -129,6 +132,13 @@ def main(argv: list[str] | None = None) -> int:
     check.add_argument("csv", type=Path)
     check.add_argument("--missing", choices=["error", "drop"], default="error")
 
+    validate = sub.add_parser("validate", help="compare a bundle's candidate channel sets on the validation years "
+                              f"({VALIDATION_YEARS[0]}-{VALIDATION_YEARS[-1]}), never the test years")
+    validate.add_argument("bundle", choices=sorted(CANDIDATES))
+    validate.add_argument("--seeds", type=int, default=2)
+    validate.add_argument("--out", type=Path, help="also write the comparison as JSON")
+    validate.add_argument("--only", action="append", help="a candidate to run (repeatable; default: every one)")
+
     args = parser.parse_args(argv)
     command = "wavelet-pipeline " + " ".join(sys.argv[1:] if argv is None else argv)
     if args.command in ("card", "report", "reproduce", "requantize"):
@@ -175,6 +185,19 @@ def main(argv: list[str] | None = None) -> int:
             return _reproduce(args.bundle)
         if args.command == "requantize":
             return _requantize(args.bundle, command)
+        if args.command == "validate":
+            from .validation import validate as run_validation
+
+            candidates = {k: v for k, v in CANDIDATES[args.bundle].items() if not args.only or k in args.only}
+            result = run_validation(BUNDLES[args.bundle], candidates, args.seeds)
+            if args.out:
+                args.out.write_text(json.dumps(result, indent=2) + "\n")
+            for name, row in result["candidates"].items():
+                e = row["ensemble"]
+                print(f"{name:<24} ensemble {e['mean']:.5f} [{e['min']:.5f}, {e['max']:.5f}]  features {row['features']}  {row['seconds']:.0f} s")
+                print("   " + "  ".join(f"{m} {v:.5f}" for m, v in {**row["models"], **row["baselines"]}.items()))
+                print("   ensemble by year: " + "  ".join(f"{y} {v:.4f}" for y, v in row["ensemble_by_year_first_seed"].items()))
+            return 0
         if args.command == "check-csv":
             series = load_csv(args.csv, missing=args.missing)
             print(json.dumps(series.describe(), indent=2))

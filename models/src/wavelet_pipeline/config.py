@@ -125,4 +125,46 @@ SPX_VOL_5D = BundleConfig(
         "time, not for results. No other configuration was tried on the test years."
     ),
 )
-BUNDLES = {c.name: c for c in (SPX_RETURN_1D, SPX_VOL_5D)}
+# The OHLC bundle's candidate channel sets, compared by `wavelet-pipeline validate` on
+# 2008–2010 (walk-forward from 2007, tuning on the years before) before any was scored on the
+# test years. All keep 2.0.0's close channels' kinds and add Parkinson's range (the S&P 500's
+# opens are stale until 2013, so estimators that need them are out) and GJR-GARCH-X.
+_CLOSE_CHANNELS = dict(series="squared_return_pct", window=5, signed_returns=True, garch_trailing=256, garch_horizon=REALIZED_VOL_5D.horizon)
+_RANGES = dict(range_estimator="parkinson", range_spans=(1, 5, 22), garchx_span=5)
+RANGE_VOL_CANDIDATES = {
+    # The reference: spx-vol-5d 2.0.0's channels, from closes only.
+    "closes (2.0.0)": SPX_VOL_5D.features,
+    # HAR's day/week/month of the log range and the GARCH-X forecast, beside 2.0.0's channels.
+    "har-ranges": FeatureSpec(**_CLOSE_CHANNELS, energy_levels=4, **_RANGES),  # type: ignore[arg-type]
+    # ... and the causal MODWT of the log range (the wavelet view of the same memory).
+    "har-ranges+modwt": FeatureSpec(**_CLOSE_CHANNELS, energy_levels=4, **_RANGES, range_levels=4),  # type: ignore[arg-type]
+    # ... with the range's MODWT instead of the return energies (fewer features, same scales).
+    "modwt-ranges": FeatureSpec(**_CLOSE_CHANNELS, **_RANGES, range_levels=4),  # type: ignore[arg-type]
+}
+VALIDATION_YEARS = (2007, 2008, 2009, 2010)
+# The validation walk-forward starts here, so that its ensemble and intervals have out-of-sample
+# years to learn from before the first validation year, as the real run has 2007–2010 before 2011.
+VALIDATION_WALK_FROM = 2003
+SPX_RANGE_VOL_5D = BundleConfig(
+    name="spx-range-vol-5d",
+    version="1.0.0",
+    description=(
+        "S&P 500 realized volatility over the next 5 days from daily high/low/close bars: Parkinson range variance "
+        "(day/week/month log means), GJR-GARCH and GJR-GARCH-X forecasts, causally wavelet-denoised squared returns, "
+        "signed returns and MODWT energies of returns"
+    ),
+    data="sp500",
+    target=REALIZED_VOL_5D,
+    features=RANGE_VOL_CANDIDATES["har-ranges"],
+    tuning=TuningBudget(xgboost=30),
+    interval_scale="prediction",
+    design_note="",
+)
+BUNDLES = {c.name: c for c in (SPX_RETURN_1D, SPX_VOL_5D, SPX_RANGE_VOL_5D)}
+
+
+def validation_variant(config: BundleConfig, features: FeatureSpec) -> BundleConfig:
+    """The same training with other features, scored on VALIDATION_YEARS only (the walk-forward
+    stops there: nothing from the test years is computed). Tuning stays on the years before
+    the config's first_oos_year (validation.validate)."""
+    return dataclasses.replace(config, features=features, first_oos_year=VALIDATION_WALK_FROM, test_years=VALIDATION_YEARS, design_note="validation run")

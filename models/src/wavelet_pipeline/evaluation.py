@@ -18,8 +18,9 @@ BAO_2017_SP500 = {"MAPE": 0.011, "R": 0.946, "TheilU": 0.007}
 QUANTIZED_LOSS_TOLERANCE = 0.01
 # ... and, for returns, its directional accuracy at most this much lower (fraction).
 QUANTIZED_DIRECTION_TOLERANCE = 0.005
-# Volatility forecasts are tested against these baselines; GJR-GARCH is the strongest classical one.
-VOL_DM_BENCHMARKS = ("gjr_garch", "garch", "har")
+# Volatility forecasts are tested against these baselines (those a bundle has: the range ones
+# need bars); GJR-GARCH is the strongest classical one from closes, GARCH-X the one from ranges.
+VOL_DM_BENCHMARKS = ("gjr_garch", "garch", "har", "garch_x", "har_gk")
 
 
 def _return_metrics(y: np.ndarray, f: np.ndarray, hist_mean: np.ndarray) -> dict[str, float]:
@@ -92,6 +93,7 @@ def evaluate(config: BundleConfig, wf: WalkForward) -> dict[str, Any]:
             name: {
                 f"qlike_vs_{b}": M.diebold_mariano(_vol_losses(y, preds[name]), _vol_losses(y, base[b]), h)
                 for b in VOL_DM_BENCHMARKS
+                if b in base
             }
             for name in MODELS
         }

@@ -5,7 +5,9 @@ days, oldest first. The first channel is always the denoised series below; a vol
 bundle may add the signed return (``ret``), multi-scale wavelet energies of returns
 (``wav_e1`` .. ``wav_eJ``, ``wav_es``) and a GJR-GARCH volatility forecast (``gjr_vol``),
 each computed from a trailing window of returns ending at t (formulas below; the server's
-server/src/features/ implements the same).
+server/src/features/ implements the same). A spec with a ``range_estimator`` reads daily bars
+(ranges.Bars) instead of closes and adds the range channels ``rng_<n>d``, ``rng_w<j>``,
+``rng_v<J>`` and the GJR-GARCH-X forecast ``gjrx_vol`` (ranges.py).
 
 Denoised series: for each day t a per-day series u is built from prices up to t (the log
 return in percent, or for volatility targets its square). The denoised value x_t is the last
@@ -30,7 +32,13 @@ from typing import Literal
 
 import numpy as np
 import pywt
-from numpy.lib.stride_tricks import sliding_window_view
+
+from . import ranges
+from .ranges import Bars, GarchXParams
+from .series import causal_modwt, lag_matrix, trailing_mean
+
+# What the feature functions read: closes, or daily bars for specs with range channels.
+PriceData = np.ndarray | Bars
 
 SeriesKind = Literal["log_return_pct", "squared_return_pct"]
 # Median absolute deviation of Gaussian noise divided by its standard deviation.
@@ -60,6 +68,13 @@ class FeatureSpec:
     energy_span: int = 22  # days each energy averages over (a trading month)
     garch_trailing: int = 0  # returns the GJR channel filters; 0: no GJR channel
     garch_horizon: int = 5
+    # Range channels from daily bars (ranges.py): the daily estimator, the days its log means
+    # span (rng_{n}d), the MODWT levels of its log (rng_w*, rng_v*; 0: none), and the span of
+    # the GJR-X channel's range term (gjrx_vol, sharing garch_trailing/horizon; 0: none).
+    range_estimator: str = ""
+    range_spans: tuple[int, ...] = ()
+    range_levels: int = 0
+    garchx_span: int = 0
 
     def __post_init__(self) -> None:
         if self.trailing & (self.trailing - 1) or self.trailing < 2**self.levels:
@@ -68,6 +83,14 @@ class FeatureSpec:
             raise ValueError("window must be at least 1")
         if self.energy_levels < 0 or self.energy_span < 1 or self.garch_trailing < 0 or self.garch_horizon < 1:
             raise ValueError("energy_levels, garch_trailing ≥ 0 and energy_span, garch_horizon ≥ 1")
+        object.__setattr__(self, "range_spans", tuple(self.range_spans))  # a manifest gives a list
+        uses_ranges = bool(self.range_spans or self.range_levels or self.garchx_span)
+        if uses_ranges != bool(self.range_estimator) or (self.range_estimator and self.range_estimator not in ranges.ESTIMATOR_INPUTS):
+            raise ValueError(f"range channels need range_estimator in {sorted(ranges.ESTIMATOR_INPUTS)}, and it needs range channels")
+        if any(n < 1 for n in self.range_spans) or self.range_levels < 0 or self.garchx_span < 0:
+            raise ValueError("range_spans ≥ 1, range_levels and garchx_span ≥ 0")
+        if self.garchx_span and not self.garch_trailing:
+            raise ValueError("the gjrx_vol channel shares the GJR channel's trailing and horizon: garch_trailing must be set")
 
     @property
     def channels(self) -> list[str]:
@@ -76,9 +99,19 @@ class FeatureSpec:
             out.append("ret")
         if self.energy_levels:
             out += [f"wav_e{j}" for j in range(1, self.energy_levels + 1)] + ["wav_es"]
+        out += [f"rng_{n}d" for n in self.range_spans]
+        if self.range_levels:
+            out += [f"rng_w{j}" for j in range(1, self.range_levels + 1)] + [f"rng_v{self.range_levels}"]
         if self.garch_trailing:
             out.append("gjr_vol")
+        if self.garchx_span:
+            out.append("gjrx_vol")
         return out
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        """What a day's input must carry: its close, or the bar fields the range estimator reads."""
+        return ranges.ESTIMATOR_INPUTS[self.range_estimator] if self.range_estimator else ("close",)
 
     def history(self, channel: str) -> int:
         """Returns a channel's value at t depends on (the first is at day `history`)."""
@@ -86,9 +119,17 @@ class FeatureSpec:
             return self.trailing
         if channel == "ret":
             return 1
+        taps = len(pywt.Wavelet(self.wavelet).dec_lo)
         if channel.startswith("wav_"):
-            taps = len(pywt.Wavelet(self.wavelet).dec_lo)
             return self.energy_span + (2**self.energy_levels - 1) * (taps - 1)
+        # Range channels count the bar before their first one too: Garman–Klass reads its close
+        # to tell a stale open, and Parkinson is given the same history so both agree.
+        if channel.startswith("rng_w") or channel.startswith("rng_v"):
+            return (2**self.range_levels - 1) * (taps - 1) + 1
+        if channel.startswith("rng_"):
+            return int(channel[4:-1])
+        if channel == "gjrx_vol":
+            return self.garch_trailing + self.garchx_span - 1
         return self.garch_trailing
 
     @property
@@ -104,10 +145,12 @@ class FeatureSpec:
     def column(self, name: str) -> int:
         return self.names.index(name)
 
-    def describe(self, garch: GarchParams | None = None) -> dict[str, object]:
+    def describe(self, fitted: ChannelParams | None = None) -> dict[str, object]:
         w = pywt.Wavelet(self.wavelet)
+        fitted = fitted or ChannelParams()
         out: dict[str, object] = {
             **asdict(self),
+            "inputs": list(self.inputs),
             "channels": self.channels,
             "names": self.names,
             "min_prices": self.min_prices,
@@ -128,21 +171,49 @@ class FeatureSpec:
                 "coefficients over the last `span` days, per detail level and for the last smooth",
             }
         if self.garch_trailing:
-            if garch is None:
+            if fitted.gjr is None:
                 raise ValueError("a GJR channel needs its fitted parameters")
             out["garch"] = {
-                "kind": "gjr", **asdict(garch), "trailing": self.garch_trailing, "horizon": self.garch_horizon,
+                "kind": "gjr", **asdict(fitted.gjr), "trailing": self.garch_trailing, "horizon": self.garch_horizon,
                 "method": "variance started at the mean squared return of the last `trailing` returns, "
                 "filtered through them; sqrt of the analytic `horizon`-day variance forecast",
+            }
+        if self.range_estimator:
+            out["range"] = {
+                "estimator": self.range_estimator, "log_floor": ranges.LOG_FLOOR, "stale_open_rtol": ranges.STALE_OPEN_RTOL,
+                "levels": self.range_levels,
+                "method": "daily variance e_t in percent^2 (Parkinson; Garman-Klass where the open does not repeat the "
+                "previous close); rng_<n>d = ln max(mean of e over the last n days, log_floor); rng_w<j>/rng_v<J> = causal "
+                "MODWT (the energy channels' pyramid) of ln max(e_t, log_floor)",
+            }
+        if self.garchx_span:
+            if fitted.gjrx is None:
+                raise ValueError("a GJR-X channel needs its fitted parameters")
+            out["garchx"] = {
+                "kind": "gjr-x", **asdict(fitted.gjrx), "trailing": self.garch_trailing, "horizon": self.garch_horizon,
+                "method": "variance started at the mean squared return of the last `trailing` returns, filtered through "
+                "them with delta * (mean e of the last `span` days); future e replaced by kappa * E[h]; sqrt of the "
+                "`horizon`-day variance forecast",
             }
         return out
 
     @classmethod
-    def from_manifest(cls, record: dict[str, object]) -> tuple[FeatureSpec, GarchParams | None]:
+    def from_manifest(cls, record: dict[str, object]) -> tuple[FeatureSpec, ChannelParams]:
         fields = {k: record[k] for k in cls.__dataclass_fields__ if k in record}
-        garch = record.get("garch")
-        params = GarchParams(**{k: garch[k] for k in ("omega", "alpha", "gamma", "beta")}) if isinstance(garch, dict) else None
-        return cls(**fields), params  # type: ignore[arg-type]
+        garch, garchx = record.get("garch"), record.get("garchx")
+        gjr = GarchParams(**{k: garch[k] for k in ("omega", "alpha", "gamma", "beta")}) if isinstance(garch, dict) else None
+        gjrx = (
+            GarchXParams(**{k: garchx[k] for k in GarchXParams.__dataclass_fields__}) if isinstance(garchx, dict) else None
+        )
+        return cls(**fields), ChannelParams(gjr, gjrx)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class ChannelParams:
+    """The fitted parameters of a spec's GJR and GJR-X channels (None where it has none)."""
+
+    gjr: GarchParams | None = None
+    gjrx: GarchXParams | None = None
 
 
 def log_returns(prices: np.ndarray) -> np.ndarray:
@@ -179,12 +250,6 @@ def denoised_series(prices: np.ndarray, spec: FeatureSpec) -> np.ndarray:
     return x
 
 
-def _lagged(values: np.ndarray, lag: int) -> np.ndarray:
-    out = np.full(values.shape, np.nan)
-    out[lag:] = values[: values.size - lag]
-    return out
-
-
 def wavelet_energies(prices: np.ndarray, spec: FeatureSpec) -> dict[str, np.ndarray]:
     """Multi-scale energies of returns: a causal MODWT (à trous) pyramid,
         W_{j,s} = Σ_l h̃_l V_{j-1, s-2^(j-1)l},   V_{j,s} = Σ_l g̃_l V_{j-1, s-2^(j-1)l},   V_0 = r,
@@ -197,26 +262,6 @@ def wavelet_energies(prices: np.ndarray, spec: FeatureSpec) -> dict[str, np.ndar
     out = {f"wav_e{j}": trailing_mean(d * d, spec.energy_span) for j, d in enumerate(details, start=1)}
     out["wav_es"] = trailing_mean(smooth * smooth, spec.energy_span)
     return out
-
-
-def causal_modwt(x: np.ndarray, wavelet: str, levels: int) -> tuple[list[np.ndarray], np.ndarray]:
-    """The causal MODWT (à trous) pyramid of a per-day series x (V_0 = x): the details
-    W_1 .. W_levels and the last smooth V_levels, each aligned with x and NaN where one of its
-    inputs is missing (the formula is in wavelet_energies)."""
-    w = pywt.Wavelet(wavelet)
-    g, h = np.asarray(w.rec_lo) / math.sqrt(2.0), np.asarray(w.rec_hi) / math.sqrt(2.0)
-    v = np.asarray(x, dtype=np.float64)
-    details = []
-    for j in range(1, levels + 1):
-        shifted = [_lagged(v, 2 ** (j - 1) * l) for l in range(len(g))]
-        details.append(sum(h[l] * shifted[l] for l in range(len(h))))
-        v = sum(g[l] * shifted[l] for l in range(len(g)))
-    return details, v
-
-
-def trailing_mean(x: np.ndarray, span: int) -> np.ndarray:
-    """Mean of x[t-span+1 .. t] at each t; NaN until `span` values exist or where one is NaN."""
-    return np.mean(lag_matrix(x, span), axis=1)
 
 
 def gjr_volatility(prices: np.ndarray, spec: FeatureSpec, p: GarchParams) -> np.ndarray:
@@ -237,37 +282,56 @@ def gjr_volatility(prices: np.ndarray, spec: FeatureSpec, p: GarchParams) -> np.
     return np.sqrt(total)
 
 
-def channel_series(prices: np.ndarray, spec: FeatureSpec, garch: GarchParams | None = None) -> dict[str, np.ndarray]:
-    """Every channel's value per day, aligned with prices (NaN where history is short)."""
+def closes(data: PriceData) -> np.ndarray:
+    return data.close if isinstance(data, Bars) else np.asarray(data, dtype=np.float64)
+
+
+def channel_series(data: PriceData, spec: FeatureSpec, fitted: ChannelParams | None = None) -> dict[str, np.ndarray]:
+    """Every channel's value per day, aligned with the days of ``data`` (NaN where history is
+    short): closes, or bars when the spec has range channels."""
+    fitted = fitted or ChannelParams()
+    prices = closes(data)
     out = {spec.channels[0]: denoised_series(prices, spec)}
     if spec.signed_returns:
         out["ret"] = log_returns(prices)
     if spec.energy_levels:
         out.update(wavelet_energies(prices, spec))
+    if spec.range_estimator:
+        if not isinstance(data, Bars):
+            raise ValueError(f"range channels need bars ({', '.join(spec.inputs)}), not closes only")
+        daily = ranges.daily_estimator(data, spec.range_estimator)  # type: ignore[arg-type]
+        out.update(ranges.range_channels(daily, spec.range_spans, spec.wavelet, spec.range_levels))
+    return {**out, **fitted_channels(data, spec, fitted)}
+
+
+def fitted_channels(data: PriceData, spec: FeatureSpec, fitted: ChannelParams) -> dict[str, np.ndarray]:
+    """The channels with fitted parameters, gjr_vol and gjrx_vol (the last ones, in this order)."""
+    out = {}
     if spec.garch_trailing:
-        if garch is None:
+        if fitted.gjr is None:
             raise ValueError("the gjr_vol channel needs fitted GarchParams")
-        out["gjr_vol"] = gjr_volatility(prices, spec, garch)
+        out["gjr_vol"] = gjr_volatility(closes(data), spec, fitted.gjr)
+    if spec.garchx_span:
+        if fitted.gjrx is None or not isinstance(data, Bars):
+            raise ValueError("the gjrx_vol channel needs bars and fitted GarchXParams")
+        daily = ranges.daily_estimator(data, spec.range_estimator)  # type: ignore[arg-type]
+        out["gjrx_vol"] = ranges.gjrx_volatility(log_returns(closes(data)), daily, fitted.gjrx, spec.garch_trailing, spec.garch_horizon)
     return out
 
 
-def lag_matrix(x: np.ndarray, window: int) -> np.ndarray:
-    """Row t holds x[t-window+1 .. t] (oldest first); NaN rows where history is short."""
-    rows = np.full((x.size, window), np.nan)
-    if x.size >= window:
-        rows[window - 1 :] = sliding_window_view(x, window)
-    return rows
-
-
-def feature_matrix(prices: np.ndarray, spec: FeatureSpec, garch: GarchParams | None = None) -> np.ndarray:
-    """One feature vector per day, aligned with ``prices``."""
-    series = channel_series(prices, spec, garch)
+def feature_matrix(data: PriceData, spec: FeatureSpec, fitted: ChannelParams | None = None) -> np.ndarray:
+    """One feature vector per day, aligned with the days of ``data``."""
+    series = channel_series(data, spec, fitted)
     return np.hstack([lag_matrix(series[c], spec.window) for c in spec.channels])
 
 
-def features_at_end(prices: np.ndarray, spec: FeatureSpec, garch: GarchParams | None = None) -> np.ndarray:
-    """The feature vector of the last day, from the last ``min_prices`` prices only."""
-    prices = np.asarray(prices, dtype=np.float64)
-    if prices.size < spec.min_prices:
-        raise ValueError(f"need at least {spec.min_prices} prices, got {prices.size}")
-    return feature_matrix(prices[-spec.min_prices :], spec, garch)[-1]
+def last_days(data: PriceData, n: int) -> PriceData:
+    return data[-n:] if isinstance(data, Bars) else np.asarray(data, dtype=np.float64)[-n:]
+
+
+def features_at_end(data: PriceData, spec: FeatureSpec, fitted: ChannelParams | None = None) -> np.ndarray:
+    """The feature vector of the last day, from the last ``min_prices`` days only."""
+    days = closes(data).size
+    if days < spec.min_prices:
+        raise ValueError(f"need at least {spec.min_prices} prices, got {days}")
+    return feature_matrix(last_days(data, spec.min_prices), spec, fitted)[-1]

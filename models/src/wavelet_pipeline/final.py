@@ -14,7 +14,7 @@ from .metrics import significant
 from .conformal import Calibration, calibrate
 from .config import BundleConfig
 from .forecasters import Forecaster, registry
-from .features import GarchParams
+from .features import ChannelParams
 from .forecasters.ensemble import BASE_MODELS, StackWeights, ensemble_onnx, fit_stack, members, space_for, stack_inputs
 from .splits import Table
 from .walkforward import QUANTIZED, WalkForward
@@ -31,7 +31,7 @@ class FinalModels:
     calibration: dict[str, Calibration] = field(default_factory=dict)
     stack: StackWeights | None = None
     quantized_report: dict[str, dict[str, Any]] = field(default_factory=dict)
-    garch: GarchParams | None = None  # the GJR channel's parameters, fit on every row
+    fitted: ChannelParams = field(default_factory=ChannelParams)  # the GJR/GJR-X channels' parameters, fit on every row
 
 
 def fit_final(config: BundleConfig, table: Table, wf: WalkForward, params: dict[str, dict[str, Any]], shipped_int8: dict[str, bool]) -> FinalModels:
@@ -39,7 +39,7 @@ def fit_final(config: BundleConfig, table: Table, wf: WalkForward, params: dict[
     shipped GJR parameters, as the server will)."""
     target = config.target
     out = FinalModels()
-    X, out.garch = table.design()
+    X, out.fitted = table.design()
     check_rows = X[wf.rows[wf.years_mask(config.test_years)]]
     native = {}
     for kind in BASE_MODELS:

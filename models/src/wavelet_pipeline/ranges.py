@@ -32,11 +32,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
-from .data import PriceSeries
-from .features import causal_modwt, lag_matrix, trailing_mean
+from .data import STALE_OPEN_RTOL, PriceSeries, stale_open_mask
+from .series import causal_modwt, lag_matrix, trailing_mean
 
 # (100 ln)²: squared log price changes in percent², as a squared features.log_returns value.
 VARIANCE_SCALE = 100.0**2
@@ -186,3 +187,95 @@ def range_features(
     if bars.open is not None:
         out.update({f"yang_zhang_{n}d": yang_zhang(bars, n) for n in yang_zhang_days})
     return out
+
+
+# --- Feature channels from bars (features-spec v2: rng_*, gjrx_vol) ---------------------------
+# ln values are taken of max(v, LOG_FLOOR) %²: a day whose high equals its low has a zero range.
+LOG_FLOOR = 1e-4
+RangeEstimator = Literal["parkinson", "garman_klass"]
+# What each estimator reads from a bar; the manifest's features.inputs.
+ESTIMATOR_INPUTS: dict[str, tuple[str, ...]] = {"parkinson": ("high", "low", "close"), "garman_klass": ("open", "high", "low", "close")}
+
+
+def daily_estimator(bars: Bars, estimator: RangeEstimator, rtol: float = STALE_OPEN_RTOL) -> np.ndarray:
+    """e_t, the channels' daily variance: Parkinson, or Garman–Klass where day t's open is real
+    and Parkinson where it repeats the previous close (decided from bars t−1 and t only, so a
+    series cut at any day gives the same values up to it)."""
+    park = parkinson(bars.high, bars.low)
+    if estimator == "parkinson":
+        return park
+    if bars.open is None:
+        raise ValueError("the garman_klass estimator needs opens")
+    stale = stale_open_mask(bars.open, bars.close, rtol)
+    return np.where(stale, park, garman_klass(bars.open, bars.high, bars.low, bars.close))
+
+
+def log_floored(x: np.ndarray) -> np.ndarray:
+    return np.log(np.maximum(x, LOG_FLOOR))
+
+
+def range_channels(daily: np.ndarray, spans: tuple[int, ...], wavelet: str, levels: int) -> dict[str, np.ndarray]:
+    """``rng_{n}d``: ln of the mean daily estimator over the last n days (Corsi's day/week/month
+    on the log scale, where the variance's errors are near Gaussian); with ``levels`` J,
+    ``rng_w1 .. rng_wJ`` and ``rng_vJ``: the causal MODWT details and smooth of ln e_t, the
+    log range variance split by time scale."""
+    out = {f"rng_{n}d": log_floored(trailing_mean(daily, n)) for n in spans}
+    if levels:
+        details, smooth = causal_modwt(log_floored(daily), wavelet, levels)
+        out.update({f"rng_w{j}": d for j, d in enumerate(details, start=1)})
+        out[f"rng_v{levels}"] = smooth
+    return out
+
+
+@dataclass(frozen=True)
+class GarchXParams:
+    """GJR-GARCH-X(1,1,1) on percent returns with a range term: the variance of day s+1 is
+    ω + (α + γ·[r_s<0])·r_s² + β·h_s + δ·x_s, x_s the mean daily range estimator of the last
+    `span` days; κ = E[e] / E[r²] turns a variance forecast into the range's expected value for
+    multi-step forecasts. Fit by the pipeline (fit_gjrx), then fixed like GarchParams."""
+
+    omega: float
+    alpha: float
+    gamma: float
+    beta: float
+    delta: float
+    kappa: float
+    span: int
+
+
+def gjrx_variance_path(returns: np.ndarray, x: np.ndarray, p: GarchXParams, h0: float) -> np.ndarray:
+    """h[0] = h0, h[s+1] = ω + (α + γ·[r_s<0])·r_s² + β·h[s] + δ·x[s] for s = 0 .. n−1."""
+    from scipy.signal import lfilter
+
+    u = p.omega + (p.alpha + p.gamma * (returns < 0)) * returns * returns + p.delta * x
+    h = np.empty(returns.size + 1)
+    h[0] = h0
+    h[1:] = lfilter([1.0], [1.0, -p.beta], u, zi=[p.beta * h0])[0]
+    return h
+
+
+def gjrx_horizon_variance(h_next: np.ndarray, recent: np.ndarray, p: GarchXParams, horizon: int) -> np.ndarray:
+    """Σ_{k=1..horizon} E[h_{t+k}] from h_{t+1} and the last span−1 daily estimator values
+    (recent[:, −1] is day t): unknown future ranges are replaced by κ·E[h]."""
+    future = [recent[:, i] for i in range(recent.shape[1])]
+    h, total = h_next, np.zeros_like(h_next)
+    for k in range(1, horizon + 1):
+        total = total + h
+        if k < horizon:
+            future.append(p.kappa * h)
+            x = sum(future[-p.span :]) / p.span
+            h = p.omega + (p.alpha + p.gamma / 2.0 + p.beta) * h + p.delta * x
+    return total
+
+
+def gjrx_volatility(returns: np.ndarray, daily: np.ndarray, p: GarchXParams, trailing: int, horizon: int) -> np.ndarray:
+    """The gjrx_vol channel at every t, from the last `trailing` returns and the daily
+    estimator values they need only: h starts at their mean square, is filtered through them
+    oldest first, and the channel is √ of the `horizon`-day variance forecast."""
+    r = lag_matrix(returns, trailing)
+    x = lag_matrix(trailing_mean(daily, p.span), trailing)
+    h = np.mean(r * r, axis=1)
+    for s in range(trailing):
+        h = p.omega + (p.alpha + p.gamma * (r[:, s] < 0)) * r[:, s] ** 2 + p.beta * h + p.delta * x[:, s]
+    recent = lag_matrix(daily, p.span - 1) if p.span > 1 else np.empty((daily.size, 0))
+    return np.sqrt(gjrx_horizon_variance(h, recent, p, horizon))

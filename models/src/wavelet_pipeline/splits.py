@@ -13,9 +13,11 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import pandas as pd
 
-from .baselines import daily_returns, fit_gjr
+from .baselines import daily_returns, fit_gjr, fit_gjrx
 from .data import PriceSeries
-from .features import FeatureSpec, GarchParams, feature_matrix, gjr_volatility, lag_matrix
+from . import ranges
+from .features import ChannelParams, FeatureSpec, feature_matrix, fitted_channels, lag_matrix
+from .ranges import Bars
 from .targets import TargetSpec
 
 
@@ -30,7 +32,9 @@ class Table:
     static: np.ndarray  # the columns of channels that have no fitted parameters
     prices: np.ndarray  # every close from the data start (fitted channels are recomputed from them)
     positions: np.ndarray  # each row's index in `prices`
-    _designs: dict[object, tuple[np.ndarray, GarchParams | None]] = field(default_factory=dict, compare=False, repr=False)
+    days: pd.DatetimeIndex | None = None  # every day from the data start (of `prices`)
+    bars: Bars | None = None  # every bar from the data start, for specs with range channels
+    _designs: dict[object, tuple[np.ndarray, ChannelParams]] = field(default_factory=dict, compare=False, repr=False)
 
     def rows_in_year(self, year: int) -> np.ndarray:
         return np.flatnonzero(self.dates.year == year)
@@ -39,31 +43,45 @@ class Table:
         """Rows whose targets were all realized before `first_row`'s day."""
         return np.arange(0, max(0, first_row - self.horizon))
 
-    def design(self, before_row: int | None = None) -> tuple[np.ndarray, GarchParams | None]:
+    def daily_range(self) -> pd.Series:
+        """The range channels' daily estimator of every day from the data start, by date."""
+        if self.bars is None:
+            raise ValueError("this table has no bars")
+        return pd.Series(ranges.daily_estimator(self.bars, self.features.range_estimator), index=self.days)  # type: ignore[arg-type]
+
+    def design(self, before_row: int | None = None) -> tuple[np.ndarray, ChannelParams]:
         """Every row's feature vector for a model refit just before row `before_row` (None:
-        after the last row), and the fitted feature parameters it used: the GJR channel's
-        parameters are estimated on the returns before that day only."""
+        after the last row), and the fitted feature parameters it used: the GJR and GJR-X
+        channels' parameters are estimated on the days before that day only."""
         if before_row not in self._designs:
-            if not self.features.garch_trailing:
-                self._designs[before_row] = (self.static, None)
+            spec = self.features
+            if not spec.garch_trailing:
+                self._designs[before_row] = (self.static, ChannelParams())
             else:
                 cutoff = None if before_row is None else self.dates[before_row]
-                params = fit_gjr(self.returns, before=cutoff)
-                gjr = lag_matrix(gjr_volatility(self.prices, self.features, params), self.features.window)
-                self._designs[before_row] = (np.hstack([self.static, gjr[self.positions]]), params)
+                fitted = ChannelParams(
+                    gjr=fit_gjr(self.returns, before=cutoff),
+                    gjrx=fit_gjrx(self.returns, self.daily_range(), spec.garchx_span, before=cutoff) if spec.garchx_span else None,
+                )
+                series = fitted_channels(self.prices if self.bars is None else self.bars, spec, fitted)
+                columns = [lag_matrix(values, spec.window)[self.positions] for values in series.values()]
+                self._designs[before_row] = (np.hstack([self.static, *columns]), fitted)
         return self._designs[before_row]
 
 
 def build_table(series: PriceSeries, features: FeatureSpec, target: TargetSpec, start: str | None = None) -> Table:
     close = series.close if start is None else series.close[start:]
     prices = close.to_numpy()
-    # Fitted channels (the GJR one, last) are left out here and added per fit by design().
-    X = feature_matrix(prices, replace(features, garch_trailing=0))
+    bars = None
+    if features.range_estimator:
+        bars = Bars.from_series(series)[int(series.close.index.get_indexer([close.index[0]])[0]) :]
+    # Fitted channels (GJR, GJR-X: the last ones) are left out here and added per fit by design().
+    X = feature_matrix(prices if bars is None else bars, replace(features, garch_trailing=0, garchx_span=0))
     y = target.values(prices)
     usable = (np.arange(prices.size) >= features.min_prices - 1) & ~np.isnan(X).any(axis=1) & ~np.isnan(y)
     return Table(
         dates=close.index[usable], y=y[usable], close=prices[usable], horizon=target.horizon, features=features,
-        returns=daily_returns(close), static=X[usable], prices=prices, positions=np.flatnonzero(usable),
+        returns=daily_returns(close), static=X[usable], prices=prices, positions=np.flatnonzero(usable), days=close.index, bars=bars,
     )
 
 

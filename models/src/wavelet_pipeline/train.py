@@ -16,6 +16,8 @@ import numpy as np
 from . import bundle, card, tuning, walkforward
 from .config import BundleConfig
 from .data import BUILTIN_SERIES, PriceSeries, load_builtin, load_csv
+from .features import PriceData
+from .ranges import Bars
 from .evaluation import evaluate, seed_summary
 from .final import FinalModels, fit_final
 from .forecasters.ensemble import BASE_MODELS
@@ -34,17 +36,26 @@ def load_series(config: BundleConfig) -> PriceSeries:
     return load_csv(config.data, missing=config.missing)
 
 
-def _parity_cases(series: PriceSeries, config: BundleConfig) -> dict[str, np.ndarray]:
+def _parity_cases(series: PriceSeries, config: BundleConfig) -> dict[str, PriceData]:
+    """The series' last days, a constant, a trend and a random walk with a crash: closes, or
+    bars (with a flat day and stale opens) for a spec with range channels."""
     rng = np.random.default_rng(config.seed)
     n = config.features.min_prices + 40
     shock = 100.0 * np.exp(np.cumsum(rng.normal(0.0, 0.01, n)))
     shock[n // 2 :] *= 0.9  # a 10 % fall on one day
-    return {
-        f"{series.name}-last-{n + 40}": series.close.to_numpy()[-(n + 40) :],
-        "constant": np.full(n, 100.0),
-        "geometric-trend": 100.0 * 1.001 ** np.arange(n),
-        "random-walk-with-crash": shock,
-    }
+    closes = {"constant": np.full(n, 100.0), "geometric-trend": 100.0 * 1.001 ** np.arange(n), "random-walk-with-crash": shock}
+    last = f"{series.name}-last-{n + 40}"
+    if not config.features.range_estimator:
+        return {last: series.close.to_numpy()[-(n + 40) :], **closes}
+    cases: dict[str, PriceData] = {last: Bars.from_series(series)[-(n + 40) :]}
+    for name, close in closes.items():
+        previous = np.r_[close[0], close[:-1]]
+        open_ = previous * np.exp(rng.normal(0.0, 0.003, n))
+        open_[: n // 4] = previous[: n // 4]  # stale opens, as in the S&P 500's early years
+        spread = np.exp(np.abs(rng.normal(0.0, 0.005, n))) if name != "constant" else np.ones(n)
+        high, low = np.maximum(open_, close) * spread, np.minimum(open_, close) / spread
+        cases[name] = Bars(high=high, low=low, close=close, open=open_)
+    return cases
 
 
 def build_manifest(
@@ -80,7 +91,7 @@ def build_manifest(
         "created": dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat(),
         "description": config.description,
         "target": config.target.describe(),
-        "features": config.features.describe(final.garch),
+        "features": config.features.describe(final.fitted),
         "default_model": "ensemble",
         "models": models,
         "conformal": {
@@ -152,7 +163,7 @@ def train_bundle(config: BundleConfig, out: Path, command: str) -> str:
 
     positive = config.target.kind == "volatility"
     cases = [
-        bundle.parity_case(name, prices, config.features, final.garch, final.graphs,
+        bundle.parity_case(name, prices, config.features, final.fitted, final.graphs,
                            lambda m, p, rows: final.calibration[m].interval(p, rows, positive=positive))
         for name, prices in _parity_cases(series, config).items()
     ]

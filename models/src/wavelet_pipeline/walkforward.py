@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from . import baselines, onnx_tools
+from . import baselines, onnx_tools, ranges
 from .conformal import calibrate
 from .config import BundleConfig
 from .forecasters import registry
@@ -58,10 +58,29 @@ def _baselines(config: BundleConfig, table: Table, train: np.ndarray, test: np.n
             "random_walk": np.zeros(test.size),
             "historical_mean": baselines.historical_mean(returns, dates, h),
         }
-    return {
+    out = {
         **{kind: baselines.garch_family_vol(kind, returns, dates, h) for kind in baselines.GARCH_FAMILY},
         "har": baselines.har_vol(returns, table.dates[train], table.y[train] ** 2, dates),
         "random_walk": baselines.random_walk_vol(returns, dates, h),
+    }
+    if table.bars is not None:
+        out.update(range_baselines(table, train, test))
+    return out
+
+
+def range_baselines(table: Table, train: np.ndarray, test: np.ndarray) -> dict[str, np.ndarray]:
+    """The baselines that read bars: HAR on Garman–Klass variance (Parkinson where the source
+    has no opens, or on stale-open days) and GJR-GARCH-X with Parkinson's mean of
+    baselines.GARCHX_SPAN days, both refit on the days before the test year."""
+    dates, h = table.dates[test], table.horizon
+    bars = table.bars
+    assert bars is not None
+    gk = pd.Series(ranges.daily_estimator(bars, "garman_klass" if bars.open is not None else "parkinson"), index=table.days)
+    park = pd.Series(ranges.daily_estimator(bars, "parkinson"), index=table.days)
+    params = baselines.fit_gjrx(table.returns, park, baselines.GARCHX_SPAN, before=dates[0])
+    return {
+        "har_gk": baselines.har_range_vol(gk, table.dates[train], table.y[train] ** 2, dates),
+        "garch_x": baselines.garchx_vol(table.returns, park, params, dates, h),
     }
 
 

@@ -5,7 +5,7 @@ on (the walk-forward years before the one being predicted), so the ensemble neve
 from in-sample fits. Returns are combined linearly by least squares (the loss they are
 scored on); volatilities geometrically, exp(b + Σ wᵢ·log fᵢ), by minimizing QLIKE, which is
 convex in (w, b) there and can only answer a positive volatility. A bundle with a GJR-GARCH
-feature channel also stacks that channel's forecast as a member. The exported graph contains
+feature channel also stacks that channel's forecast as a member, and one with a GJR-X channel that one too. The exported graph contains
 the base graphs and the combination, so the ensemble is one ONNX session.
 """
 
@@ -23,13 +23,13 @@ from ..features import FeatureSpec
 from . import INPUT_NAME, IR_VERSION, OPSET, OUTPUT_NAME
 
 BASE_MODELS = ("xgboost", "lstm", "transformer")
-# The GJR-GARCH channel's forecast for the target's days, read from the feature vector.
-GJR_MEMBER, GJR_COLUMN = "gjr_garch", "gjr_vol_lag0"
+# The GJR-GARCH(-X) channels' forecasts for the target's days, read from the feature vector.
+COLUMN_MEMBERS = {"gjr_garch": "gjr_vol_lag0", "gjr_garch_x": "gjrx_vol_lag0"}
 Space = Literal["level", "log"]
 
 
 def members(spec: FeatureSpec) -> tuple[str, ...]:
-    return (*BASE_MODELS, GJR_MEMBER) if spec.garch_trailing else BASE_MODELS
+    return (*BASE_MODELS, *(m for m, column in COLUMN_MEMBERS.items() if column in spec.names))
 
 
 def space_for(target_kind: str) -> Space:
@@ -37,8 +37,8 @@ def space_for(target_kind: str) -> Space:
 
 
 def stack_inputs(spec: FeatureSpec, predictions: dict[str, np.ndarray], X: np.ndarray) -> np.ndarray:
-    """[rows, members]: the base models' predictions, and the GJR column of X if a member."""
-    return np.column_stack([X[:, spec.column(GJR_COLUMN)] if m == GJR_MEMBER else predictions[m] for m in members(spec)])
+    """[rows, members]: the base models' predictions, and the GJR(-X) columns of X that are members."""
+    return np.column_stack([X[:, spec.column(COLUMN_MEMBERS[m])] if m in COLUMN_MEMBERS else predictions[m] for m in members(spec)])
 
 
 @dataclass(frozen=True)
@@ -84,7 +84,7 @@ def fit_stack(member_predictions: np.ndarray, y: np.ndarray, members: tuple[str,
 def ensemble_onnx(bases: dict[str, onnx.ModelProto], stack: StackWeights, spec: FeatureSpec) -> onnx.ModelProto:
     """One graph: every member on the shared input (a base graph, or the GJR column), then
     the stack's combination."""
-    columns = {GJR_MEMBER: spec.column(GJR_COLUMN)} if GJR_MEMBER in stack.members else {}
+    columns = {m: spec.column(COLUMN_MEMBERS[m]) for m in stack.members if m in COLUMN_MEMBERS}
     return combine_onnx(bases, stack, len(spec.names), columns)
 
 

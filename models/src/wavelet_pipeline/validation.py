@@ -1,0 +1,58 @@
+"""Choosing a bundle's channels on validation years: the same tuning and walk-forward as
+training, stopped at the last validation year, so nothing is computed on the test years."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Any
+
+import numpy as np
+
+from . import metrics as M
+from . import tuning, walkforward
+from .config import VALIDATION_YEARS, BundleConfig, validation_variant
+from .evaluation import evaluate
+from .features import FeatureSpec
+from .forecasters.ensemble import BASE_MODELS
+from .splits import build_table
+from .train import load_series
+
+
+def validate(config: BundleConfig, candidates: dict[str, FeatureSpec], seeds: int) -> dict[str, Any]:
+    """Per candidate: every model's and baseline's QLIKE (or RMSE) on VALIDATION_YEARS, the
+    ensemble's as mean and range over `seeds` walk-forwards, and the seconds it took."""
+    if set(VALIDATION_YEARS) & set(config.test_years):
+        raise ValueError("validation years overlap the test years")
+    series = load_series(config)
+    out: dict[str, Any] = {"validation_years": list(VALIDATION_YEARS), "seeds": seeds, "candidates": {}}
+    for name, features in candidates.items():
+        started = time.monotonic()
+        run_config = dataclasses.replace(validation_variant(config, features), seeds=seeds)
+        table = build_table(series, features, config.target, config.data_start)
+        params = {
+            kind: tuning.tune(kind, table, before_year=config.first_oos_year, folds=config.tuning.folds,
+                              trials=getattr(config.tuning, kind), timeout=config.tuning.timeout_seconds,
+                              seed=config.seed, target=config.target)[0]
+            for kind in BASE_MODELS
+        }
+        first = walkforward.run(run_config, table, params)
+        runs = [first, *(walkforward.run(run_config, table, params, seed=s, first=first) for s in run_config.seed_list[1:])]
+        evaluations = [evaluate(run_config, run) for run in runs]
+        primary = evaluations[0]["primary_metric"]
+        ensemble = [e["models"]["ensemble"][primary] for e in evaluations]
+        mask = first.years_mask(VALIDATION_YEARS)
+        by_year = {
+            int(year): float(M.qlike(first.y[mask & (first.dates.year == year)] ** 2, first.predictions["ensemble"][mask & (first.dates.year == year)] ** 2))
+            for year in VALIDATION_YEARS
+        } if config.target.kind == "volatility" else {}
+        out["candidates"][name] = {
+            "ensemble_by_year_first_seed": by_year,
+            "features": len(features.names),
+            "channels": features.channels,
+            "ensemble": {"mean": float(np.mean(ensemble)), "min": min(ensemble), "max": max(ensemble)},
+            "models": {m: row[primary] for m, row in evaluations[0]["models"].items()},
+            "baselines": {b: row[primary] for b, row in evaluations[0]["baselines"].items() if primary in row},
+            "seconds": round(time.monotonic() - started, 1),
+        }
+    return out
