@@ -1,13 +1,17 @@
 import { readFileSync, readdirSync, existsSync } from "node:fs";
 import { join, resolve } from "node:path";
+import type { PriceData } from "../src/features/channels.js";
+import type { BarColumns } from "../src/schemas/bars.js";
 import { type FeatureSpec, isNamed, manifestSchema, type Manifest } from "../src/schemas/manifest.js";
 
 /** The default bundles committed under models/bundles, which every parity test covers. */
 export const BUNDLES_DIR = resolve(import.meta.dirname, "../../models/bundles");
 
+/** A computed bundle's parity case: its history is daily closes, or (a bundle that reads bars) bars as columns. */
 export interface ParityCase {
   name: string;
-  prices: number[];
+  prices?: number[];
+  bars?: BarColumns;
   denoised: (number | null)[];
   /** Per channel, its per-day values (null where undefined); in bundles with features.channels. */
   channels?: Record<string, (number | null)[]>;
@@ -15,6 +19,13 @@ export interface ParityCase {
   predictions: Record<string, number[]>;
   intervals: Record<string, { lower: number[]; upper: number[] }>;
 }
+
+/** A case's history as the feature code reads it. */
+export const caseData = (c: ParityCase): PriceData => c.bars ?? c.prices!;
+/** A case's history as a request sends it: {prices} or {bars}. */
+export const caseRequest = (c: ParityCase) => (c.bars ? { bars: c.bars } : { prices: c.prices! });
+/** A case's daily closes. */
+export const caseCloses = (c: ParityCase): number[] => c.bars?.close ?? c.prices!;
 
 /** A bundle that computes its features from prices (ours). */
 export interface TestBundle {

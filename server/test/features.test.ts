@@ -2,8 +2,9 @@ import { describe, expect, it } from "vitest";
 import { channelSeries, DailyChannels, featureParams, featureRows, featuresFromPrices } from "../src/features/channels.js";
 import { denoisedSeries } from "../src/features/wavelet.js";
 import { featureSpecSchema } from "../src/schemas/manifest.js";
-import { defaultBundles, parityBundles } from "./bundles.js";
-import { multiChannelFeatures } from "./linear-bundle.js";
+import { caseCloses, caseData, defaultBundles, parityBundles } from "./bundles.js";
+import { multiChannelFeatures, rangeFeatures } from "./linear-bundle.js";
+import { columns, randomBars } from "./ohlc.js";
 
 const TOLERANCE = 1e-9;
 
@@ -35,15 +36,15 @@ describe("features agree with the Python pipeline's parity vectors", () => {
     const params = featureParams(bundle.manifest.features);
     for (const c of bundle.cases) {
       it(`${label} / ${c.name}: the denoised series, every channel and every feature row within 1e-9`, () => {
-        expect(maxAbsDiff(c.denoised, denoisedSeries(c.prices, params.denoise))).toBeLessThanOrEqual(TOLERANCE);
+        expect(maxAbsDiff(c.denoised, denoisedSeries(caseCloses(c), params.denoise))).toBeLessThanOrEqual(TOLERANCE);
         if (c.channels) {
-          const series = channelSeries(c.prices, params);
+          const series = channelSeries(caseData(c), params);
           expect(Object.keys(c.channels)).toEqual(bundle.manifest.features.channels);
           for (const [name, expected] of Object.entries(c.channels)) {
             expect(maxAbsDiff(expected, series[name]!), name).toBeLessThanOrEqual(TOLERANCE);
           }
         }
-        const rows = featureRows(c.prices, params);
+        const rows = featureRows(caseData(c), params);
         expect(rows.length).toBe(c.features.length);
         rows.forEach((row, i) => expect(maxAbsDiff(c.features[i]!, row), `row ${i}`).toBeLessThanOrEqual(TOLERANCE));
       });
@@ -52,20 +53,65 @@ describe("features agree with the Python pipeline's parity vectors", () => {
     it(`${label}: features of the last day need only the last min_prices prices`, () => {
       const c = bundle.cases[0]!;
       expect(params.minPrices).toBe(bundle.manifest.features.min_prices);
-      const last = featuresFromPrices(c.prices, params);
+      const last = featuresFromPrices(caseData(c), params);
       expect(maxAbsDiff(c.features.at(-1)!, last)).toBeLessThanOrEqual(TOLERANCE);
-      expect(() => featuresFromPrices(c.prices.slice(0, params.minPrices - 1), params)).toThrow(RangeError);
+      expect(() => featuresFromPrices(caseCloses(c).slice(0, params.minPrices - 1), params)).toThrow(RangeError);
     });
 
     it(`${label}: channels computed a range of days at a time equal those computed at once`, () => {
       const c = bundle.cases[0]!;
-      const whole = channelSeries(c.prices, params);
-      const daily = new DailyChannels(c.prices, params);
+      const whole = channelSeries(caseData(c), params);
+      const daily = new DailyChannels(caseData(c), params);
       // Uneven ranges, some of one day, crossing every history boundary.
       for (let from = 0, size = 1; from < daily.days; from += size, size = (size * 7) % 23 || 1) daily.fill(from, Math.min(daily.days, from + size));
       params.names.forEach((name, ch) => expect(Array.from(daily.values[ch]!), name).toEqual(Array.from(whole[name]!)));
     });
   }
+});
+
+describe("features from bars", () => {
+  const bars = randomBars(400, 9);
+  const data = columns(bars);
+
+  it("a range spec computed a range of days at a time equals it computed at once; every channel is defined from its history on", () => {
+    for (const estimator of ["garman_klass", "parkinson"] as const) {
+      const params = featureParams(featureSpecSchema.parse(rangeFeatures(estimator)));
+      const whole = channelSeries(data, params);
+      const daily = new DailyChannels(data, params);
+      for (let from = 0, size = 1; from < daily.days; from += size, size = (size * 7) % 23 || 1) daily.fill(from, Math.min(daily.days, from + size));
+      params.names.forEach((name, ch) => expect(Array.from(daily.values[ch]!), name).toEqual(Array.from(whole[name]!)));
+      // Every channel is defined from day minPrices − window on (the first vector's first lag).
+      for (const name of params.names) expect(whole[name]!.subarray(params.minPrices - params.window).every(Number.isFinite), name).toBe(true);
+      expect(featureRows(data, params).every((row) => row.every(Number.isFinite))).toBe(true);
+    }
+  });
+
+  it("channels that read closes only are those of the closes; a close-only spec reads the closes of bars", () => {
+    const params = featureParams(featureSpecSchema.parse(rangeFeatures()));
+    const fromBars = channelSeries(data, params);
+    const multi = featureParams(featureSpecSchema.parse(multiChannelFeatures()));
+    const fromCloses = channelSeries(data.close, multi);
+    expect(Array.from(fromBars.dn_ret!)).toEqual(Array.from(fromCloses.dn_ret!));
+    expect(Array.from(channelSeries({ close: data.close }, multi).gjr_vol!)).toEqual(Array.from(fromCloses.gjr_vol!));
+  });
+
+  it("the flat day's range is the log floor; Garman–Klass and Parkinson differ only where opens are real", () => {
+    const gk = channelSeries(data, featureParams(featureSpecSchema.parse(rangeFeatures())));
+    const pk = channelSeries(data, featureParams(featureSpecSchema.parse(rangeFeatures("parkinson"))));
+    const flat = Math.floor(400 / 3);
+    expect(gk.rng_1d![flat]).toBe(Math.log(1e-4));
+    // Every 7th day opens at the previous close: Parkinson's value there too.
+    expect(gk.rng_1d![7]).toBe(pk.rng_1d![7]);
+    expect(gk.rng_1d![8]).not.toBe(pk.rng_1d![8]);
+  });
+
+  it("the last day's features need only the last min_prices bars, and a spec reading bars refuses closes", () => {
+    const params = featureParams(featureSpecSchema.parse(rangeFeatures()));
+    const rows = featureRows(data, params);
+    expect(Array.from(featuresFromPrices(data, params))).toEqual(Array.from(rows.at(-1)!));
+    expect(() => featuresFromPrices(data.close, params)).toThrow(/high and low/);
+    expect(() => featuresFromPrices({ ...data, open: undefined } as never, params)).toThrow(/open/);
+  });
 });
 
 describe("prefix invariance: the features of a series cut at t are those at t of the whole series", () => {
@@ -76,17 +122,23 @@ describe("prefix invariance: the features of a series cut at t are those at t of
     seed = (seed * 1103515245 + 12345) % 2 ** 31;
     prices.push(prices[t - 1]! * Math.exp(((seed / 2 ** 31 - 0.5) * 3 + (t > 300 && t < 305 ? -5 : 0)) / 100));
   }
+  // Bars for the specs that read them: a walk of its own, with stale opens, a crash and a flat day.
+  const bars = columns(randomBars(prices.length, 17));
+  const cutBars = (n: number) => ({ open: bars.open.slice(0, n), high: bars.high.slice(0, n), low: bars.low.slice(0, n), close: bars.close.slice(0, n) });
   const specs = [
     ...bundles.map((b) => [`${b.manifest.name} (${b.dir})`, b.manifest.features] as const),
     ["6 channels", featureSpecSchema.parse(multiChannelFeatures())] as const,
+    ["7 channels from bars (Garman–Klass)", featureSpecSchema.parse(rangeFeatures())] as const,
+    ["7 channels from bars (Parkinson)", featureSpecSchema.parse(rangeFeatures("parkinson"))] as const,
   ];
   for (const [name, spec] of specs) {
     it(name, () => {
       const params = featureParams(spec);
-      const whole = channelSeries(prices, params);
-      const rows = featureRows(prices, params);
-      for (const t of [params.minPrices - 1, params.minPrices + 3, 301, 302, 450, prices.length - 1]) {
-        const cut = prices.slice(0, t + 1);
+      const reads = params.range ? (n: number) => cutBars(n) : (n: number) => prices.slice(0, n);
+      const whole = channelSeries(reads(prices.length), params);
+      const rows = featureRows(reads(prices.length), params);
+      for (const t of [params.minPrices - 1, params.minPrices + 3, 200, 201, 301, 302, 450, prices.length - 1].filter((t) => t >= params.minPrices - 1)) {
+        const cut = reads(t + 1);
         const series = channelSeries(cut, params);
         for (const channel of params.names) expect(Array.from(series[channel]!), `${channel} at ${t}`).toEqual(Array.from(whole[channel]!.subarray(0, t + 1)));
         expect(Array.from(featuresFromPrices(cut, params)), `day ${t}`).toEqual(Array.from(rows[t - params.minPrices + 1]!));

@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { RETURN_BUNDLE } from "./helpers.js";
 
 /**
@@ -32,6 +32,28 @@ export function multiChannelFeatures(): Json {
     min_prices: 74,
     energy: { levels: 2, span: 5 },
     garch: { kind: "gjr", omega: 0.02, alpha: 0.01, gamma: 0.2, beta: 0.85, trailing: 64, horizon: 5 },
+  };
+}
+
+/**
+ * The return bundle's feature settings with range channels from daily bars (features-spec v2,
+ * as the pipeline's FeatureSpec.describe writes them): dn_ret, rng_1d, rng_5d, rng_w1, rng_v1,
+ * gjr_vol, gjrx_vol, read from bars {open, high, low, close} (Garman–Klass) or, with
+ * "parkinson", {high, low, close}. Histories: dn_ret 32, rng_1d 1, rng_5d 5, Haar rng_w1 and
+ * rng_v1 (2 − 1)(2 − 1) + 1 = 2, gjr_vol 40, gjrx_vol 40 + 5 − 1 = 44; so min_prices = 10 + 44 = 54.
+ */
+export function rangeFeatures(estimator: "garman_klass" | "parkinson" = "garman_klass"): Json {
+  const features = JSON.parse(readFileSync(join(RETURN_BUNDLE, "manifest.json"), "utf8")).features;
+  const channels = ["dn_ret", "rng_1d", "rng_5d", "rng_w1", "rng_v1", "gjr_vol", "gjrx_vol"];
+  return {
+    ...features,
+    channels,
+    names: channels.flatMap((c) => lags(c, 10)),
+    min_prices: 54,
+    inputs: estimator === "garman_klass" ? ["open", "high", "low", "close"] : ["high", "low", "close"],
+    garch: { kind: "gjr", omega: 0.02, alpha: 0.01, gamma: 0.2, beta: 0.85, trailing: 40, horizon: 5, method: "…" },
+    range: { estimator, log_floor: 1e-4, stale_open_rtol: 1e-9, levels: 1, method: "…" },
+    garchx: { kind: "gjr-x", omega: 0.01, alpha: 0.02, gamma: 0.1, beta: 0.7, delta: 0.15, kappa: 0.9, span: 5, trailing: 40, horizon: 5, method: "…" },
   };
 }
 
@@ -78,19 +100,25 @@ const sha256 = (data: Buffer | string) => createHash("sha256").update(data).dige
 
 /**
  * Writes the bundle to a fresh temporary directory and returns it. Every model is the same
- * linear graph; `featureRange` becomes the manifest's feature_range when given.
+ * linear graph; `featureRange` becomes the manifest's feature_range when given. By default the
+ * 6-channel features above, named multi-channel-linear; `files` are added to the bundle (and its manifest).
  */
-export function linearBundle(featureRange?: { min: number[]; max: number[] }): string {
+export function linearBundle(
+  featureRange?: { min: number[]; max: number[] },
+  features: Json = multiChannelFeatures(),
+  name = "multi-channel-linear",
+  files: Record<string, string> = {},
+): string {
   const manifest = JSON.parse(readFileSync(join(RETURN_BUNDLE, "manifest.json"), "utf8"));
-  manifest.name = "multi-channel-linear";
-  manifest.features = multiChannelFeatures();
+  manifest.name = name;
+  manifest.features = features;
   const width = manifest.features.names.length;
   // Small weights of both signs: predictions vary with every feature and stay moderate.
   const graph = linearModel(
     Array.from({ length: width }, (_, k) => ((k % 7) - 3) / 50),
     0.05,
   );
-  const dir = join(mkdtempSync(join(tmpdir(), "bundle-")), "multi-channel-linear");
+  const dir = join(mkdtempSync(join(tmpdir(), "bundle-")), name);
   mkdirSync(dir);
   const names = JSON.stringify(manifest.features.names);
   writeFileSync(join(dir, "linear.onnx"), graph);
@@ -106,6 +134,11 @@ export function linearBundle(featureRange?: { min: number[]; max: number[] }): s
     ]),
   );
   manifest.files = { "linear.onnx": sha256(graph), "feature_names.json": sha256(names) };
+  for (const [file, text] of Object.entries(files)) {
+    mkdirSync(dirname(join(dir, file)), { recursive: true });
+    writeFileSync(join(dir, file), text);
+    manifest.files[file] = sha256(text);
+  }
   // The return bundle's own feature_range describes its 10 features, not these.
   if (featureRange) manifest.feature_range = featureRange;
   else delete manifest.feature_range;

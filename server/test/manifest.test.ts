@@ -4,7 +4,7 @@ import { describe, expect, it } from "vitest";
 import { featureParams } from "../src/features/channels.js";
 import { featureSpecSchema, manifestSchema } from "../src/schemas/manifest.js";
 import { RETURN_BUNDLE, VOL_BUNDLE } from "./helpers.js";
-import { type Json, lags, multiChannelFeatures } from "./linear-bundle.js";
+import { type Json, lags, multiChannelFeatures, rangeFeatures } from "./linear-bundle.js";
 
 const read = (dir: string): Json => JSON.parse(readFileSync(join(dir, "manifest.json"), "utf8"));
 /** The return bundle's manifest with the 6-channel features of linear-bundle.ts (min_prices 74). */
@@ -78,6 +78,90 @@ describe("the manifest's feature channels", () => {
       expect(issues(m).join("; ")).toContain(message);
     });
   }
+});
+
+describe("the manifest's range channels (features from daily bars)", () => {
+  /** The return bundle's manifest with the range features of linear-bundle.ts (min_prices 54). */
+  function ranged(estimator: "garman_klass" | "parkinson" = "garman_klass"): Json {
+    const { feature_range: _ofTheReturnFeatures, ...manifest } = read(RETURN_BUNDLE);
+    return { ...manifest, features: rangeFeatures(estimator) };
+  }
+  const withChannels = (m: Json, channels: string[]) => {
+    m.features.channels = channels;
+    m.features.names = channels.flatMap((c) => lags(c, 10));
+  };
+
+  it("accepts them as the pipeline writes them, for either estimator, and derives their parameters", () => {
+    for (const estimator of ["garman_klass", "parkinson"] as const) {
+      const parsed = manifestSchema.parse(ranged(estimator));
+      const p = featureParams(featureSpecSchema.parse(parsed.features));
+      expect(p.minPrices).toBe(54);
+      expect(p.inputs).toEqual(estimator === "garman_klass" ? ["open", "high", "low", "close"] : ["high", "low", "close"]);
+      expect(p.channels.map((c) => c.kind)).toEqual(["denoised", "range", "range", "rangeModwt", "rangeModwt", "gjr", "gjrx"]);
+      expect(p.range).toMatchObject({ estimator, logFloor: 1e-4, staleOpenRtol: 1e-9, levels: 1 });
+      expect(p.range!.lo[0]).toBeCloseTo(0.5, 15);
+      expect(p.garchx).toEqual({ omega: 0.01, alpha: 0.02, gamma: 0.1, beta: 0.7, delta: 0.15, kappa: 0.9, span: 5, trailing: 40, horizon: 5 });
+    }
+  });
+
+  it("a manifest without inputs reads closes", () => {
+    expect(manifestSchema.parse(read(RETURN_BUNDLE)).features).toMatchObject({ inputs: ["close"] });
+  });
+
+  it("histories: rng_<n>d n days, rng_w/rng_v the deepest level's L_J, gjrx_vol T + m − 1", () => {
+    const m = ranged();
+    withChannels(m, ["dn_ret", "rng_22d"]);
+    delete m.features.garch;
+    delete m.features.garchx;
+    m.features.min_prices = 10 + 32; // dn_ret's 32 beats rng_22d's 22
+    expect(issues(m)).toEqual([]);
+    withChannels(m, ["dn_ret", "rng_w1"]);
+    m.features.range.levels = 6; // Haar: L_6 = 63 + 1 = 64
+    expect(issues(m).join()).toContain("(74)");
+    m.features.min_prices = 74;
+    expect(issues(m)).toEqual([]);
+    const x = ranged();
+    x.features.garchx.span = 30; // 40 + 30 − 1 = 69
+    expect(issues(x).join()).toContain("(79)");
+  });
+
+  const spoilt: [string, (m: Json) => void, string][] = [
+    ["a rng_* channel without range settings", (m) => delete m.features.range, "features.range must be given exactly when"],
+    ["range settings without a range channel", (m) => {
+      withChannels(m, ["dn_ret", "gjr_vol"]);
+      delete m.features.garchx;
+    }, "features.range must be given exactly when"],
+    ["gjrx_vol without garchx parameters", (m) => delete m.features.garchx, "features.garchx must be given exactly when"],
+    ["garchx parameters without gjrx_vol", (m) => withChannels(m, ["dn_ret", "rng_1d", "rng_5d", "rng_w1", "rng_v1", "gjr_vol"]), "features.garchx must be given exactly when"],
+    ["rng_w<j> above range.levels", (m) => (m.features.channels[3] = "rng_w2"), "rng_w<j> needs j ≤ range.levels"],
+    ["rng_v<J> with J not range.levels", (m) => (m.features.channels[4] = "rng_v2"), "rng_v<J> J = range.levels (1)"],
+    ["inputs without the open Garman–Klass reads", (m) => (m.features.inputs = ["high", "low", "close"]), 'features.inputs must be ["open","high","low","close"] for the garman_klass estimator'],
+    ["inputs of closes only with range channels", (m) => delete m.features.inputs, "features.inputs must be"],
+    ["bar inputs without range channels", (m) => {
+      withChannels(m, ["dn_ret", "gjr_vol"]);
+      delete m.features.range;
+      delete m.features.garchx;
+    }, 'features.inputs must be ["close"] without range channels'],
+    ["an unknown bar field", (m) => (m.features.inputs = ["open", "high", "low", "close", "volume"]), "Invalid option"],
+    ["an unknown estimator", (m) => (m.features.range.estimator = "yang_zhang"), "Invalid option"],
+    ["a negative delta", (m) => (m.features.garchx.delta = -0.1), "Too small"],
+    ["garchx with alpha + gamma < 0", (m) => (m.features.garchx.gamma = -0.5), "garchx: alpha + gamma"],
+    ["garchx of another kind", (m) => (m.features.garchx.kind = "gjr"), "Invalid input"],
+    ["min_prices not window + the longest history", (m) => (m.features.min_prices = 42), "(54)"],
+  ];
+  for (const [name, spoil, message] of spoilt) {
+    it(`refuses ${name}`, () => {
+      const m = ranged();
+      expect(issues(m)).toEqual([]);
+      spoil(m);
+      expect(issues(m).join("; ")).toContain(message);
+    });
+  }
+  it("refuses parkinson with an open it does not read", () => {
+    const m = ranged("parkinson");
+    m.features.inputs = ["open", "high", "low", "close"];
+    expect(issues(m).join()).toContain('features.inputs must be ["high","low","close"] for the parkinson estimator');
+  });
 });
 
 describe("the manifest of an imported bundle (named features)", () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { type EnergyParams, energyRange, modwtFilters } from "../src/features/modwt.js";
-import { type EnergyBand, levelSpan } from "../src/schemas/channels.js";
+import { type EnergyParams, energyRange, modwtFilters, modwtRange } from "../src/features/modwt.js";
+import { type ModwtBand, levelSpan } from "../src/schemas/channels.js";
 
 // Orthogonal wavelets as PyWavelets states them (dec_*; rec_* is dec_* reversed).
 const S = Math.SQRT1_2;
@@ -33,7 +33,7 @@ function returns(n: number, seed = 1): Float64Array {
   return r;
 }
 
-function energies(r: Float64Array, bands: EnergyBand[], p: EnergyParams, from = 0, to = r.length): Float64Array[] {
+function energies(r: Float64Array, bands: ModwtBand[], p: EnergyParams, from = 0, to = r.length): Float64Array[] {
   const out = bands.map(() => new Float64Array(r.length).fill(Number.NaN));
   energyRange(r, bands, out, from, to, p);
   return out;
@@ -111,7 +111,7 @@ describe("causal MODWT energies", () => {
     for (let s = 60; s < 80; s++) r[s] = (next() - 0.5) * 6;
     for (const wavelet of [HAAR, DB2]) {
       const p = params(wavelet, 3, 50);
-      const bands: EnergyBand[] = [1, 2, 3, "smooth"];
+      const bands: ModwtBand[] = [1, 2, 3, "smooth"];
       const got = energies(r, bands, p);
       const t = 79 + levelSpan(3, wavelet.dec_lo.length); // every coefficient the burst touches is in the window
       const total = got.reduce((sum, e) => sum + e[t]!, 0);
@@ -122,7 +122,7 @@ describe("causal MODWT energies", () => {
   it("on a long random series, Σ_j e_j + e_s ≈ mean r² over the window (energy preservation up to the edges)", () => {
     const r = returns(6000, 5);
     const p = params(DB2, 4, 5000);
-    const bands: EnergyBand[] = [1, 2, 3, 4, "smooth"];
+    const bands: ModwtBand[] = [1, 2, 3, 4, "smooth"];
     const got = energies(r, bands, p, r.length - 1, r.length);
     const t = r.length - 1;
     const total = got.reduce((sum, e) => sum + e[t]!, 0);
@@ -134,7 +134,7 @@ describe("causal MODWT energies", () => {
   it("is causal: the energies at t do not change when returns after t do, and a range at a time equals all at once", () => {
     const r = returns(300, 9);
     const p = params(DB2, 3, 10);
-    const bands: EnergyBand[] = [1, 3, "smooth"];
+    const bands: ModwtBand[] = [1, 3, "smooth"];
     const whole = energies(r, bands, p);
     const changed = Float64Array.from(r);
     for (let s = 151; s < r.length; s++) changed[s] = 50;
@@ -145,6 +145,55 @@ describe("causal MODWT energies", () => {
       expect(Array.from(cut[b]!.subarray(0, 151))).toEqual(Array.from(whole[b]!.subarray(0, 151)));
       expect(cut[b]![151]).not.toBe(whole[b]![151]);
       expect(Array.from(pieces[b]!)).toEqual(Array.from(whole[b]!));
+    });
+  });
+});
+
+describe("causal MODWT coefficients (the range channels' rng_w<j>, rng_v<J>)", () => {
+  /** The coefficients of `bands` of a per-day series defined from day 0, for the days [from, to). */
+  function coefficients(x: Float64Array, bands: ModwtBand[], p: EnergyParams, from = 0, to = x.length): Float64Array[] {
+    const out = bands.map(() => new Float64Array(x.length).fill(Number.NaN));
+    modwtRange(x, bands, out, from, to, p);
+    return out;
+  }
+
+  it("Haar levels 1 and 2 by hand: W_1 = (x_s − x_{s−1})/2, V_2 = (V_{1,s} + V_{1,s−2})/2; defined from day L_J − 1", () => {
+    const x = Float64Array.of(1, -2, 0.5, 3, -1, 4);
+    const [w1, w2, v2] = coefficients(x, [1, 2, "smooth"], params(HAAR, 2, 1));
+    const v1 = (s: number) => (x[s]! + x[s - 1]!) / 2;
+    expect(w1![1]).toBeCloseTo((-2 - 1) / 2, 15);
+    expect(w1![0]).toBeNaN();
+    // L_2 = 4: W_2 and V_2 from day 3.
+    expect(w2![2]).toBeNaN();
+    expect(v2![2]).toBeNaN();
+    for (const t of [3, 4, 5]) {
+      expect(w2![t]).toBeCloseTo((v1(t) - v1(t - 2)) / 2, 15);
+      expect(v2![t]).toBeCloseTo((v1(t) + v1(t - 2)) / 2, 15);
+    }
+  });
+
+  it("energyRange's energies are the mean squares of these coefficients", () => {
+    const r = returns(80, 4);
+    const p = params(DB2, 2, 6);
+    const [w2] = coefficients(r, [2], p);
+    const [e2] = energies(r, [2], p);
+    for (let t = 20; t < r.length; t++) expect(e2![t]).toBeCloseTo(meanSquare(Array.from(w2!.subarray(t - 5, t + 1))), 13);
+  });
+
+  it("a range at a time equals all at once, and a day's coefficients ignore later days", () => {
+    const x = returns(200, 12).map((v) => (Number.isNaN(v) ? 0.3 : v));
+    const p = params(DB2, 3, 1);
+    const bands: ModwtBand[] = [1, 2, 3, "smooth"];
+    const whole = coefficients(x, bands, p);
+    const pieces = bands.map(() => new Float64Array(x.length).fill(Number.NaN));
+    for (let from = 0, size = 1; from < x.length; from += size, size = (size * 5) % 17 || 1) modwtRange(x, bands, pieces, from, Math.min(x.length, from + size), p);
+    const cut = coefficients(x.subarray(0, 120), bands, p);
+    bands.forEach((band, b) => {
+      expect(Array.from(pieces[b]!)).toEqual(Array.from(whole[b]!));
+      expect(Array.from(cut[b]!)).toEqual(Array.from(whole[b]!.subarray(0, 120)));
+      const first = levelSpan(band === "smooth" ? 3 : band, 4) - 1; // level j's first day
+      expect(whole[b]![first - 1]).toBeNaN();
+      expect(Number.isFinite(whole[b]![first])).toBe(true);
     });
   });
 });

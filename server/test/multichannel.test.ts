@@ -2,7 +2,7 @@ import type { FastifyInstance } from "fastify";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { channelSeries, featureParams, featureRows } from "../src/features/channels.js";
 import { featureSpecSchema } from "../src/schemas/manifest.js";
-import { parityBundles } from "./bundles.js";
+import { caseCloses, caseRequest, parityBundles } from "./bundles.js";
 import { GUIDE_FEATURES, RETURN_BUNDLE, copyBundle, json, replaceBundle, testApp } from "./helpers.js";
 import { linearBundle, multiChannelFeatures } from "./linear-bundle.js";
 
@@ -198,10 +198,10 @@ describe.each(trained)("$manifest.name ($dir): streams of a trained multi-channe
     const p = featureParams(bundle.manifest.features);
     for (const c of bundle.cases) {
       const batch = (await post(app, "/predict/batch", { samples: c.features, model_type: "ensemble" })).json().predictions as number[];
-      const features = dayRows(c.channels!, bundle.manifest.features.channels, p.minPrices - p.window, c.prices.length);
+      const features = dayRows(c.channels!, bundle.manifest.features.channels, p.minPrices - p.window, caseCloses(c).length);
       const streamed = lines((await post(app, "/predict/stream", { features, model_type: "ensemble" })).body);
       expect(streamed.slice(0, -1).map((l) => l.prediction), c.name).toEqual(batch);
-      const fromPrices = lines((await post(app, "/predict/stream", { prices: c.prices, model_type: "ensemble" })).body);
+      const fromPrices = lines((await post(app, "/predict/stream", { ...caseRequest(c), model_type: "ensemble" })).body);
       expect(fromPrices.at(-1)).toEqual({ done: true, count: c.features.length });
       fromPrices.slice(0, -1).forEach((l, i) => expect(Math.abs(l.prediction - c.predictions.ensemble![i]!), `${c.name}[${i}]`).toBeLessThanOrEqual(1e-6));
     }

@@ -1,6 +1,6 @@
 import type { FastifyInstance } from "fastify";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { namedParityBundles, parityBundles, readNamedBundle, withinFramework } from "./bundles.js";
+import { caseRequest, namedParityBundles, parityBundles, readNamedBundle, withinFramework } from "./bundles.js";
 import { heldModels } from "../src/inference/bundle.js";
 import { json, testApp } from "./helpers.js";
 import { namedBundle } from "./named-bundle.js";
@@ -38,39 +38,39 @@ describe.each(parityBundles())("$manifest.name ($dir): the API reproduces the pa
       }
     });
 
-    it(`${model}: /predict from raw prices equals the last feature row's prediction`, async () => {
+    it(`${model}: /predict from raw prices (or bars) equals the last feature row's prediction`, async () => {
       for (const c of bundle.cases) {
-        const res = await api().inject({ method: "POST", url: "/predict", ...json({ prices: c.prices, model_type: modelType }) });
+        const res = await api().inject({ method: "POST", url: "/predict", ...json({ ...caseRequest(c), model_type: modelType }) });
         expect(res.statusCode).toBe(200);
         expect(Math.abs(res.json().prediction - c.predictions[model]!.at(-1)!)).toBeLessThanOrEqual(PREDICTION_TOLERANCE);
       }
     });
   }
 
-  it("GET /models/golden gives each case's prices and the served models' last-day predictions, int8 where served", async () => {
+  it("GET /models/golden gives each case's prices (or bars) and the served models' last-day predictions, int8 where served", async () => {
     for (const [api, key] of [
       [app, (m: string) => m],
       [quantized, (m: string) => `${m}_int8`],
     ] as const) {
       const res = await api.inject({ method: "GET", url: "/models/golden" });
       expect(res.statusCode).toBe(200);
-      const golden = res.json() as { bundle: { digest: string }; cases: { name: string; prices: number[]; expected: Record<string, number> }[] };
+      const golden = res.json() as { bundle: { digest: string }; cases: ({ name: string; expected: Record<string, number> } & ReturnType<typeof caseRequest>)[] };
       expect(golden.cases.map((c) => c.name)).toEqual(bundle.cases.map((c) => c.name));
-      for (const [i, c] of golden.cases.entries()) {
-        expect(c.prices).toEqual(bundle.cases[i]!.prices);
-        for (const [model, value] of Object.entries(c.expected)) {
+      for (const [i, { name: _, expected, ...sent }] of golden.cases.entries()) {
+        expect(sent).toEqual(caseRequest(bundle.cases[i]!));
+        for (const [model, value] of Object.entries(expected)) {
           const variant = bundle.manifest.models[key(model)] ? key(model) : model;
           expect(value).toBe(bundle.cases[i]!.predictions[variant]!.at(-1));
-          const answer = (await api.inject({ method: "POST", url: "/predict", ...json({ prices: c.prices, model_type: model }) })).json();
+          const answer = (await api.inject({ method: "POST", url: "/predict", ...json({ ...sent, model_type: model }) })).json();
           expect(Math.abs(answer.prediction - value)).toBeLessThanOrEqual(PREDICTION_TOLERANCE);
         }
       }
     }
   });
 
-  it("/predict/stream over prices gives one prediction per day with history, equal to the vectors", async () => {
+  it("/predict/stream over prices (or bars) gives one prediction per day with history, equal to the vectors", async () => {
     const c = bundle.cases[0]!;
-    const res = await app.inject({ method: "POST", url: "/predict/stream", ...json({ prices: c.prices, model_type: "ensemble" }) });
+    const res = await app.inject({ method: "POST", url: "/predict/stream", ...json({ ...caseRequest(c), model_type: "ensemble" }) });
     const lines = res.body.trim().split("\n").map((l) => JSON.parse(l));
     expect(lines.at(-1)).toEqual({ done: true, count: c.features.length });
     lines.slice(0, -1).forEach((line, i) => expect(Math.abs(line.prediction - c.predictions.ensemble![i]!)).toBeLessThanOrEqual(PREDICTION_TOLERANCE));

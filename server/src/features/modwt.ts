@@ -1,23 +1,27 @@
 /**
- * Multi-scale energies of returns from a causal MODWT (the à trous pyramid), the twin of the
- * pipeline's energy channels (features-spec v2). With g̃ = rec_lo/√2 and h̃ = rec_hi/√2 of
- * an orthogonal wavelet of length L:
- *   V_{0,s} = r_s,  W_{j,s} = Σ_l h̃_l V_{j-1, s-2^{j-1}l},  V_{j,s} = Σ_l g̃_l V_{j-1, s-2^{j-1}l},
+ * The causal MODWT (the à trous pyramid) of a per-day series, and the multi-scale energies of
+ * returns built on it, the twins of the pipeline's series.causal_modwt and energy channels
+ * (features-spec v2). With g̃ = rec_lo/√2 and h̃ = rec_hi/√2 of an orthogonal wavelet of length L:
+ *   V_{0,s} = x_s,  W_{j,s} = Σ_l h̃_l V_{j-1, s-2^{j-1}l},  V_{j,s} = Σ_l g̃_l V_{j-1, s-2^{j-1}l},
  * each defined only where every term exists (no wrap-around, nothing after s). Level j's
- * filter spans L_j = (2^j − 1)(L − 1) + 1 returns. The channels at day t are the means of
- * W_{j,s}² (j = 1..J) and of V_{J,s}² over the last M days s = t−M+1 .. t.
+ * filter spans L_j = (2^j − 1)(L − 1) + 1 days. The energy channels at day t are the means of
+ * W_{j,s}² (j = 1..J) and of V_{J,s}² over the last M days s = t−M+1 .. t, with x the returns;
+ * the range channels (ranges.ts) take the coefficients themselves, of the log range variance.
  */
 
-import { type EnergyBand, levelSpan } from "../schemas/channels.js";
+import { type ModwtBand, levelSpan } from "../schemas/channels.js";
 
-export interface EnergyParams {
+export interface ModwtParams {
   /** J: detail levels. */
   levels: number;
-  /** M: days averaged. */
-  span: number;
   /** g̃ and h̃, the MODWT scaling and wavelet filters. */
   lo: Float64Array;
   hi: Float64Array;
+}
+
+export interface EnergyParams extends ModwtParams {
+  /** M: days averaged. */
+  span: number;
 }
 
 /** The MODWT filters of an orthogonal wavelet, from its reconstruction filters. */
@@ -51,34 +55,54 @@ function meanSquare(x: Float64Array, k: number, span: number): number {
 }
 
 /**
- * Writes the energies of `bands` into `out` (one per-day array each, same order) for the days
- * t in [from, to), from the percent log returns r (r[0] is NaN: no return on the first day).
- * Only the returns that the range's energies reach back to are decomposed, so a long series
- * can be done a range at a time; a day without enough history gets NaN.
+ * The pyramid over the days [base, to) of the per-day series x (days before 0 are missing):
+ * index k of each output is day base + k.
  */
-export function energyRange(
-  r: Float64Array,
-  bands: readonly EnergyBand[],
-  out: readonly Float64Array[],
-  from: number,
-  to: number,
-  p: EnergyParams,
-): void {
-  if (to <= from) return;
-  const reach = p.span + levelSpan(p.levels, p.lo.length) - 2; // days before `from` the last level needs
-  const base = from - reach;
-  // V_0 over the stretch [base, to); days before the series (or day 0) have no return.
+function pyramid(x: Float64Array, base: number, to: number, p: ModwtParams): (band: ModwtBand) => Float64Array {
   let v: Float64Array = new Float64Array(to - base);
-  for (let k = 0; k < v.length; k++) v[k] = base + k >= 0 ? r[base + k]! : Number.NaN;
+  for (let k = 0; k < v.length; k++) v[k] = base + k >= 0 ? x[base + k]! : Number.NaN;
   const details: Float64Array[] = [];
   for (let j = 1; j <= p.levels; j++) {
     const dilation = 2 ** (j - 1);
     details.push(pyramidStep(v, p.hi, dilation));
     v = pyramidStep(v, p.lo, dilation);
   }
-  bands.forEach((band, b) => {
-    const x = band === "smooth" ? v : details[band - 1]!;
-    const target = out[b]!;
+  const smooth = v;
+  return (band) => (band === "smooth" ? smooth : details[band - 1]!);
+}
+
+/**
+ * Writes the coefficients of `bands` (W_j, or V_J for "smooth") of the per-day series x into
+ * `out` (one per-day array each, same order) for the days t in [from, to). Only the days the
+ * range's coefficients reach back to are decomposed, so a long series can be done a range at a
+ * time; a day without enough history gets NaN.
+ */
+export function modwtRange(x: Float64Array, bands: readonly ModwtBand[], out: readonly Float64Array[], from: number, to: number, p: ModwtParams): void {
+  if (to <= from) return;
+  const base = from - levelSpan(p.levels, p.lo.length) + 1; // the first day the last level needs
+  const band = pyramid(x, base, to, p);
+  bands.forEach((b, i) => out[i]!.set(band(b).subarray(from - base), from));
+}
+
+/**
+ * Writes the energies of `bands` into `out` (one per-day array each, same order) for the days
+ * t in [from, to), from the percent log returns r (r[0] is NaN: no return on the first day),
+ * a range at a time like modwtRange.
+ */
+export function energyRange(
+  r: Float64Array,
+  bands: readonly ModwtBand[],
+  out: readonly Float64Array[],
+  from: number,
+  to: number,
+  p: EnergyParams,
+): void {
+  if (to <= from) return;
+  const base = from - (p.span + levelSpan(p.levels, p.lo.length) - 2); // the first day the last level's M days need
+  const band = pyramid(r, base, to, p);
+  bands.forEach((b, i) => {
+    const x = band(b);
+    const target = out[i]!;
     for (let t = from; t < to; t++) target[t] = meanSquare(x, t - base, p.span);
   });
 }

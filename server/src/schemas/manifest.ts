@@ -1,11 +1,13 @@
 import { z } from "zod";
-import { minPrices, parseChannel } from "./channels.js";
+import { BAR_FIELDS, type BarField } from "./bars.js";
+import { minPrices, parseChannel, readsRanges } from "./channels.js";
 
 /**
  * The model bundle's manifest.json (DESIGN §3), as written by models/src/wavelet_pipeline/
  * bundle.py. Only what the server relies on is strict; the evaluation report and other
  * documentation fields (an imported bundle's `source` among them) pass through untouched.
- * Two kinds of bundle: computed features (ours: the server computes them from prices) and
+ * Two kinds of bundle: computed features (ours: the server computes them from prices, or from
+ * daily bars where features.inputs says so) and
  * named features (imported from a user's own models: the caller sends them).
  */
 
@@ -82,6 +84,41 @@ const garch = z
   // With these the variance stays ≥ 0 whatever the returns, so the volatility is always defined.
   .refine((g) => g.alpha + g.gamma >= 0, "garch: alpha + gamma must be ≥ 0");
 
+/** The daily range variance estimators, and the bar fields each reads (features.inputs). */
+export const ESTIMATOR_INPUTS = {
+  parkinson: ["high", "low", "close"],
+  garman_klass: ["open", "high", "low", "close"],
+} as const satisfies Record<string, readonly BarField[]>;
+export type RangeEstimator = keyof typeof ESTIMATOR_INPUTS;
+const CLOSE_ONLY = ["close"] as const;
+
+/** The range channels' settings (rng_*, gjrx_vol): the daily estimator e_t and the MODWT levels of ln e_t. */
+const range = z.looseObject({
+  estimator: z.enum(Object.keys(ESTIMATOR_INPUTS) as [RangeEstimator, ...RangeEstimator[]]),
+  log_floor: z.number().positive(),
+  stale_open_rtol: z.number().nonnegative(),
+  levels: z.number().int().nonnegative(),
+});
+
+/** The gjrx_vol channel's GJR-GARCH-X parameters: GJR's plus δ (weight of the mean range variance) and κ (E[e] / E[r²]). */
+const garchx = z
+  .looseObject({
+    kind: z.literal("gjr-x"),
+    omega: z.number().nonnegative(),
+    alpha: z.number().nonnegative(),
+    gamma: z.number(),
+    beta: z.number().nonnegative(),
+    delta: z.number().nonnegative(),
+    kappa: z.number().nonnegative(),
+    span: count,
+    trailing: count,
+    horizon: count,
+  })
+  // As for gjr_vol: every term of the recursion stays ≥ 0, so the volatility is always defined.
+  .refine((g) => g.alpha + g.gamma >= 0, "garchx: alpha + gamma must be ≥ 0");
+
+const sameList = (a: readonly string[], b: readonly string[]) => a.length === b.length && a.every((v, i) => v === b[i]);
+
 const denoisedChannel = { log_return_pct: "dn_ret", squared_return_pct: "dn_sq" } as const;
 
 export const featureSpecSchema = z
@@ -98,14 +135,21 @@ export const featureSpecSchema = z
     threshold: z.literal("universal-soft"),
     filters,
     channels: z
-      .array(z.string().refine((name) => parseChannel(name) !== undefined, "not a known channel (dn_ret, dn_sq, ret, wav_e<j>, wav_es, gjr_vol)"))
+      .array(
+        z.string().refine((name) => parseChannel(name) !== undefined, "not a known channel (dn_ret, dn_sq, ret, wav_e<j>, wav_es, gjr_vol, rng_<n>d, rng_w<j>, rng_v<J>, gjrx_vol)"),
+      )
       .min(1)
       .optional(),
+    /** What each day of input carries: closes, or the bar fields the range estimator reads. */
+    inputs: z.array(z.enum(BAR_FIELDS)).optional(),
     energy: energy.optional(),
     garch: garch.optional(),
+    range: range.optional(),
+    garchx: garchx.optional(),
   })
-  // A manifest from before channels existed has one: the series it denoises.
-  .transform((f) => ({ ...f, channels: f.channels ?? [denoisedChannel[f.series]] }))
+  // A manifest from before channels existed has one: the series it denoises; one from before
+  // bars existed reads closes.
+  .transform((f) => ({ ...f, channels: f.channels ?? [denoisedChannel[f.series]], inputs: (f.inputs ?? [...CLOSE_ONLY]) as readonly BarField[] }))
   .superRefine((f, ctx) => {
     let failed = false;
     const fail = (message: string) => {
@@ -121,6 +165,15 @@ export const featureSpecSchema = z
     if (energies.length > 0 !== (f.energy !== undefined)) fail("features.energy must be given exactly when a wav_* channel is");
     if (f.energy && energies.some((band) => band !== "smooth" && band > f.energy!.levels)) fail("a wav_e<j> channel has j above energy.levels");
     if (parsed.some((c) => c.kind === "gjr") !== (f.garch !== undefined)) fail("features.garch must be given exactly when the gjr_vol channel is");
+    if (parsed.some(readsRanges) !== (f.range !== undefined)) fail("features.range must be given exactly when a rng_* or gjrx_vol channel is");
+    if (parsed.some((c) => c.kind === "gjrx") !== (f.garchx !== undefined)) fail("features.garchx must be given exactly when the gjrx_vol channel is");
+    const levels = f.range?.levels;
+    if (levels !== undefined && parsed.some((c) => c.kind === "rangeModwt" && (c.band === "smooth" ? c.level !== levels : c.level > levels))) {
+      fail(`rng_w<j> needs j ≤ range.levels and rng_v<J> J = range.levels (${levels})`);
+    }
+    // The inputs say what a request must carry: what the estimator reads, and nothing it does not.
+    const inputs = f.range ? ESTIMATOR_INPUTS[f.range.estimator] : CLOSE_ONLY;
+    if (!sameList(f.inputs, inputs)) fail(`features.inputs must be ${JSON.stringify(inputs)}${f.range ? ` for the ${f.range.estimator} estimator` : " without range channels"}`);
     if (f.names.length !== f.window * f.channels.length) fail("features.names must have window × channels entries");
     // The names say which value is which: the vector is channel-major, each channel's lags oldest first.
     else if (f.names.some((name, i) => name !== `${f.channels[Math.floor(i / f.window)]}_lag${f.window - 1 - (i % f.window)}`)) {
