@@ -127,7 +127,7 @@ describe("a bundle of named features", () => {
       expect(res.json()).toMatchObject({
         error: "features_required",
         message:
-          "bundle guide-import 1.0.0 takes its 10 named features, not prices: send features as a vector of 10 numbers or an object keyed by feature name (GET /models lists them, in vector order)",
+          "bundle guide-import 1.0.0 takes its 10 named features, not prices or bars: send features as a vector of 10 numbers or an object keyed by feature name (GET /models lists them, in vector order)",
       });
     }
   });

@@ -5,6 +5,7 @@ import { basename, join, sep } from "node:path";
 import * as ort from "onnxruntime-node";
 import { type FeatureParams, featureParams } from "../features/channels.js";
 import { MODEL_NAME } from "../config.js";
+import type { BarColumns } from "../schemas/bars.js";
 import { isNamed, type Manifest, type ModelEntry, manifestSchema, paritySchema } from "../schemas/manifest.js";
 
 /**
@@ -158,7 +159,7 @@ export const SESSION_OPTIONS: ort.InferenceSession.SessionOptions = {
 };
 
 /** A golden case as GET /models/golden serves it: what to send to POST /predict, and each served model's answer. */
-export type GoldenCase = { name: string; expected: Record<string, number> } & ({ prices: number[] } | { features: number[] });
+export type GoldenCase = { name: string; expected: Record<string, number> } & ({ prices: number[] } | { bars: BarColumns } | { features: number[] });
 
 export class Bundle {
   private readonly loaded = new Map<ModelType, LoadedModel>();
@@ -249,7 +250,7 @@ export class Bundle {
 
   /**
    * The bundle's golden cases (vectors/parity.json, verified like every file) as this server
-   * serves them: each case's prices and, per configured model, the prediction for its last
+   * serves them: each case's prices (or bars) and, per configured model, the prediction for its last
    * day, of the int8 variant where that is what is served; for named features, one case per
    * feature row and the original framework's prediction for it. A rollout's analysis sends them.
    */
@@ -268,11 +269,12 @@ export class Bundle {
           return value === undefined ? [] : [[m, value] as const];
         }),
       );
-    return parity.cases.flatMap((c): GoldenCase[] =>
-      "prices" in c
-        ? [{ name: c.name, prices: c.prices, expected: answers(c.predictions, -1) }]
-        : c.features.map((features, i) => ({ name: `${c.name}[${i}]`, features, expected: answers(c.predictions, i) })),
-    );
+    return parity.cases.flatMap((c): GoldenCase[] => {
+      // Columnar, as POST /predict takes them too.
+      if ("bars" in c) return [{ name: c.name, bars: c.bars, expected: answers(c.predictions, -1) }];
+      if ("prices" in c) return [{ name: c.name, prices: c.prices, expected: answers(c.predictions, -1) }];
+      return c.features.map((features, i) => ({ name: `${c.name}[${i}]`, features, expected: answers(c.predictions, i) }));
+    });
   }
 
   /** The manifest key serving `model`: the int8 variant when asked for and shipped. */

@@ -1,14 +1,15 @@
-import { DailyChannels, type FeatureParams, featuresFromPrices } from "../features/channels.js";
+import { DailyChannels, type FeatureParams, featuresFromPrices, type PriceData } from "../features/channels.js";
 import { AppError, clip, SHOWN_FIELDS } from "../plugins/errors.js";
 import type { Metrics } from "../plugins/metrics.js";
-import type { NamedValues } from "../schemas/api.js";
+import { type BarsSample, isBarsSample, type NamedValues } from "../schemas/api.js";
+import { barColumns, type BarsInput, closesOnly, fieldsOf } from "../schemas/bars.js";
 import type { ModelEntry } from "../schemas/manifest.js";
 import type { Bundle, ModelType } from "./bundle.js";
 import type { Serving } from "./registry.js";
 
 /**
  * From validated request values to predictions: feature rows (sent as vectors or keyed by
- * name, or computed from prices), the model run, conformal intervals and the prediction metrics.
+ * name, or computed from prices or bars), the model run, conformal intervals and the prediction metrics.
  */
 
 export interface Rows {
@@ -36,7 +37,7 @@ function placeNamed(bundle: Bundle, values: NamedValues, out: Float64Array, offs
     throw new AppError(
       400,
       "named_features_unsupported",
-      `bundle ${bundle.name} ${bundle.version} computes its features from prices: send prices, or the feature vector of ${bundle.width} numbers ` +
+      `bundle ${bundle.name} ${bundle.version} computes its features from ${history(bundle.computed!)}: send ${sendable(bundle.computed!)}, or the feature vector of ${bundle.width} numbers ` +
         "(GET /models features.names); features keyed by name are for bundles of named features (imported)",
     );
   }
@@ -60,13 +61,27 @@ function placeNamed(bundle: Bundle, values: NamedValues, out: Float64Array, offs
   throw new AppError(400, "validation_error", `${field}: ${problems.join("; ")} (every one of the ${bundle.width} features of GET /models features.names, exactly once)`, fields);
 }
 
-/** Feature rows as sent: vectors, or named features (`field(i)`: how an error names row i). */
-export function rowsFromFeatures(bundle: Bundle, vectors: readonly (readonly number[] | NamedValues)[], field: (i: number) => string): Rows {
+/**
+ * Feature rows as sent: vectors, named features, or (a batch's) bars to compute the vector
+ * from (`field(i)`: how an error names row i).
+ */
+export function rowsFromFeatures(bundle: Bundle, samples: readonly (readonly number[] | NamedValues | BarsSample)[], field: (i: number) => string): Rows {
   const width = bundle.width;
-  const data = new Float64Array(vectors.length * width);
-  vectors.forEach((v, i) => (Array.isArray(v) ? data.set(v, i * width) : placeNamed(bundle, v as NamedValues, data, i * width, field(i))));
-  return { data, n: vectors.length };
+  const data = new Float64Array(samples.length * width);
+  samples.forEach((v, i) => {
+    if (Array.isArray(v)) data.set(v, i * width);
+    else if (isBarsSample(v)) data.set(rowFromHistory(bundle, { bars: v.bars }, `${field(i)}.bars`).data, i * width);
+    else placeNamed(bundle, v as NamedValues, data, i * width, field(i));
+  });
+  return { data, n: samples.length };
 }
+
+/** The days a request gives to compute features from: closes, or bars. */
+export type History = { prices: readonly number[] } | { bars: BarsInput };
+
+/** What a bundle's history is made of, for messages: "prices", "daily bars {high, low, close}"; and the field to send it in. */
+const history = (p: FeatureParams) => (closesOnly(p.inputs) ? "prices" : `daily bars {${p.inputs.join(", ")}}`);
+const sendable = (p: FeatureParams) => (closesOnly(p.inputs) ? "prices" : "bars");
 
 /** How the bundle computes features from prices; 400 features_required when the caller must send them (named features). */
 function computedFeatures(bundle: Bundle): FeatureParams {
@@ -74,14 +89,34 @@ function computedFeatures(bundle: Bundle): FeatureParams {
   throw new AppError(
     400,
     "features_required",
-    `bundle ${bundle.name} ${bundle.version} takes its ${bundle.width} named features, not prices: send features as a vector of ${bundle.width} numbers ` +
+    `bundle ${bundle.name} ${bundle.version} takes its ${bundle.width} named features, not prices or bars: send features as a vector of ${bundle.width} numbers ` +
       "or an object keyed by feature name (GET /models lists them, in vector order)",
   );
 }
 
-/** The feature vector of the last day of `prices`. */
-export function rowFromPrices(bundle: Bundle, prices: readonly number[]): Rows {
-  return { data: featuresFromPrices(prices, computedFeatures(bundle)), n: 1 };
+/**
+ * A request's history as the bundle computes features from it: closes (a bundle of closes
+ * reads those of bars too), or bars of the fields it reads. 400 bars_required when they are
+ * not there: prices for a bundle that reads bars, or bars without the open it reads.
+ */
+function priceData(bundle: Bundle, given: History, field: string): PriceData {
+  const p = computedFeatures(bundle);
+  const refuse = (what: string) => {
+    const message = `bundle ${bundle.name} ${bundle.version} computes its features from ${history(p)} (GET /models features.inputs): ${what}`;
+    return new AppError(400, "bars_required", `${field}: ${message}`, [{ field, message }]);
+  };
+  if ("prices" in given) {
+    if (closesOnly(p.inputs)) return given.prices;
+    throw refuse(`send bars, each ${p.inputs.join(", ")}, instead of prices`);
+  }
+  const missing = p.inputs.filter((f) => !fieldsOf(given.bars).includes(f));
+  if (missing.length) throw refuse(`these bars have no ${missing.join(", ")}`);
+  return closesOnly(p.inputs) ? barColumns(given.bars, ["close"]).close : barColumns(given.bars, p.inputs);
+}
+
+/** The feature vector of the last day of a request's history (`field` names it in errors). */
+export function rowFromHistory(bundle: Bundle, given: History, field: string): Rows {
+  return { data: featuresFromPrices(priceData(bundle, given, field), computedFeatures(bundle)), n: 1 };
 }
 
 /** The model's conformal calibration; 422 no_intervals when the model was imported without calibration data. */
@@ -148,18 +183,18 @@ export function stepRows(bundle: Bundle, steps: readonly NamedValues[], windowSi
 }
 
 /**
- * One row per day of `prices` with `windowSize` days of features before it (the first is
- * day minPrices − window + windowSize − 1); each day's channels are computed once, when a
- * chunk first needs them.
+ * One row per day of a request's history (prices or bars) with `windowSize` days of features
+ * before it (the first is day minPrices − window + windowSize − 1); each day's channels are
+ * computed once, when a chunk first needs them.
  */
-export function priceRows(bundle: Bundle, prices: readonly number[], windowSize: number): RowSource {
+export function historyRows(bundle: Bundle, given: History, field: string, windowSize: number): RowSource {
   const p = computedFeatures(bundle);
   const { window: w, width } = bundle;
   const first = p.minPrices - w + windowSize - 1;
-  const daily = new DailyChannels(prices, p);
+  const daily = new DailyChannels(priceData(bundle, given, field), p);
   let computed = 0; // the channels are filled for days before this one
   return {
-    n: Math.max(0, prices.length - first),
+    n: Math.max(0, daily.days - first),
     rows(start, count) {
       const last = first + start + count - 1;
       daily.fill(Math.max(computed, first + start - w + 1), last + 1);

@@ -24,10 +24,28 @@ function featuresShown(f: Features) {
     window: f.window,
     channels: f.channels,
     min_prices: f.min_prices,
+    inputs: [...f.inputs],
     series: f.series,
     ...(f.energy ? { energy: { levels: f.energy.levels, span: f.energy.span } } : {}),
     ...(f.garch
       ? { garch: { kind: f.garch.kind, omega: f.garch.omega, alpha: f.garch.alpha, gamma: f.garch.gamma, beta: f.garch.beta, trailing: f.garch.trailing, horizon: f.garch.horizon } }
+      : {}),
+    ...(f.range ? { range: { estimator: f.range.estimator, log_floor: f.range.log_floor, stale_open_rtol: f.range.stale_open_rtol, levels: f.range.levels } } : {}),
+    ...(f.garchx
+      ? {
+          garchx: {
+            kind: f.garchx.kind,
+            omega: f.garchx.omega,
+            alpha: f.garchx.alpha,
+            gamma: f.garchx.gamma,
+            beta: f.garchx.beta,
+            delta: f.garchx.delta,
+            kappa: f.garchx.kappa,
+            span: f.garchx.span,
+            trailing: f.garchx.trailing,
+            horizon: f.garchx.horizon,
+          },
+        }
       : {}),
   };
 }
@@ -93,10 +111,10 @@ export async function healthRoutes(app: FastifyInstance, opts: HealthRoutesOptio
     {
       config: predictRealm,
       schema: {
-        summary: "The bundle's golden cases: prices (or, for named features, feature vectors) and the predictions this server must answer for them",
+        summary: "The bundle's golden cases: prices or bars (or, for named features, feature vectors) and the predictions this server must answer for them",
         description:
           "From the bundle's vectors/parity.json (verified against the manifest). The operator's analysis sends each case to POST /predict on a new colour and compares the answers before it switches traffic. " +
-          "A bundle that computes its features gives each case's prices and the prediction for its last day; an imported bundle one case per feature row, with the original framework's predictions.",
+          "A bundle that computes its features gives each case's prices (or bars, as columns) and the prediction for its last day; an imported bundle one case per feature row, with the original framework's predictions.",
         tags: ["models"],
         response: { 200: goldenResponse.meta({ description: "the served bundle's golden cases" }), 503: noBundle },
       },

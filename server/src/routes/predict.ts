@@ -8,9 +8,11 @@ import type { Metrics } from "../plugins/metrics.js";
 import { clientOf } from "../plugins/rateLimit.js";
 import type { ModelType } from "../inference/bundle.js";
 import type { ModelRegistry, Serving } from "../inference/registry.js";
-import { calibrationOf, type Predictor, type RowSource, priceRows, rowFromPrices, rowsFromFeatures, seriesRows, stepRows } from "../inference/predictor.js";
+import { calibrationOf, type History, historyRows, type Predictor, type RowSource, rowFromHistory, rowsFromFeatures, seriesRows, stepRows } from "../inference/predictor.js";
 import "../plugins/context.js";
-import { apiSchemas, type FeatureShape, isNamedValues, type Limits, type NamedValues, predictErrors, REFUSED_INPUT, streamFormats } from "../schemas/api.js";
+import { apiSchemas, type FeatureShape, isNamedValues, type Limits, type NamedValues, predictErrors, streamFormats } from "../schemas/api.js";
+import { type BarsInput, daysOf } from "../schemas/bars.js";
+import { REFUSED_INPUT } from "../schemas/numbers.js";
 
 export interface PredictRoutesOptions {
   registry: ModelRegistry;
@@ -105,7 +107,7 @@ export async function predictRoutes(app: FastifyInstance, opts: PredictRoutesOpt
     {
       ...common,
       schema: {
-        summary: "One prediction from a feature vector (or, for an imported bundle, features keyed by name) or from raw prices",
+        summary: "One prediction from a feature vector (or, for an imported bundle, features keyed by name) or from raw prices or daily bars",
         tags: ["predict"],
         body: s.predictRequest,
         response: { 200: s.predictResponse.meta({ description: "the prediction, with the bundle and target that gave it" }), ...predictErrors },
@@ -116,7 +118,7 @@ export async function predictRoutes(app: FastifyInstance, opts: PredictRoutesOpt
       const model = body.model_type;
       return withServing(registry, model, body.return_confidence, async (serving) => {
         // Named features become the vector in the bundle's order: the same features, the same cache entry.
-        const rows = body.features ? rowsFromFeatures(serving.bundle, [body.features], () => "features") : rowFromPrices(serving.bundle, body.prices!);
+        const rows = body.features ? rowsFromFeatures(serving.bundle, [body.features], () => "features") : rowFromHistory(serving.bundle, ...historyOf(body));
         const key = cache.enabled ? PredictionCache.key(clientOf(request), serving.bundle.entry(model).sha256, rows.data) : undefined;
         const hit = key === undefined ? undefined : await cache.get(key);
         let values: Float64Array;
@@ -135,7 +137,7 @@ export async function predictRoutes(app: FastifyInstance, opts: PredictRoutesOpt
           bundle: bundleRef(serving),
           target: target(serving),
           ...(interval ? { confidence: interval } : {}),
-          input: body.features ? ("features" as const) : ("prices" as const),
+          input: body.features ? ("features" as const) : body.prices ? ("prices" as const) : ("bars" as const),
           cached: hit !== undefined,
         };
       });
@@ -148,7 +150,7 @@ export async function predictRoutes(app: FastifyInstance, opts: PredictRoutesOpt
       ...common,
       config: { ...common.config, rows: (body: z.infer<typeof s.batchRequest>) => body.samples.length },
       schema: {
-        summary: "Predictions for many feature vectors (or, for an imported bundle, features keyed by name) in one ONNX run",
+        summary: "Predictions for many feature vectors (or, for an imported bundle, features keyed by name; or bars to compute them from) in one ONNX run",
         tags: ["predict"],
         body: s.batchRequest,
         response: { 200: s.batchResponse.meta({ description: "one prediction per sample, in order, from one model run" }), ...predictErrors },
@@ -186,14 +188,15 @@ export async function predictRoutes(app: FastifyInstance, opts: PredictRoutesOpt
           // A window_size above the bundle's window starts the predictions that much later.
           const { window, minPrices = 0 } = opts.shape;
           const later = (body.window_size ?? window) - window;
-          return Math.max(0, (body.features ? body.features.length - window + 1 : body.prices!.length - minPrices + 1) - later);
+          const days = body.features?.length ?? body.prices?.length ?? daysOf(body.bars!);
+          return Math.max(0, (body.features ? days - window + 1 : days - minPrices + 1) - later);
         },
       },
       schema: {
         summary: "One prediction per sliding window, streamed as they are computed",
         description:
           "The features are a series (one window of window_size values or days per prediction), or, for an imported bundle, one object " +
-          "of named features per time step. " +
+          "of named features per time step; or prices or daily bars, one prediction per day with enough history. " +
           "NDJSON (application/x-ndjson) by default: one StreamItem per line, then {\"done\":true,\"count\":n}. " +
           "With Accept: text/event-stream, Server-Sent Events: `prediction` events, then a `done` event. " +
           "The headers X-Bundle-Name, X-Bundle-Version and X-Bundle-Digest name the bundle that computes the whole stream " +
@@ -225,7 +228,7 @@ export async function predictRoutes(app: FastifyInstance, opts: PredictRoutesOpt
         if (namedSteps(features)) source = stepRows(bundle, features, body.window_size ?? 1);
         else {
           const windowSize = body.window_size ?? bundle.window;
-          source = features ? seriesRows(bundle, features, windowSize) : priceRows(bundle, body.prices!, windowSize);
+          source = features ? seriesRows(bundle, features, windowSize) : historyRows(bundle, ...historyOf(body), windowSize);
         }
         await serving.runner(body.model_type); // fail before the 200 if the model cannot load
       } catch (error) {
@@ -304,6 +307,10 @@ export async function predictRoutes(app: FastifyInstance, opts: PredictRoutesOpt
     },
   );
 }
+
+/** A request's history (prices or bars, whichever it sent) and how errors name it. */
+const historyOf = (body: { prices?: readonly number[] | undefined; bars?: BarsInput | undefined }): [History, string] =>
+  body.prices ? [{ prices: body.prices }, "prices"] : [{ bars: body.bars! }, "bars"];
 
 /** A stream's features sent as named features, one object a time step (the schema checked that all are). */
 const namedSteps = (features: readonly unknown[] | undefined): features is NamedValues[] => features !== undefined && isNamedValues(features[0]);

@@ -1,5 +1,7 @@
 import { z } from "zod";
+import { BAR_FIELDS, type Bar, type BarField, type BarsInput, barColumnsSchema, checkBars, closesOnly } from "./bars.js";
 import { type Features, horizonDays, isNamed } from "./manifest.js";
+import { type Bounds, FEATURES, type Issues, type Path, PRICES, refuse, sizeText } from "./numbers.js";
 
 /**
  * Request and response schemas of the REST API. They validate every request and are the
@@ -19,7 +21,8 @@ export interface Limits {
  * Which channels they are is the bundle's to say (GET /models: features.channels), as which
  * series a 1-channel bundle denoises always was: a bundle of the same shape can replace it.
  * An imported bundle's named features are one vector of `names.length` values (window, with one
- * channel): the vector or an object keyed by name, never prices.
+ * channel): the vector or an object keyed by name, never prices. A bundle computing its features
+ * reads closes, or daily bars (`inputs`): which a request must send is part of the API too.
  */
 export interface FeatureShape {
   /** Days of lags per channel (features.window); all the named features. */
@@ -28,65 +31,76 @@ export interface FeatureShape {
   channels: number;
   /** Prices the first feature vector needs (features.min_prices); none for named features, which are never computed. */
   minPrices?: number | undefined;
+  /** What each day of a computed bundle's history carries (features.inputs): ["close"], or bar fields. */
+  inputs?: readonly BarField[] | undefined;
   /** The named features' names (GET /models features.names), in vector order. */
   names?: readonly string[] | undefined;
 }
 
 /** The shape of the pipeline's return bundle, used when no bundle could be loaded at start. */
-export const DEFAULT_SHAPE: FeatureShape = { window: 10, channels: 1, minPrices: 42 };
+export const DEFAULT_SHAPE: FeatureShape = { window: 10, channels: 1, minPrices: 42, inputs: ["close"] };
 
 export function featureShape(features: Features): FeatureShape {
   return isNamed(features)
     ? { window: features.names.length, channels: 1, names: features.names }
-    : { window: features.window, channels: features.channels.length, minPrices: features.min_prices };
+    : { window: features.window, channels: features.channels.length, minPrices: features.min_prices, inputs: features.inputs };
 }
+
+/** Whether a bundle reads bars (more than each day's close): a request must then send them. */
+export const takesBars = (shape: FeatureShape) => shape.inputs !== undefined && !closesOnly(shape.inputs);
 
 /**
  * Whether the API published for `published` serves a bundle of shape `offered`: vectors of the
- * same layout and, for a bundle computing its features, the same price history (an API published
- * for named features documents no prices). Which names or channels they are is the bundle's to say.
+ * same layout and, for a bundle computing its features, the same history of the same inputs (an
+ * API published for named features documents no prices). Which names or channels they are is the bundle's to say.
  */
 export const servesShape = (published: FeatureShape, offered: FeatureShape) =>
   published.window === offered.window &&
   published.channels === offered.channels &&
-  (offered.minPrices === undefined || offered.minPrices === published.minPrices);
+  (offered.minPrices === undefined || (offered.minPrices === published.minPrices && offered.inputs?.join() === published.inputs?.join()));
 
 /** Values in one feature vector. */
 export const featureWidth = (shape: FeatureShape) => shape.window * shape.channels;
 
-/** For messages: "features of 10 days × 1 channel from 42 prices", "12 named features". */
+/** For messages: "features of 10 days × 1 channel from 42 prices", "… from 74 bars (high, low, close)", "12 named features". */
 export const describeShape = (shape: FeatureShape) =>
   shape.names
     ? `${shape.names.length} named features`
-    : `features of ${shape.window} days × ${shape.channels} channel${shape.channels === 1 ? "" : "s"} from ${shape.minPrices} prices`;
+    : `features of ${shape.window} days × ${shape.channels} channel${shape.channels === 1 ? "" : "s"} from ${shape.minPrices} ` +
+      (takesBars(shape) ? `bars (${shape.inputs!.join(", ")})` : "prices");
 
 // Far above any price history a request needs, far below what hurts.
 const MAX_PRICES = 100_000;
 
 type Example = Record<string, unknown>;
 
+type Branch = { id: string; fields: z.ZodRawShape; example: Example };
+
+/** The fields a request gives its input in: exactly one of them. */
+const INPUTS = ["features", "prices", "bars"] as const;
+
 /**
- * A request that takes one of two shapes (features or prices; for named features, the vector
- * or the object keyed by name). It validates as one strict object with a named error, so an
- * error names the field at fault (a zod union reports only that no branch matched); it is
- * documented as what it is, a oneOf of the two named shapes. zod emits a union's oneOf through
- * the schema's processJSONSchema (how each of its classes emits itself): the request borrows
- * the union's, so zod still writes the refs.
+ * A request that takes one of several shapes (features, prices or bars; for named features,
+ * the vector or the object keyed by name). It validates as one strict object with a named
+ * error, so an error names the field at fault (a zod union reports only that no branch
+ * matched); it is documented as what it is, a oneOf of the named shapes the bundle at start
+ * takes. zod emits a union's oneOf through the schema's processJSONSchema (how each of its
+ * classes emits itself): the request borrows the union's, so zod still writes the refs.
  */
 function oneOfRequest<S extends z.ZodRawShape>(
   name: "Predict" | "Stream",
   fields: S,
-  branches: [{ id: string; fields: z.ZodRawShape; example: Example }, { id: string; fields: z.ZodRawShape; example: Example }],
-  /** Checks across fields beyond "exactly one of features or prices". */
+  branches: [Branch, Branch, ...Branch[]],
+  /** Checks across fields beyond "exactly one of features, prices or bars". */
   more: (body: z.infer<z.ZodObject<S>>, ctx: z.RefinementCtx) => void = () => undefined,
 ) {
   // Titled too: Swagger UI names a oneOf's branches by their titles.
-  const [a, b] = branches.map((branch) => z.strictObject(branch.fields).meta({ id: `${name}${branch.id}`, title: `${name}${branch.id}`, example: branch.example }));
-  const documented = z.xor([a!, b!]);
+  const [a, b, ...rest] = branches.map((branch) => z.strictObject(branch.fields).meta({ id: `${name}${branch.id}`, title: `${name}${branch.id}`, example: branch.example }));
+  const documented = z.xor([a!, b!, ...rest]);
   const request = z
     .strictObject(fields)
-    .refine((body) => ((body as { features?: unknown }).features === undefined) !== ((body as { prices?: unknown }).prices === undefined), {
-      message: "give exactly one of features or prices",
+    .refine((body) => INPUTS.filter((field) => (body as Record<string, unknown>)[field] !== undefined).length === 1, {
+      message: "give exactly one of features, prices or bars",
       path: ["features"],
     })
     .superRefine(more)
@@ -94,33 +108,6 @@ function oneOfRequest<S extends z.ZodRawShape>(
   request._zod.processJSONSchema = documented._zod.processJSONSchema;
   return request;
 }
-
-// Features are percent returns, their squares, energies or volatilities: a million is already absurd, and
-// the bound keeps every model's float32 arithmetic finite. Prices may be in any currency.
-const FEATURES = { minimum: -1e6, maximum: 1e6 };
-const PRICES = { minimum: 1e-10, maximum: 1e15 };
-
-/** Marks a validation issue that refused a number as out of bounds or non-finite (input drift). */
-export const REFUSED_INPUT = "refused_input";
-
-type Bounds = { minimum: number; maximum: number };
-type Issues = { issues: unknown[] };
-type Path = (string | number)[];
-
-/** Reports x unless it is a number within the bounds; true when it did. */
-function refuse(ctx: Issues, x: unknown, items: Bounds, path: Path): boolean {
-  if (typeof x === "number" && x >= items.minimum && x <= items.maximum) return false;
-  if (typeof x !== "number") {
-    ctx.issues.push({ code: "custom", message: `expected a number, got ${x === null ? "null" : typeof x}`, input: x, path });
-  } else {
-    // A number the model must not see (non-finite or beyond the bounds) counts as input drift.
-    const message = `must be a finite number from ${items.minimum} to ${items.maximum}`;
-    ctx.issues.push({ code: "custom", message, input: x, path, params: { [REFUSED_INPUT]: true } });
-  }
-  return true;
-}
-
-const sizeText = (min: number, max: number) => (min === max ? `exactly ${min}` : `${min} to ${max}`);
 
 /** Named features as a request sends them: values keyed by feature name. */
 export type NamedValues = Record<string, number>;
@@ -176,19 +163,59 @@ const namedDoc = (names: readonly string[], description: string) => ({
   description,
 });
 
+/** A batch sample that gives the history to compute its feature vector from: {bars}. */
+export type BarsSample = { bars: BarsInput };
+
+/** An object whose `bars` is not a number (a named feature could be called bars): a BarsSample, checked or not. */
+export const isBarsSample = (v: unknown): v is BarsSample => isNamedValues(v) && "bars" in v && typeof v.bars !== "number";
+
+/** Checks a BarsSample: its bars, and no other field. */
+function checkBarsSample(ctx: Issues, v: Record<string, unknown>, minDays: number): void {
+  const other = Object.keys(v).find((key) => key !== "bars");
+  if (other !== undefined) ctx.issues.push({ code: "custom", message: "unknown field (a sample of bars has bars only)", input: v, path: [other] });
+  else checkBars(ctx, v.bars, minDays, MAX_PRICES, ["bars"]);
+}
+
+/** How /openapi.json shows bars: one object per day (the fields the bundle reads required), or the same as columns. */
+function barsDoc(inputs: readonly BarField[], minItems: number, maxItems: number, description: string) {
+  const price = { type: "number", ...PRICES };
+  const fields = (item: (field: BarField) => object) => ({
+    type: "object",
+    properties: Object.fromEntries(BAR_FIELDS.map((field) => [field, item(field)])),
+    required: [...inputs],
+    additionalProperties: false,
+  });
+  return {
+    oneOf: [
+      { type: "array", minItems, maxItems, items: fields(() => price), description },
+      { ...fields(() => ({ type: "array", minItems, maxItems, items: price })), description: "the same bars as columns: one array of prices per field, all of one length" },
+    ],
+  };
+}
+
+/** What a bundle's bars must carry, for descriptions. */
+const barText = (inputs: readonly BarField[]) => `{${BAR_FIELDS.filter((field) => inputs.includes(field)).join(", ")}}`;
+
 /**
  * One feature vector: `width` bounded numbers, or named features (an object of bounded numbers
- * keyed by name, for a bundle of named features: the handler maps them to the vector). Both
- * validate whatever the bundle, so a bundle of the other kind answers why it takes neither;
- * /openapi.json documents the object only when the bundle at start takes it (`names`).
+ * keyed by name, for a bundle of named features: the handler maps them to the vector), or, with
+ * `bars` (a batch sample), the bars to compute it from. All validate whatever the bundle, so a
+ * bundle of another kind answers why it takes neither; /openapi.json documents the object only
+ * when the bundle at start takes it (`names`), and bars only when it reads them (`bars.doc`).
  */
-function featureVector(width: number, names: readonly string[] | undefined, description: string) {
+function featureVector(width: number, names: readonly string[] | undefined, description: string, bars?: { minDays: number; doc?: object | undefined }) {
   const vector = numbersDoc(FEATURES, width, width, description);
-  const message = `expected an array of exactly ${width} numbers${names ? " or an object keyed by feature name" : ""}`;
+  const message = `expected an array of exactly ${width} numbers${names ? " or an object keyed by feature name" : ""}${bars ? " or {bars}" : ""}`;
+  const documented = [vector, ...(names ? [namedDoc(names, `the ${names.length} features keyed by name, each exactly once`)] : []), ...(bars?.doc ? [bars.doc] : [])];
   return z
-    .custom<number[] | NamedValues>((v) => Array.isArray(v) || isNamedValues(v), { message })
-    .check((ctx) => void (Array.isArray(ctx.value) ? checkNumbers(ctx, ctx.value, FEATURES, width, width) : checkNamed(ctx, ctx.value, [])))
-    .meta(names ? { oneOf: [vector, namedDoc(names, `the ${names.length} features keyed by name, each exactly once`)] } : vector);
+    .custom<number[] | NamedValues | BarsSample>((v) => Array.isArray(v) || isNamedValues(v), { message })
+    .check((ctx) => {
+      const v = ctx.value;
+      if (Array.isArray(v)) checkNumbers(ctx, v, FEATURES, width, width);
+      else if (bars && isBarsSample(v)) checkBarsSample(ctx, v, bars.minDays);
+      else checkNamed(ctx, v, []);
+    })
+    .meta(documented.length > 1 ? { oneOf: documented } : vector);
 }
 
 /** Checks an array of per-day rows, each exactly `perRow` bounded numbers (one per channel), like checkNumbers. */
@@ -246,8 +273,20 @@ function streamSeries(shape: FeatureShape, maxLength: number) {
 const GUIDE = [0.1, 0.2, -0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0];
 const GUIDE_NEXT = [0.2, 0.3, -0.2, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.1];
 const repeated = (values: readonly number[], n: number) => Array.from({ length: n }, (_, i) => values[i % values.length]!);
+const cents = (x: number) => Math.round(x * 100) / 100;
 /** Daily closes for the examples: an index near 4,500 that drifts and wobbles, in cents. */
 const closes = (n: number) => Array.from({ length: n }, (_, i) => Math.round(450_000 * Math.exp(0.0004 * i + 0.01 * Math.sin(i / 3))) / 100);
+/** Daily bars around those closes, with the fields a bundle reads: each day opens near the close before and ranges 0.4 % beyond its open and close. */
+function barsExample(n: number, inputs: readonly BarField[]): Bar[] {
+  const close = closes(n + 1).slice(1);
+  const before = closes(n);
+  return close.map((c, i) => {
+    const open = cents(before[i]! * (1 + 0.002 * Math.sin(i)));
+    const bar: Bar = { open, high: cents(Math.max(open, c) * 1.004), low: cents(Math.min(open, c) * 0.996), close: c };
+    if (!inputs.includes("open")) delete bar.open;
+    return bar;
+  });
+}
 
 // The examples answer as the default bundle (models/bundles/spx-return-1d) would.
 const EXAMPLE_BUNDLE = { name: "spx-return-1d", version: "1.1.0", digest: "sha256:4c1f0e5b9a7d3c2e8f6a1b0d9c8e7f6a5b4c3d2e1f0a9b8c7d6e5f4a3b2c1d0e" };
@@ -362,20 +401,42 @@ export function apiSchemas(limits: Limits, shape: FeatureShape, models: readonly
   const namedText = names && `the bundle's ${names.length} features keyed by name, each exactly once: ${names.slice(0, 20).join(", ")}${names.length > 20 ? ", …" : ""}`;
   // Validated whatever the bundle at start (a reload may bring the other kind, which then says why it takes neither).
   const prices = (minItems: number, maxItems: number, description: string) => numbers(PRICES, minItems, maxItems, description);
+  const minDays = shape.minPrices ?? 1;
+  const bars = (maxDays: number) => z.custom<BarsInput>(() => true).check((ctx) => checkBars(ctx, ctx.value, minDays, maxDays));
   const anyFeatures = featureVector(width, names, vectorText("the bundle's feature vector"));
+  // Bars are documented as a request of their own for a bundle that reads them. A bundle of closes
+  // takes them too (it reads their closes), but says so in words only: JSON Schema cannot state
+  // low ≤ close ≤ high, and a request the document allows must be one the server answers.
+  const readsBars = takesBars(shape);
+  const inputs = shape.inputs ?? ["close"];
+  const barsNote = readsBars
+    ? `Each bar needs ${barText(inputs)}; low ≤ open, close ≤ high (400 naming the bar otherwise). `
+    : "Bars {open?, high, low, close} may be sent instead of prices (field bars, as for a bundle that reads them): their closes are used. ";
+  const unfinished =
+    "A bar (or price) for today's unfinished session is the caller's to send or not: the forecast treats it as a finished day.";
+  const barsField = (maxDays: number, description: string) => documentedAs(barsDoc(inputs, minDays, maxDays, `${description} ${barsNote}${unfinished}`));
 
   const predictRequest = oneOfRequest(
     "Predict",
-    { features: anyFeatures.optional(), prices: prices(shape.minPrices ?? 1, MAX_PRICES, "daily closing prices").optional(), ...options },
+    { features: anyFeatures.optional(), prices: prices(minDays, MAX_PRICES, "daily closing prices").optional(), bars: bars(MAX_PRICES).optional(), ...options },
     [
       { id: "FeaturesRequest", fields: { features: numbers(FEATURES, width, width, vectorText("the bundle's feature vector")), ...options }, example: { features: example, model_type: defaultModel } },
       names
         ? { id: "NamedFeaturesRequest", fields: { features: documentedAs(namedDoc(names, namedText!)), ...options }, example: { features: named(GUIDE), model_type: defaultModel } }
-        : {
-            id: "PricesRequest",
-            fields: { prices: prices(shape.minPrices!, MAX_PRICES, "daily closing prices, oldest first; the server computes the causal wavelet features of the last day"), ...options },
-            example: { prices: closes(shape.minPrices!), model_type: defaultModel, return_confidence: intervals },
-          },
+        : readsBars
+          ? {
+              id: "BarsRequest",
+              fields: { bars: barsField(MAX_PRICES, "daily bars, oldest first; the server computes the causal features of the last day."), ...options },
+              example: { bars: barsExample(minDays, inputs), model_type: defaultModel, return_confidence: intervals },
+            }
+          : {
+              id: "PricesRequest",
+              fields: {
+                prices: prices(minDays, MAX_PRICES, `daily closing prices, oldest first; the server computes the causal wavelet features of the last day. ${barsNote}${unfinished}`),
+                ...options,
+              },
+              example: { prices: closes(minDays), model_type: defaultModel, return_confidence: intervals },
+            },
     ],
   );
 
@@ -386,14 +447,30 @@ export function apiSchemas(limits: Limits, shape: FeatureShape, models: readonly
       bundle: bundleRef,
       target,
       confidence: interval.optional(),
-      input: z.enum(["features", "prices"]).meta({ description: "what the prediction was made from: features (a vector, or named) or prices" }),
+      input: z.enum(INPUTS).meta({ description: "what the prediction was made from: features (a vector, or named), prices or bars" }),
       cached: z.boolean().meta({ description: "answered from this client's own earlier request (the cache is per API key, token subject or address)" }),
     })
     .meta({ id: "PredictResponse" });
 
   const batchRequest = z
     .object({
-      samples: z.array(featureVector(width, names, vectorText("one feature vector"))).min(1).max(limits.maxBatchSamples),
+      samples: z
+        .array(
+          featureVector(width, names, vectorText("one feature vector"), {
+            minDays,
+            doc: readsBars
+              ? {
+                  type: "object",
+                  properties: { bars: barsDoc(inputs, minDays, MAX_PRICES, `the daily bars to compute this sample's feature vector from (that of their last day), oldest first. ${barsNote.trim()}`) },
+                  required: ["bars"],
+                  additionalProperties: false,
+                }
+              : undefined,
+          }),
+        )
+        .min(1)
+        .max(limits.maxBatchSamples)
+        .meta({ description: `one feature vector per sample${names ? "" : `, or {bars}: the daily bars to compute it from${readsBars ? "" : " (their closes)"}`}` }),
       model_type: modelType,
       return_confidence: returnConfidence,
     })
@@ -401,7 +478,7 @@ export function apiSchemas(limits: Limits, shape: FeatureShape, models: readonly
     .meta({
       id: "BatchRequest",
       example: {
-        samples: [example, names ? named(GUIDE_NEXT) : repeated(GUIDE_NEXT, width)],
+        samples: [example, names ? named(GUIDE_NEXT) : readsBars ? { bars: barsExample(minDays, inputs) } : repeated(GUIDE_NEXT, width)],
         model_type: defaultModel,
         return_confidence: intervals,
       },
@@ -427,7 +504,7 @@ export function apiSchemas(limits: Limits, shape: FeatureShape, models: readonly
   const seriesWindow = windowSize(
     shape.window,
     `${names ? "values" : "days"} per window, at least the bundle's window (${shape.window}, the default). One prediction per window of ` +
-      `window_size consecutive ${names ? "values" : `days of features (${multi ? "rows" : "values"}; with prices: per day that has window_size days of features behind it)`}; ` +
+      `window_size consecutive ${names ? "values" : `days of features (${multi ? "rows" : "values"}; with prices or bars: per day that has window_size days of features behind it)`}; ` +
       `the model sees the window's last ${shape.window} ${names ? "values as its feature vector" : `days${multi ? " of each channel" : ""}`}, so a larger window_size only starts the ` +
       "predictions later: with features, prediction `index` i is for the window features[i .. i+window_size-1], " +
       "i.e. for the day of features[i+window_size-1]. A window_size longer than the series gives no predictions, " +
@@ -456,7 +533,8 @@ export function apiSchemas(limits: Limits, shape: FeatureShape, models: readonly
     "Stream",
     {
       features: streamSeries(shape, limits.maxStreamLength).optional(),
-      prices: prices(shape.minPrices ?? 1, limits.maxStreamLength, "daily closes").optional(),
+      prices: prices(minDays, limits.maxStreamLength, "daily closes").optional(),
+      bars: bars(limits.maxStreamLength).optional(),
       window_size: windowSize(1, "days, values or time steps per window"),
       ...options,
     },
@@ -476,11 +554,21 @@ export function apiSchemas(limits: Limits, shape: FeatureShape, models: readonly
             },
             example: { features: [named(GUIDE), named(GUIDE_NEXT)], model_type: defaultModel },
           }
-        : {
-            id: "PricesRequest",
-            fields: { prices: prices(shape.minPrices!, limits.maxStreamLength, "daily closes; one prediction per day that has enough history"), window_size: seriesWindow, ...options },
-            example: { prices: closes(shape.minPrices! + 4), model_type: defaultModel },
-          },
+        : readsBars
+          ? {
+              id: "BarsRequest",
+              fields: { bars: barsField(limits.maxStreamLength, "daily bars, oldest first; one prediction per day that has enough history."), window_size: seriesWindow, ...options },
+              example: { bars: barsExample(minDays + 4, inputs), model_type: defaultModel },
+            }
+          : {
+              id: "PricesRequest",
+              fields: {
+                prices: prices(minDays, limits.maxStreamLength, `daily closes; one prediction per day that has enough history. ${barsNote}${unfinished}`),
+                window_size: seriesWindow,
+                ...options,
+              },
+              example: { prices: closes(minDays + 4), model_type: defaultModel },
+            },
     ],
     (body, ctx) => {
       const steps = Array.isArray(body.features) && isNamedValues(body.features[0]);
@@ -553,17 +641,39 @@ export const modelsResponse = z
     target: z.record(z.string(), z.unknown()),
     features: z.union([
       z.object({
-        kind: z.literal("computed").meta({ description: "the server computes the features from prices (or takes the vector)" }),
+        kind: z.literal("computed").meta({ description: "the server computes the features from prices or bars (or takes the vector)" }),
         names: z.array(z.string()),
         window: z.number().meta({ description: "days of lags per channel; a feature vector has window × channels values" }),
-      channels: z.array(z.string()).meta({ description: "the per-day channels, in feature-vector order" }),
-      min_prices: z.number(),
-      series: z.string().meta({ description: "what the denoised channel (dn_ret / dn_sq) denoises" }),
-      energy: z.object({ levels: z.number(), span: z.number() }).optional().meta({ description: "MODWT energy channels (wav_*): detail levels and days averaged" }),
-      garch: z
-        .object({ kind: z.string(), omega: z.number(), alpha: z.number(), gamma: z.number(), beta: z.number(), trailing: z.number(), horizon: z.number() })
-        .optional()
-        .meta({ description: "the gjr_vol channel's GJR-GARCH(1,1,1) parameters (fit on the training window), returns per recursion and forecast days" }),
+        channels: z.array(z.string()).meta({ description: "the per-day channels, in feature-vector order" }),
+        min_prices: z.number().meta({ description: "days (prices or bars) one feature vector needs" }),
+        inputs: z
+          .array(z.enum(BAR_FIELDS))
+          .meta({ description: 'what each day carries: ["close"] (send prices, or bars: their closes are used), or the bar fields the bundle reads (send bars)' }),
+        series: z.string().meta({ description: "what the denoised channel (dn_ret / dn_sq) denoises" }),
+        energy: z.object({ levels: z.number(), span: z.number() }).optional().meta({ description: "MODWT energy channels (wav_*): detail levels and days averaged" }),
+        garch: z
+          .object({ kind: z.string(), omega: z.number(), alpha: z.number(), gamma: z.number(), beta: z.number(), trailing: z.number(), horizon: z.number() })
+          .optional()
+          .meta({ description: "the gjr_vol channel's GJR-GARCH(1,1,1) parameters (fit on the training window), returns per recursion and forecast days" }),
+        range: z
+          .object({ estimator: z.string(), log_floor: z.number(), stale_open_rtol: z.number(), levels: z.number() })
+          .optional()
+          .meta({ description: "the range channels' (rng_*) daily variance estimator, the floor of its logs, the stale-open tolerance and the MODWT levels" }),
+        garchx: z
+          .object({
+            kind: z.string(),
+            omega: z.number(),
+            alpha: z.number(),
+            gamma: z.number(),
+            beta: z.number(),
+            delta: z.number(),
+            kappa: z.number(),
+            span: z.number(),
+            trailing: z.number(),
+            horizon: z.number(),
+          })
+          .optional()
+          .meta({ description: "the gjrx_vol channel's GJR-GARCH-X parameters: GJR's, delta and kappa of the range term, days it averages, returns per recursion and forecast days" }),
       }),
       z.object({
         kind: z.literal("named").meta({ description: "an imported bundle: the caller sends the features, as the vector or keyed by name" }),
@@ -597,6 +707,11 @@ export const goldenResponse = z
           name: z.string(),
           prices: z.array(z.number()),
           expected: z.record(z.string(), z.number()).meta({ description: "per served model, the prediction for the last day (POST /predict with these prices)" }),
+        }),
+        z.object({
+          name: z.string(),
+          bars: barColumnsSchema.meta({ description: "daily bars as columns, as POST /predict takes them (a bundle that reads bars)" }),
+          expected: z.record(z.string(), z.number()).meta({ description: "per served model, the prediction for the last day (POST /predict with these bars)" }),
         }),
         z.object({
           name: z.string(),

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { BAR_FIELDS, type BarField } from "./bars.js";
+import { BAR_FIELDS, type BarField, barColumnsSchema } from "./bars.js";
 import { minPrices, parseChannel, readsRanges } from "./channels.js";
 
 /**
@@ -256,13 +256,16 @@ export const isNamed = (features: Features): features is NamedFeatureSpec => fea
 const predictions = z.record(z.string(), z.array(z.number()));
 
 /**
- * vectors/parity.json: the pipeline's reference cases. A computed bundle's go from raw prices to
- * each model's predictions; an imported bundle's from feature rows to the original framework's
+ * vectors/parity.json: the pipeline's reference cases. A computed bundle's go from raw prices
+ * (or daily bars, columnar, with their closes as prices, for a bundle whose inputs are more than
+ * closes) to each model's predictions; an imported bundle's from feature rows to the original framework's
  * predictions (`predictions`) and ONNX Runtime's on the exported graphs (`onnx_predictions`).
  */
 export const paritySchema = z.looseObject({
   cases: z.array(
     z.union([
+      // First: a case with bars also lists their closes (prices), and is sent as bars.
+      z.object({ name: z.string(), bars: barColumnsSchema, predictions }),
       z.object({ name: z.string(), prices: z.array(z.number()), predictions }),
       z.object({ name: z.string(), features: z.array(z.array(z.number())), predictions, onnx_predictions: predictions.optional() }),
     ]),
