@@ -220,6 +220,13 @@ describe("bars sent to a bundle of closes, or of named features", () => {
     expect(batch.predictions).toEqual([fromPrices.json().prediction]);
   });
 
+  it("a stream of bars is charged the rows it predicts, as objects or as columns (60 bars from 42: 19)", async () => {
+    const limited = await testApp({ RATE_LIMIT_MAX: "100", MAX_BATCH_SAMPLES: "100", MAX_STREAM_LENGTH: "100" });
+    const remaining = async (sent: unknown) => (await post(limited, "/predict/stream", { bars: sent })).headers["x-ratelimit-remaining"];
+    expect([await remaining(returnBars), await remaining(columns(returnBars))]).toEqual(["81", "62"]);
+    await limited.close();
+  });
+
   it("still refuses a bar out of order (the same request means the same thing to every bundle)", async () => {
     const res = await post(app, "/predict", { bars: returnBars.map((b, i) => (i === 3 ? { ...b, low: b.high * 1.01 } : b)) });
     expect(res.statusCode).toBe(400);
