@@ -21,6 +21,8 @@ interface Behaviour {
   apiKey?: string;
   /** An imported bundle's golden cases: feature vectors, not prices. */
   named?: boolean;
+  /** A bundle that reads daily bars: its golden cases are bars (as columns), not prices. */
+  bars?: boolean;
 }
 
 const GOLDEN = [
@@ -28,6 +30,7 @@ const GOLDEN = [
   { name: "crash", prices: [100, 80, 60], expected: { xgboost: 0.05, lstm: 0.02 } },
 ];
 const NAMED = GOLDEN.map(({ name, prices, expected }) => ({ name, features: prices.map((p) => p / 100 - 1), expected }));
+const BARS = GOLDEN.map(({ name, prices, expected }) => ({ name, bars: { high: prices.map((p) => p * 1.01), low: prices.map((p) => p * 0.99), close: prices }, expected }));
 
 const servers: Server[] = [];
 afterEach(async () => {
@@ -40,7 +43,7 @@ async function colour(b: Behaviour, port = 0): Promise<string> {
     if (req.url === "/health") return void send(200, { bundle: { digest: b.digest ?? DIGEST_A } });
     if (req.url === "/models/golden") {
       if (b.apiKey && req.headers["x-api-key"] !== b.apiKey) return send(401, { error: "unauthorized" });
-      return void send(200, { bundle: { digest: b.digest ?? DIGEST_A }, cases: b.named ? NAMED : GOLDEN });
+      return void send(200, { bundle: { digest: b.digest ?? DIGEST_A }, cases: b.named ? NAMED : b.bars ? BARS : GOLDEN });
     }
     if (req.url === "/metrics") {
       return void res
@@ -53,9 +56,13 @@ async function colour(b: Behaviour, port = 0): Promise<string> {
       setTimeout(() => {
         if (b.apiKey && req.headers["x-api-key"] !== b.apiKey) return send(401, { error: "unauthorized" });
         if (b.predictStatus) return send(b.predictStatus, { error: "x" });
-        const { prices, features, model_type } = JSON.parse(raw) as { prices?: number[]; features?: number[]; model_type: "xgboost" | "lstm" };
-        const c = b.named ? NAMED.find((g) => g.features.join() === features?.join()) : GOLDEN.find((g) => g.prices.join() === prices?.join());
-        if (!c) return send(400, { error: b.named ? "this bundle takes named features" : "prices required" });
+        const { prices, bars, features, model_type } = JSON.parse(raw) as { prices?: number[]; bars?: { close: number[] }; features?: number[]; model_type: "xgboost" | "lstm" };
+        const c = b.named
+          ? NAMED.find((g) => g.features.join() === features?.join())
+          : b.bars
+            ? BARS.find((g) => JSON.stringify(g.bars) === JSON.stringify(bars))
+            : GOLDEN.find((g) => g.prices.join() === prices?.join());
+        if (!c) return send(400, { error: b.named ? "this bundle takes named features" : b.bars ? "bars_required" : "prices required" });
         send(200, { prediction: c.expected[model_type] + (b.skew ?? 0) });
       }, b.delayMs ?? 0),
     );
@@ -87,6 +94,13 @@ describe("an analysis run against the preview and active colours", () => {
     expect(verdict.result).toBe("pass");
     expect(verdict.message).toContain("8 golden requests answered as recorded");
     expect((await analyze(analyzed(), targets(await colour({ named: true, skew: 0.001 }), await colour({})))).result).toBe("fail");
+  });
+
+  it("sends a bars bundle's golden bars as bars, as columns (issue 24)", async () => {
+    const verdict = await analyze(analyzed(), targets(await colour({ bars: true }), await colour({ bars: true })));
+    expect(verdict.result).toBe("pass");
+    expect(verdict.message).toContain("8 golden requests answered as recorded");
+    expect((await analyze(analyzed(), targets(await colour({ bars: true, skew: 0.001 }), await colour({})))).result).toBe("fail");
   });
 
   it("fails a preview whose predictions differ from the bundle's recorded ones", async () => {

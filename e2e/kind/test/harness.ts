@@ -80,11 +80,18 @@ export async function nodePortUrl(k: Kube, namespace: string, name: string): Pro
 // ---- load ---------------------------------------------------------------------------------
 
 /**
- * A /predict request both default bundles answer while one replaces the other: their feature
- * vectors differ (10 values; 40), so it sends 300 daily closes, more history than either needs.
+ * A /predict request every bundle that computes its features answers while one replaces another:
+ * their feature vectors differ (10 values; 40), so it sends 300 days, more history than either
+ * needs, as daily bars {open, high, low, close}: a bundle of closes reads their closes, one whose
+ * features read ranges (GET /models features.inputs) the fields it needs, so a rollout between
+ * the two kinds is loaded the same way throughout.
  */
 const CLOSES = Array.from({ length: 300 }, (_, i) => Number((100 * Math.exp(0.0003 * i + 0.02 * Math.sin(i / 5))).toFixed(2)));
-export const PREDICT_BODY = JSON.stringify({ prices: CLOSES, model_type: "ensemble" });
+const BARS = CLOSES.map((close, i) => {
+  const open = Number(((i === 0 ? close : CLOSES[i - 1]!) * (1 + 0.001 * Math.sin(i))).toFixed(2));
+  return { open, high: Number((Math.max(open, close) * 1.004).toFixed(2)), low: Number((Math.min(open, close) * 0.996).toFixed(2)), close };
+});
+export const PREDICT_BODY = JSON.stringify({ bars: BARS, model_type: "ensemble" });
 
 export interface Sample {
   /** When the request was sent (ms since epoch) and how long it took. */

@@ -83,15 +83,20 @@ function parsedOr<T>(text: string, otherwise: T): T {
   }
 }
 
-// A computed-features bundle's case is the prices it computes its features from; an imported
-// (named-features) bundle's is the feature vector itself. Either is sent to /predict as it is.
+// A computed-features bundle's case is the prices (or daily bars, as columns) it computes its
+// features from; an imported (named-features) bundle's is the feature vector itself. Each is
+// sent to /predict as it is.
 const expected = z.record(z.string(), z.number());
 const goldenCase = z.union([
+  // First: bars would be sent as bars were their closes listed beside them as prices.
+  z.object({ name: z.string(), bars: z.record(z.string(), z.array(z.number())), expected }),
   z.object({ name: z.string(), prices: z.array(z.number()), expected }),
   z.object({ name: z.string(), features: z.array(z.number()), expected }),
 ]);
 const goldenAnswer = z.object({ cases: z.array(goldenCase) });
 type GoldenCase = z.infer<typeof goldenCase>;
+/** What a golden case sends to /predict: its prices, bars or features. */
+const sent = ({ name: _, expected: _expected, ...input }: GoldenCase) => input;
 
 interface Probe {
   errors: number;
@@ -121,7 +126,7 @@ async function probe(base: string, requests: { c: GoldenCase; model: string }[],
       const res = await fetch(`${base}/predict`, {
         method: "POST",
         headers: { "content-type": "application/json", ...(apiKey ? { "x-api-key": apiKey } : {}) },
-        body: JSON.stringify({ ...("prices" in c ? { prices: c.prices } : { features: c.features }), model_type: model }),
+        body: JSON.stringify({ ...sent(c), model_type: model }),
         signal: within(limits),
       });
       const text = await readBody(res, BODY_LIMITS.predict);
