@@ -1,5 +1,5 @@
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, statSync, symlinkSync } from "node:fs";
+import { mkdtempSync, readFileSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { type Server, createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
@@ -9,6 +9,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { main } from "../src/client/cli.js";
 import { delta, histogram, histogramQuantile, samples, total } from "../src/client/histogram.js";
 import { VOL_BUNDLE, testApp } from "./helpers.js";
+import { linearBundle, rangeFeatures } from "./linear-bundle.js";
+import { randomBars } from "./ohlc.js";
 
 const CLI_JS = resolve(import.meta.dirname, "../dist/client/cli.js");
 
@@ -259,6 +261,41 @@ describe("against a server", () => {
     } finally {
       await vol.close();
     }
+  });
+
+  it("--prices FILE.csv: predict and stream send its days as the bundle reads them, prices or bars", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "cli-prices-"));
+    const days = randomBars(80, 4);
+    const date = (t: number) => new Date(Date.UTC(2020, 0, 1 + t)).toISOString().slice(0, 10);
+    const csv = (fields: string[]) =>
+      [["Date", ...fields].join(","), ...days.map((b, t) => [date(t), ...fields.map((f) => b[f.toLowerCase() as keyof typeof b])].join(","))].join("\n");
+    const ohlc = join(dir, "ohlc.csv");
+    const closes = join(dir, "closes.csv");
+    writeFileSync(ohlc, csv(["Open", "High", "Low", "Close"]));
+    writeFileSync(closes, csv(["Close"]));
+    const answer = (run: { out: string }) => JSON.parse(run.out.slice(run.out.indexOf("\n")));
+
+    // A bundle of closes (the server above): prices.
+    const onCloses = await cli(["--url", url, "predict", "--prices", ohlc]);
+    expect(onCloses.code, onCloses.out).toBe(0);
+    expect(answer(onCloses).input).toBe("prices");
+
+    const ranged = await testApp({ MODEL_DIR: linearBundle(undefined, rangeFeatures(), "range-linear") });
+    try {
+      const rangedUrl = await ranged.listen({ host: "127.0.0.1", port: 0 });
+      const predict = await cli(["--url", rangedUrl, "predict", "--prices", ohlc]);
+      expect(predict.code, predict.out).toBe(0);
+      expect(answer(predict).input).toBe("bars");
+      // 80 days from 54: 27 predictions and the done line.
+      expect((await cli(["--url", rangedUrl, "stream", "--prices", ohlc])).out).toContain("ok   stream → 200, 28 lines\n");
+      const lacking = await cli(["--url", rangedUrl, "predict", "--prices", closes]);
+      expect(lacking.code).toBe(1);
+      expect(lacking.out).toBe("FAIL predict: the bundle reads open, high, low, close of each day (GET /models features.inputs); the file has no open, high, low\n");
+    } finally {
+      await ranged.close();
+    }
+    expect((await cli(["--url", url, "predict", "--prices", ohlc, "--features", "1"])).err.split("\n")[0]).toBe("wavelet: give --features or --prices, not both");
+    expect((await cli(["--url", url, "predict", "--prices", join(dir, "none.csv")])).err.split("\n")[0]).toBe(`wavelet: --prices: cannot read ${join(dir, "none.csv")}: ENOENT`);
   });
 
   describe("stream against a server that answers in pieces", () => {

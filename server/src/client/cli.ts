@@ -8,6 +8,7 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { type Answer, Api } from "./http.js";
 import { type Scrape, performanceRun } from "./performance.js";
+import { historyBody, PriceFileError, readPrices } from "./prices.js";
 import { type Output, type Shape, processOutput, sample, shapeOf, synthetic } from "./shared.js";
 import { type Check, CHECKS, COMMANDS, type Command, DEFAULT_URL, OPTIONS, type OptionSpec, parseArgsOptions, usage } from "./usage.js";
 
@@ -73,6 +74,14 @@ function parse(argv: string[]) {
   const metricsUrl = values["metrics-url"];
   const features = values.features?.split(",").map((v) => (v.trim() ? Number(v) : Number.NaN));
   if (features?.some((v) => !Number.isFinite(v))) throw new UsageError(`--features takes comma-separated numbers, not ${values.features}`, command);
+  if (features && values.prices !== undefined) throw new UsageError("give --features or --prices, not both", command);
+  let prices;
+  try {
+    prices = values.prices === undefined ? undefined : readPrices(values.prices);
+  } catch (error) {
+    if (error instanceof PriceFileError) throw new UsageError(`--prices: ${error.message}`, command);
+    throw error;
+  }
   return {
     command,
     url: httpUrl(values.url === undefined ? "API_URL" : "--url", values.url ?? process.env.API_URL ?? DEFAULT_URL),
@@ -81,6 +90,7 @@ function parse(argv: string[]) {
     metricsHeaders: keyHeader(values["metrics-key"], process.env.METRICS_API_KEY),
     model,
     features,
+    prices,
     confidence: values.confidence === true,
     samples: count("samples"),
     length: count("length"),
@@ -103,16 +113,20 @@ function isDoneLine(line: string): boolean {
   }
 }
 
-/**
- * A series of `length` days, streamed back one prediction a window. It passes when the stream
- * ends as the API says a complete one does (NDJSON: a {"done":true} line; SSE: a `done`
- * event); an error line instead means the server gave up midway.
- */
-async function stream(api: Api, io: Output, shape: Shape, model: string | undefined, length: number, sse: boolean): Promise<boolean> {
-  // One value a day for a one-channel bundle, else one row of a value per channel.
+/** A series of `length` days of made-up features: one value a day for a one-channel bundle, else one row of a value per channel. */
+function syntheticSeries(shape: Shape, length: number): { features: number[] | number[][]; window_size: number } {
   const day = (i: number) => synthetic(i / 5);
   const features = Array.from({ length }, (_, i) => (shape.channels === 1 ? day(i) : Array.from({ length: shape.channels }, (_, c) => day(i + c))));
-  const res = await api.request("POST", "/predict/stream", { features, window_size: shape.window, model_type: model }, sse ? { accept: "text/event-stream" } : {});
+  return { features: features as number[] | number[][], window_size: shape.window };
+}
+
+/**
+ * A series (features, or a history of prices or bars), streamed back one prediction a window
+ * or day. It passes when the stream ends as the API says a complete one does (NDJSON: a
+ * {"done":true} line; SSE: a `done` event); an error line instead means the server gave up midway.
+ */
+async function stream(api: Api, io: Output, series: object, model: string | undefined, sse: boolean): Promise<boolean> {
+  const res = await api.request("POST", "/predict/stream", { ...series, model_type: model }, sse ? { accept: "text/event-stream" } : {});
   if (res.statusCode !== 200) return show(io, "stream", { status: res.statusCode, json: await res.body.text() });
   let lines = 0;
   let last = "";
@@ -166,15 +180,20 @@ export async function main(argv: string[], io: Output = processOutput): Promise<
     health: async () => show(io, "health", await api.call("GET", "/health")),
     models: async () => show(io, "models", await api.call("GET", "/models")),
     predict: async () => {
-      const features = args.features ?? defaultFeatures(await served());
-      return show(io, "predict", await api.call("POST", "/predict", { features, model_type: args.model, return_confidence: args.confidence }));
+      // A file's last min_prices days, as the bundle takes them; else features.
+      const { prices } = args;
+      const input = prices ? await served().then((s) => historyBody(prices, s.inputs, s.minPrices)) : { features: args.features ?? defaultFeatures(await served()) };
+      return show(io, "predict", await api.call("POST", "/predict", { ...input, model_type: args.model, return_confidence: args.confidence }));
     },
     batch: async () => {
       const s = await served();
       const samples = Array.from({ length: args.samples }, (_, i) => sample(i, s));
       return show(io, "batch", await api.call("POST", "/predict/batch", { samples, model_type: args.model, return_confidence: args.confidence }));
     },
-    stream: async () => stream(api, io, await served(), args.model, args.length, args.sse),
+    stream: async () => {
+      const s = await served();
+      return stream(api, io, args.prices ? historyBody(args.prices, s.inputs) : syntheticSeries(s, args.length), args.model, args.sse);
+    },
     performance: async () => performanceRun(api, await served(), args.performance, scrape, io),
   };
   let ok = true;
@@ -182,7 +201,8 @@ export async function main(argv: string[], io: Output = processOutput): Promise<
     for (const name of args.command === "all" ? CHECKS : [args.command]) {
       ok =
         (await checks[name]().catch((error: Error) => {
-          io.out(`FAIL ${name}: ${error.message} (is the server running at ${api.url}?)\n`);
+          // A file the bundle cannot read says so; anything else is likely the server's absence.
+          io.out(`FAIL ${name}: ${error.message}${error instanceof PriceFileError ? "" : ` (is the server running at ${api.url}?)`}\n`);
           return false;
         })) && ok;
     }

@@ -1,3 +1,4 @@
+import type { BarField } from "../schemas/bars.js";
 import type { Api } from "./http.js";
 
 /** Where the CLI writes: the process's streams, or a test's buffers. */
@@ -19,17 +20,21 @@ export const processOutput: Output = {
 /**
  * What the served bundle's feature vector looks like (GET /models): `window` days of `channels`
  * values; named features (an imported bundle) are one vector, a stream's window of them all.
+ * A bundle that computes its features says from how many days (`minPrices`) and what each day
+ * carries (`inputs`: closes, or bar fields); a server from before bars reads closes.
  */
 export interface Shape {
   window: number;
   channels: number;
+  minPrices?: number | undefined;
+  inputs: BarField[];
 }
 
 export async function shapeOf(api: Api): Promise<Shape> {
   const r = await api.call("GET", "/models");
-  const features = (r.json as { features?: { window?: number; channels?: string[]; names: string[] } }).features;
+  const features = (r.json as { features?: { window?: number; channels?: string[]; names: string[]; min_prices?: number; inputs?: BarField[] } }).features;
   if (r.status !== 200 || !features) throw new Error(`GET /models answered ${r.status}: no bundle to learn the feature shape from`);
-  return { window: features.window ?? features.names.length, channels: features.channels?.length ?? 1 };
+  return { window: features.window ?? features.names.length, channels: features.channels?.length ?? 1, minPrices: features.min_prices, inputs: features.inputs ?? ["close"] };
 }
 
 /**

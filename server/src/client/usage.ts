@@ -14,11 +14,14 @@ const COMMAND_HELP: Record<Command, { summary: string; examples: string[] }> = {
   health: { summary: "GET /health: whether the server is ready, and the bundle it serves", examples: ["wavelet health", "API_URL=http://10.0.0.5:8000 wavelet health"] },
   models: { summary: "GET /models: the models, the bundle's versions and its feature shape", examples: ["wavelet models"] },
   predict: {
-    summary: "POST /predict: one prediction (--features, else the guide's ten values or a sample of the served shape)",
-    examples: ["wavelet predict --model xgboost --confidence", "wavelet predict --features 0.1,0.2,-0.3,0.4,0.5,0.6,0.7,0.8,0.9,1.0"],
+    summary: "POST /predict: one prediction (--features or --prices, else the guide's ten values or a sample of the served shape)",
+    examples: ["wavelet predict --model xgboost --confidence", "wavelet predict --features 0.1,0.2,-0.3,0.4,0.5,0.6,0.7,0.8,0.9,1.0", "wavelet predict --prices spx.csv"],
   },
   batch: { summary: "POST /predict/batch: --samples predictions in one request", examples: ["wavelet batch --samples 100 --confidence"] },
-  stream: { summary: "POST /predict/stream: one prediction a day over a --length day series", examples: ["wavelet stream --length 500 --sse"] },
+  stream: {
+    summary: "POST /predict/stream: one prediction a day over a --length day series of features, or over the days of --prices",
+    examples: ["wavelet stream --length 500 --sse", "wavelet stream --prices spx.csv"],
+  },
   performance: {
     summary: "--requests POSTs, --concurrency at a time over keep-alive connections: the client's and the server's latency",
     examples: ["wavelet performance --requests 2000 --concurrency 16", "wavelet performance --endpoint batch --metrics-url http://localhost:9100/metrics"],
@@ -44,9 +47,16 @@ export const OPTIONS = {
   "api-key": { value: "KEY", help: "sent as X-API-Key (default: the first of $API_KEY's comma list)" },
   model: { value: "NAME", help: "a model the server serves: xgboost, lstm, transformer, ensemble or an imported bundle's own (default: the server's default model)", commands: ["predict", "batch", "stream", "performance"] },
   features: { value: "LIST", help: "comma-separated feature values", commands: ["predict"] },
+  prices: {
+    value: "FILE",
+    help:
+      "a CSV of daily prices, oldest first: Close, and Open, High, Low (Adj Close adjusts all four); sent as prices, or as bars of the fields " +
+      "the bundle reads (GET /models features.inputs). predict sends its last min_prices days, stream all of them",
+    commands: ["predict", "stream"],
+  },
   confidence: { help: "ask for confidence intervals", commands: ["predict", "batch"] },
   samples: { value: "N", help: "samples in the batch", default: "2", commands: ["batch"], count: true },
-  length: { value: "N", help: "days in the series", default: "100", commands: ["stream"], count: true },
+  length: { value: "N", help: "days in the series (without --prices)", default: "100", commands: ["stream"], count: true },
   sse: { help: "ask for Server-Sent Events instead of NDJSON", commands: ["stream"] },
   requests: { value: "N", help: "requests to send", default: "1000", commands: ["performance"], count: true },
   concurrency: { value: "N", help: "requests in flight at once, one connection each", default: "16", commands: ["performance"], count: true },
