@@ -175,6 +175,15 @@ def test_volatility_stacking_minimizes_qlike_in_logs_and_the_graph_computes_it()
     np.testing.assert_allclose(stack.weights, [0.6, 0.0, 0.0, 0.4], atol=0.03)
     assert stack.intercept == pytest.approx(0.1, abs=0.03)
 
+    # Convex: a weighted geometric mean (weights sum to 1, no intercept) — here of the same two
+    # members, the best such fit; equal: the plain geometric mean.
+    convex = fit_stack(inputs, y, members(spec), "log", "convex")
+    assert sum(convex.weights) == pytest.approx(1.0, abs=1e-12) and convex.intercept == 0.0 and min(convex.weights) >= 0
+    assert convex.weights[0] > 0.4 and convex.weights[3] > 0.3 and convex.weights[1] + convex.weights[2] < 0.1
+    equal = fit_stack(inputs, y, members(spec), "log", "equal")
+    assert equal.weights == (0.25,) * 4 and equal.intercept == 0.0
+    np.testing.assert_allclose(equal.combine(inputs[:5]), np.exp(np.log(inputs[:5]).mean(axis=1)), rtol=1e-12)
+
     bases = {}
     for i, kind in enumerate(BASE_MODELS):  # stand-in base graphs: feature i, exactly
         node = onnx.helper.make_node("Gather", ["features", "i"], ["prediction"], axis=1)
@@ -262,3 +271,33 @@ def test_an_exported_xgboost_graph_is_the_same_bytes_every_time() -> None:
     model = xgboost_model.XGBoostForecaster({**xgboost_model.DEFAULT_PARAMS, "n_estimators": 5}, seed=1, link="identity")
     model.fit(X, z)
     assert model.to_onnx().SerializeToString() == model.to_onnx().SerializeToString()
+
+
+def test_anchored_models_learn_a_correction_to_their_anchor_and_export_it() -> None:
+    """y = anchor × exp(0.3 x₀ + noise): anchored XGBoost and LSTM answer far beyond the
+    anchors they were fit on (where an unanchored tree ensemble stays at its largest leaf),
+    and their graphs (the int8 LSTM too) compute what they predict."""
+    from wavelet_pipeline import onnx_tools
+    from wavelet_pipeline.forecasters import anchored, registry, xgboost_model
+    from wavelet_pipeline.targets import NEXT_DAY_RETURN, REALIZED_VOL_5D
+
+    rng = np.random.default_rng(0)
+    X = np.abs(rng.normal(1.0, 0.3, (800, 10))) + 0.1
+    y = X[:, 9] * np.exp(0.3 * X[:, 0] + rng.normal(0, 0.05, 800))
+    far = X[:50].copy()
+    far[:, 9] *= 20.0  # anchors 20 times anything seen in training
+    lstm = {"lr": 3e-3, "weight_decay": 1e-4, "dropout": 0.0, "max_epochs": 5, "hidden": 8, "layers": 1}
+    for kind, params in (("xgboost", xgboost_model.DEFAULT_PARAMS), ("lstm", lstm)):
+        model = registry.make(kind, params, seed=1, target=REALIZED_VOL_5D, channels=2, anchor=9)
+        assert isinstance(model, anchored.Anchored)
+        model.fit(X, np.log(y))
+        answer = np.exp(model.predict(far))
+        assert np.median(answer / far[:, 9]) == pytest.approx(np.median(y / X[:, 9]), rel=0.25), kind
+        np.testing.assert_allclose(onnx_tools.predict(model.to_onnx(), far), answer, rtol=1e-5)
+    int8 = onnx_tools.quantize_int8(model.to_onnx(for_quantization=True), X)
+    np.testing.assert_allclose(onnx_tools.predict(int8, far), answer, rtol=0.02)
+    unanchored = registry.make("xgboost", xgboost_model.DEFAULT_PARAMS, seed=1, target=REALIZED_VOL_5D, channels=2)
+    unanchored.fit(X, np.log(y))
+    assert np.exp(unanchored.predict(far)).max() <= y.max() * 1.5
+    with pytest.raises(ValueError, match="log-link"):
+        registry.make("xgboost", xgboost_model.DEFAULT_PARAMS, seed=1, target=NEXT_DAY_RETURN, channels=1, anchor=0)

@@ -218,6 +218,9 @@ def markdown(config: BundleConfig, manifest: dict[str, Any], plot_files: list[st
         "- Models: XGBoost, LSTM and a small Transformer (PyTorch), tuned with Optuna on validation years before the first "
         f"out-of-sample year ({_tuning_loss(config)}), and a stacked ensemble fit on out-of-fold predictions only: "
         f"{manifest['models']['ensemble']['combination']}, members {', '.join(manifest['models']['ensemble']['weights'])}.",
+        + (f" Each base model is anchored on `{manifest['models']['xgboost']['anchor']['feature']}`: it fits the log of the target "
+           "over that forecast and answers the forecast times exp(its fit), so it corrects a model that extrapolates to "
+           "volatility beyond its training years instead of being bounded by them." if "anchor" in manifest["models"]["xgboost"] else ""),
         "- What is served: the shipped graphs are refit once on every row up to the end of the data, so they have no "
         "out-of-sample record of their own; the walk-forward figures below measure the same procedure refit every year, and "
         "are the ones to judge them by.",

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import Any
 
 from .conformal import ScaleKind
 from .data import MissingPolicy
 from .features import FeatureSpec
+from .forecasters.ensemble import StackKind
 from .targets import NEXT_DAY_RETURN, REALIZED_VOL_5D, TargetSpec
 
 
@@ -51,6 +53,9 @@ class BundleConfig:
     anchor_period: tuple[str, str] | None = None
     # For the model card: which configurations were ever scored on the test years.
     design_note: str = ""
+    # A feature the base models are anchored on (forecasters/anchored.py), e.g. "gjrx_vol_lag0".
+    anchor: str | None = None
+    stack: StackKind = "free"  # how the ensemble weighs volatility members (forecasters/ensemble.py)
 
     def quick_variant(self) -> BundleConfig:
         """A cut-down run for tests: fewer years, trials and epochs, same code path."""
@@ -65,6 +70,10 @@ class BundleConfig:
             quick=True,
             anchor_period=None,
         )
+
+    @property
+    def anchor_column(self) -> int | None:
+        return None if self.anchor is None else self.features.column(self.anchor)
 
     @property
     def seed_list(self) -> list[int]:
@@ -82,6 +91,8 @@ class BundleConfig:
             "seeds": self.seeds,
             "quick": self.quick,
             "tuning_budget": dataclasses.asdict(self.tuning),
+            **({"anchor": self.anchor} if self.anchor else {}),
+            **({"stack": self.stack} if self.stack != "free" else {}),
         }
 
 
@@ -125,21 +136,25 @@ SPX_VOL_5D = BundleConfig(
         "time, not for results. No other configuration was tried on the test years."
     ),
 )
-# The OHLC bundle's candidate channel sets, compared by `wavelet-pipeline validate` on
-# 2008–2010 (walk-forward from 2007, tuning on the years before) before any was scored on the
-# test years. All keep 2.0.0's close channels' kinds and add Parkinson's range (the S&P 500's
-# opens are stale until 2013, so estimators that need them are out) and GJR-GARCH-X.
+# The OHLC bundle's candidates (features, and what the base models are anchored on), compared
+# by `wavelet-pipeline validate` on 2007–2010 (tuning on the years before) before any was scored
+# on the test years. Parkinson's range only: the S&P 500's opens are stale until 2013.
 _CLOSE_CHANNELS = dict(series="squared_return_pct", window=5, signed_returns=True, garch_trailing=256, garch_horizon=REALIZED_VOL_5D.horizon)
 _RANGES = dict(range_estimator="parkinson", range_spans=(1, 5, 22), garchx_span=5)
-RANGE_VOL_CANDIDATES = {
-    # The reference: spx-vol-5d 2.0.0's channels, from closes only.
-    "closes (2.0.0)": SPX_VOL_5D.features,
+_HAR_RANGES = FeatureSpec(**_CLOSE_CHANNELS, energy_levels=4, **_RANGES)  # type: ignore[arg-type]
+_MODWT_RANGES = FeatureSpec(**_CLOSE_CHANNELS, **_RANGES, range_levels=4)  # type: ignore[arg-type]
+RANGE_VOL_CANDIDATES: dict[str, dict[str, Any]] = {
+    # Round 1, unanchored: every one far behind GJR-GARCH (2008 beyond what the nets had seen).
+    "closes (2.0.0)": {"features": SPX_VOL_5D.features},
     # HAR's day/week/month of the log range and the GARCH-X forecast, beside 2.0.0's channels.
-    "har-ranges": FeatureSpec(**_CLOSE_CHANNELS, energy_levels=4, **_RANGES),  # type: ignore[arg-type]
+    "har-ranges": {"features": _HAR_RANGES},
     # ... and the causal MODWT of the log range (the wavelet view of the same memory).
-    "har-ranges+modwt": FeatureSpec(**_CLOSE_CHANNELS, energy_levels=4, **_RANGES, range_levels=4),  # type: ignore[arg-type]
+    "har-ranges+modwt": {"features": FeatureSpec(**_CLOSE_CHANNELS, energy_levels=4, **_RANGES, range_levels=4)},  # type: ignore[arg-type]
     # ... with the range's MODWT instead of the return energies (fewer features, same scales).
-    "modwt-ranges": FeatureSpec(**_CLOSE_CHANNELS, **_RANGES, range_levels=4),  # type: ignore[arg-type]
+    "modwt-ranges": {"features": _MODWT_RANGES},
+    # Round 2: the base models anchored on GJR-GARCH-X (forecasters/anchored.py).
+    "har-ranges anchored": {"features": _HAR_RANGES, "anchor": "gjrx_vol_lag0"},
+    "modwt-ranges anchored": {"features": _MODWT_RANGES, "anchor": "gjrx_vol_lag0"},
 }
 VALIDATION_YEARS = (2007, 2008, 2009, 2010)
 # The validation walk-forward starts here, so that its ensemble and intervals have out-of-sample
@@ -155,7 +170,7 @@ SPX_RANGE_VOL_5D = BundleConfig(
     ),
     data="sp500",
     target=REALIZED_VOL_5D,
-    features=RANGE_VOL_CANDIDATES["har-ranges"],
+    features=_HAR_RANGES,
     tuning=TuningBudget(xgboost=30),
     interval_scale="prediction",
     design_note="",
@@ -163,8 +178,8 @@ SPX_RANGE_VOL_5D = BundleConfig(
 BUNDLES = {c.name: c for c in (SPX_RETURN_1D, SPX_VOL_5D, SPX_RANGE_VOL_5D)}
 
 
-def validation_variant(config: BundleConfig, features: FeatureSpec) -> BundleConfig:
+def validation_variant(config: BundleConfig, candidate: dict[str, Any]) -> BundleConfig:
     """The same training with other features, scored on VALIDATION_YEARS only (the walk-forward
     stops there: nothing from the test years is computed). Tuning stays on the years before
     the config's first_oos_year (validation.validate)."""
-    return dataclasses.replace(config, features=features, first_oos_year=VALIDATION_WALK_FROM, test_years=VALIDATION_YEARS, design_note="validation run")
+    return dataclasses.replace(config, **candidate, first_oos_year=VALIDATION_WALK_FROM, test_years=VALIDATION_YEARS, design_note="validation run")

@@ -43,7 +43,7 @@ def fit_final(config: BundleConfig, table: Table, wf: WalkForward, params: dict[
     check_rows = X[wf.rows[wf.years_mask(config.test_years)]]
     native = {}
     for kind in BASE_MODELS:
-        model = registry.make(kind, params[kind], seed=config.seed, target=target, channels=len(config.features.channels))
+        model = registry.make(kind, params[kind], seed=config.seed, target=target, channels=len(config.features.channels), anchor=config.anchor_column)
         model.fit(X, target.to_link(table.y))
         graph = model.to_onnx()
         native[kind] = target.from_link(model.predict(check_rows))
@@ -55,7 +55,7 @@ def fit_final(config: BundleConfig, table: Table, wf: WalkForward, params: dict[
                 out.graphs[f"{kind}_int8"] = int8
 
     # The weights are fit on every out-of-sample day: each member's walk-forward predictions.
-    out.stack = fit_stack(stack_inputs(config.features, wf.predictions, wf.X), wf.y, members(config.features), space_for(target.kind))
+    out.stack = fit_stack(stack_inputs(config.features, wf.predictions, wf.X), wf.y, members(config.features), space_for(target.kind), config.stack)
     out.graphs["ensemble"] = ensemble_onnx({k: out.graphs[k] for k in BASE_MODELS}, out.stack, config.features)
     combined = out.stack.combine(stack_inputs(config.features, native, check_rows))
     out.parity["ensemble"] = onnx_tools.parity(combined, onnx_tools.predict(out.graphs["ensemble"], check_rows))

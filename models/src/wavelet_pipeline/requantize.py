@@ -92,6 +92,9 @@ def requantize_bundle(path: Path, config: BundleConfig, command: str) -> tuple[s
     recorded = json.loads((path / bundle.MANIFEST).read_text())
     if recorded["training"]["config"] != config.describe():
         raise ValueError(f"{path}: trained with {recorded['training']['config']}, not {config.describe()}")
+    if config.anchor:
+        # The nets are read back from their graphs, which hold the anchor's Gather/Mul too.
+        raise ValueError(f"{path}: its base models are anchored on {config.anchor}; retrain it (`train`) instead")
     series = load_series(config)
     # Keys a manifest predating them lacks (the OHLC fields) are not a difference in the data.
     data = {**series.describe(), "used_from": config.data_start or series.start}

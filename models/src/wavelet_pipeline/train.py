@@ -77,6 +77,8 @@ def build_manifest(
         if kind in BASE_MODELS:
             entry["hyperparameters"] = params[kind]
             entry["tuning"] = tuning_records[kind]
+            if config.anchor:
+                entry["anchor"] = {"feature": config.anchor, "prediction": f"{config.anchor} * exp(model), the model fit on log(target / {config.anchor})"}
         else:
             entry.update(final.stack.describe())  # type: ignore[union-attr]
         entry["calibration"] = final.calibration[name].describe()
@@ -145,7 +147,7 @@ def train_bundle(config: BundleConfig, out: Path, command: str) -> str:
     for kind in BASE_MODELS:
         params[kind], records[kind] = tuning.tune(
             kind, table, before_year=config.first_oos_year, folds=budget.folds, trials=getattr(budget, kind),
-            timeout=budget.timeout_seconds, seed=config.seed, target=config.target,
+            timeout=budget.timeout_seconds, seed=config.seed, target=config.target, anchor=config.anchor_column,
         )
 
     # Every seed's walk-forward is reported (evaluation.seeds); the first one's predictions

@@ -40,6 +40,7 @@ def tune(
     timeout: float,
     seed: int,
     target: TargetSpec,
+    anchor: int | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Best parameters for `kind` and a record of the search."""
     fold_years = list(range(before_year - folds, before_year))
@@ -50,7 +51,7 @@ def tune(
         params = registry.search_space(kind, trial)
         losses = []
         for train, valid, X in splits:
-            model = registry.make(kind, params, seed=seed, target=target, channels=channels)
+            model = registry.make(kind, params, seed=seed, target=target, channels=channels, anchor=anchor)
             model.fit(X[train], target.to_link(table.y[train]))
             losses.append(loss(target, table.y[valid], target.from_link(model.predict(X[valid]))))
         return float(np.mean(losses))

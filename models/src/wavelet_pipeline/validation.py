@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from typing import Any
+from typing import Any, get_args
 
 import numpy as np
 
@@ -13,27 +13,27 @@ from . import metrics as M
 from . import tuning, walkforward
 from .config import VALIDATION_YEARS, BundleConfig, validation_variant
 from .evaluation import evaluate
-from .features import FeatureSpec
-from .forecasters.ensemble import BASE_MODELS
-from .splits import build_table
+from .forecasters.ensemble import BASE_MODELS, StackKind
+from .splits import build_table, year_split
 from .train import load_series
 
 
-def validate(config: BundleConfig, candidates: dict[str, FeatureSpec], seeds: int) -> dict[str, Any]:
+def validate(config: BundleConfig, candidates: dict[str, dict[str, Any]], seeds: int) -> dict[str, Any]:
     """Per candidate: every model's and baseline's QLIKE (or RMSE) on VALIDATION_YEARS, the
     ensemble's as mean and range over `seeds` walk-forwards, and the seconds it took."""
     if set(VALIDATION_YEARS) & set(config.test_years):
         raise ValueError("validation years overlap the test years")
     series = load_series(config)
     out: dict[str, Any] = {"validation_years": list(VALIDATION_YEARS), "seeds": seeds, "candidates": {}}
-    for name, features in candidates.items():
+    for name, candidate in candidates.items():
         started = time.monotonic()
-        run_config = dataclasses.replace(validation_variant(config, features), seeds=seeds)
+        run_config = dataclasses.replace(validation_variant(config, candidate), seeds=seeds)
+        features = run_config.features
         table = build_table(series, features, config.target, config.data_start)
         params = {
             kind: tuning.tune(kind, table, before_year=config.first_oos_year, folds=config.tuning.folds,
                               trials=getattr(config.tuning, kind), timeout=config.tuning.timeout_seconds,
-                              seed=config.seed, target=config.target)[0]
+                              seed=config.seed, target=config.target, anchor=run_config.anchor_column)[0]
             for kind in BASE_MODELS
         }
         first = walkforward.run(run_config, table, params)
@@ -41,6 +41,7 @@ def validate(config: BundleConfig, candidates: dict[str, FeatureSpec], seeds: in
         evaluations = [evaluate(run_config, run) for run in runs]
         primary = evaluations[0]["primary_metric"]
         ensemble = [e["models"]["ensemble"][primary] for e in evaluations]
+        stacks = {kind: [restacked_loss(run_config, run, kind) for run in runs] for kind in get_args(StackKind)} if config.target.kind == "volatility" else {}
         mask = first.years_mask(VALIDATION_YEARS)
         by_year = {
             int(year): float(M.qlike(first.y[mask & (first.dates.year == year)] ** 2, first.predictions["ensemble"][mask & (first.dates.year == year)] ** 2))
@@ -49,10 +50,23 @@ def validate(config: BundleConfig, candidates: dict[str, FeatureSpec], seeds: in
         out["candidates"][name] = {
             "ensemble_by_year_first_seed": by_year,
             "features": len(features.names),
+            "anchor": run_config.anchor,
             "channels": features.channels,
             "ensemble": {"mean": float(np.mean(ensemble)), "min": min(ensemble), "max": max(ensemble)},
+            "ensemble_by_stack": {k: {"mean": float(np.mean(v)), "min": min(v), "max": max(v)} for k, v in stacks.items()},
             "models": {m: row[primary] for m, row in evaluations[0]["models"].items()},
             "baselines": {b: row[primary] for b, row in evaluations[0]["baselines"].items() if primary in row},
             "seconds": round(time.monotonic() - started, 1),
         }
     return out
+
+
+def restacked_loss(config: BundleConfig, wf: walkforward.WalkForward, kind: StackKind) -> float:
+    """The ensemble's QLIKE on the validation years had its members been stacked by `kind`."""
+    out = np.full(wf.rows.size, np.nan)
+    position = {row: i for i, row in enumerate(wf.rows)}
+    for year in range(config.first_oos_year, max(config.test_years) + 1):
+        train, test = year_split(wf.table, year)
+        walkforward.stack_year(config, wf, np.isin(wf.rows, train), np.array([position[r] for r in test]), kind, out=out)
+    mask = wf.years_mask(VALIDATION_YEARS)
+    return float(M.qlike(wf.y[mask] ** 2, out[mask] ** 2))

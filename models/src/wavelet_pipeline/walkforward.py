@@ -21,7 +21,7 @@ from . import baselines, onnx_tools, ranges
 from .conformal import calibrate
 from .config import BundleConfig
 from .forecasters import registry
-from .forecasters.ensemble import BASE_MODELS, fit_stack, members, space_for, stack_inputs
+from .forecasters.ensemble import BASE_MODELS, StackKind, StackWeights, fit_stack, members, space_for, stack_inputs
 from .splits import Table, year_split
 
 QUANTIZED = ("lstm", "transformer")
@@ -84,6 +84,20 @@ def range_baselines(table: Table, train: np.ndarray, test: np.ndarray) -> dict[s
     }
 
 
+def stack_year(config: BundleConfig, wf: WalkForward, known: np.ndarray, at: np.ndarray, kind: StackKind,
+               out: np.ndarray | None = None) -> StackWeights | None:
+    """Fits the ensemble for the days `at` on the out-of-sample days whose targets were known
+    when their year began (`known`, as for training) and writes its predictions into `out`
+    (default: wf.predictions["ensemble"]); None when no such day exists yet."""
+    earlier = np.flatnonzero(known)
+    if not earlier.size:
+        return None
+    inputs = stack_inputs(config.features, wf.predictions, wf.X)
+    stack = fit_stack(inputs[earlier], wf.y[earlier], members(config.features), space_for(config.target.kind), kind)
+    (wf.predictions["ensemble"] if out is None else out)[at] = stack.combine(inputs[at])
+    return stack
+
+
 def run(config: BundleConfig, table: Table, params: dict[str, dict[str, Any]], seed: int | None = None,
         first: WalkForward | None = None) -> WalkForward:
     """The walk-forward of every model; `seed` (default: the config's) seeds every fit.
@@ -103,7 +117,6 @@ def run(config: BundleConfig, table: Table, params: dict[str, dict[str, Any]], s
         wf.upper[name] = np.full(n, np.nan)
     position = {row: i for i, row in enumerate(wf.rows)}
     target, positive = config.target, config.target.kind == "volatility"
-    stacked, space = members(config.features), space_for(target.kind)
 
     for year in tqdm(years, desc=f"walk-forward {config.name} seed {seed}", unit="year"):
         train, test = year_split(table, year)
@@ -112,19 +125,15 @@ def run(config: BundleConfig, table: Table, params: dict[str, dict[str, Any]], s
         X_train, z_train, X_test = X[train], target.to_link(table.y[train]), X[test]
         wf.X[at] = X_test
         for kind in BASE_MODELS:
-            model = registry.make(kind, params[kind], seed=seed, target=target, channels=len(config.features.channels))
+            model = registry.make(kind, params[kind], seed=seed, target=target, channels=len(config.features.channels), anchor=config.anchor_column)
             model.fit(X_train, z_train)
             wf.predictions[kind][at] = target.from_link(model.predict(X_test))
             if kind in QUANTIZED and not first:
                 wf.predictions[f"{kind}_int8"][at] = onnx_tools.predict(onnx_tools.quantize_int8(model.to_onnx(for_quantization=True), X_train), X_test)
 
-        # Out-of-sample days whose targets were known when this year began (as for training).
         known = np.isin(wf.rows, train)
-        earlier = np.flatnonzero(known)
-        if earlier.size:
-            inputs = stack_inputs(config.features, wf.predictions, wf.X)
-            stack = fit_stack(inputs[earlier], wf.y[earlier], stacked, space)
-            wf.predictions["ensemble"][at] = stack.combine(inputs[at])
+        stack = stack_year(config, wf, known, at, config.stack)
+        if stack is not None:
             wf.stack_weights[year] = stack.describe()
 
         calibration = known & wf.years_mask(list(range(year - config.calibration_years, year)))

@@ -26,6 +26,10 @@ BASE_MODELS = ("xgboost", "lstm", "transformer")
 # The GJR-GARCH(-X) channels' forecasts for the target's days, read from the feature vector.
 COLUMN_MEMBERS = {"gjr_garch": "gjr_vol_lag0", "gjr_garch_x": "gjrx_vol_lag0"}
 Space = Literal["level", "log"]
+# How volatility members are weighted: "free" (weights ≥ 0 and an intercept, fit by QLIKE),
+# "convex" (weights ≥ 0 summing to 1, no intercept, fit by QLIKE) or "equal" (the geometric
+# mean: nothing fit). Returns are always stacked "free" (least squares).
+StackKind = Literal["free", "convex", "equal"]
 
 
 def members(spec: FeatureSpec) -> tuple[str, ...]:
@@ -57,27 +61,45 @@ class StackWeights:
 
     def describe(self) -> dict[str, object]:
         how = "exp(intercept + sum w*log(member)), fit on out-of-fold QLIKE" if self.space == "log" else "intercept + sum w*member, fit by least squares"
+        if self.space == "log" and self.intercept == 0.0 and abs(sum(self.weights) - 1.0) < 1e-9:
+            how = "exp(sum w*log(member)) with the weights summing to 1 (a weighted geometric mean), fit on out-of-fold QLIKE or equal"
         return {"weights": dict(zip(self.members, self.weights)), "intercept": self.intercept, "combination": how}
 
 
-def fit_stack(member_predictions: np.ndarray, y: np.ndarray, members: tuple[str, ...], space: Space) -> StackWeights:
+def fit_stack(member_predictions: np.ndarray, y: np.ndarray, members: tuple[str, ...], space: Space, kind: StackKind = "free") -> StackWeights:
     if space == "level":
         # Least squares with w ≥ 0 and a free intercept (centering removes the intercept).
         p_mean, y_mean = member_predictions.mean(axis=0), y.mean()
         weights, _ = nnls(member_predictions - p_mean, y - y_mean)
         return StackWeights(members, tuple(float(w) for w in weights), float(y_mean - p_mean @ weights), space)
     logs, y2 = np.log(member_predictions), y * y
-
-    def qlike(theta: np.ndarray) -> tuple[float, np.ndarray]:
-        # QLIKE of f = exp(s) against y², constants dropped: y²·e^(−2s) + 2s.
-        s = logs @ theta[:-1] + theta[-1]
-        scaled = y2 * np.exp(-2.0 * s)
-        grad_s = (2.0 - 2.0 * scaled) / y.size
-        return float(np.mean(scaled + 2.0 * s)), np.append(logs.T @ grad_s, grad_s.sum())
-
     k = logs.shape[1]
+    if kind == "equal":
+        return StackWeights(members, (1.0 / k,) * k, 0.0, space)
+
+    def qlike(s: np.ndarray) -> tuple[float, np.ndarray]:
+        # QLIKE of f = exp(s) against y², constants dropped: y²·e^(−2s) + 2s, and d/ds.
+        scaled = y2 * np.exp(-2.0 * s)
+        return float(np.mean(scaled + 2.0 * s)), (2.0 - 2.0 * scaled) / y.size
+
+    if kind == "convex":
+        def softmax_qlike(theta: np.ndarray) -> tuple[float, np.ndarray]:
+            w = np.exp(theta - theta.max())
+            w /= w.sum()
+            value, grad_s = qlike(logs @ w)
+            grad_w = logs.T @ grad_s
+            return value, w * (grad_w - w @ grad_w)
+
+        theta = minimize(softmax_qlike, np.zeros(k), jac=True, method="L-BFGS-B").x
+        w = np.exp(theta - theta.max())
+        return StackWeights(members, tuple(float(x) for x in w / w.sum()), 0.0, space)
+
+    def free_qlike(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        value, grad_s = qlike(logs @ theta[:-1] + theta[-1])
+        return value, np.append(logs.T @ grad_s, grad_s.sum())
+
     start = np.append(np.full(k, 1.0 / k), 0.0)
-    found = minimize(qlike, start, jac=True, method="L-BFGS-B", bounds=[(0.0, None)] * k + [(None, None)])
+    found = minimize(free_qlike, start, jac=True, method="L-BFGS-B", bounds=[(0.0, None)] * k + [(None, None)])
     return StackWeights(members, tuple(float(w) for w in found.x[:-1]), float(found.x[-1]), space)
 
 
