@@ -15,11 +15,11 @@ e2e:
 images:
 	scripts/images.sh
 
-# Retrain both default bundles (about 10 minutes each on 2 cores) and verify them.
+# Retrain every committed bundle (5 to 10 minutes each on 2 cores) and verify them.
+BUNDLE_NAMES = spx-return-1d spx-vol-5d spx-range-vol-5d ndx-range-vol-5d
 bundles:
-	cd models && PYTHONPATH=src $$(../scripts/python-env.sh)/bin/python -m wavelet_pipeline train spx-return-1d
-	cd models && PYTHONPATH=src $$(../scripts/python-env.sh)/bin/python -m wavelet_pipeline train spx-vol-5d
+	for b in $(BUNDLE_NAMES); do (cd models && PYTHONPATH=src $$(../scripts/python-env.sh)/bin/python -m wavelet_pipeline train $$b) || exit 1; done
 	$(MAKE) verify-bundles
 
 verify-bundles:
-	cd models && PYTHONPATH=src $$(../scripts/python-env.sh)/bin/python -m wavelet_pipeline verify bundles/spx-return-1d bundles/spx-vol-5d
+	cd models && PYTHONPATH=src $$(../scripts/python-env.sh)/bin/python -m wavelet_pipeline verify $(addprefix bundles/,$(BUNDLE_NAMES))

@@ -91,6 +91,7 @@ describe("the server image", () => {
       [[], "spx-return-1d"],
       [["-e", "MODEL_DIR=/app/models"], "spx-return-1d"],
       [["-e", "MODEL_DIR=/app/models", "-e", "MODEL_BUNDLE=spx-vol-5d"], "spx-vol-5d"],
+      [["-e", "MODEL_DIR=/app/models", "-e", "MODEL_BUNDLE=spx-range-vol-5d"], "spx-range-vol-5d"],
     ] as const) {
       const port = await freePort();
       const name = `wavelet-image-test-${port}`;

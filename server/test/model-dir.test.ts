@@ -60,7 +60,7 @@ describe("MODEL_DIR holding several bundles", () => {
     const app = await testApp({ MODEL_DIR: MODELS_DIR, MODEL_BUNDLE: "spx-vol-20d" });
     const health = await app.inject({ method: "GET", url: "/health" });
     expect(health.statusCode).toBe(503);
-    expect(health.json().reasons).toEqual([`MODEL_BUNDLE=spx-vol-20d is not a bundle in MODEL_DIR/bundles, which holds spx-return-1d, spx-vol-5d`]);
+    expect(health.json().reasons).toEqual([`MODEL_BUNDLE=spx-vol-20d is not a bundle in MODEL_DIR/bundles, which holds ndx-range-vol-5d, spx-range-vol-5d, spx-return-1d, spx-vol-5d`]);
     await app.close();
   });
 

@@ -106,10 +106,11 @@ def parity_case(name: str, data: PriceData, spec: FeatureSpec, fitted: ChannelPa
     """Raw prices (or bars) → each channel's per-day series → feature rows → every model's
     prediction and interval."""
     channels = channel_series(data, spec, fitted)
-    X = feature_matrix(data, spec, fitted)
-    rows = X[~np.isnan(X).any(axis=1)]
-    if rows.size == 0:
-        raise ValueError(f"parity case {name}: no feature rows (need {spec.min_prices} prices)")
+    # The rows the server computes: every day from the first with min_prices days of history
+    # (a channel's history may be stated one day longer than it reads, as the range ones are).
+    rows = feature_matrix(data, spec, fitted)[spec.min_prices - 1 :]
+    if rows.size == 0 or np.isnan(rows).any():
+        raise ValueError(f"parity case {name}: no complete feature rows from day {spec.min_prices - 1} on")
     predictions = {m: onnx_tools.predict(g, rows) for m, g in graphs.items()}
     return {
         "name": name,
@@ -199,8 +200,7 @@ def verify_bundle(bundle: Path) -> list[str]:
     vectors = json.loads((bundle / VECTORS).read_text())
     for case in vectors["cases"]:
         data = bars_from_record(case["bars"]) if "bars" in case else np.asarray(case["prices"], dtype=np.float64)
-        X = feature_matrix(data, spec, fitted)
-        rows = X[~np.isnan(X).any(axis=1)]
+        rows = feature_matrix(data, spec, fitted)[spec.min_prices - 1 :]
         if rows.shape != np.asarray(case["features"]).shape or np.max(np.abs(rows - case["features"]), initial=0) > FEATURE_TOLERANCE:
             problems.append(f"vectors {case['name']}: features do not reproduce")
             continue

@@ -216,8 +216,8 @@ def markdown(config: BundleConfig, manifest: dict[str, Any], plot_files: list[st
         + f" Every value uses only prices up to its own day. A request may also send at least {feats['min_prices']} "
         + ("raw prices instead." if feats.get("inputs", ["close"]) == ["close"] else f"daily bars ({', '.join(feats['inputs'])}) instead; closes alone are refused."),
         "- Models: XGBoost, LSTM and a small Transformer (PyTorch), tuned with Optuna on validation years before the first "
-        f"out-of-sample year ({_tuning_loss(config)}), and a stacked ensemble fit on out-of-fold predictions only: "
-        f"{manifest['models']['ensemble']['combination']}, members {', '.join(manifest['models']['ensemble']['weights'])}.",
+        f"out-of-sample year ({_tuning_loss(config)}), and an ensemble (any weights fit on out-of-fold predictions only): "
+        f"{manifest['models']['ensemble']['combination']}, members {', '.join(manifest['models']['ensemble']['weights'])}."
         + (f" Each base model is anchored on `{manifest['models']['xgboost']['anchor']['feature']}`: it fits the log of the target "
            "over that forecast and answers the forecast times exp(its fit), so it corrects a model that extrapolates to "
            "volatility beyond its training years instead of being bounded by them." if "anchor" in manifest["models"]["xgboost"] else ""),

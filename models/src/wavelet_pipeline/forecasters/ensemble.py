@@ -51,6 +51,7 @@ class StackWeights:
     weights: tuple[float, ...]  # one per member, each ≥ 0
     intercept: float
     space: Space
+    kind: StackKind = "free"
 
     def combine(self, member_predictions: np.ndarray) -> np.ndarray:
         """member_predictions: [rows, len(members)] in target units."""
@@ -60,9 +61,11 @@ class StackWeights:
         return member_predictions @ w + self.intercept
 
     def describe(self) -> dict[str, object]:
-        how = "exp(intercept + sum w*log(member)), fit on out-of-fold QLIKE" if self.space == "log" else "intercept + sum w*member, fit by least squares"
-        if self.space == "log" and self.intercept == 0.0 and abs(sum(self.weights) - 1.0) < 1e-9:
-            how = "exp(sum w*log(member)) with the weights summing to 1 (a weighted geometric mean), fit on out-of-fold QLIKE or equal"
+        how = {
+            "free": "exp(intercept + sum w*log(member)), fit on out-of-fold QLIKE",
+            "convex": "exp(sum w*log(member)), weights summing to 1 (a weighted geometric mean), fit on out-of-fold QLIKE",
+            "equal": "exp(mean log(member)): the geometric mean of the members, equal weights, nothing fit",
+        }[self.kind] if self.space == "log" else "intercept + sum w*member, fit by least squares"
         return {"weights": dict(zip(self.members, self.weights)), "intercept": self.intercept, "combination": how}
 
 
@@ -75,7 +78,7 @@ def fit_stack(member_predictions: np.ndarray, y: np.ndarray, members: tuple[str,
     logs, y2 = np.log(member_predictions), y * y
     k = logs.shape[1]
     if kind == "equal":
-        return StackWeights(members, (1.0 / k,) * k, 0.0, space)
+        return StackWeights(members, (1.0 / k,) * k, 0.0, space, kind)
 
     def qlike(s: np.ndarray) -> tuple[float, np.ndarray]:
         # QLIKE of f = exp(s) against y², constants dropped: y²·e^(−2s) + 2s, and d/ds.
@@ -92,7 +95,7 @@ def fit_stack(member_predictions: np.ndarray, y: np.ndarray, members: tuple[str,
 
         theta = minimize(softmax_qlike, np.zeros(k), jac=True, method="L-BFGS-B").x
         w = np.exp(theta - theta.max())
-        return StackWeights(members, tuple(float(x) for x in w / w.sum()), 0.0, space)
+        return StackWeights(members, tuple(float(x) for x in w / w.sum()), 0.0, space, kind)
 
     def free_qlike(theta: np.ndarray) -> tuple[float, np.ndarray]:
         value, grad_s = qlike(logs @ theta[:-1] + theta[-1])
