@@ -197,6 +197,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{name:<24} ensemble {e['mean']:.5f} [{e['min']:.5f}, {e['max']:.5f}]  features {row['features']}  {row['seconds']:.0f} s")
                 print("   " + "  ".join(f"{m} {v:.5f}" for m, v in {**row["models"], **row["baselines"]}.items()))
                 print("   ensemble by stack: " + "  ".join(f"{k} {s['mean']:.5f} [{s['min']:.5f}, {s['max']:.5f}]" for k, s in row["ensemble_by_stack"].items()))
+                print("   coverage by calibration years: " + "  ".join(f"{k} {s['mean']:.4f}" for k, s in row["ensemble_coverage_by_calibration_years"].items()))
                 print("   ensemble by year: " + "  ".join(f"{y} {v:.4f}" for y, v in row["ensemble_by_year_first_seed"].items()))
             return 0
         if args.command == "check-csv":

@@ -18,6 +18,10 @@ from .splits import build_table, year_split
 from .train import load_series
 
 
+# Calibration windows (years of out-of-sample residuals) compared for the intervals.
+CALIBRATION_CHOICES = (1, 2, 3, 4)
+
+
 def validate(config: BundleConfig, candidates: dict[str, dict[str, Any]], seeds: int) -> dict[str, Any]:
     """Per candidate: every model's and baseline's QLIKE (or RMSE) on VALIDATION_YEARS, the
     ensemble's as mean and range over `seeds` walk-forwards, and the seconds it took."""
@@ -42,6 +46,7 @@ def validate(config: BundleConfig, candidates: dict[str, dict[str, Any]], seeds:
         primary = evaluations[0]["primary_metric"]
         ensemble = [e["models"]["ensemble"][primary] for e in evaluations]
         stacks = {kind: [restacked_loss(run_config, run, kind) for run in runs] for kind in get_args(StackKind)} if config.target.kind == "volatility" else {}
+        coverage = {years: [recalibrated_coverage(run_config, run, years) for run in runs] for years in CALIBRATION_CHOICES}
         mask = first.years_mask(VALIDATION_YEARS)
         by_year = {
             int(year): float(M.qlike(first.y[mask & (first.dates.year == year)] ** 2, first.predictions["ensemble"][mask & (first.dates.year == year)] ** 2))
@@ -53,12 +58,28 @@ def validate(config: BundleConfig, candidates: dict[str, dict[str, Any]], seeds:
             "anchor": run_config.anchor,
             "channels": features.channels,
             "ensemble": {"mean": float(np.mean(ensemble)), "min": min(ensemble), "max": max(ensemble)},
+            "ensemble_coverage_by_calibration_years": {str(k): {"mean": float(np.mean(v)), "min": min(v), "max": max(v)} for k, v in coverage.items()},
             "ensemble_by_stack": {k: {"mean": float(np.mean(v)), "min": min(v), "max": max(v)} for k, v in stacks.items()},
             "models": {m: row[primary] for m, row in evaluations[0]["models"].items()},
             "baselines": {b: row[primary] for b, row in evaluations[0]["baselines"].items() if primary in row},
             "seconds": round(time.monotonic() - started, 1),
         }
     return out
+
+
+def recalibrated_coverage(config: BundleConfig, wf: walkforward.WalkForward, years_back: int) -> float:
+    """The ensemble's pooled interval coverage on the validation years had each year been
+    calibrated on the `years_back` out-of-sample years before it."""
+    lower, upper = np.full(wf.rows.size, np.nan), np.full(wf.rows.size, np.nan)
+    position = {row: i for i, row in enumerate(wf.rows)}
+    for year in VALIDATION_YEARS:
+        train, test = year_split(wf.table, year)
+        at = np.array([position[r] for r in test])
+        interval = walkforward.interval_year(config, wf, "ensemble", np.isin(wf.rows, train), year, at, years_back)
+        if interval is not None:
+            lower[at], upper[at] = interval
+    mask = wf.years_mask(VALIDATION_YEARS)
+    return float(np.mean((wf.y[mask] >= lower[mask]) & (wf.y[mask] <= upper[mask])))
 
 
 def restacked_loss(config: BundleConfig, wf: walkforward.WalkForward, kind: StackKind) -> float:

@@ -98,6 +98,17 @@ def stack_year(config: BundleConfig, wf: WalkForward, known: np.ndarray, at: np.
     return stack
 
 
+def interval_year(config: BundleConfig, wf: WalkForward, name: str, known: np.ndarray, year: int, at: np.ndarray,
+                  years_back: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """Model `name`'s intervals for the days `at` of `year`, calibrated on its residuals on the
+    known out-of-sample days of the `years_back` years before; None without such days."""
+    usable = known & wf.years_mask(list(range(year - years_back, year))) & ~np.isnan(wf.predictions[name])
+    if not usable.any():
+        return None
+    cal = calibrate(wf.y[usable], wf.predictions[name][usable], wf.X[usable], config.interval_scale)
+    return cal.interval(wf.predictions[name][at], wf.X[at], positive=config.target.kind == "volatility")
+
+
 def run(config: BundleConfig, table: Table, params: dict[str, dict[str, Any]], seed: int | None = None,
         first: WalkForward | None = None) -> WalkForward:
     """The walk-forward of every model; `seed` (default: the config's) seeds every fit.
@@ -116,7 +127,7 @@ def run(config: BundleConfig, table: Table, params: dict[str, dict[str, Any]], s
         wf.lower[name] = np.full(n, np.nan)
         wf.upper[name] = np.full(n, np.nan)
     position = {row: i for i, row in enumerate(wf.rows)}
-    target, positive = config.target, config.target.kind == "volatility"
+    target = config.target
 
     for year in tqdm(years, desc=f"walk-forward {config.name} seed {seed}", unit="year"):
         train, test = year_split(table, year)
@@ -136,12 +147,10 @@ def run(config: BundleConfig, table: Table, params: dict[str, dict[str, Any]], s
         if stack is not None:
             wf.stack_weights[year] = stack.describe()
 
-        calibration = known & wf.years_mask(list(range(year - config.calibration_years, year)))
         for name in names:
-            usable = calibration & ~np.isnan(wf.predictions[name])
-            if usable.any():
-                cal = calibrate(wf.y[usable], wf.predictions[name][usable], wf.X[usable], config.interval_scale)
-                wf.lower[name][at], wf.upper[name][at] = cal.interval(wf.predictions[name][at], X_test, positive=positive)
+            interval = interval_year(config, wf, name, known, year, at, config.calibration_years)
+            if interval is not None:
+                wf.lower[name][at], wf.upper[name][at] = interval
 
         if not first:
             for name, values in _baselines(config, table, train, test).items():
