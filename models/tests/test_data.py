@@ -253,3 +253,20 @@ def test_stale_open_tolerance_is_relative() -> None:
     close = np.array([0.07533, 2000.0, 2000.0])
     opens = np.array([0.07, 0.07533 * (1 + 5e-10), 2000.0 + 0.004])
     assert stale_open_mask(opens, close).tolist() == [False, True, False]
+
+
+def test_train_csv_trains_the_range_configuration_when_the_file_has_high_and_low(tmp_path: Path) -> None:
+    """A volatility bundle from a file with High and Low gets spx-range-vol-5d's configuration
+    (its channels, anchor, stack, calibration window); from closes only, spx-vol-5d's."""
+    import argparse
+
+    from wavelet_pipeline.cli import csv_config
+    from wavelet_pipeline.config import SPX_RANGE_VOL_5D, SPX_VOL_5D
+
+    path = write(tmp_path, GOOD)
+    args = argparse.Namespace(csv=path, name="mine", target="realized_vol_5d", missing="error", test_years=(2015, 2016), first_oos_year=None)
+    ranged = csv_config(args, load_csv(path))
+    assert ranged.features == SPX_RANGE_VOL_5D.features and ranged.anchor == SPX_RANGE_VOL_5D.anchor and ranged.stack == "equal"
+    assert ranged.calibration_years == 1 and ranged.first_oos_year == 2011 and ranged.data == str(path)
+    closes = write(tmp_path, "Date,Close\n2020-01-02,100\n2020-01-03,101\n")
+    assert csv_config(argparse.Namespace(**{**vars(args), "csv": closes}), load_csv(closes)).features == SPX_VOL_5D.features

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from .bundle import MANIFEST, bundle_digest, verify_bundle
 from .config import BUNDLES, RANGE_VOL_CANDIDATES, SPX_RANGE_VOL_5D, SPX_RETURN_1D, SPX_VOL_5D, VALIDATION_YEARS, BundleConfig
-from .data import DataError, load_csv
+from .data import DataError, PriceSeries, load_csv
 from .targets import TARGETS
 
 DEFAULT_OUT = Path(__file__).resolve().parents[2] / "bundles"
@@ -70,6 +70,20 @@ def _print_summary(manifest: dict) -> None:
         if primary in row:
             extra = f"  coverage {ev['coverage'][name]['coverage']:.3f}" if name in ev["coverage"] else ""
             print(f"  {name:<24} {row[primary]:.6g}{extra}")
+
+
+def csv_config(args: argparse.Namespace, series: PriceSeries) -> BundleConfig:
+    """train-csv's configuration: the default bundle of the target's kind (for volatility, the
+    range bundle's when the file has High and Low, else the close-only one) on the user's data
+    and years."""
+    target = TARGETS[args.target]
+    like = SPX_RETURN_1D if target.kind == "return" else SPX_RANGE_VOL_5D if series.high is not None else SPX_VOL_5D
+    return dataclasses.replace(
+        like, name=args.name, version="1.0.0", description=f"{args.target} of {args.csv.name}", data=str(args.csv),
+        target=target, missing=args.missing, anchor_period=None, design_note="",
+        features=dataclasses.replace(like.features, garch_horizon=target.horizon),
+        test_years=args.test_years, first_oos_year=args.first_oos_year or args.test_years[0] - 4,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -152,15 +166,7 @@ def main(argv: list[str] | None = None) -> int:
             config = _config_for(args.bundle, args.quick, args.seed)
             return _train(config, args.out or DEFAULT_OUT / config.name, command)
         if args.command == "train-csv":
-            load_csv(args.csv, missing=args.missing)  # fail fast, before any import of torch
-            # The default bundle of the target's kind, on the user's data and years.
-            like = SPX_RETURN_1D if TARGETS[args.target].kind == "return" else SPX_VOL_5D
-            config = dataclasses.replace(
-                like, name=args.name, version="1.0.0", description=f"{args.target} of {args.csv.name}", data=str(args.csv),
-                target=TARGETS[args.target], missing=args.missing, anchor_period=None, design_note="",
-                features=dataclasses.replace(like.features, garch_horizon=TARGETS[args.target].horizon),
-                test_years=args.test_years, first_oos_year=args.first_oos_year or args.test_years[0] - 4,
-            )
+            config = csv_config(args, load_csv(args.csv, missing=args.missing))  # fails fast, before any import of torch
             return _train(config.quick_variant() if args.quick else config, args.out or DEFAULT_OUT / args.name, command)
         if args.command == "import":
             return _import(args, command)
