@@ -10,7 +10,7 @@ from arch import arch_model
 from scipy.optimize import minimize
 
 from .features import GarchParams
-from .ranges import GarchXParams, gjrx_horizon_variance, gjrx_variance_path, log_floored
+from .ranges import HAR_SPANS, GarchXParams, gjrx_horizon_variance, gjrx_variance_path, log_floored
 from .series import lag_matrix, trailing_mean
 
 # HAR fits variances by OLS and can answer below zero; forecasts are floored here (%²).
@@ -162,7 +162,7 @@ def garchx_vol(returns: pd.Series, daily: pd.Series, p: GarchXParams, dates: pd.
 
 def har_range_design(daily: pd.Series, dates: pd.DatetimeIndex) -> np.ndarray:
     """[1, ln mean over 1, 5, 22 days] of a daily range estimator (HAR on the log scale)."""
-    columns = [log_floored(daily.rolling(n).mean().reindex(dates).to_numpy()) for n in (1, 5, 22)]
+    columns = [log_floored(daily.rolling(n).mean().reindex(dates).to_numpy()) for n in HAR_SPANS]
     return np.column_stack([np.ones(len(dates)), *columns])
 
 
