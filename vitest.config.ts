@@ -7,7 +7,7 @@ export default defineConfig({
         test: {
           name: "operator",
           root: "operator",
-          include: ["test/*.test.ts"],
+          include: ["test/*.test.ts", "test/metricsapi/*.test.ts"],
           environment: "node",
         },
       },

@@ -55,7 +55,7 @@ component_pid() {
 # against pid reuse before we signal anything.
 pid_belongs_to() {
   local cmdline
-  cmdline="$(tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null)" || return 1
+  cmdline="$(tr '\0' ' ' 2>/dev/null <"/proc/$1/cmdline")" || return 1
   [[ "$cmdline" == *"$2/"* ]]
 }
 
@@ -93,7 +93,7 @@ retry_until() {
 cluster_processes() {
   local dir="$1" p argv0
   for p in /proc/[0-9]*; do
-    argv0="$(tr '\0' '\n' <"$p/cmdline" 2>/dev/null | head -n1)" || continue
+    argv0="$(tr '\0' '\n' 2>/dev/null <"$p/cmdline" | head -n1)" || continue
     [[ "$argv0" == "$dir/bin/"* ]] || continue
     pid_alive "${p#/proc/}" && echo "${p#/proc/}"
   done
@@ -124,11 +124,93 @@ delete_cluster() {
   # (stale pid files, half-created clusters).
   leftovers="$(cluster_processes "$dir")"
   for pid in $leftovers; do
-    log "stopping leftover process $pid ($(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | cut -c1-80))"
+    log "stopping leftover process $pid ($(tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" | cut -c1-80))"
     kill -TERM "$pid" 2>/dev/null || true
     wait_pid_gone "$pid" 10 || kill -KILL "$pid" 2>/dev/null || true
   done
   for pid in $leftovers; do wait_pid_gone "$pid" 10 || die "process $pid of cluster '$name' will not die"; done
   rm -rf "$dir"
   [[ -z "$(cluster_processes "$dir")" ]] || die "processes of cluster '$name' still running"
+}
+
+# --- front proxy (kube-aggregator) --------------------------------------------
+# Per-cluster dir holding the front-proxy CA and the apiserver's proxy client
+# pair (CN front-proxy-client), next to kwokctl's own pki/ (NOT inside it:
+# kwokctl only generates its pki when pki/ does not exist yet).
+front_proxy_dir() { printf '%s/front-proxy\n' "$(cluster_dir "$1")"; }
+
+# Generate into dir $1: front-proxy-ca.{crt,key} (self-signed CA) and
+# front-proxy-client.{crt,key} (CN front-proxy-client, clientAuth) signed by it.
+# ECDSA P-256, 10 years. Overwrites whatever is there.
+generate_front_proxy_pki() {
+  local d="$1"
+  command -v openssl >/dev/null 2>&1 ||
+    die "openssl not found: needed for the front-proxy certificates (Debian/Ubuntu: apt-get install openssl)"
+  mkdir -p "$d"
+  (
+    set -e
+    umask 077
+    cd "$d"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+      -keyout front-proxy-ca.key -out front-proxy-ca.crt -days 3650 -subj /CN=front-proxy-ca \
+      -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign
+    openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+      -keyout front-proxy-client.key -out front-proxy-client.csr -subj /CN=front-proxy-client
+    openssl x509 -req -in front-proxy-client.csr -CA front-proxy-ca.crt -CAkey front-proxy-ca.key \
+      -set_serial "0x$(openssl rand -hex 16)" -days 3650 -out front-proxy-client.crt \
+      -extfile <(printf '%s\n' basicConstraints=critical,CA:FALSE \
+        keyUsage=critical,digitalSignature extendedKeyUsage=clientAuth)
+    rm -f front-proxy-client.csr
+    chmod 644 front-proxy-ca.crt front-proxy-client.crt
+  ) >/dev/null 2>"$d/openssl.log" || die "openssl failed generating the front-proxy certs (see $d/openssl.log)"
+  rm -f "$d/openssl.log"
+}
+
+# --- component args: config vs running cluster ----------------------------------
+# "<component> --key=value" for every componentsPatches extraArg in kwokctl
+# config file $1 (first YAML document only; expects the `- name:` / `- key:` /
+# `value:` layout of kwokctl-config.yaml), sorted.
+config_extra_args() {
+  awk '
+    /^---/ { exit }
+    /^componentsPatches:/ { p = 1; next }
+    p && /^[A-Za-z]/ { p = 0 }
+    !p || /^[ \t]*#/ { next }
+    { sub(/[ \t]+#.*$/, "") }
+    /^- name: / { c = $3; next }
+    /^  - key: / { k = $3; next }
+    k != "" && /^    value:/ {
+      v = $0; sub(/^    value:[ \t]*/, "", v)
+      if (v ~ /^".*"$/ || v ~ /^\x27.*\x27$/) v = substr(v, 2, length(v) - 2)
+      print c " --" k "=" v; k = ""
+    }' "$1" | sort -u
+}
+
+# "<component> --arg" for every argument of every component in a cluster's
+# kwok.yaml ($1) — what kwokctl actually starts — sorted.
+cluster_component_args() {
+  awk '
+    /^componentsPatches:/ { exit }
+    /^- args:/ { n = 0 }
+    /^  - --/ { a[n++] = substr($0, 5) }
+    /^  name: / { for (i = 0; i < n; i++) print $2 " " a[i]; n = 0 }' "$1" | sort -u
+}
+
+# --- host address ---------------------------------------------------------------
+# First non-loopback IPv4 address of this machine (e.g. 192.0.2.2), for an
+# EndpointSlice that points the apiserver at a server running on the host (an
+# extension apiserver behind an APIService, a webhook). The apiserver runs on
+# the host too and, with --enable-aggregator-routing, dials that IP directly.
+# EndpointSlice validation rejects loopback (127.0.0.0/8), link-local
+# (169.254.0.0/16) and unspecified addresses, so 127.0.0.1 cannot be used.
+# Prints nothing and fails if the machine has no such address.
+host_ipv4() {
+  local ip
+  ip="$({ hostname -I 2>/dev/null || true; } | tr ' ' '\n' |
+    grep -E '^[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+$' | grep -vE '^(127|169\.254)\.' | head -n1 || true)"
+  if [[ -z "$ip" ]] && command -v ip >/dev/null 2>&1; then
+    ip="$(ip -4 -o addr show scope global 2>/dev/null | awk '{ sub(/\/.*/, "", $4); print $4 }' |
+      grep -vE '^(127|169\.254)\.' | head -n1 || true)"
+  fi
+  [[ -n "$ip" ]] && printf '%s\n' "$ip"
 }

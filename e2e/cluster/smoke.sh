@@ -9,6 +9,9 @@
 #        and a rollout to such an image stalls, then `rollout undo` recovers
 #      → RBAC: a ServiceAccount token without permissions gets HTTP 403,
 #        with a Role/RoleBinding 200; legacy SA token Secrets get populated
+#      → aggregated API: an APIService backed by a Node https server on this
+#        host's IP is Available and reached through the front proxy (client
+#        cert CN front-proxy-client, X-Remote-User = the kubectl user)
 #      → garbage collector: deleting an owner deletes its dependents
 #      → apiserver restart (SIGKILL + start), cluster keeps working
 #      → down, no processes left
@@ -36,8 +39,12 @@ wait_for() {
   retry_until "$timeout" "$@" || die "timed out after ${timeout}s waiting for: $what"
 }
 
+agg_pid="" agg_tmp=""
 cleanup() {
   local rc=$?
+  # The throwaway extension server of the aggregation check (started by us).
+  if [[ -n "$agg_pid" ]]; then kill "$agg_pid" 2>/dev/null || true; fi
+  if [[ -n "$agg_tmp" ]]; then rm -rf "$agg_tmp"; fi
   if [[ "${WAVELET_SMOKE_KEEP:-0}" == 1 ]]; then
     log "WAVELET_SMOKE_KEEP=1: leaving cluster '$name' running (kubeconfig: $(cluster_kubeconfig "$name"))"
   elif ((rc != 0)); then
@@ -192,6 +199,99 @@ wait_for 30 "token controller to fill Secret operator-token" has_legacy_token
 code="$(http_code "$(legacy_token)" "/apis/apps/v1/namespaces/$ns/deployments")"
 [[ "$code" == 200 ]] || die "legacy token: expected HTTP 200, got $code"
 ok "legacy token works (HTTP $code)"
+
+# --- aggregated API through the front proxy ------------------------------------
+step "aggregated API: APIService -> selector-less Service + EndpointSlice -> https server on the host"
+# See README "Aggregated APIs". Needs node (the extension server) and a
+# non-loopback IPv4 address (EndpointSlices reject 127.0.0.0/8).
+if ! command -v node >/dev/null 2>&1; then
+  log "   SKIPPED: node not found"
+elif ! host_ip="$(host_ipv4)"; then
+  log "   SKIPPED: this machine has no non-loopback IPv4 address"
+else
+  t=$SECONDS
+  agg_tmp="$(mktemp -d "${TMPDIR:-/tmp}/wavelet-smoke-agg.XXXXXX")"
+  # Serving cert for agg.<ns>.svc (the name the aggregator verifies) from a throwaway CA.
+  (
+    cd "$agg_tmp"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key -out ca.crt \
+      -days 1 -subj /CN=smoke-agg-ca -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign
+    openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout tls.key -out tls.csr -subj "/CN=agg.$ns.svc"
+    openssl x509 -req -in tls.csr -CA ca.crt -CAkey ca.key -set_serial "0x$(openssl rand -hex 16)" -days 1 -out tls.crt \
+      -extfile <(printf '%s\n' "subjectAltName=DNS:agg.$ns.svc" extendedKeyUsage=serverAuth)
+  ) >/dev/null 2>&1 || die "openssl failed (throwaway serving cert)"
+  # Only clients with a cert from the front-proxy CA get in; one JSON line per request.
+  cat >"$agg_tmp/server.mjs" <<'EOF'
+import fs from 'node:fs';
+import https from 'node:https';
+const [host, dir, frontProxyCa] = process.argv.slice(2);
+const server = https.createServer({
+  key: fs.readFileSync(`${dir}/tls.key`), cert: fs.readFileSync(`${dir}/tls.crt`),
+  ca: fs.readFileSync(frontProxyCa), requestCert: true, rejectUnauthorized: true,
+}, (req, res) => {
+  console.log(JSON.stringify({
+    url: req.url, authorized: req.socket.authorized, cn: req.socket.getPeerCertificate().subject?.CN,
+    user: req.headers['x-remote-user'], groups: req.headersDistinct['x-remote-group'] ?? [],
+  }));
+  res.setHeader('content-type', 'application/json');
+  res.end(JSON.stringify({ kind: 'APIResourceList', apiVersion: 'v1', groupVersion: 'smoke.wavelet.dev/v1alpha1', resources: [] }));
+});
+server.listen(0, host, () => console.log(`LISTEN ${server.address().port}`));
+EOF
+  node "$agg_tmp/server.mjs" "$host_ip" "$agg_tmp" "$(front_proxy_dir "$name")/front-proxy-ca.crt" \
+    >"$agg_tmp/server.log" 2>&1 </dev/null &
+  agg_pid=$!
+  wait_for 10 "the extension server to listen" grep -q '^LISTEN ' "$agg_tmp/server.log"
+  port="$(sed -n 's/^LISTEN //p' "$agg_tmp/server.log")"
+  k apply -f - >/dev/null <<EOF
+apiVersion: v1
+kind: Service
+metadata: {name: agg, namespace: $ns}
+spec:
+  ports: [{name: https, port: 443, targetPort: $port}]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: agg-1
+  namespace: $ns
+  labels: {kubernetes.io/service-name: agg}
+addressType: IPv4
+endpoints: [{addresses: ["$host_ip"], conditions: {ready: true}}]
+ports: [{name: https, port: $port, protocol: TCP}]
+---
+apiVersion: apiregistration.k8s.io/v1
+kind: APIService
+metadata: {name: v1alpha1.smoke.wavelet.dev}
+spec:
+  group: smoke.wavelet.dev
+  version: v1alpha1
+  groupPriorityMinimum: 1000
+  versionPriority: 10
+  service: {name: agg, namespace: $ns, port: 443}
+  caBundle: $(base64 -w0 "$agg_tmp/ca.crt")
+EOF
+  available() {
+    [[ "$(k get apiservice v1alpha1.smoke.wavelet.dev -o jsonpath='{.status.conditions[?(@.type=="Available")].status}')" == True ]]
+  }
+  wait_for 30 "APIService v1alpha1.smoke.wavelet.dev Available=True" available
+  out="$(k get --raw /apis/smoke.wavelet.dev/v1alpha1)"
+  [[ "$out" == *'"groupVersion":"smoke.wavelet.dev/v1alpha1"'* ]] || die "unexpected aggregated response: $out"
+  me="$(k auth whoami -o jsonpath='{.status.userInfo.username}')"
+  # (the request line carries kubectl's ?timeout=20s)
+  grep -F '{"url":"/apis/smoke.wavelet.dev/v1alpha1' "$agg_tmp/server.log" |
+    grep -qF "\"authorized\":true,\"cn\":\"front-proxy-client\",\"user\":\"$me\"," ||
+    die "the extension server saw no request from front-proxy-client for user $me: $(cat "$agg_tmp/server.log")"
+  # An APIService that is not Available blocks namespace deletion (discovery
+  # fails) and garbage collection: always delete it when done.
+  k delete apiservice v1alpha1.smoke.wavelet.dev >/dev/null
+  k -n "$ns" delete service agg >/dev/null
+  k -n "$ns" delete endpointslice agg-1 >/dev/null
+  kill "$agg_pid" 2>/dev/null || true
+  agg_pid=""
+  rm -rf "$agg_tmp" && agg_tmp=""
+  ok "Available; GET /apis/smoke.wavelet.dev/v1alpha1 proxied to $host_ip:$port as $me (cert CN front-proxy-client) in $((SECONDS - t))s"
+fi
 
 # --- garbage collection -------------------------------------------------------
 step "garbage collector: deleting an owner deletes its dependents"

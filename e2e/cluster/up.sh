@@ -12,6 +12,10 @@
 #   kube-scheduler, kwok-controller (fakes kubelets for every Node).
 #   Controller-manager and scheduler run without leader election so they
 #   survive apiserver restarts (see kwokctl-config.yaml).
+#   kube-apiserver is a kube-aggregator front proxy like on kubeadm clusters:
+#   front-proxy CA + proxy client cert (CN front-proxy-client), generated here
+#   with openssl into <cluster dir>/front-proxy/, --requestheader-* flags and
+#   --enable-aggregator-routing (README "Aggregated APIs").
 # Nothing is downloaded: every binary path is passed explicitly, and this
 # machine cannot reach GitHub/dl.k8s.io anyway, so a download would fail loudly.
 #
@@ -52,6 +56,11 @@ kubectl="$bin/kubectl"
 
 dir="$(cluster_dir "$name")"
 kubeconfig="$(cluster_kubeconfig "$name")"
+fp_dir="$(front_proxy_dir "$name")"
+[[ "$fp_dir" != *[\"\\]* && "$fp_dir" != *$'\n'* ]] ||
+  die "cluster dir '$dir' contains a quote, backslash or newline (WAVELET_CACHE?)"
+command -v openssl >/dev/null 2>&1 ||
+  die "openssl not found: up.sh needs it for the front-proxy certificates (Debian/Ubuntu: apt-get install openssl)"
 
 # kwokctl runs kubectl itself (readiness checks, `scale node`); it has no flag
 # for it, only this env var. The version env keeps kwokctl's defaults in line.
@@ -72,6 +81,26 @@ k() { "$kubectl" --kubeconfig "$kubeconfig" --request-timeout=10s "$@"; }
 # The controller-manager's client limits the cluster was created with (kwok.yaml lists every
 # component's arguments), one a line, sorted: a reused cluster must have the ones asked for.
 kcm_limits() { grep -oE -- '--kube-api-(qps|burst)=[0-9]+' "$1" | sort || true; }
+
+# kwokctl-config.yaml with the per-cluster front-proxy cert dir filled in: the
+# config kwokctl creates the cluster with (written to $dir/kwokctl-config.yaml).
+render_config() {
+  local s
+  s="$(<"$here/kwokctl-config.yaml")"
+  printf '%s\n' "${s//@FRONT_PROXY_DIR@/"$fp_dir"}"
+}
+
+# extraArgs of kwokctl-config.yaml that the cluster's components were not started
+# with (e.g. a cluster created before the front-proxy flags existed), one a line.
+missing_args() {
+  comm -23 <(config_extra_args <(render_config)) <(cluster_component_args "$dir/kwok.yaml")
+}
+front_proxy_files() {
+  local f
+  for f in front-proxy-ca.crt front-proxy-client.crt front-proxy-client.key; do
+    [[ -s "$fp_dir/$f" ]] || return 1
+  done
+}
 
 components_alive() {
   local c
@@ -117,6 +146,10 @@ if [[ -f "$dir/kwok.yaml" ]]; then
   elif [[ "$(kcm_limits "$dir/kwok.yaml")" != "$(printf '%s\n' "${kcm_args[@]}" | sed '/^$/d' | sort)" ]]; then
     log "cluster '$name' was created with other kube-controller-manager limits; recreating it"
     delete_cluster "$name"
+  elif [[ -n "$(missing_args)" ]] || ! front_proxy_files; then
+    log "cluster '$name' was created without some args of kwokctl-config.yaml or its front-proxy certs; recreating it"
+    missing_args | sed 's/^/    missing: /' >&2
+    delete_cluster "$name"
   elif cluster_healthy; then
     log "cluster '$name' already running"
     echo "$kubeconfig"
@@ -141,12 +174,17 @@ if [[ -f "$dir/kwok.yaml" ]]; then
 fi
 
 log "creating cluster '$name' (kubernetes $K8S_VERSION, etcd $ETCD_VERSION, kwok $KWOK_VERSION)"
-# --config: bind to 127.0.0.1 + our kwok Stages (incl. the never-ready stage).
+# The front-proxy certs exist before the cluster does (the apiserver's flags
+# point at them); kwokctl adds its own pki/ next to them.
+generate_front_proxy_pki "$fp_dir"
+render_config >"$dir/kwokctl-config.yaml"
+# --config: kwokctl-config.yaml, rendered: bind to 127.0.0.1, component flags
+#   (incl. the front proxy), our kwok Stages (incl. the never-ready stage).
 # --kubeconfig "": do NOT merge a context into the user's ~/.kube/config;
 #   callers use the per-cluster kubeconfig printed below.
 # --secure-port / --kube-authorization / --kube-admission are kwokctl's
 #   defaults already; spelled out because the tests rely on RBAC being enforced.
-kwokctl --name "$name" --config "$here/kwokctl-config.yaml" \
+kwokctl --name "$name" --config "$dir/kwokctl-config.yaml" \
   create cluster \
   --runtime binary \
   --kubeconfig "" \

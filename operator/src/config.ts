@@ -44,6 +44,18 @@ const schema = (podNamespace: string | undefined) =>
       MIGRATE_DEPLOYMENTS: bool.default(true),
       RESYNC_SECONDS: z.coerce.number().int().min(10).default(300),
       PORT: z.coerce.number().int().min(1).max(65535).default(8080),
+      // The custom metrics API (custom.metrics.k8s.io/v1beta2) an HPA scales models on request
+      // rate with (README, "Scaling on request rate"); the chart turns it on and registers it.
+      METRICS_API: bool.default(false),
+      METRICS_API_PORT: z.coerce.number().int().min(1).max(65535).default(6443),
+      // tls.crt and tls.key of the serving certificate, re-read when they change (a renewed Secret).
+      METRICS_API_CERT_DIR: z.string().min(1).default("/var/run/wavelet/metrics-api"),
+      // How often every replica scrapes the pods of the models that scale on their metrics, and
+      // the window requests_per_second is a rate over (at least two scrapes fit in it).
+      METRICS_SCRAPE_INTERVAL_SECONDS: z.coerce.number().min(1).max(300).default(5),
+      METRICS_WINDOW_SECONDS: z.coerce.number().int().min(2).max(3600).default(30),
+      METRICS_SCRAPE_TIMEOUT_SECONDS: z.coerce.number().positive().max(60).default(2),
+      METRICS_SCRAPE_CONCURRENCY: z.coerce.number().int().min(1).max(256).default(8),
       LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
     })
     // client-go's rule: a leader gives up (renew deadline) before others may take over
@@ -52,6 +64,15 @@ const schema = (podNamespace: string | undefined) =>
       path: ["LEASE_DURATION_SECONDS"],
       message: "must be greater than RENEW_DEADLINE_SECONDS",
     })
+    .refine((c) => c.METRICS_WINDOW_SECONDS >= 2 * c.METRICS_SCRAPE_INTERVAL_SECONDS, {
+      path: ["METRICS_WINDOW_SECONDS"],
+      message: "must hold at least two scrapes (2 × METRICS_SCRAPE_INTERVAL_SECONDS): a rate needs two samples",
+    })
+    .refine((c) => c.METRICS_SCRAPE_TIMEOUT_SECONDS < c.METRICS_SCRAPE_INTERVAL_SECONDS, {
+      path: ["METRICS_SCRAPE_TIMEOUT_SECONDS"],
+      message: "must be shorter than METRICS_SCRAPE_INTERVAL_SECONDS",
+    })
+    .refine((c) => c.METRICS_API_PORT !== c.PORT, { path: ["METRICS_API_PORT"], message: "must differ from PORT" })
     .refine((c) => c.RENEW_DEADLINE_SECONDS > c.RETRY_PERIOD_SECONDS, {
       path: ["RENEW_DEADLINE_SECONDS"],
       message: "must be greater than RETRY_PERIOD_SECONDS",

@@ -26,6 +26,7 @@ import { PooledKubeConfig } from "./kube/pooled.js";
 import { TokenBucket } from "./kube/throttle.js";
 import { createLog } from "./log.js";
 import { createMetrics } from "./metrics.js";
+import { type MetricsApi, startMetricsApi } from "./metricsapi/service.js";
 import { AnalysisRuns, httpAnalyzer } from "./reconcile/analysis.js";
 import { Reconciler } from "./reconcile/reconciler.js";
 
@@ -77,9 +78,10 @@ async function run(): Promise<void> {
   leaseKc.loadFromDefault();
   const queue = new WorkQueue(clock);
   const informers = createInformers(kc, config.WATCH_NAMESPACE, (key, priority) => queue.add(key, priority), clock, log, { deployments: config.MIGRATE_DEPLOYMENTS });
+  const client = new KubeClient(kc, config.POD_NAME);
   const reconciler = new Reconciler({
     caches: informers.caches,
-    writer: new KubeClient(kc, config.POD_NAME),
+    writer: client,
     clock,
     settings: { defaultServerImage: config.SERVER_IMAGE },
     analyses: new AnalysisRuns(httpAnalyzer(), (key) => queue.add(key)),
@@ -105,7 +107,10 @@ async function run(): Promise<void> {
 
   const server = createServer(async (req, res) => {
     if (req.url === "/healthz") return void res.writeHead(200).end("ok");
-    if (req.url === "/readyz") return void res.writeHead(informers.synced() ? 200 : 503).end(informers.synced() ? "ok" : "caches not synced, or a watch is down");
+    if (req.url === "/readyz") {
+      const why = !informers.synced() ? "caches not synced, or a watch is down" : metricsApi && !metricsApi.ready() ? "the custom metrics API has no data yet" : undefined;
+      return void res.writeHead(why ? 503 : 200).end(why ?? "ok");
+    }
     if (req.url === "/metrics") {
       const models = informers.caches.models.list() as unknown as WaveletModel[];
       // Every phase, 0 when no model is in it, so "how many are Degraded" is 0 rather than absent.
@@ -118,6 +123,7 @@ async function run(): Promise<void> {
   });
   server.listen(config.PORT);
 
+  let metricsApi: MetricsApi | undefined;
   let stopping = false;
   let resync: { cancel(): void } | undefined;
   const stop = async (code: number, why: string) => {
@@ -127,6 +133,7 @@ async function run(): Promise<void> {
     resync?.cancel();
     await controller.stop();
     await elector?.stop();
+    await metricsApi?.stop();
     await informers.stop();
     server.close();
     process.exit(code);
@@ -139,6 +146,10 @@ async function run(): Promise<void> {
   // Caches fill while waiting for the lease, so a new leader starts with warm caches.
   await informers.start();
   log.info("caches synced");
+  // Every replica serves it, leader or not: it only reads the caches and the pods.
+  if (config.METRICS_API) {
+    metricsApi = await startMetricsApi({ config, kc, caches: informers.caches, clock, log, metrics, readSecret: (namespace, name) => client.secret(namespace, name) });
+  }
   const lead = () => {
     metrics.leader.set(1);
     controller.start(config.WORKERS);

@@ -41,6 +41,19 @@ export function createMetrics() {
       registers: [registry],
     }),
     leader: new client.Gauge({ name: "wavelet_operator_leader", help: "1 while this replica leads", registers: [registry] }),
+    // The custom metrics API (metricsapi/): its answers by status code, and its scrapes of server pods by outcome.
+    metricsApiRequests: new client.Counter({
+      name: "wavelet_operator_metrics_api_requests_total",
+      help: "requests to the custom metrics API (custom.metrics.k8s.io) by status code",
+      labelNames: ["code"],
+      registers: [registry],
+    }),
+    scrapes: new client.Counter({
+      name: "wavelet_operator_metrics_scrapes_total",
+      help: "scrapes of server pods' /metrics for the custom metrics API, by outcome (ok, error, timeout, too_large)",
+      labelNames: ["outcome"],
+      registers: [registry],
+    }),
     // Reasons are the operator's own constants, so the label is bounded.
     events: new client.Counter({ name: "wavelet_operator_events_total", help: "Kubernetes Events the operator emitted, by type and reason", labelNames: ["type", "reason"], registers: [registry] }),
   };

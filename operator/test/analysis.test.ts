@@ -19,6 +19,7 @@ interface Behaviour {
   skew?: number;
   metrics?: string;
   apiKey?: string;
+  metricsKey?: string;
   /** An imported bundle's golden cases: feature vectors, not prices. */
   named?: boolean;
   /** A bundle that reads daily bars: its golden cases are bars (as columns), not prices. */
@@ -46,6 +47,7 @@ async function colour(b: Behaviour, port = 0): Promise<string> {
       return void send(200, { bundle: { digest: b.digest ?? DIGEST_A }, cases: b.named ? NAMED : b.bars ? BARS : GOLDEN });
     }
     if (req.url === "/metrics") {
+      if (b.metricsKey && req.headers["x-api-key"] !== b.metricsKey) return send(401, { error: "unauthorized" });
       return void res
         .writeHead(200)
         .end(b.metrics ?? `http_requests_total{route="/predict",method="POST",status="200"} 20\nhttp_requests_total{route="/predict",method="POST",status="500"} ${b.serverErrors ?? 0}\n`);
@@ -119,6 +121,13 @@ describe("an analysis run against the preview and active colours", () => {
     expect((await analyze(analyzed(), await keyed("k1"))).result).toBe("pass");
     // The golden cases are the API's too (issue 22): without the key, no cases.
     expect(await analyze(analyzed(), await keyed())).toEqual({ result: "fail", message: "preview /models/golden answered 401" });
+  });
+
+  it("reads the preview's /metrics with the metrics key when the pods require one", async () => {
+    const preview = await colour({ metricsKey: "m1" });
+    const active = await colour({});
+    expect((await analyze(analyzed(), { ...targets(preview, active), metricsKey: "m1" })).result).toBe("pass");
+    expect((await analyze(analyzed(), targets(preview, active))).result).toBe("fail");
   });
 
   it("fails a preview serving another bundle", async () => {

@@ -78,6 +78,7 @@ describe("ReplicaSet of a colour", () => {
       server: {
         apiKeySecretRef: { name: "keys" },
         adminApiKeySecretRef: { name: "admin" },
+        metricsApiKeySecretRef: { name: "scrape" },
         env: [{ name: "EXPECTED_BUNDLE_DIGEST", value: "x" }, { name: "MODELS", value: "xgboost" }, { name: "CACHE_TTL", value: "9" }],
       },
     });
@@ -130,7 +131,7 @@ describe("the CRD", () => {
 describe("the pods (issue 8)", () => {
   it("get resource requests by default, a startup probe, no API token, and the spec's scheduling", () => {
     const wm = model({
-      server: { adminApiKeySecretRef: { name: "admin" } },
+      server: { adminApiKeySecretRef: { name: "admin" }, metricsApiKeySecretRef: { name: "scrape" } },
       pod: {
         serviceAccountName: "wavelet",
         imagePullSecrets: [{ name: "registry" }],
@@ -148,6 +149,7 @@ describe("the pods (issue 8)", () => {
     expect(pod.tolerations?.[0]).toMatchObject({ key: "dedicated", effect: "NoSchedule" });
     expect(pod.topologySpreadConstraints?.[0]).toMatchObject({ maxSkew: 1 });
     expect(server.env!.find((e) => e.name === "ADMIN_API_KEY")?.valueFrom?.secretKeyRef).toEqual({ name: "admin", key: "admin-api-key" });
+    expect(server.env!.find((e) => e.name === "METRICS_API_KEY")?.valueFrom?.secretKeyRef).toEqual({ name: "scrape", key: "metrics-api-key" });
   });
 
   it("the secrets hash is part of the template: a rotated key is a new template", () => {

@@ -44,3 +44,20 @@ describe("throughput settings (issue 13)", () => {
     expect(() => parseConfig({ KUBE_API_BURST: "1.5" })).toThrow(/KUBE_API_BURST/);
   });
 });
+
+describe("custom metrics API settings (issue 25)", () => {
+  it("off by default; scrapes every 5 s over a 30 s window", () => {
+    expect(parseConfig({})).toMatchObject({ METRICS_API: false, METRICS_API_PORT: 6443, METRICS_SCRAPE_INTERVAL_SECONDS: 5, METRICS_WINDOW_SECONDS: 30 });
+    expect(parseConfig({ METRICS_API: "true", METRICS_SCRAPE_INTERVAL_SECONDS: "2", METRICS_WINDOW_SECONDS: "10", METRICS_SCRAPE_TIMEOUT_SECONDS: "1" })).toMatchObject({
+      METRICS_API: true,
+      METRICS_SCRAPE_INTERVAL_SECONDS: 2,
+      METRICS_WINDOW_SECONDS: 10,
+    });
+  });
+
+  it("refuses a window that cannot hold two scrapes, a timeout as long as the interval, the operator's own port", () => {
+    expect(() => parseConfig({ METRICS_SCRAPE_INTERVAL_SECONDS: "20", METRICS_WINDOW_SECONDS: "30", METRICS_SCRAPE_TIMEOUT_SECONDS: "1" })).toThrow(/METRICS_WINDOW_SECONDS: must hold at least two scrapes/);
+    expect(() => parseConfig({ METRICS_SCRAPE_TIMEOUT_SECONDS: "5" })).toThrow(/METRICS_SCRAPE_TIMEOUT_SECONDS: must be shorter/);
+    expect(() => parseConfig({ METRICS_API_PORT: "8080" })).toThrow(/METRICS_API_PORT: must differ from PORT/);
+  });
+});

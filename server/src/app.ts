@@ -95,7 +95,11 @@ export async function buildApp(opts: BuildOptions): Promise<FastifyInstance> {
   // the hot path would cost more than the model run. The schemas still document them.
   app.setSerializerCompiler(() => (data) => JSON.stringify(data));
 
-  const metrics = createMetrics({ ready: () => !shuttingDown && registry.readiness().ready, limits: opts.limits ?? containerLimits() });
+  const metrics = createMetrics({
+    ready: () => !shuttingDown && registry.readiness().ready,
+    queuedRows: () => scheduler.queuedRows,
+    limits: opts.limits ?? containerLimits(),
+  });
   const redis = config.REDIS_URL ? connectRedis(config.REDIS_URL, app.log, metrics) : undefined;
   const redisGuard = redis && new RedisGuard(redis, { timeoutMs: config.REDIS_TIMEOUT_MS, threshold: config.REDIS_BREAKER_THRESHOLD, cooldownMs: config.REDIS_BREAKER_COOLDOWN_MS }, metrics, app.log);
   let shuttingDown = false;

@@ -56,6 +56,9 @@ describe("the run queue", () => {
     );
     // At least two big batches are queued (one alone is 20,000 rows) and none has finished.
     await waitFor("big batches queued", () => (a.wavelet.scheduler.queuedRows > 20_000 ? true : undefined), 30_000);
+    // The gauge the operator's custom metrics API serves as queued_rows reads the queue at each scrape.
+    const during = Number(/^model_queued_rows (\d+)$/m.exec((await a.inject({ method: "GET", url: "/metrics" })).body)?.[1]);
+    expect(during).toBeGreaterThan(20_000);
     const small = post("/predict", { features: GUIDE_FEATURES, model_type: "ensemble" }).then((r) => {
       expect(r.status).toBe(200);
       order.push("small");
@@ -65,6 +68,7 @@ describe("the run queue", () => {
     const metrics = (await a.inject({ method: "GET", url: "/metrics" })).body;
     // Every request waited in the queue, and the wait is measured apart from the run.
     expect(metrics).toMatch(/model_queue_wait_seconds_count\{model="ensemble"\} 5\b/);
+    expect(metrics).toMatch(/^model_queued_rows 0$/m);
     // Big batches went through in runs of at most MICRO_BATCH_MAX rows.
     expect(Number(/model_batch_size_count\{model="ensemble"\} (\d+)/.exec(metrics)![1])).toBeGreaterThanOrEqual((4 * 20_000) / 64);
   }, 120_000);

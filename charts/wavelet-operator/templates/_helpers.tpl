@@ -101,3 +101,45 @@ its own pods of an outdated template, and never writes its own CRD.
   resources: [endpointslices]
   verbs: [list]
 {{- end }}
+
+{{/* The custom metrics API (metricsApi): its Service, Secret, and the APIService's fixed name. */}}
+{{- define "wavelet-operator.metricsApi.serviceName" -}}
+{{- printf "%s-metrics-api" (include "wavelet-operator.fullname" .) }}
+{{- end }}
+
+{{- define "wavelet-operator.metricsApi.secretName" -}}
+{{- printf "%s-metrics-api-tls" (include "wavelet-operator.fullname" .) }}
+{{- end }}
+
+{{- define "wavelet-operator.metricsApi.apiServiceName" -}}
+v1beta2.custom.metrics.k8s.io
+{{- end }}
+
+{{/*
+The APIService of another provider, if the cluster has one: "<namespace>/<name>" of the Service
+that serves it, or "" when there is none or it is this release's (Helm's ownership annotations
+name this release). helm template looks in no cluster: "" there.
+*/}}
+{{- define "wavelet-operator.metricsApi.otherProvider" -}}
+{{- $existing := lookup "apiregistration.k8s.io/v1" "APIService" "" (include "wavelet-operator.metricsApi.apiServiceName" .) }}
+{{- if $existing }}
+{{- $annotations := $existing.metadata.annotations | default dict }}
+{{- $releaseName := index $annotations "meta.helm.sh/release-name" | default "" }}
+{{- $releaseNamespace := index $annotations "meta.helm.sh/release-namespace" | default "" }}
+{{- if not (and (eq $releaseName .Release.Name) (eq $releaseNamespace .Release.Namespace)) }}
+{{- with ($existing.spec | default dict).service }}
+{{- printf "%s/%s" .namespace .name }}
+{{- else }}
+{{- print "the API server itself (an APIService without a service)" }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* "true" when the chart renders the APIService: metricsApi.registerAPIService, auto by the rule above. */}}
+{{- define "wavelet-operator.metricsApi.register" -}}
+{{- $mode := .Values.metricsApi.registerAPIService }}
+{{- if and .Values.metricsApi.enabled (or (eq $mode "always") (and (eq $mode "auto") (not (include "wavelet-operator.metricsApi.otherProvider" .)))) }}
+{{- print "true" }}
+{{- end }}
+{{- end }}

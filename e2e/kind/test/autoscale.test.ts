@@ -4,7 +4,7 @@ import {
   SwitchWatch,
   builtinSpec,
   expectNoFailures,
-  readyPods,
+  samplesUntilSwitch,
   seconds,
   servedModel,
   toBundleImage,
@@ -48,20 +48,7 @@ describe("5. autoscaling", () => {
     const changed = Date.now();
     await wm.patch("scaled", toBundleImage());
     // Until the switch, record how many replicas each colour asks for and has available.
-    const samples: { active: number; idle: number; idleAvailable: number }[] = [];
-    await waitFor(
-      "the switch",
-      async () => {
-        if (watch.changes.length > 1) return true;
-        const [a, i] = await Promise.all(
-          [oldColor, newColor].map((c) => k.apps.readNamespacedReplicaSet({ name: `scaled-${c}`, namespace }).catch(() => undefined)),
-        );
-        // Ready pods, as the operator counts them (the ReplicaSet's status comes later).
-        samples.push({ active: a?.spec?.replicas ?? 0, idle: i?.spec?.replicas ?? 0, idleAvailable: await readyPods(k, namespace, "scaled", newColor) });
-        return false;
-      },
-      300_000,
-    );
+    const samples = await samplesUntilSwitch(k, namespace, "scaled", { oldColor, newColor }, watch);
     const switchedAt = watch.changes[1]!.at;
     const after = await waitReady(k, namespace, "scaled");
     const hpa = await k.autoscaling.readNamespacedHorizontalPodAutoscaler({ name: "scaled", namespace });

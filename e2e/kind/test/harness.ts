@@ -257,3 +257,29 @@ export async function colorPods(k: Kube, namespace: string, name: string, color:
   const pods = await k.core.listNamespacedPod({ namespace, labelSelector: `wavelet.dev/model=${name},wavelet.dev/color=${color}` });
   return pods.items;
 }
+
+/** What the colours asked for and had while a rollout waited to switch. */
+export interface SwitchSample {
+  active: number;
+  idle: number;
+  /** Ready pods of the idle colour, as the operator counts them (the ReplicaSet's status comes later). */
+  idleAvailable: number;
+}
+
+/** Until the active Service switches (`watch` sees a second colour), each colour's replicas, sampled. */
+export async function samplesUntilSwitch(k: Kube, namespace: string, name: string, colors: { oldColor: string; newColor: string }, watch: SwitchWatch): Promise<SwitchSample[]> {
+  const samples: SwitchSample[] = [];
+  await waitFor(
+    "the switch",
+    async () => {
+      if (watch.changes.length > 1) return true;
+      const [a, i] = await Promise.all(
+        [colors.oldColor, colors.newColor].map((c) => k.apps.readNamespacedReplicaSet({ name: `${name}-${c}`, namespace }).catch(() => undefined)),
+      );
+      samples.push({ active: a?.spec?.replicas ?? 0, idle: i?.spec?.replicas ?? 0, idleAvailable: await readyPods(k, namespace, name, colors.newColor) });
+      return false;
+    },
+    300_000,
+  );
+  return samples;
+}

@@ -74,7 +74,7 @@ export const bundleSpec = z
  * The server settings the operator derives from the spec. server.env may not set them
  * (the API server says so): one value per name, and the spec field to use instead.
  */
-export const OPERATOR_ENV = ["MODEL_DIR", "EXPECTED_BUNDLE_DIGEST", "MODEL_LOADING", "QUANTIZED", "PORT", "METRICS_PORT", "MODELS", "DEFAULT_MODEL", "API_KEY", "ADMIN_API_KEY"] as const;
+export const OPERATOR_ENV = ["MODEL_DIR", "EXPECTED_BUNDLE_DIGEST", "MODEL_LOADING", "QUANTIZED", "PORT", "METRICS_PORT", "MODELS", "DEFAULT_MODEL", "API_KEY", "ADMIN_API_KEY", "METRICS_API_KEY"] as const;
 
 /** Without requests a CPU HPA cannot compute utilization, and the scheduler packs blindly. */
 export const DEFAULT_RESOURCES = { requests: { cpu: "250m", memory: "256Mi" } };
@@ -107,7 +107,7 @@ export const serverSpec = z
         "x-kubernetes-validations": [
           cel(
             `self.all(e, !(e.name in [${OPERATOR_ENV.map((n) => `'${n}'`).join(", ")}]))`,
-            `server.env must not set ${OPERATOR_ENV.join(", ")}: the operator sets them from bundle, models, defaultModel and server.loading, server.quantized, server.apiKeySecretRef, server.adminApiKeySecretRef (METRICS_PORT: the pods serve /metrics on 9090, never through the Services)`,
+            `server.env must not set ${OPERATOR_ENV.join(", ")}: the operator sets them from bundle, models, defaultModel and server.loading, server.quantized, server.apiKeySecretRef, server.adminApiKeySecretRef, server.metricsApiKeySecretRef (METRICS_PORT: the pods serve /metrics on 9090, never through the Services)`,
           ),
         ],
       }),
@@ -119,6 +119,13 @@ export const serverSpec = z
       .object({ name: z.string(), key: z.string().default("admin-api-key") })
       .optional()
       .meta({ description: "a Secret key holding the key(s) for /admin routes (ADMIN_API_KEY; without it /admin answers only loopback clients inside the pod, and SIGHUP still reloads)" }),
+    metricsApiKeySecretRef: z
+      .object({ name: z.string(), key: z.string().default("metrics-api-key") })
+      .optional()
+      .meta({
+        description:
+          "a Secret key holding the key(s) that guard the pods' /metrics (METRICS_API_KEY); the operator reads it to scrape them (rollout analysis, autoscaling on request rate)",
+      }),
     loading: z.enum(["eager", "lazy"]).default("eager"),
     quantized: z.boolean().default(false),
   })
@@ -143,19 +150,95 @@ export const podSpec = z
   })
   .optional();
 
+/** How fast the HPA may scale in one direction: autoscaling/v2 HPAScalingRules. */
+const scalingRules = (direction: "up" | "down", defaults: string) =>
+  z
+    .object({
+      stabilizationWindowSeconds: z
+        .number()
+        .int()
+        .min(0)
+        .max(3600)
+        .optional()
+        .meta({
+          description: `seconds of past recommendations the HPA considers before scaling ${direction}: it scales ${direction} only as far as the ${direction === "up" ? "lowest" : "highest"} of them allows (default ${direction === "up" ? "0" : "300"})`,
+        }),
+      selectPolicy: z
+        .enum(["Max", "Min", "Disabled"])
+        .optional()
+        .meta({ description: `which policy applies when several do: Max (the one allowing the largest change, the default), Min (the smallest), Disabled (never scale ${direction})` }),
+      policies: z
+        .array(
+          z.object({
+            type: z.enum(["Pods", "Percent"]).meta({ description: "Pods: a number of pods; Percent: a percentage of the current replicas" }),
+            value: z.number().int().min(1).max(100000).meta({ description: "how many pods, or what percentage, may change within periodSeconds" }),
+            periodSeconds: z.number().int().min(1).max(1800).meta({ description: "the window the value applies to" }),
+          }),
+        )
+        .min(1)
+        .max(10)
+        .optional()
+        .meta({ description: `how many replicas may be ${direction === "up" ? "added" : "removed"} per period (default: ${defaults})` }),
+    })
+    .optional()
+    .meta({ description: `scaling ${direction}: autoscaling/v2 HPAScalingRules (fields left out take Kubernetes' defaults)` });
+
 export const autoscalingSpec = z
   .object({
     minReplicas: z.number().int().min(1).max(1000),
     maxReplicas: z.number().int().min(1).max(1000),
-    targetCPUUtilizationPercentage: z.number().int().min(1).max(100).optional(),
-    targetMemoryUtilizationPercentage: z.number().int().min(1).max(100).optional(),
+    targetCPUUtilizationPercentage: z
+      .number()
+      .int()
+      .min(1)
+      .max(100)
+      .optional()
+      .meta({ description: "the average CPU use of the pods, as a percentage of their CPU request, the HPA keeps them at" }),
+    targetMemoryUtilizationPercentage: z
+      .number()
+      .int()
+      .min(1)
+      .max(100)
+      .optional()
+      .meta({ description: "the average memory use of the pods, as a percentage of their memory request, the HPA keeps them at" }),
+    targetRequestsPerSecond: z
+      .number()
+      .min(0.001)
+      .max(1_000_000)
+      .optional()
+      .meta({
+        description:
+          "prediction requests per second per pod (POST /predict, /predict/batch, /predict/stream) the HPA keeps the average at (may be fractional, e.g. 2.5; thousandths at most); served by the operator's custom metrics API (chart metricsApi.enabled) as the pods metric requests_per_second",
+      }),
+    targetQueuedRows: z
+      .number()
+      .int()
+      .min(1)
+      .max(1_000_000)
+      .optional()
+      .meta({
+        description:
+          "rows waiting in a pod's run queue the HPA keeps the average at; served by the operator's custom metrics API (chart metricsApi.enabled) as the pods metric queued_rows",
+      }),
+    behavior: z
+      .object({
+        scaleUp: scalingRules("up", "the larger of 4 pods or 100 % per 15 s"),
+        scaleDown: scalingRules("down", "100 % per 15 s"),
+      })
+      .optional()
+      .meta({
+        description:
+          "the HPA's spec.behavior, passed as given; unset, Kubernetes' defaults apply: scale up at once (no stabilization window; at most 4 pods or 100 % per 15 s, whichever is more), scale down after a 300 s stabilization window (at most 100 % per 15 s)",
+      }),
   })
   .meta({
+    description:
+      "a HorizontalPodAutoscaler on the active colour's ReplicaSet; with several targets it scales to the largest replica count any of them asks for",
     "x-kubernetes-validations": [
       cel("self.minReplicas <= self.maxReplicas", "autoscaling.minReplicas must not exceed maxReplicas"),
       cel(
-        "has(self.targetCPUUtilizationPercentage) || has(self.targetMemoryUtilizationPercentage)",
-        "autoscaling needs a CPU or memory target",
+        "has(self.targetCPUUtilizationPercentage) || has(self.targetMemoryUtilizationPercentage) || has(self.targetRequestsPerSecond) || has(self.targetQueuedRows)",
+        "autoscaling needs a CPU or memory target, targetRequestsPerSecond or targetQueuedRows",
       ),
     ],
   });
@@ -304,5 +387,5 @@ export const ANNOTATIONS = {
  * hash (a rotated key rolls out blue-green), and a change of one queues the models naming it.
  */
 export function secretRefs(spec: Pick<WaveletModelSpec, "server">): { name: string; key: string }[] {
-  return [spec.server.apiKeySecretRef, spec.server.adminApiKeySecretRef].filter((r) => r !== undefined);
+  return [spec.server.apiKeySecretRef, spec.server.adminApiKeySecretRef, spec.server.metricsApiKeySecretRef].filter((r) => r !== undefined);
 }

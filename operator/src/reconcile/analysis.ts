@@ -1,5 +1,6 @@
 import { z } from "zod";
 import type { WaveletModel } from "../api/waveletmodel.js";
+import { BodyTooLarge, readBody } from "../kube/body.js";
 import type { AnalysisVerdict } from "./bluegreen.js";
 
 /**
@@ -21,6 +22,8 @@ export interface AnalysisTargets {
   previewMetrics: string[];
   /** The server's API key, when the spec gives one (server.apiKeySecretRef). */
   apiKey?: string;
+  /** The key guarding the pods' /metrics, when the spec gives one (server.metricsApiKeySecretRef). */
+  metricsKey?: string;
 }
 
 export type Analyzer = (wm: WaveletModel, targets: AnalysisTargets) => Promise<AnalysisVerdict>;
@@ -36,34 +39,6 @@ const REL_TOLERANCE = 1e-4;
  * The golden cases are the bundle's parity vectors (190–660 KB for the default bundles).
  */
 export const BODY_LIMITS = { health: 64 * 1024, golden: 8 * 1024 * 1024, predict: 64 * 1024, metrics: 8 * 1024 * 1024 } as const;
-
-export class BodyTooLarge extends Error {
-  override name = "BodyTooLarge";
-}
-
-/** The body as text, reading no more than `limit` bytes: a longer one is cut off (and the connection with it). */
-export async function readBody(res: Response, limit: number): Promise<string> {
-  const length = Number(res.headers.get("content-length") ?? NaN);
-  if (length > limit) {
-    await res.body?.cancel();
-    throw new BodyTooLarge(`answer of ${length} bytes, more than the ${limit} read`);
-  }
-  if (!res.body) return "";
-  const reader = res.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.byteLength;
-    if (size > limit) {
-      await reader.cancel();
-      throw new BodyTooLarge(`answer longer than the ${limit} bytes read`);
-    }
-    chunks.push(value);
-  }
-  return Buffer.concat(chunks).toString("utf8");
-}
 
 /** The body as JSON; one that is not says what came instead (status, length, its start). */
 async function json(res: Response, limit: number): Promise<unknown> {
@@ -224,7 +199,7 @@ async function analyze(wm: WaveletModel, targets: AnalysisTargets, limits: Limit
   let serverErrors = 0;
   for (const url of targets.previewMetrics) {
     try {
-      const text = await readBody(await fetch(url, { signal: within(limits) }), BODY_LIMITS.metrics);
+      const text = await readBody(await fetch(url, { signal: within(limits), headers: targets.metricsKey ? { "x-api-key": targets.metricsKey } : {} }), BODY_LIMITS.metrics);
       const counts = [...text.matchAll(/^http_requests_total\{([^}]*)\} (\d+)/gm)];
       if (!counts.length) return fail(`preview ${url} has no http_requests_total: cannot tell its error count`);
       serverErrors += counts.filter((m) => /status="5\d\d"/.test(m[1]!)).reduce((sum, m) => sum + Number(m[2]), 0);

@@ -1,8 +1,14 @@
 import type { V2HorizontalPodAutoscaler, V2MetricSpec } from "@kubernetes/client-node";
+import { QUEUED_ROWS, REQUESTS_PER_SECOND } from "../api/metrics.js";
+import { formatQuantity } from "../api/quantity.js";
 import type { Color, WaveletModel } from "../api/waveletmodel.js";
 import { commonLabels, replicaSetName, hpaName, ownerReference } from "./names.js";
 
-/** The HorizontalPodAutoscaler of the active colour, when the spec asks for autoscaling. */
+/**
+ * The HorizontalPodAutoscaler of the active colour, when the spec asks for autoscaling: one
+ * metric per target (the HPA scales to the largest count any of them asks for), the pods
+ * metrics read from the operator's custom metrics API, and the spec's behavior as given.
+ */
 export function desiredHpa(wm: WaveletModel, active: Color): V2HorizontalPodAutoscaler | undefined {
   const scaling = wm.spec.autoscaling;
   if (!scaling) return undefined;
@@ -13,6 +19,12 @@ export function desiredHpa(wm: WaveletModel, active: Color): V2HorizontalPodAuto
   });
   if (scaling.targetCPUUtilizationPercentage) metrics.push(resource("cpu", scaling.targetCPUUtilizationPercentage));
   if (scaling.targetMemoryUtilizationPercentage) metrics.push(resource("memory", scaling.targetMemoryUtilizationPercentage));
+  const pods = (name: string, averageValue: number): V2MetricSpec => ({
+    type: "Pods",
+    pods: { metric: { name }, target: { type: "AverageValue", averageValue: formatQuantity(averageValue) } },
+  });
+  if (scaling.targetRequestsPerSecond !== undefined) metrics.push(pods(REQUESTS_PER_SECOND, scaling.targetRequestsPerSecond));
+  if (scaling.targetQueuedRows !== undefined) metrics.push(pods(QUEUED_ROWS, scaling.targetQueuedRows));
   return {
     apiVersion: "autoscaling/v2",
     kind: "HorizontalPodAutoscaler",
@@ -22,6 +34,7 @@ export function desiredHpa(wm: WaveletModel, active: Color): V2HorizontalPodAuto
       minReplicas: scaling.minReplicas,
       maxReplicas: scaling.maxReplicas,
       metrics,
+      ...(scaling.behavior ? { behavior: structuredClone(scaling.behavior) } : {}),
     },
   };
 }

@@ -20,9 +20,10 @@ import { Expectations } from "./expectations.js";
 import { activeReplicas, desiredHpa } from "./hpa.js";
 import { desiredPdb } from "./pdb.js";
 import { FIELD_MANAGER, LABELS, TEMPLATE_HASH, podReady } from "../api/labels.js";
+import { podMetricsUrl } from "../api/metrics.js";
 import { activeServiceName, hpaName, previewServiceName, replicaSetName } from "./names.js";
 import { recoverStatus } from "./recover.js";
-import { METRICS_PORT, type PodSettings, type TemplateInputs, desiredReplicaSet, stalePods, templateHash } from "./replicaset.js";
+import { type PodSettings, type TemplateInputs, desiredReplicaSet, stalePods, templateHash } from "./replicaset.js";
 import { desiredServices, endpoint } from "./service.js";
 import { buildStatus, failureOf, failureStatus } from "./status.js";
 import { servingColors } from "./serving.js";
@@ -183,9 +184,15 @@ export class Reconciler {
     if (rollout?.phase === "Analyzing") {
       // The preview's ready pods of the new template, each read on its metrics port.
       const previewMetrics = pods
-        .filter((p) => ofColor(p, wm.status?.previewColor) && p.metadata?.annotations?.[TEMPLATE_HASH] === rollout.templateHash && podReady(p) && p.status?.podIP)
-        .map((p) => `http://${p.status!.podIP!.includes(":") ? `[${p.status!.podIP}]` : p.status!.podIP}:${METRICS_PORT}/metrics`);
-      const targets = async () => ({ preview: endpoint(wm, previewServiceName(wm)), active: endpoint(wm), previewMetrics, apiKey: await this.apiKey(wm) });
+        .filter((p) => ofColor(p, wm.status?.previewColor) && p.metadata?.annotations?.[TEMPLATE_HASH] === rollout.templateHash && podReady(p))
+        .flatMap((p) => podMetricsUrl(p) ?? []);
+      const targets = async () => ({
+        preview: endpoint(wm, previewServiceName(wm)),
+        active: endpoint(wm),
+        previewMetrics,
+        apiKey: await this.key(wm, wm.spec.server.apiKeySecretRef),
+        metricsKey: await this.key(wm, wm.spec.server.metricsApiKeySecretRef),
+      });
       observation.analysis = this.deps.analyses.poll(key, `${rollout.templateHash}#${rollout.analysis?.runs ?? 0}`, wm, targets);
     } else {
       // A verdict belongs to one analysis: a retry, or a rollout back at Deploying, runs anew.
@@ -194,9 +201,8 @@ export class Reconciler {
     return { observation, live };
   }
 
-  /** One of the server's API keys (it takes a comma-separated list; any one will do), for analysis. */
-  private async apiKey(wm: WaveletModel): Promise<string | undefined> {
-    const ref = wm.spec.server.apiKeySecretRef;
+  /** One of the keys a Secret holds for the server (it takes a comma-separated list; any one will do), for analysis. */
+  private async key(wm: WaveletModel, ref: { name: string; key: string } | undefined): Promise<string | undefined> {
     return ref ? (await this.deps.writer.secret(wm.metadata.namespace, ref.name))?.data[ref.key]?.split(",")[0]?.trim() : undefined;
   }
 

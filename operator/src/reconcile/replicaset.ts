@@ -3,6 +3,7 @@ import type { V1Container, V1EnvVar, V1PodSpec, V1Pod, V1PodTemplateSpec, V1Repl
 import { type Color, OPERATOR_ENV, type WaveletModel, type WaveletModelSpec } from "../api/waveletmodel.js";
 import { canonical } from "./canonical.js";
 import { LABELS, SECRETS_HASH, TEMPLATE_HASH } from "../api/labels.js";
+import { METRICS_PORT } from "../api/metrics.js";
 import { commonLabels, ownerReference, replicaSetName } from "./names.js";
 
 /**
@@ -33,12 +34,6 @@ export interface TemplateInputs {
 }
 
 export const SERVER_PORT = 8000;
-/**
- * The server's /metrics listener (METRICS_PORT, the guide's 9090): never behind the model's
- * Services, so a client of the API cannot read what other clients asked (issue 22); scraped
- * from the pods by Prometheus (the chart's PodMonitor) and by the operator's analysis.
- */
-export const METRICS_PORT = 9090;
 export const PRE_STOP_SECONDS = 5;
 const BUNDLE_MOUNT = "/models/bundle";
 /** Where the server image keeps its built-in bundles (Dockerfile.server). */
@@ -58,6 +53,7 @@ function serverEnv(spec: WaveletModelSpec): V1EnvVar[] {
   for (const [variable, ref] of [
     ["API_KEY", spec.server.apiKeySecretRef],
     ["ADMIN_API_KEY", spec.server.adminApiKeySecretRef],
+    ["METRICS_API_KEY", spec.server.metricsApiKeySecretRef],
   ] as const) {
     if (ref) env.push({ name: variable, valueFrom: { secretKeyRef: { name: ref.name, key: ref.key } } });
   }

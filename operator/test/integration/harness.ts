@@ -41,16 +41,18 @@ export interface RbacOptions {
   clusterRules?: (rules: V1PolicyRule[]) => V1PolicyRule[];
   /** More `helm template` arguments (`--set migrateDeployments=false`). */
   values?: string[];
+  /** More chart templates to apply (`metrics-api-rbac`). */
+  templates?: string[];
 }
 
 /**
  * A fresh namespace (and the watched ones), with the operator's ServiceAccount and RBAC as
  * the Helm chart renders them, named per namespace so tests do not share a ClusterRole.
  */
-export async function operatorNamespace(a: Admin, name: string, { watch = [], clusterRules, values = [] }: RbacOptions = {}): Promise<string> {
+export async function operatorNamespace(a: Admin, name: string, { watch = [], clusterRules, values = [], templates = [] }: RbacOptions = {}): Promise<string> {
   for (const namespace of new Set([name, ...watch])) await a.core.createNamespace({ body: { metadata: { name: namespace } } });
   const args = ["--namespace", name, "--set", `fullnameOverride=wavelet-operator-${name}`, "--set-json", `watchNamespaces=${JSON.stringify(watch)}`, ...values];
-  for (const template of ["serviceaccount", "rbac", "leader-election-rbac"]) args.push("--show-only", `templates/${template}.yaml`);
+  for (const template of ["serviceaccount", "rbac", "leader-election-rbac", ...templates]) args.push("--show-only", `templates/${template}.yaml`);
   for (const object of renderChart(inject("helm"), args)) {
     if (object.kind === "ClusterRole" && clusterRules) (object as V1ClusterRole).rules = clusterRules((object as V1ClusterRole).rules ?? []);
     await a.objects.patch(object, undefined, undefined, "wavelet-tests", true, PatchStrategy.ServerSideApply);

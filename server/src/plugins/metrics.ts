@@ -18,6 +18,8 @@ const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0
 export interface MetricsOptions {
   /** Whether GET /health would answer 200 now; read at each scrape. */
   ready: () => boolean;
+  /** Rows waiting in the run queue now; read at each scrape. */
+  queuedRows: () => number;
   limits: Limits;
 }
 
@@ -126,6 +128,16 @@ export function createMetrics(opts: MetricsOptions) {
       registers: [registry],
     }),
     // Scheduling and input drift (issue 9).
+    // What the operator's custom metrics API serves an HPA as queued_rows (DESIGN §5).
+    queuedRows: new client.Gauge({
+      name: "model_queued_rows",
+      help: "rows waiting in the run queue (admitted, not yet run), across every model",
+      aggregator: "sum",
+      registers: [registry],
+      collect() {
+        this.set(opts.queuedRows());
+      },
+    }),
     queueWait: new client.Histogram({
       name: "model_queue_wait_seconds",
       help: "time a request waited in the run queue before its first rows ran",
