@@ -63,10 +63,16 @@ describe("10. autoscaling on request rate", () => {
       300_000,
     );
     const scaledAt = Date.now();
-    // What the HPA read: every ready pod's rate, adding up to about the load's.
-    const rates = JSON.parse(kubectl(["get", "--raw", `${BASE}/namespaces/${namespace}/pods/*/requests_per_second?labelSelector=${encodeURIComponent(`wavelet.dev/model=rps`)}`])) as MetricValueList;
+    // What the HPA reads: a rate for each pod once it has been scraped twice, adding up to about the load's.
+    const rates = await waitFor(
+      "a rate for every pod of the scaled colour",
+      async () => {
+        const list = JSON.parse(kubectl(["get", "--raw", `${BASE}/namespaces/${namespace}/pods/*/requests_per_second?labelSelector=${encodeURIComponent("wavelet.dev/model=rps")}`])) as MetricValueList;
+        return list.items.length >= scaled && list;
+      },
+      60_000,
+    );
     const total = rates.items.reduce((s, i) => s + quantity(i.value), 0);
-    expect(rates.items.length).toBeGreaterThanOrEqual(3);
     expect(total).toBeGreaterThan(RATE * 0.7);
     expect(total).toBeLessThan(RATE * 1.3);
     const modelRate = JSON.parse(kubectl(["get", "--raw", `${BASE}/namespaces/${namespace}/waveletmodels.wavelet.dev/rps/requests_per_second`])) as MetricValueList;

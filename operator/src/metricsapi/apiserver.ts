@@ -2,6 +2,7 @@ import { createHash } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { createServer, type Server } from "node:https";
 import type { TLSSocket } from "node:tls";
+import type { Log } from "../log.js";
 import { authenticate, type RequestHeaderConfig } from "./authn.js";
 import type { Attributes, Decision } from "./authz.js";
 
@@ -32,7 +33,7 @@ export interface ApiServerDeps {
   certDir: string;
   /** Called once per request with its status code (a bounded label). */
   onRequest?: (code: number) => void;
-  log: { warn: (msg: string, extra?: unknown) => void; info: (msg: string, extra?: unknown) => void };
+  log: Pick<Log, "debug" | "info" | "warn">;
 }
 
 export const status = (code: number, reason: string, message: string): Answer => ({
@@ -50,6 +51,7 @@ export class MetricsApiServer {
     this.server = createServer({ requestCert: true, rejectUnauthorized: false }, (req, res) => {
       void this.serve(req.url ?? "/", req.method ?? "GET", req.socket as TLSSocket, req.headersDistinct).then((answer) => {
         deps.onRequest?.(answer.status);
+        deps.log.debug("custom metrics API request", { method: req.method, path: req.url, user: req.headersDistinct["x-remote-user"]?.[0], status: answer.status });
         const body = JSON.stringify(answer.body);
         res.writeHead(answer.status, { "content-type": "application/json", "content-length": Buffer.byteLength(body) }).end(body);
       });

@@ -25,6 +25,8 @@ export interface Identity {
 
 export class AuthConfigError extends Error {}
 
+const AUTHENTICATED = "system:authenticated";
+
 const list = (data: Record<string, string>, key: string): string[] => {
   const raw = data[key];
   if (!raw) return [];
@@ -69,7 +71,11 @@ export function authenticate(peer: Peer, headers: Record<string, string[] | unde
   }
   const user = config.usernameHeaders.map((h) => headers[h]?.[0]).find((v) => v);
   if (!user) return { refused: "the front proxy named no user" };
-  const groups = config.groupHeaders.flatMap((h) => headers[h] ?? []);
+  // As every Kubernetes API server does (k8s.io/apiserver's AuthenticatedGroupAdder): RBAC
+  // grants discovery to system:authenticated, and the aggregator's own discovery requests name
+  // no group at all.
+  const named = config.groupHeaders.flatMap((h) => headers[h] ?? []);
+  const groups = named.includes(AUTHENTICATED) ? named : [...named, AUTHENTICATED];
   const extra: Record<string, string[]> = {};
   for (const [name, values] of Object.entries(headers)) {
     const prefix = config.extraPrefixes.find((p) => name.startsWith(p));

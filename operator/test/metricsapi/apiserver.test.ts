@@ -58,7 +58,7 @@ beforeAll(async () => {
     authConfig: async () => auth,
     certDir,
     onRequest: (code) => codes.push(code),
-    log: { warn: () => undefined, info: () => undefined },
+    log: { debug: () => undefined, warn: () => undefined, info: () => undefined },
   });
   await server.listen(0, "127.0.0.1");
   port = (server.server.address() as AddressInfo).port;
@@ -118,8 +118,8 @@ describe("the custom metrics API listener", () => {
     expect(got).toMatchObject({ status: 200, body: { path: "/apis/custom.metrics.k8s.io/v1beta2" } });
     expect(asked.at(-1)).toEqual({
       user: "system:serviceaccount:kube-system:horizontal-pod-autoscaler",
-      // A group name holding a comma stays one group.
-      groups: ["system:serviceaccounts", "a, b"],
+      // A group name holding a comma stays one group; every user the proxy names is authenticated.
+      groups: ["system:serviceaccounts", "a, b", "system:authenticated"],
       extra: { "scopes/x": ["one"] },
       what: { nonResource: { path: "/apis/custom.metrics.k8s.io/v1beta2", verb: "get" } },
     });
@@ -134,6 +134,11 @@ describe("the custom metrics API listener", () => {
     }
     // Nothing reached the authorizer.
     expect(asked.length).toBe(before);
+  });
+
+  it("counts a user the proxy names with no group as authenticated (the kube-aggregator's discovery requests)", async () => {
+    await get("/apis/custom.metrics.k8s.io/v1beta2", { client: proxy, headers: { "X-Remote-User": "system:kube-aggregator" } });
+    expect(asked.at(-1)).toMatchObject({ user: "system:kube-aggregator", groups: ["system:authenticated"] });
   });
 
   it("refuses the proxy when it names no user, a user the API server denies, and any method but GET", async () => {
