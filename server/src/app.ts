@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import type { Server as HttpsServer } from "node:https";
 import cors from "@fastify/cors";
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from "fastify";
 import { validatorCompiler } from "fastify-type-provider-zod";
@@ -24,7 +25,7 @@ import { metricsRoute, registryMetrics } from "./routes/metrics.js";
 import { predictRoutes } from "./routes/predict.js";
 import { proxyTrust } from "./proxies.js";
 import { localReload, type Reload } from "./reloads.js";
-import type { TlsContext } from "./tls.js";
+import { CertificateReloader, type TlsContext } from "./tls.js";
 import { DEFAULT_SHAPE, describeShape, type FeatureShape, featureShape, servesShape } from "./schemas/api.js";
 
 export const API_VERSION = "1.0.0";
@@ -35,7 +36,10 @@ export interface BuildOptions {
   logger?: FastifyServerOptions["logger"];
   /** Whether /metrics is served by this app (false when a separate listener serves it). */
   serveMetrics?: boolean;
-  /** Serve HTTPS with this certificate and key (TLS_CERT_FILE, TLS_KEY_FILE). */
+  /**
+   * Serve HTTPS with this certificate and key, read from TLS_CERT_FILE and TLS_KEY_FILE: those
+   * files are then polled every TLS_RELOAD_INTERVAL_MS and a new pair in them served (tls.ts).
+   */
   https?: TlsContext | undefined;
   /** How /admin/reload reloads: this process's registry unless a cluster worker asks its primary. */
   reload?: Reload | undefined;
@@ -56,6 +60,8 @@ export interface WaveletApp {
    * response says Connection: close, so keep-alive clients reconnect (to another pod).
    */
   beginShutdown(): void;
+  /** SIGHUP: serve the TLS certificate and key the files hold now (a bad pair keeps the current one); nothing without HTTPS. */
+  reloadCertificate(): void;
 }
 
 declare module "fastify" {
@@ -156,12 +162,26 @@ export async function buildApp(opts: BuildOptions): Promise<FastifyInstance> {
         : undefined;
     },
   });
-  app.decorate("wavelet", { registry, metrics, scheduler, redis, beginShutdown: () => (shuttingDown = true) } satisfies WaveletApp);
+  const { TLS_CERT_FILE, TLS_KEY_FILE } = config;
+  const certificate =
+    opts.https && TLS_CERT_FILE && TLS_KEY_FILE
+      ? new CertificateReloader(app.server as unknown as HttpsServer, { ...config, TLS_CERT_FILE, TLS_KEY_FILE }, app.log, metrics, opts.https)
+      : undefined;
+  certificate?.start(config.TLS_RELOAD_INTERVAL_MS);
+  app.decorate("wavelet", {
+    registry,
+    metrics,
+    scheduler,
+    redis,
+    beginShutdown: () => (shuttingDown = true),
+    reloadCertificate: () => certificate?.reload(),
+  } satisfies WaveletApp);
   app.addHook("onRequest", (_request, reply, done) => {
     if (shuttingDown) void reply.header("connection", "close");
     done();
   });
   app.addHook("onClose", async () => {
+    certificate?.stop();
     await registry.close();
     redis?.disconnect();
   });

@@ -73,6 +73,8 @@ const keys = list.pipe(z.array(z.string().min(16, "API keys must be at least 16 
 const LOOPBACK_HOST = /^(localhost|127(\.\d{1,3}){3}|\[::1\])$/;
 const httpsOrLoopback = (url: string | undefined) => url === undefined || !URL.canParse(url) || url.startsWith("https:") || LOOPBACK_HOST.test(new URL(url).hostname);
 
+const RELOAD_INTERVAL = "expected 0 (off) or a whole number of ms from 100 to 3600000";
+
 const configFields = z.object({
   HOST: z.string().default("0.0.0.0"),
   PORT: port.default(8000),
@@ -155,9 +157,14 @@ const configFields = z.object({
   // A reload (every worker opening, verifying and warming the new bundle) that has not
   // finished by then fails, changing nothing, instead of blocking later reloads.
   RELOAD_TIMEOUT_MS: int(1, 600_000).default(60_000),
-  // PEM files; both set: HTTPS on PORT, re-read on SIGHUP.
+  // PEM files; both set: HTTPS on PORT, re-read on SIGHUP and when their contents change,
+  // looked at every TLS_RELOAD_INTERVAL_MS (0: only on SIGHUP).
   TLS_CERT_FILE: z.string().min(1).optional(),
   TLS_KEY_FILE: z.string().min(1).optional(),
+  TLS_RELOAD_INTERVAL_MS: z.coerce
+    .number({ error: RELOAD_INTERVAL })
+    .refine((v) => Number.isInteger(v) && (v === 0 || (v >= 100 && v <= 3_600_000)), RELOAD_INTERVAL)
+    .default(10_000),
   TLS_MIN_VERSION: z.enum(["TLSv1.2", "TLSv1.3"], { error: "expected TLSv1.2 or TLSv1.3" }).default("TLSv1.2"),
   // Whether HSTS (sent over TLS) also covers every subdomain of the host: only its owner knows.
   HSTS_INCLUDE_SUBDOMAINS: bool.default(false),

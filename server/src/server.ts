@@ -1,5 +1,4 @@
 import cluster from "node:cluster";
-import type { Server as HttpsServer } from "node:https";
 import type { AddressInfo } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
 import Fastify from "fastify";
@@ -13,7 +12,7 @@ import { authPlugin } from "./plugins/auth.js";
 import { errorsPlugin } from "./plugins/errors.js";
 import { askPrimary, coordinateReloads, serveReloads } from "./reloads.js";
 import { metricsRoute, registryMetrics } from "./routes/metrics.js";
-import { readTls, reloadTls, type TlsContext } from "./tls.js";
+import { readTls, type TlsContext } from "./tls.js";
 
 /**
  * The process: settings, listeners, workers, signals. SIGTERM (or SIGINT) first drains for
@@ -22,7 +21,8 @@ import { readTls, reloadTls, type TlsContext } from "./tls.js";
  * streams finish within SHUTDOWN_GRACE_MS: exit 0 if they all did, 1 if some had to be cut.
  * With workers, each one does this and the primary exits 1 if any worker did not exit 0.
  * SIGHUP reloads the bundle from MODEL_DIR (atomically in every worker, see reloads.ts; a
- * bad bundle changes nothing) and the TLS certificate.
+ * bad bundle changes nothing) and the TLS certificate, which is also reloaded, with no
+ * signal, when its files change (tls.ts).
  */
 
 /** Exit code of a shutdown that had to cut requests or streams still open at the end of the grace period. */
@@ -127,7 +127,8 @@ async function runWorker(config: Config, tls: TlsContext | undefined): Promise<v
   await app.listen({ host: config.HOST, port: config.PORT });
   if (cluster.isPrimary) printUrls(config, app.server.address() as AddressInfo, metricsApp?.server.address() as AddressInfo | undefined);
 
-  const reloadCertificate = () => tls && reloadTls(app.server as unknown as HttpsServer, config, app.log);
+  // The certificate is also re-read whenever its files change (every worker polls them, tls.ts).
+  const reloadCertificate = () => app.wavelet.reloadCertificate();
   // A worker's primary gets SIGHUP and reloads every worker's bundle and certificate.
   if (cluster.isWorker) serveReloads(registry, config.RELOAD_TIMEOUT_MS, reloadCertificate);
   else {

@@ -120,6 +120,26 @@ describe("configuration", () => {
     expect(() => parseConfig({ WORKERS: "2" })).toThrow(/METRICS_PORT.*required when WORKERS > 1/);
     expect(() => parseConfig({ METRICS_PORT: "8000" })).toThrow(/must differ from PORT/);
   });
+
+  it("TLS_RELOAD_INTERVAL_MS: 10 s by default, 0 turns the polling off, else 100 ms to an hour, a bad value one line", () => {
+    expect(parseConfig({}).TLS_RELOAD_INTERVAL_MS).toBe(10_000);
+    for (const [value, parsed] of [["0", 0], ["100", 100], [" 2500 ", 2500], ["3600000", 3_600_000]] as const) {
+      expect(parseConfig({ TLS_RELOAD_INTERVAL_MS: value }).TLS_RELOAD_INTERVAL_MS).toBe(parsed);
+    }
+    for (const value of ["-1", "50", "99", "1.5", "3600001", "10s", "off"]) {
+      let message = "";
+      try {
+        parseConfig({ TLS_RELOAD_INTERVAL_MS: value });
+      } catch (error) {
+        expect(error).toBeInstanceOf(ConfigError);
+        message = (error as Error).message;
+      }
+      const lines = message.split("\n");
+      expect(lines[0]).toBe("invalid configuration:");
+      expect(lines.slice(1)).toHaveLength(1);
+      expect(lines[1]).toMatch(new RegExp(`^  TLS_RELOAD_INTERVAL_MS="${value.replace(".", "\\.")}": expected `));
+    }
+  });
 });
 
 describe("API keys", () => {

@@ -1,6 +1,7 @@
 import { execFileSync } from "node:child_process";
 import { resolve } from "node:path";
 import { beforeAll, describe, expect, inject, it } from "vitest";
+import { waitEstablished } from "../../../test-support/crds.js";
 import { CHART, helmTemplate, parseObjects } from "../helm.js";
 import { admin } from "./harness.js";
 
@@ -36,7 +37,7 @@ describe("the Helm chart on a real API server", () => {
     // As a cluster with the Prometheus operator has them.
     const crds = execFileSync(resolve(import.meta.dirname, "../../../e2e/cluster/monitoring-crds.sh"), { encoding: "utf8" }).trim().split("\n").at(-1)!;
     for (const kind of ["servicemonitors", "podmonitors", "prometheusrules"]) kubectl(["apply", "--server-side", "-f", `${crds}/monitoring.coreos.com_${kind}.yaml`]);
-    kubectl(["wait", "--for=condition=Established", "--timeout=60s", "crd/servicemonitors.monitoring.coreos.com", "crd/podmonitors.monitoring.coreos.com", "crd/prometheusrules.monitoring.coreos.com"]);
+    waitEstablished(inject("kubectl"), inject("kubeconfig"), ["servicemonitors.monitoring.coreos.com", "podmonitors.monitoring.coreos.com", "prometheusrules.monitoring.coreos.com"]);
   }, 120_000);
 
   it("accepts the default rendering: cluster-wide RBAC", async () => {

@@ -1,6 +1,7 @@
 import { execFileSync } from "node:child_process";
 import { resolve } from "node:path";
 import type { TestProject } from "vitest/node";
+import { waitEstablished } from "../../../test-support/crds.js";
 import { buildHelm } from "../helm.js";
 
 /**
@@ -32,7 +33,7 @@ export default function setup(project: TestProject) {
   const kubectl = `${bin}/kubectl`;
   const helm = buildHelm();
   run(kubectl, ["apply", "--server-side", "-f", `${root}/crds/waveletmodel.yaml`], { KUBECONFIG: kubeconfig });
-  run(kubectl, ["wait", "--for=condition=Established", "crd/waveletmodels.wavelet.dev", "--timeout=60s"], { KUBECONFIG: kubeconfig });
+  waitEstablished(kubectl, kubeconfig, ["waveletmodels.wavelet.dev"]);
   project.provide("kubeconfig", kubeconfig);
   project.provide("kubectl", kubectl);
   project.provide("helm", helm);

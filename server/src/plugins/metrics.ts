@@ -161,6 +161,21 @@ export function createMetrics(opts: MetricsOptions) {
       aggregator: "max",
       registers: [registry],
     }),
+    // Registered by the CertificateReloader (tls.ts), so only an HTTPS server exports them.
+    tlsReloads: new client.Counter({
+      name: "tls_certificate_reloads_total",
+      help:
+        "TLS certificate reloads (SIGHUP, or TLS_CERT_FILE or TLS_KEY_FILE changed): ok, served; invalid, not a certificate and its key " +
+        "or unreadable, refused once per state of the files while the previous pair keeps serving (summed over workers: each reloads its own)",
+      labelNames: ["result"],
+      registers: [],
+    }),
+    tlsNotAfter: new client.Gauge({
+      name: "tls_certificate_not_after_seconds",
+      help: "expiry (notAfter, unix seconds) of the TLS certificate being served (with workers, the earliest any worker serves)",
+      aggregator: "min",
+      registers: [],
+    }),
     // Registered only when the cgroup sets a limit, so an alert can tell "no limit" from 0.
     memoryLimit: new client.Gauge({ name: "process_memory_limit_bytes", help: "the container's cgroup memory limit", aggregator: "max", registers: [] }),
     heapLimit: new client.Gauge({ name: "nodejs_heap_size_limit_bytes", help: "V8's heap size limit (summed over workers)", registers: [registry] }),
