@@ -14,6 +14,7 @@ import { createServer } from "node:http";
 import { CoordinationV1Api, CustomObjectsApi, type KubeConfig } from "@kubernetes/client-node";
 import { stringify } from "yaml";
 import { waveletModelCrd } from "./api/crd.js";
+import { HTTPROUTE } from "./api/gatewayapi.js";
 import { GROUP, PHASES, PLURAL, VERSION, type WaveletModel } from "./api/waveletmodel.js";
 import { parseConfig } from "./config.js";
 import { systemClock } from "./controller/clock.js";
@@ -44,9 +45,10 @@ function podNamespace(): string | undefined {
 
 /**
  * Fail at once, in one line, when the cluster cannot work with this operator: unreachable,
- * the CRD not installed, or credentials that cannot list WaveletModels.
+ * the CRD not installed, or credentials that cannot list WaveletModels. Answers whether it
+ * serves the Gateway API's HTTPRoutes (spec.route).
  */
-async function preflight(kc: KubeConfig, namespaces: string[]): Promise<void> {
+async function preflight(kc: KubeConfig, namespaces: string[]): Promise<{ httpRoutes: boolean }> {
   const custom = kc.makeApiClient(CustomObjectsApi);
   const where = namespaces[0];
   try {
@@ -59,6 +61,17 @@ async function preflight(kc: KubeConfig, namespaces: string[]): Promise<void> {
     if (code === 404) throw new Error(`the WaveletModel CRD is not installed in ${server}: kubectl apply -f crds/waveletmodel.yaml (or install charts/wavelet-operator)`);
     if (code === 401 || code === 403) throw new Error(`${server} refuses to list ${PLURAL}${where ? ` in ${where}` : ""} (HTTP ${code}): check the credentials and RBAC`);
     if (code === undefined) throw new Error(`cannot reach the API server at ${server}: ${(error as Error)?.message ?? error}`);
+    throw error;
+  }
+  return { httpRoutes: await serves(kc, HTTPROUTE) };
+}
+
+/** Whether the API server serves `resource` (discovery: a group version it does not serve is a 404). */
+async function serves(kc: KubeConfig, { group, version, plural }: { group: string; version: string; plural: string }): Promise<boolean> {
+  try {
+    return (await kc.makeApiClient(CustomObjectsApi).getAPIResources({ group, version })).resources.some((r) => r.name === plural);
+  } catch (error) {
+    if (statusCode(error) === 404) return false;
     throw error;
   }
 }
@@ -77,7 +90,15 @@ async function run(): Promise<void> {
   const leaseKc = new PooledKubeConfig({ maxSockets: 2 });
   leaseKc.loadFromDefault();
   const queue = new WorkQueue(clock);
-  const informers = createInformers(kc, config.WATCH_NAMESPACE, (key, priority) => queue.add(key, priority), clock, log, { deployments: config.MIGRATE_DEPLOYMENTS });
+  // Before anything watches: which kinds the cluster serves decides what is watched.
+  const cluster = await preflight(kc, config.WATCH_NAMESPACE);
+  if (!cluster.httpRoutes) {
+    log.info("the cluster does not serve gateway.networking.k8s.io/v1 HTTPRoutes: models with spec.route are Degraded (GatewayAPIMissing) until its CRDs are installed and the operator restarted");
+  }
+  const informers = createInformers(kc, config.WATCH_NAMESPACE, (key, priority) => queue.add(key, priority), clock, log, {
+    deployments: config.MIGRATE_DEPLOYMENTS,
+    httpRoutes: cluster.httpRoutes,
+  });
   const client = new KubeClient(kc, config.POD_NAME);
   const reconciler = new Reconciler({
     caches: informers.caches,
@@ -141,7 +162,6 @@ async function run(): Promise<void> {
   process.on("SIGTERM", () => void stop(0, "SIGTERM"));
   process.on("SIGINT", () => void stop(0, "SIGINT"));
 
-  await preflight(kc, config.WATCH_NAMESPACE);
   if (!elector) log.info("leader election is off (LEADER_ELECTION=false, the default outside a cluster): run one replica");
   // Caches fill while waiting for the lease, so a new leader starts with warm caches.
   await informers.start();

@@ -1,9 +1,11 @@
-import { createServer, request, type Server } from "node:http";
+import { type RequestListener, createServer, request, type Server } from "node:http";
+import { createServer as createHttpsServer } from "node:https";
 import { afterEach, describe, expect, it } from "vitest";
 import type { AnalysisVerdict } from "../src/reconcile/bluegreen.js";
 import { AnalysisRuns, BODY_LIMITS, httpAnalyzer } from "../src/reconcile/analysis.js";
 import { freePort } from "../../test-support/wait.js";
 import { DIGEST_A, DIGEST_B, model } from "./fixtures.js";
+import { type Pair, makeCA, makeCert, pkiDir } from "./pki.js";
 
 /**
  * A stand-in for one colour of the inference server over real HTTP: /health, /models/golden,
@@ -24,6 +26,8 @@ interface Behaviour {
   named?: boolean;
   /** A bundle that reads daily bars: its golden cases are bars (as columns), not prices. */
   bars?: boolean;
+  /** Serve HTTPS with this pair (spec.tls). */
+  tls?: Pair;
 }
 
 const GOLDEN = [
@@ -39,7 +43,7 @@ afterEach(async () => {
 });
 
 async function colour(b: Behaviour, port = 0): Promise<string> {
-  const server = createServer((req, res) => {
+  const handler: RequestListener = (req, res) => {
     const send = (status: number, body: unknown) => res.writeHead(status, { "content-type": "application/json" }).end(JSON.stringify(body));
     if (req.url === "/health") return void send(200, { bundle: { digest: b.digest ?? DIGEST_A } });
     if (req.url === "/models/golden") {
@@ -68,10 +72,11 @@ async function colour(b: Behaviour, port = 0): Promise<string> {
         send(200, { prediction: c.expected[model_type] + (b.skew ?? 0) });
       }, b.delayMs ?? 0),
     );
-  });
+  };
+  const server = b.tls ? createHttpsServer({ cert: b.tls.cert, key: b.tls.key }, handler) : createServer(handler);
   servers.push(server);
   await new Promise<void>((r) => server.listen(port, "127.0.0.1", r));
-  return `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+  return `${b.tls ? "https" : "http"}://127.0.0.1:${(server.address() as { port: number }).port}`;
 }
 
 // An unreachable preview is given up on after a second here (30 s in the operator).
@@ -196,6 +201,58 @@ describe("an analysis run against the preview and active colours", () => {
     const verdict = await analyze(analyzed(), targets("http://127.0.0.1:1", await colour({})));
     expect(verdict.result).toBe("fail");
     expect(verdict.message).toMatch(/^preview unreachable/);
+  });
+});
+
+describe("analysis over HTTPS (spec.tls, issue 26)", () => {
+  const dir = pkiDir();
+  const ca = makeCA(dir, "model-ca");
+  // Certificates name the public hostnames; the operator asks the Service's address (here 127.0.0.1).
+  const leaf = makeCert(dir, ca, "api", { cn: "api.example.com", dns: ["api.example.com"] });
+  const selfSigned = makeCA(dir, "self-signed");
+  const stranger = makeCA(dir, "stranger-ca");
+  const impostor = makeCert(dir, stranger, "impostor", { cn: "api.example.com", dns: ["api.example.com"] });
+  /** The pods' /metrics is plain HTTP under spec.tls too: another stand-in answers it. */
+  const over = async (preview: string, active: string, trusted: string) => ({ ...targets(preview, active), previewMetrics: [`${await colour({})}/metrics`], ca: trusted });
+
+  it("verifies the colours' certificates against the Secret's ca.crt, though they name other hosts than the one asked", async () => {
+    const verdict = await analyze(analyzed(), await over(await colour({ tls: leaf }), await colour({ tls: leaf }), ca.cert));
+    expect(verdict).toMatchObject({ result: "pass", message: expect.stringContaining("8 golden requests answered as recorded") });
+  });
+
+  it("trusts a self-signed tls.crt itself, and a CA-issued one without its root (no ca.crt)", async () => {
+    expect((await analyze(analyzed(), await over(await colour({ tls: selfSigned }), await colour({ tls: selfSigned }), selfSigned.cert))).result).toBe("pass");
+    expect((await analyze(analyzed(), await over(await colour({ tls: leaf }), await colour({ tls: leaf }), leaf.cert))).result).toBe("pass");
+  });
+
+  it("refuses a preview whose certificate does not chain to the Secret's", async () => {
+    const verdict = await analyze(analyzed(), await over(await colour({ tls: impostor }), await colour({ tls: leaf }), ca.cert));
+    expect(verdict).toEqual({ result: "fail", message: expect.stringMatching(/^preview unreachable: unable to (get local issuer certificate|verify the first certificate)/) });
+    // Nor is the system's trust enough: without the Secret's certificates, a self-signed preview is refused.
+    const untrusted = await analyze(analyzed(), await over(await colour({ tls: selfSigned }), await colour({ tls: selfSigned }), ca.cert));
+    expect(untrusted.message).toMatch(/^preview unreachable: self[- ]signed certificate/);
+  });
+
+  it("a rollout that turns TLS on: the preview over HTTPS, the active colour still over HTTP", async () => {
+    expect((await analyze(analyzed(), await over(await colour({ tls: leaf }), await colour({}), ca.cert))).result).toBe("pass");
+  });
+
+  it("an endless answer over HTTPS is cut off at the limit as over HTTP", async () => {
+    const chunk = Buffer.alloc(1024 * 1024, 0x20);
+    const flood = createHttpsServer({ cert: leaf.cert, key: leaf.key }, (req, res) => {
+      if (req.url === "/health") return void res.end(JSON.stringify({ bundle: { digest: DIGEST_A } }));
+      res.writeHead(200, { "content-type": "application/json" }).write('{"cases": [');
+      const more = () => {
+        while (!res.destroyed && res.write(chunk));
+        if (!res.destroyed) res.once("drain", more);
+      };
+      more();
+    });
+    servers.push(flood);
+    await new Promise<void>((r) => flood.listen(0, "127.0.0.1", r));
+    const url = `https://127.0.0.1:${(flood.address() as { port: number }).port}`;
+    const verdict = await analyze(analyzed(), await over(url, await colour({ tls: leaf }), ca.cert));
+    expect(verdict).toEqual({ result: "fail", message: `preview unreachable: answer longer than the ${BODY_LIMITS.golden} bytes read` });
   });
 });
 

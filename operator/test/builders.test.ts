@@ -7,7 +7,8 @@ import { OPERATOR_ENV } from "../src/api/waveletmodel.js";
 import { desiredReplicaSet, stalePods, templateHash } from "../src/reconcile/replicaset.js";
 import { activeReplicas, desiredHpa } from "../src/reconcile/hpa.js";
 import { desiredPdb } from "../src/reconcile/pdb.js";
-import { desiredServices } from "../src/reconcile/service.js";
+import { desiredHttpRoutes, desiredIngress } from "../src/reconcile/routes.js";
+import { desiredServices, endpoint } from "../src/reconcile/service.js";
 import { DIGEST_A, DIGEST_B, model } from "./fixtures.js";
 
 const settings = { defaultServerImage: "wavelet-server:test" };
@@ -81,6 +82,7 @@ describe("ReplicaSet of a colour", () => {
         metricsApiKeySecretRef: { name: "scrape" },
         env: [{ name: "EXPECTED_BUNDLE_DIGEST", value: "x" }, { name: "MODELS", value: "xgboost" }, { name: "CACHE_TTL", value: "9" }],
       },
+      tls: { secretName: "cert" },
     });
     const env = desiredReplicaSet(wm, wm.spec, "blue", 1, settings).spec!.template!.spec!.containers[0]!.env!;
     expect(env.find((e) => e.name === "API_KEY")?.valueFrom?.secretKeyRef).toEqual({ name: "keys", key: "api-key" });
@@ -155,6 +157,85 @@ describe("the pods (issue 8)", () => {
   it("the secrets hash is part of the template: a rotated key is a new template", () => {
     const wm = model({ server: { apiKeySecretRef: { name: "keys" } } });
     expect(templateHash(wm, wm.spec, settings, { secretsHash: "a" })).not.toBe(templateHash(wm, wm.spec, settings, { secretsHash: "b" }));
+  });
+});
+
+describe("HTTPS from spec.tls (issue 26)", () => {
+  const tls = model({ tls: { secretName: "spx-tls" } });
+  const podOf = (wm: ReturnType<typeof model>) => desiredReplicaSet(wm, wm.spec, "blue", 1, settings).spec!.template!.spec!;
+
+  it("mounts the Secret read-only as a whole volume (no subPath: kubelet updates it), points TLS_CERT_FILE and TLS_KEY_FILE into it, probes over HTTPS", () => {
+    const pod = podOf(tls);
+    const server = pod.containers[0]!;
+    expect(pod.volumes).toContainEqual({ name: "tls", secret: { secretName: "spx-tls" } });
+    const mount = server.volumeMounts!.find((m) => m.name === "tls");
+    expect(mount).toEqual({ name: "tls", mountPath: "/etc/wavelet/tls", readOnly: true });
+    expect(server.env).toEqual(expect.arrayContaining([{ name: "TLS_CERT_FILE", value: "/etc/wavelet/tls/tls.crt" }, { name: "TLS_KEY_FILE", value: "/etc/wavelet/tls/tls.key" }]));
+    for (const probe of [server.startupProbe, server.readinessProbe, server.livenessProbe]) expect(probe!.httpGet).toMatchObject({ port: "http", scheme: "HTTPS" });
+
+    const plain = podOf(model()).containers[0]!;
+    expect(plain.volumeMounts!.map((m) => m.name)).not.toContain("tls");
+    expect(plain.env!.map((e) => e.name)).not.toContain("TLS_CERT_FILE");
+    for (const probe of [plain.startupProbe, plain.readinessProbe, plain.livenessProbe]) expect(probe!.httpGet!.scheme).toBeUndefined();
+  });
+
+  it("the Secret's name is in the template: another Secret is another template", () => {
+    const other = model({ tls: { secretName: "spx-tls-2" } });
+    expect(templateHash(tls, tls.spec, settings)).not.toBe(templateHash(tls, model().spec, settings));
+    expect(templateHash(tls, tls.spec, settings)).not.toBe(templateHash(other, other.spec, settings));
+  });
+
+  it("each Service says appProtocol https when the colour it selects serves HTTPS, and the endpoints say https://", () => {
+    const [active, preview] = desiredServices(tls, "blue", "green");
+    expect(active!.spec!.ports).toEqual([{ name: "http", port: 80, targetPort: "http", protocol: "TCP", appProtocol: "https" }]);
+    expect(preview!.spec!.ports![0]!.appProtocol).toBe("https");
+    expect(endpoint(tls)).toBe("https://spx.ns.svc:80");
+    // A rollout that turns TLS on: blue still serves the old spec over HTTP until the switch.
+    const [onBlue, onGreen] = desiredServices(tls, "blue", "green", (color) => (color === "blue" ? model().spec : tls.spec));
+    expect(onBlue!.spec!.ports![0]!.appProtocol).toBeUndefined();
+    expect(onGreen!.spec!.ports![0]!.appProtocol).toBe("https");
+    expect(endpoint(tls, "spx", model().spec)).toBe("http://spx.ns.svc:80");
+    expect(desiredServices(model(), "blue", "blue")[0]!.spec!.ports![0]!.appProtocol).toBeUndefined();
+  });
+});
+
+describe("routes from outside the cluster (issue 26)", () => {
+  const route = { parentRefs: [{ name: "public", namespace: "gateways", sectionName: "https" }], hostnames: ["spx.example.com"], previewHostnames: ["preview.spx.example.com"] };
+  const ingress = { className: "nginx", hosts: ["spx.example.com", "*.spx.example.org"], previewHosts: ["preview.spx.example.com"] };
+
+  it("spec.route: an HTTPRoute named like the active Service to it, another like the preview Service to that, owned by the model", () => {
+    const wm = model({ route, service: { port: 8080 } });
+    const [active, preview] = desiredHttpRoutes(wm) as { apiVersion: string; metadata: { name: string; ownerReferences: unknown[] }; spec: Record<string, unknown> }[];
+    expect(active).toMatchObject({ apiVersion: "gateway.networking.k8s.io/v1", kind: "HTTPRoute", metadata: { name: "spx", namespace: "ns", labels: { "wavelet.dev/service-role": "active" } } });
+    expect(active!.metadata.ownerReferences[0]).toMatchObject({ kind: "WaveletModel", uid: "uid-1", controller: true });
+    expect(active!.spec).toEqual({
+      parentRefs: [{ name: "public", namespace: "gateways", sectionName: "https", group: "gateway.networking.k8s.io", kind: "Gateway" }],
+      hostnames: ["spx.example.com"],
+      rules: [{ backendRefs: [{ name: "spx", port: 8080 }] }],
+    });
+    expect(preview).toMatchObject({ metadata: { name: "spx-preview" }, spec: { hostnames: ["preview.spx.example.com"], rules: [{ backendRefs: [{ name: "spx-preview", port: 8080 }] }] } });
+    expect(desiredHttpRoutes(model({ route: { ...route, previewHostnames: undefined } }))).toHaveLength(1);
+  });
+
+  it("spec.ingress: one Ingress, hosts to the active Service and previewHosts to the preview one; with spec.tls, TLS with its Secret", () => {
+    const plain = desiredIngress(model({ ingress }))!;
+    const backend = (name: string) => ({ service: { name, port: { number: 80 } } });
+    expect(plain.metadata).toMatchObject({ name: "spx", namespace: "ns", ownerReferences: [{ kind: "WaveletModel", controller: true }] });
+    expect(plain.spec).toEqual({
+      ingressClassName: "nginx",
+      rules: [
+        { host: "spx.example.com", http: { paths: [{ path: "/", pathType: "Prefix", backend: backend("spx") }] } },
+        { host: "*.spx.example.org", http: { paths: [{ path: "/", pathType: "Prefix", backend: backend("spx") }] } },
+        { host: "preview.spx.example.com", http: { paths: [{ path: "/", pathType: "Prefix", backend: backend("spx-preview") }] } },
+      ],
+    });
+    const tls = desiredIngress(model({ ingress, tls: { secretName: "spx-tls" } }))!;
+    expect(tls.spec!.tls).toEqual([{ hosts: ["spx.example.com", "*.spx.example.org", "preview.spx.example.com"], secretName: "spx-tls" }]);
+  });
+
+  it("neither without its spec", () => {
+    expect(desiredHttpRoutes(model())).toEqual([]);
+    expect(desiredIngress(model())).toBeUndefined();
   });
 });
 

@@ -156,6 +156,17 @@ describe("the Helm chart", () => {
     expect(parseConfig({ MIGRATE_DEPLOYMENTS: "false" }).MIGRATE_DEPLOYMENTS).toBe(false);
   });
 
+  it("may manage the Ingress and HTTPRoutes of spec.ingress and spec.route, and delete them when the spec drops them (issue 26)", () => {
+    const rules = (renderChart(helm).find((o) => o.kind === "ClusterRole" && o.metadata?.name === "wavelet-operator") as V1Role).rules!;
+    const verbs = ["get", "list", "watch", "create", "patch", "delete"];
+    expect(rules).toEqual(
+      expect.arrayContaining([
+        { apiGroups: ["networking.k8s.io"], resources: ["ingresses"], verbs },
+        { apiGroups: ["gateway.networking.k8s.io"], resources: ["httproutes"], verbs },
+      ]),
+    );
+  });
+
   it("aggregates WaveletModel rights into Kubernetes' admin/edit and view roles (issue 21)", () => {
     const roles = renderChart(helm).filter((o) => o.kind === "ClusterRole" && o.metadata?.name !== "wavelet-operator") as V1Role[];
     const editor = roles.find((r) => r.metadata?.name === "wavelet-model-editor")!;

@@ -20,7 +20,7 @@ import { FakeClock } from "./fixtures.js";
  */
 
 export const settings = { defaultServerImage: "wavelet-server:test" };
-const KINDS = ["WaveletModel", "ReplicaSet", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget", "Deployment"] as const;
+const KINDS = ["WaveletModel", "ReplicaSet", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget", "Deployment", "Ingress", "HTTPRoute"] as const;
 export type Kind = (typeof KINDS)[number];
 
 export class FakeCache<T extends KubernetesObject> implements ObjectCache<T> {
@@ -45,9 +45,11 @@ export interface HarnessOptions {
   /** The model's name (the key the passes reconcile). */
   name?: string;
   analyzer?: (wm: WaveletModel, targets: AnalysisTargets) => Promise<AnalysisVerdict>;
+  /** The cluster serves the Gateway API's HTTPRoutes (default: yes). */
+  gatewayApi?: boolean;
 }
 
-export function harness({ name = "spx", analyzer = async () => ({ result: "pass", message: "" }) }: HarnessOptions = {}) {
+export function harness({ name = "spx", analyzer = async () => ({ result: "pass", message: "" }), gatewayApi = true }: HarnessOptions = {}) {
   const caches = Object.fromEntries(KINDS.map((k) => [k, new FakeCache()])) as Record<Kind, FakeCache<KubernetesObject>>;
   /** The API server's objects, by kind then "namespace/name". */
   const server = Object.fromEntries(KINDS.map((k) => [k, new FakeCache()])) as Record<Kind, FakeCache<KubernetesObject>>;
@@ -82,8 +84,8 @@ export function harness({ name = "spx", analyzer = async () => ({ result: "pass"
   let failApply: (o: KubernetesObject) => boolean = () => false;
   /** Reads of EndpointSlices that fail, with this error. */
   const broken: { routedPods?: Error } = {};
-  /** The Secrets of the namespace; the operator's metadata cache of them is always current here. */
-  const secrets = new Map<string, { resourceVersion: string; data: Record<string, string> }>();
+  /** The Secrets of the namespace (Opaque unless a type is given); the operator's metadata cache of them is always current here. */
+  const secrets = new Map<string, { resourceVersion: string; type?: string; data: Record<string, string> }>();
   const secretsCache: ObjectCache<KubernetesObject> = {
     get: (name) => {
       const found = secrets.get(name);
@@ -128,7 +130,8 @@ export function harness({ name = "spx", analyzer = async () => ({ result: "pass"
     },
     secret: async (_ns, name) => {
       secretReads.push(name);
-      return secrets.get(name);
+      const found = secrets.get(name);
+      return found && { type: "Opaque", ...found };
     },
     applyStatus: async (_wm, status, rv) => {
       preconditions.push(rv);
@@ -159,6 +162,8 @@ export function harness({ name = "spx", analyzer = async () => ({ result: "pass"
       services: caches.Service,
       hpas: caches.HorizontalPodAutoscaler,
       pdbs: caches.PodDisruptionBudget,
+      ingresses: caches.Ingress,
+      ...(gatewayApi ? { httproutes: caches.HTTPRoute } : {}),
       secrets: secretsCache,
     } as unknown as Caches,
     writer,

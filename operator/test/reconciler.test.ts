@@ -4,6 +4,7 @@ import type { WaveletModel } from "../src/api/waveletmodel.js";
 import { desiredReplicaSet, templateHash } from "../src/reconcile/replicaset.js";
 import { type Harness, harness, settings } from "./fakeapi.js";
 import { DIGEST_B, model } from "./fixtures.js";
+import { makeCA, makeCert, pkiDir } from "./pki.js";
 
 /**
  * The reconciler over a fake API server and caches that lag it (fakeapi.ts): what a pass
@@ -470,5 +471,168 @@ describe("what else the review of 2026-12-07 found (issue 21)", () => {
     expect(h.statuses.at(-1)).toMatchObject({ activeColor: "green", rollout: { phase: "ScalingDown" } });
     expect((h.sent.get("ReplicaSet/spx-green") as V1ReplicaSet | undefined)?.spec?.replicas).toBeUndefined();
     expect((h.server.ReplicaSet.get("spx-green", "ns") as V1ReplicaSet).spec?.replicas).toBe(5);
+  });
+});
+
+describe("HTTPS from spec.tls (issue 26)", () => {
+  const dir = pkiDir();
+  const ca = makeCA(dir, "model-ca");
+  const leaf = makeCert(dir, ca, "api", { cn: "api.example.com", dns: ["api.example.com"] });
+  const renewed = makeCert(dir, ca, "api-renewed", { cn: "api.example.com", dns: ["api.example.com"] });
+  const tlsSecret = (resourceVersion: string, pair = leaf, key = pair.key) => ({ resourceVersion, type: "kubernetes.io/tls", data: { "tls.crt": pair.cert, "tls.key": key, "ca.crt": ca.cert } });
+  const tlsModel = model({ tls: { secretName: "spx-tls" } });
+  const conditionOf = (h: Harness, type: string) => h.statuses.at(-1)!.conditions!.find((c) => c.type === type);
+  const appProtocol = (h: Harness, name: string) => (h.applied(`Service/${name}`) as V1Service).spec!.ports![0]!.appProtocol;
+
+  it("a first deployment whose Secret is missing creates no pods: Degraded=TLSSecretInvalid and one Warning Event; once the Secret exists, it deploys", async () => {
+    const h = harness();
+    h.seed("WaveletModel", tlsModel as unknown as KubernetesObject);
+    await h.settle(3);
+    expect(h.server.ReplicaSet.list()).toEqual([]);
+    expect(conditionOf(h, "Degraded")).toMatchObject({ status: "True", reason: "TLSSecretInvalid", message: expect.stringContaining("spec.tls: Secret spx-tls does not exist") });
+    expect(conditionOf(h, "Ready")).toMatchObject({ status: "False", reason: "TLSSecretInvalid" });
+    expect(h.events).toEqual(["TLSSecretInvalid"]);
+
+    h.secrets.set("spx-tls", tlsSecret("5"));
+    await h.settle(3);
+    expect(h.statuses.at(-1)).toMatchObject({ phase: "Ready", activeColor: "blue", endpoint: "https://spx.ns.svc:80", previewEndpoint: "https://spx-preview.ns.svc:80" });
+    expect(conditionOf(h, "Degraded")).toMatchObject({ status: "False" });
+    expect(appProtocol(h, "spx")).toBe("https");
+  });
+
+  it("blue serves: a spec whose Secret is invalid starts no rollout and leaves blue alone; a valid version starts it", async () => {
+    const h = harness();
+    h.seed("ReplicaSet", desiredReplicaSet(served, served.spec, "blue", 3, settings));
+    h.secrets.set("spx-tls", { ...tlsSecret("5"), type: "Opaque" });
+    h.seed("WaveletModel", { ...tlsModel, status: { activeColor: "blue", previewColor: "blue", activeTemplateHash: oldHash, lastGoodSpec: served.spec } } as unknown as KubernetesObject);
+    await h.settle(3);
+    expect(h.events).toEqual(["TLSSecretInvalid"]);
+    expect(h.server.ReplicaSet.get("spx-green", "ns")).toBeUndefined();
+    expect(h.applied("ReplicaSet/spx-blue")!.metadata!.annotations!["wavelet.dev/template-hash"]).toBe(oldHash);
+    expect(h.statuses.at(-1)).toMatchObject({ activeColor: "blue", phase: "Degraded" });
+    expect(h.statuses.at(-1)!.rollout).toBeUndefined();
+    expect(conditionOf(h, "Degraded")!.message).toContain("is of type Opaque, not kubernetes.io/tls");
+    expect(h.activeSelector()).toBe("blue");
+
+    h.secrets.set("spx-tls", tlsSecret("6"));
+    await h.pass();
+    expect(h.events.at(-1)).toBe("RolloutStarted");
+    expect(h.server.ReplicaSet.get("spx-green", "ns")).toBeDefined();
+    // Until the switch, blue answers over HTTP: the Services say what the colour they select speaks.
+    expect(appProtocol(h, "spx")).toBeUndefined();
+    expect(appProtocol(h, "spx-preview")).toBe("https");
+    expect(h.statuses.at(-1)).toMatchObject({ endpoint: "http://spx.ns.svc:80", previewEndpoint: "https://spx-preview.ns.svc:80" });
+  });
+
+  it("an active colour whose Secret goes bad keeps serving: nothing rolls out or is rewritten; a renewed Secret rolls nothing out either", async () => {
+    const h = harness();
+    h.secrets.set("spx-tls", tlsSecret("5"));
+    h.seed("WaveletModel", tlsModel as unknown as KubernetesObject);
+    await h.settle(3);
+    expect(h.statuses.at(-1)?.phase).toBe("Ready");
+    const blue = h.applied("ReplicaSet/spx-blue")!.metadata!.resourceVersion;
+    h.writes.length = 0;
+
+    // A key that is not the certificate's: the running pods keep the pair they loaded.
+    h.secrets.set("spx-tls", tlsSecret("6", leaf, renewed.key));
+    await h.settle(3);
+    expect(h.writes).toEqual(["status", "event TLSSecretInvalid"]);
+    expect(conditionOf(h, "Degraded")).toMatchObject({ status: "True", reason: "TLSSecretInvalid", message: expect.stringContaining("has a tls.key that is not the private key of its tls.crt") });
+    expect(h.statuses.at(-1)).toMatchObject({ activeColor: "blue" });
+
+    // Renewed: checked again, Ready again; the template hash has no Secret version in it.
+    h.writes.length = 0;
+    h.secrets.set("spx-tls", tlsSecret("7", renewed));
+    await h.settle(3);
+    expect(h.writes).toEqual(["status"]);
+    expect(h.statuses.at(-1)?.phase).toBe("Ready");
+    expect(h.events.filter((e) => e === "RolloutStarted")).toEqual([]);
+    expect(h.applied("ReplicaSet/spx-blue")!.metadata!.resourceVersion).toBe(blue);
+    // Read once per version, not once per pass.
+    expect(h.secretReads).toEqual(["spx-tls", "spx-tls", "spx-tls"]);
+  });
+
+  it("analysis asks the colours over the scheme each serves, trusting the Secret's certificates", async () => {
+    const h = harness();
+    h.secrets.set("spx-tls", tlsSecret("5"));
+    h.seed("ReplicaSet", desiredReplicaSet(served, served.spec, "blue", 3, settings));
+    const analysed = model({ tls: { secretName: "spx-tls" }, rollout: { analysis: { enabled: true } } });
+    h.seed("WaveletModel", { ...analysed, status: { activeColor: "blue", previewColor: "blue", activeTemplateHash: oldHash, lastGoodSpec: served.spec } } as unknown as KubernetesObject);
+    await h.settle(4);
+    expect(h.analyzerCalls[0]).toMatchObject({ preview: "https://spx-preview.ns.svc:80", active: "http://spx.ns.svc:80", ca: ca.cert });
+  });
+});
+
+describe("routes from outside the cluster (issue 26)", () => {
+  const route = { parentRefs: [{ name: "public" }], hostnames: ["spx.example.com"], previewHostnames: ["preview.spx.example.com"] };
+  const ingress = { className: "nginx", hosts: ["spx.example.com"] };
+  const routed = model({ route, ingress });
+  const hostnames = (h: Harness, name: string) => (h.applied(`HTTPRoute/${name}`) as { spec?: { hostnames?: string[] } } | undefined)?.spec?.hostnames;
+
+  it("makes the HTTPRoutes and the Ingress with the Services, follows the spec's changes, and deletes its own when the spec drops them", async () => {
+    const h = harness();
+    h.seed("WaveletModel", routed as unknown as KubernetesObject);
+    await h.settle(3);
+    expect(h.statuses.at(-1)?.phase).toBe("Ready");
+    expect(hostnames(h, "spx")).toEqual(["spx.example.com"]);
+    expect(hostnames(h, "spx-preview")).toEqual(["preview.spx.example.com"]);
+    expect(h.applied("Ingress/spx")).toBeDefined();
+
+    const changed = model({ route: { ...route, hostnames: ["api.example.com"], previewHostnames: undefined }, ingress });
+    h.seed("WaveletModel", { ...h.model(), spec: changed.spec } as KubernetesObject);
+    h.writes.length = 0;
+    await h.settle(2);
+    expect(hostnames(h, "spx")).toEqual(["api.example.com"]);
+    expect(h.applied("HTTPRoute/spx-preview")).toBeUndefined();
+    expect(h.writes.filter((w) => !w.startsWith("status"))).toEqual(["HTTPRoute/spx", "delete HTTPRoute/spx-preview"]);
+
+    h.seed("WaveletModel", { ...h.model(), spec: model().spec } as KubernetesObject);
+    await h.settle(2);
+    expect(h.server.HTTPRoute.list()).toEqual([]);
+    expect(h.server.Ingress.list()).toEqual([]);
+    expect(h.events.filter((e) => e !== "Deploying" && e !== "Deployed")).toEqual([]);
+  });
+
+  it("never adopts an HTTPRoute it does not own, nor deletes one when its spec has none", async () => {
+    const h = harness();
+    const theirs = { apiVersion: "gateway.networking.k8s.io/v1", kind: "HTTPRoute", metadata: { name: "spx", namespace: "ns", resourceVersion: "5" }, spec: { hostnames: ["theirs.example.com"] } };
+    h.seed("HTTPRoute", theirs as KubernetesObject);
+    h.seed("WaveletModel", model() as unknown as KubernetesObject);
+    await h.settle(2);
+    expect(hostnames(h, "spx")).toEqual(["theirs.example.com"]);
+
+    h.seed("WaveletModel", { ...h.model(), spec: routed.spec } as KubernetesObject);
+    await expect(h.pass()).rejects.toThrow("HTTPRoute spx exists and does not belong to this WaveletModel");
+    expect(hostnames(h, "spx")).toEqual(["theirs.example.com"]);
+    expect(h.statuses.at(-1)!.conditions!.find((c) => c.type === "Degraded")).toMatchObject({ status: "True", reason: "ReconcileFailed" });
+  });
+
+  it("on a cluster without the Gateway API: Degraded=GatewayAPIMissing with one Warning Event, no route, everything else made", async () => {
+    const h = harness({ gatewayApi: false });
+    h.seed("WaveletModel", routed as unknown as KubernetesObject);
+    await h.settle(4);
+    expect(h.writes.filter((w) => w.startsWith("HTTPRoute"))).toEqual([]);
+    expect(h.applied("Ingress/spx")).toBeDefined();
+    expect(h.statuses.at(-1)).toMatchObject({ activeColor: "blue", phase: "Degraded" });
+    expect(h.statuses.at(-1)!.conditions!.find((c) => c.type === "Degraded")).toMatchObject({
+      status: "True",
+      reason: "GatewayAPIMissing",
+      message: expect.stringContaining("install the Gateway API CRDs (standard channel v1.x)"),
+    });
+    expect(h.events.filter((e) => e === "GatewayAPIMissing")).toHaveLength(1);
+  });
+
+  it("a spec problem and a failed pass at once: each said in its condition, neither announced again", async () => {
+    const h = harness({ gatewayApi: false });
+    h.seed("Service", { apiVersion: "v1", kind: "Service", metadata: { name: "spx", namespace: "ns", resourceVersion: "5" }, spec: {} } as KubernetesObject);
+    h.seed("WaveletModel", routed as unknown as KubernetesObject);
+    for (let i = 0; i < 3; i++) {
+      await h.pass().catch(() => undefined);
+      h.sync();
+    }
+    const conditions = h.statuses.at(-1)!.conditions!;
+    expect(conditions.find((c) => c.type === "Degraded")).toMatchObject({ reason: "GatewayAPIMissing" });
+    expect(conditions.find((c) => c.type === "Ready")).toMatchObject({ status: "False", reason: "ReconcileFailed" });
+    expect(h.events.filter((e) => e === "GatewayAPIMissing" || e === "ReconcileFailed")).toEqual(["GatewayAPIMissing", "ReconcileFailed"]);
   });
 });

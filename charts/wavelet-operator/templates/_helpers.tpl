@@ -48,7 +48,7 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 
 {{/*
 What the operator does to WaveletModels and their children, as a ClusterRole or a Role per
-watched namespace. Nothing more: it reads the API key Secrets it is given, deletes only
+watched namespace. Nothing more: it reads the API key and TLS Secrets it is given, deletes only
 its own pods of an outdated template, and never writes its own CRD.
 */}}
 {{- define "wavelet-operator.rules" -}}
@@ -82,12 +82,21 @@ its own pods of an outdated template, and never writes its own CRD.
 - apiGroups: [policy]
   resources: [poddisruptionbudgets]
   verbs: [get, list, watch, create, patch]
+# spec.ingress and spec.route; delete when the spec drops them. HTTPRoutes are watched only
+# where the Gateway API's CRDs are installed (the rule is harmless without them).
+- apiGroups: [networking.k8s.io]
+  resources: [ingresses]
+  verbs: [get, list, watch, create, patch, delete]
+- apiGroups: [gateway.networking.k8s.io]
+  resources: [httproutes]
+  verbs: [get, list, watch, create, patch, delete]
 - apiGroups: [""]
   resources: [events]
   verbs: [create]
 # Secrets: watched as metadata only (names and versions, never their data), so the version of
 # each API key Secret a model names goes into its pod template's hash and a rotated key rolls out
-# at once; read (get) only for the key analysis sends. With watchNamespaces, per namespace.
+# at once; read (get) for the key analysis sends, and a TLS Secret's certificate (checked once per
+# version, and trusted by analysis). With watchNamespaces, per namespace.
 - apiGroups: [""]
   resources: [secrets]
   verbs: [get, list, watch]

@@ -28,8 +28,16 @@ describe("the Helm chart in kind", () => {
       "--set-json", `watchNamespaces=["${watched}"]`,
     ];
     const started = Date.now();
-    helm("install", RELEASE, `${root}/charts/wavelet-operator`, "-n", namespace, ...values, "--wait", "--timeout", "3m");
+    const notes = helm("install", RELEASE, `${root}/charts/wavelet-operator`, "-n", namespace, ...values, "--wait", "--timeout", "3m");
     const installedIn = (Date.now() - started) / 1000;
+    // The first release serves custom.metrics.k8s.io: the second leaves its APIService alone and says so.
+    expect(notes).toContain("WARNING: the cluster already has the APIService v1beta2.custom.metrics.k8s.io, served by\nwavelet-system/wavelet-operator-metrics-api");
+    const apiService = () =>
+      execFileSync(inject("kubectl"), ["get", "apiservice", "v1beta2.custom.metrics.k8s.io", "-o", "jsonpath={.spec.service.namespace}/{.spec.service.name}"], {
+        encoding: "utf8",
+        env: { ...process.env, KUBECONFIG: inject("kubeconfig") },
+      });
+    expect(apiService()).toBe("wavelet-system/wavelet-operator-metrics-api");
     const pods = async () =>
       (await k.core.listNamespacedPod({ namespace, labelSelector: `app.kubernetes.io/instance=${RELEASE}` })).items.map((p) => p.metadata!.name!);
     const [firstPod] = await pods();
@@ -56,6 +64,8 @@ describe("the Helm chart in kind", () => {
     expect(left.trim()).toBe("");
     expect((await k.rbac.listNamespacedRole({ namespace: watched })).items).toEqual([]);
     await k.apiext.readCustomResourceDefinition({ name: "waveletmodels.wavelet.dev" });
+    // The uninstall took nothing of the first release's: its APIService still serves.
+    expect(apiService()).toBe("wavelet-system/wavelet-operator-metrics-api");
     recordResult({ scenario: "Helm chart: install, upgrade, uninstall", requests: 0, failed: 0, readySeconds: Math.round(installedIn * 10) / 10 });
   });
 });

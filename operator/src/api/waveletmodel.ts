@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { GATEWAY_API_GROUP } from "./gatewayapi.js";
 
 /**
  * The WaveletModel resource. These zod schemas are the single source of the CRD's OpenAPI
@@ -74,7 +75,21 @@ export const bundleSpec = z
  * The server settings the operator derives from the spec. server.env may not set them
  * (the API server says so): one value per name, and the spec field to use instead.
  */
-export const OPERATOR_ENV = ["MODEL_DIR", "EXPECTED_BUNDLE_DIGEST", "MODEL_LOADING", "QUANTIZED", "PORT", "METRICS_PORT", "MODELS", "DEFAULT_MODEL", "API_KEY", "ADMIN_API_KEY", "METRICS_API_KEY"] as const;
+export const OPERATOR_ENV = [
+  "MODEL_DIR",
+  "EXPECTED_BUNDLE_DIGEST",
+  "MODEL_LOADING",
+  "QUANTIZED",
+  "PORT",
+  "METRICS_PORT",
+  "MODELS",
+  "DEFAULT_MODEL",
+  "API_KEY",
+  "ADMIN_API_KEY",
+  "METRICS_API_KEY",
+  "TLS_CERT_FILE",
+  "TLS_KEY_FILE",
+] as const;
 
 /** Without requests a CPU HPA cannot compute utilization, and the scheduler packs blindly. */
 export const DEFAULT_RESOURCES = { requests: { cpu: "250m", memory: "256Mi" } };
@@ -107,7 +122,7 @@ export const serverSpec = z
         "x-kubernetes-validations": [
           cel(
             `self.all(e, !(e.name in [${OPERATOR_ENV.map((n) => `'${n}'`).join(", ")}]))`,
-            `server.env must not set ${OPERATOR_ENV.join(", ")}: the operator sets them from bundle, models, defaultModel and server.loading, server.quantized, server.apiKeySecretRef, server.adminApiKeySecretRef, server.metricsApiKeySecretRef (METRICS_PORT: the pods serve /metrics on 9090, never through the Services)`,
+            `server.env must not set ${OPERATOR_ENV.join(", ")}: the operator sets them from bundle, models, defaultModel and server.loading, server.quantized, server.apiKeySecretRef, server.adminApiKeySecretRef, server.metricsApiKeySecretRef, tls.secretName (METRICS_PORT: the pods serve /metrics on 9090, never through the Services)`,
           ),
         ],
       }),
@@ -262,6 +277,69 @@ export const rolloutSpec = z
   })
   .default({ autoPromote: true, scaleDownDelaySeconds: 30, progressDeadlineSeconds: 600, analysis: analysisSpec.parse(undefined) });
 
+export const tlsSpec = z
+  .object({
+    secretName: z
+      .string()
+      .min(1)
+      .max(253)
+      .meta({
+        description:
+          "a kubernetes.io/tls Secret (tls.crt, tls.key, optionally ca.crt) in the model's namespace: the pods serve HTTPS with it, mounted as a volume, so a renewed certificate reaches them without a rollout; the operator verifies them with its ca.crt, else with tls.crt itself",
+      }),
+  })
+  .meta({ description: "HTTPS on the API port; /metrics (port 9090) stays plain HTTP" });
+
+/**
+ * A hostname as the Gateway API defines one (and an Ingress host): a DNS name, lower case,
+ * optionally a wildcard `*.` prefix.
+ */
+const hostname = z
+  .string()
+  .min(1)
+  .max(253)
+  .regex(/^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/);
+const hostnames = (description: string) => z.array(hostname).min(1).max(16).meta({ description });
+/** CEL: no name of list `preview` is one of list `main` (the preview must never take the model's traffic). */
+const disjoint = (main: string, preview: string, what: string) =>
+  cel(`!has(self.${preview}) || !self.${preview}.exists(h, h in self.${main})`, `${what}.${preview} must not repeat any of ${what}.${main}: those reach the active colour`);
+
+export const routeSpec = z
+  .object({
+    parentRefs: z
+      .array(
+        z.object({
+          name: z.string().min(1).max(253),
+          namespace: z.string().min(1).max(63).optional().meta({ description: "the Gateway's namespace (default: the model's)" }),
+          sectionName: z.string().min(1).max(253).optional().meta({ description: "a listener of the Gateway" }),
+          group: z.string().max(253).default(GATEWAY_API_GROUP),
+          kind: z.string().min(1).max(63).default("Gateway"),
+          port: z.number().int().min(1).max(65535).optional(),
+        }),
+      )
+      .min(1)
+      .max(32)
+      .meta({ description: "the Gateways (or their listeners) the routes attach to, as HTTPRoute parentRefs" }),
+    hostnames: hostnames("the hostnames routed to the active Service"),
+    previewHostnames: hostnames("hostnames routed to the preview Service (a second HTTPRoute, named like it)").optional(),
+  })
+  .meta({
+    description:
+      "a Gateway API HTTPRoute (gateway.networking.k8s.io/v1, named like the active Service) to the active Service; the Services, not the colours, are its backends, so a switch rewrites no route",
+    "x-kubernetes-validations": [disjoint("hostnames", "previewHostnames", "route")],
+  });
+
+export const ingressSpec = z
+  .object({
+    className: z.string().min(1).max(253).meta({ description: "the Ingress's ingressClassName" }),
+    hosts: hostnames("the hosts routed to the active Service"),
+    previewHosts: hostnames("hosts routed to the preview Service").optional(),
+  })
+  .meta({
+    description: "a networking.k8s.io/v1 Ingress (named like the active Service); with tls, its tls block names tls.secretName for every host",
+    "x-kubernetes-validations": [disjoint("hosts", "previewHosts", "ingress")],
+  });
+
 export const serviceSpec = z
   .object({
     type: z.enum(["ClusterIP", "NodePort", "LoadBalancer"]).default("ClusterIP"),
@@ -284,6 +362,9 @@ export const waveletModelSpec = z
     replicas: z.number().int().min(0).max(1000).optional().meta({ description: "fixed replica count (or autoscaling)" }),
     autoscaling: autoscalingSpec.optional(),
     service: serviceSpec,
+    tls: tlsSpec.optional(),
+    route: routeSpec.optional(),
+    ingress: ingressSpec.optional(),
     rollout: rolloutSpec,
   })
   .meta({
@@ -383,9 +464,15 @@ export const ANNOTATIONS = {
 } as const;
 
 /**
- * The Secrets a spec's pods read (name and key): their versions go into the pod template's
- * hash (a rotated key rolls out blue-green), and a change of one queues the models naming it.
+ * The Secrets a spec's pods read as environment variables (name and key): their versions go
+ * into the pod template's hash, so a rotated key rolls out blue-green (env is read at container
+ * start only). Not the TLS Secret: a volume, which kubelet updates in running pods.
  */
 export function secretRefs(spec: Pick<WaveletModelSpec, "server">): { name: string; key: string }[] {
   return [spec.server.apiKeySecretRef, spec.server.adminApiKeySecretRef, spec.server.metricsApiKeySecretRef].filter((r) => r !== undefined);
+}
+
+/** Every Secret a spec names: a change of one queues the model (a new key rolls out, a TLS Secret is checked again). */
+export function namedSecrets(spec: Pick<WaveletModelSpec, "server" | "tls">): string[] {
+  return [...secretRefs(spec).map((r) => r.name), ...(spec.tls ? [spec.tls.secretName] : [])];
 }

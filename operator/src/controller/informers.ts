@@ -9,16 +9,19 @@ import {
   type KubernetesObject,
   type ObjectCache,
   type V1Deployment,
+  type V1Ingress,
   type V1Pod,
   type V1ReplicaSet,
   type V1Service,
   type V1PodDisruptionBudget,
   type V2HorizontalPodAutoscaler,
+  NetworkingV1Api,
   PolicyV1Api,
   makeInformer,
   setHeaderOptions,
 } from "@kubernetes/client-node";
-import { GROUP, PLURAL, VERSION, type WaveletModelSpec, secretRefs } from "../api/waveletmodel.js";
+import { GROUP, PLURAL, VERSION, type WaveletModelSpec, namedSecrets } from "../api/waveletmodel.js";
+import { HTTPROUTE } from "../api/gatewayapi.js";
 import { MANAGED_SELECTOR, ownerKey } from "../api/labels.js";
 import { type Clock, sleep } from "./clock.js";
 import type { Priority } from "./queue.js";
@@ -41,10 +44,14 @@ export interface Caches {
   services: ObjectCache<V1Service>;
   hpas: ObjectCache<V2HorizontalPodAutoscaler>;
   pdbs: ObjectCache<V1PodDisruptionBudget>;
+  ingresses: ObjectCache<V1Ingress>;
+  /** Undefined when the cluster does not serve gateway.networking.k8s.io/v1 HTTPRoutes (asked at start). */
+  httproutes?: ObjectCache<KubernetesObject>;
   /**
    * The Secrets of the watched namespaces, metadata only (name and resourceVersion: never
    * their data, labels or annotations): a model's pod template hashes the versions of the
-   * Secrets it names, and a new version queues those models at once.
+   * Secrets it names, and a new version queues those models at once (a TLS Secret's, to be
+   * checked again).
    */
   secrets: ObjectCache<KubernetesObject>;
 }
@@ -104,6 +111,8 @@ const EMPTY: ObjectCache<never> = { get: () => undefined, list: () => [] };
 export interface InformerOptions {
   /** Watch Deployments of an operator from before ReplicaSets, to retire them (MIGRATE_DEPLOYMENTS). */
   deployments: boolean;
+  /** The cluster serves the Gateway API's HTTPRoutes: watch them (a watch of a resource it does not serve would never start). */
+  httpRoutes: boolean;
 }
 
 /** `namespaces`: the namespaces to watch, each with its own informers; none means the whole cluster. */
@@ -113,13 +122,14 @@ export function createInformers(
   enqueue: (key: string, priority?: Priority) => void,
   clock: Clock,
   log: Log,
-  options: InformerOptions = { deployments: true },
+  options: InformerOptions = { deployments: true, httpRoutes: false },
 ): InformerSet {
   const custom = kc.makeApiClient(CustomObjectsApi);
   const apps = kc.makeApiClient(AppsV1Api);
   const core = kc.makeApiClient(CoreV1Api);
   const autoscaling = kc.makeApiClient(AutoscalingV2Api);
   const policy = kc.makeApiClient(PolicyV1Api);
+  const networking = kc.makeApiClient(NetworkingV1Api);
   const list = <T extends KubernetesObject>(fn: () => Promise<unknown>) => fn as () => Promise<KubernetesListObject<T>>;
 
   const informersIn = (namespace: string | undefined) => {
@@ -157,13 +167,20 @@ export function createInformers(
     const pdbs = children<V1PodDisruptionBudget>("/apis/policy/v1/poddisruptionbudgets", (o) => policy.listNamespacedPodDisruptionBudget(o), (o) =>
       policy.listPodDisruptionBudgetForAllNamespaces(o),
     );
+    const ingresses = children<V1Ingress>("/apis/networking.k8s.io/v1/ingresses", (o) => networking.listNamespacedIngress(o), (o) => networking.listIngressForAllNamespaces(o));
+    const { group, version, plural } = HTTPROUTE;
+    const httproutes = children<KubernetesObject>(
+      `/apis/${group}/${version}/${plural}`,
+      (o) => custom.listNamespacedCustomObject({ group, version, plural, ...o }),
+      (o) => custom.listClusterCustomObject({ group, version, plural, ...o }),
+    );
     const metadata = setHeaderOptions("Accept", METADATA_LIST);
     const secrets = makeInformer<KubernetesObject>(
       metadataOnly(kc),
       scope("/api/v1/secrets"),
       list(() => (namespace ? core.listNamespacedSecret({ namespace }, metadata) : core.listSecretForAllNamespaces({}, metadata))),
     );
-    return { namespace, models, replicasets, deployments, pods, services, hpas, pdbs, secrets };
+    return { namespace, models, replicasets, deployments, pods, services, hpas, pdbs, ingresses, httproutes, secrets };
   };
   const sets = (namespaces.length ? namespaces : [undefined]).map(informersIn);
 
@@ -179,14 +196,15 @@ export function createInformers(
   const secretKey = (o: KubernetesObject) => {
     const namespace = o.metadata?.namespace;
     for (const m of models.list(namespace)) {
-      const spec = (m as { spec?: Pick<WaveletModelSpec, "server"> }).spec;
-      if (spec?.server && secretRefs(spec).some((r) => r.name === o.metadata?.name)) enqueue(`${namespace}/${m.metadata?.name}`);
+      const spec = (m as { spec?: Pick<WaveletModelSpec, "server" | "tls"> }).spec;
+      if (spec?.server && namedSecrets(spec).includes(o.metadata?.name ?? "")) enqueue(`${namespace}/${m.metadata?.name}`);
     }
   };
   type Watched = [string, Informer<KubernetesObject>, (o: KubernetesObject, verb: Verb) => void];
-  const all = sets.flatMap(({ namespace, models, replicasets, deployments, pods, services, hpas, pdbs, secrets }): Watched[] => {
+  const all = sets.flatMap(({ namespace, models, replicasets, deployments, pods, services, hpas, pdbs, ingresses, httproutes, secrets }): Watched[] => {
     const where = namespace ? ` in ${namespace}` : "";
     const legacy: Watched[] = options.deployments ? [[`deployments${where}`, deployments as unknown as Informer<KubernetesObject>, childKey]] : [];
+    const routes: Watched[] = options.httpRoutes ? [[`httproutes${where}`, httproutes, childKey]] : [];
     return [
       [`waveletmodels${where}`, models, modelKey],
       [`replicasets${where}`, replicasets as unknown as Informer<KubernetesObject>, childKey],
@@ -195,6 +213,8 @@ export function createInformers(
       [`services${where}`, services as unknown as Informer<KubernetesObject>, childKey],
       [`hpas${where}`, hpas as unknown as Informer<KubernetesObject>, childKey],
       [`pdbs${where}`, pdbs as unknown as Informer<KubernetesObject>, childKey],
+      [`ingresses${where}`, ingresses as unknown as Informer<KubernetesObject>, childKey],
+      ...routes,
       [`secrets${where}`, secrets, secretKey],
     ];
   });
@@ -261,6 +281,8 @@ export function createInformers(
       services: merged(sets.map((s) => s.services)),
       hpas: merged(sets.map((s) => s.hpas)),
       pdbs: merged(sets.map((s) => s.pdbs)),
+      ingresses: merged(sets.map((s) => s.ingresses)),
+      ...(options.httpRoutes ? { httproutes: merged(sets.map((s) => s.httproutes)) } : {}),
       secrets: merged(sets.map((s) => s.secrets)),
     },
     async start() {

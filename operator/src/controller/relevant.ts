@@ -5,10 +5,10 @@ import { TEMPLATE_HASH, podReady } from "../api/labels.js";
  * Which updates of a child can change what a pass decides or writes, as controller-runtime's
  * predicates do: a pod's readiness, its end or deletion, its template, owner and labels
  * (colorstate.ts reads nothing else); the spec, metadata and deletion of a ReplicaSet, PDB,
- * HPA or an older operator's Deployment, never their status (readiness comes from the pods).
- * A Service's every update counts (its status has the load balancer's address). A pod goes
- * through several status updates to Ready, and the ReplicaSet's and PDB's status follow
- * each: each a pass of a few milliseconds of CPU that could change nothing.
+ * HPA, Ingress, HTTPRoute or an older operator's Deployment, never their status (readiness
+ * comes from the pods). A Service's every update counts (its status has the load balancer's
+ * address). A pod goes through several status updates to Ready, and the ReplicaSet's and
+ * PDB's status follow each: each a pass of a few milliseconds of CPU that could change nothing.
  */
 
 type Fingerprint = (o: KubernetesObject) => string;
@@ -30,6 +30,9 @@ const FINGERPRINTS: Record<string, Fingerprint> = {
   pdbs: specAndMetadata,
   hpas: specAndMetadata,
   deployments: specAndMetadata,
+  // Their controllers (an ingress controller, a Gateway's) write addresses and conditions no pass reads.
+  ingresses: specAndMetadata,
+  httproutes: specAndMetadata,
 };
 
 /**

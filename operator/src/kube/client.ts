@@ -18,9 +18,10 @@ import { FIELD_MANAGER } from "../api/labels.js";
  * means someone changed it meanwhile, and the pass is retried.
  */
 
-/** A Secret's decoded data, and its version (which changes whenever the Secret does). */
+/** A Secret's decoded data, its type, and its version (which changes whenever the Secret does). */
 export interface SecretData {
   resourceVersion: string;
+  type: string;
   data: Record<string, string>;
 }
 
@@ -62,7 +63,7 @@ export class KubeClient {
     try {
       const secret = await this.core.readNamespacedSecret({ name, namespace });
       const data = Object.fromEntries(Object.entries(secret.data ?? {}).map(([k, v]) => [k, Buffer.from(v, "base64").toString("utf8")]));
-      return { resourceVersion: secret.metadata?.resourceVersion ?? "", data };
+      return { resourceVersion: secret.metadata?.resourceVersion ?? "", type: secret.type ?? "Opaque", data };
     } catch (error) {
       if (statusCode(error) === 404) return undefined;
       throw error;

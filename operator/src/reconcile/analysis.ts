@@ -1,6 +1,7 @@
 import { z } from "zod";
 import type { WaveletModel } from "../api/waveletmodel.js";
 import { BodyTooLarge, readBody } from "../kube/body.js";
+import { type Fetch, fetchTrusting } from "../kube/https.js";
 import type { AnalysisVerdict } from "./bluegreen.js";
 
 /**
@@ -24,6 +25,11 @@ export interface AnalysisTargets {
   apiKey?: string;
   /** The key guarding the pods' /metrics, when the spec gives one (server.metricsApiKeySecretRef). */
   metricsKey?: string;
+  /**
+   * spec.tls: the PEM certificates an https:// colour's certificate must chain to (reconcile/tls.ts
+   * trustAnchor). The pods' /metrics stays plain HTTP (the server's metrics listener has no TLS).
+   */
+  ca?: string;
 }
 
 export type Analyzer = (wm: WaveletModel, targets: AnalysisTargets) => Promise<AnalysisVerdict>;
@@ -81,11 +87,12 @@ interface Probe {
   wrong: string[];
 }
 
-/** How long a run, and each request of it, may take; `box` aborts when the run's time is up. */
+/** How long a run, and each request of it, may take; `box` aborts when the run's time is up. `send`: fetch, or over HTTPS with the model's trust. */
 interface Limits {
   reachWithinMs: number;
   requestTimeoutMs: number;
   box: AbortSignal;
+  send: Fetch;
 }
 
 const within = (limits: Limits) => AbortSignal.any([limits.box, AbortSignal.timeout(limits.requestTimeoutMs)]);
@@ -98,7 +105,7 @@ async function probe(base: string, requests: { c: GoldenCase; model: string }[],
     limits.box.throwIfAborted();
     const started = performance.now();
     try {
-      const res = await fetch(`${base}/predict`, {
+      const res = await limits.send(`${base}/predict`, {
         method: "POST",
         headers: { "content-type": "application/json", ...(apiKey ? { "x-api-key": apiKey } : {}) },
         body: JSON.stringify({ ...sent(c), model_type: model }),
@@ -142,7 +149,7 @@ async function health(url: string, headers: Record<string, string>, limits: Limi
   const deadline = Date.now() + limits.reachWithinMs;
   for (let wait = 100; ; wait = Math.min(2 * wait, 2000)) {
     try {
-      const res = await fetch(`${url}/health`, { signal: within(limits), headers: { ...headers, connection: "close" } });
+      const res = await limits.send(`${url}/health`, { signal: within(limits), headers: { ...headers, connection: "close" } });
       return { status: res.status, body: await json(res, BODY_LIMITS.health) };
     } catch (error) {
       if (limits.box.aborted || error instanceof BodyTooLarge || Date.now() + wait > deadline) throw error;
@@ -158,11 +165,16 @@ async function health(url: string, headers: Record<string, string>, limits: Limi
  */
 export const httpAnalyzer = ({ reachWithinMs = 30_000, requestTimeoutMs = 5000, runWithinMs = 300_000 } = {}): Analyzer => async (wm, targets) => {
   const box = AbortSignal.timeout(runWithinMs);
+  const https = targets.ca ? fetchTrusting(targets.ca) : undefined;
+  // Each colour by its own scheme: a rollout that turns TLS on (or off) has one of each.
+  const send: Fetch = (url, init) => (https && url.startsWith("https:") ? https.fetch(url, init) : fetch(url, init));
   try {
-    return await analyze(wm, targets, { reachWithinMs, requestTimeoutMs, box });
+    return await analyze(wm, targets, { reachWithinMs, requestTimeoutMs, box, send });
   } catch (error) {
     if (box.aborted) return { result: "fail", message: `analysis did not finish within ${runWithinMs / 1000}s` };
     throw error;
+  } finally {
+    https?.close();
   }
 };
 
@@ -176,7 +188,7 @@ async function analyze(wm: WaveletModel, targets: AnalysisTargets, limits: Limit
     const { status, body } = (await health(targets.preview, auth, limits)) as { status: number; body: { bundle?: { digest?: string } } | null };
     if (status !== 200) return fail(`preview /health answered ${status}`);
     if (body?.bundle?.digest !== wm.spec.bundle.digest) return fail(`preview serves ${String(body?.bundle?.digest).slice(0, 80)}, not ${wm.spec.bundle.digest}`);
-    const golden = await fetch(`${targets.preview}/models/golden`, { signal: within(limits), headers: auth });
+    const golden = await limits.send(`${targets.preview}/models/golden`, { signal: within(limits), headers: auth });
     if (golden.status !== 200) return fail(`preview /models/golden answered ${golden.status}`);
     const parsed = goldenAnswer.safeParse(await json(golden, BODY_LIMITS.golden));
     if (!parsed.success) return fail("preview /models/golden is not a list of golden cases");
@@ -199,6 +211,7 @@ async function analyze(wm: WaveletModel, targets: AnalysisTargets, limits: Limit
   let serverErrors = 0;
   for (const url of targets.previewMetrics) {
     try {
+      // fetch, not send: the metrics port is plain HTTP under spec.tls too.
       const text = await readBody(await fetch(url, { signal: within(limits), headers: targets.metricsKey ? { "x-api-key": targets.metricsKey } : {} }), BODY_LIMITS.metrics);
       const counts = [...text.matchAll(/^http_requests_total\{([^}]*)\} (\d+)/gm)];
       if (!counts.length) return fail(`preview ${url} has no http_requests_total: cannot tell its error count`);

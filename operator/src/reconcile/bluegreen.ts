@@ -37,6 +37,14 @@ export interface ColorState {
 
 export type AnalysisVerdict = { result: "pass" | "fail"; message: string };
 
+/** Something the spec asks for that the operator cannot provide, reported as Degraded with its reason (status.ts). */
+export interface SpecProblem {
+  reason: "TLSSecretInvalid" | "GatewayAPIMissing";
+  message: string;
+  /** Pods of the desired template could not serve: no rollout to it starts. */
+  holdsRollout?: boolean;
+}
+
 export interface Observation {
   wm: WaveletModel;
   now: number;
@@ -66,6 +74,7 @@ export interface Observation {
   colors: Partial<Record<Color, ColorState>>;
   /** When status says Analyzing: the verdict of the run status has not counted yet, once it has finished. */
   analysis?: AnalysisVerdict;
+  problems?: SpecProblem[];
 }
 
 /** What to apply for one colour; "keep" leaves its ReplicaSet as it is (or absent). */
@@ -92,6 +101,15 @@ export interface Plan {
 
 const iso = (ms: number) => new Date(ms).toISOString();
 const isSet = (wm: WaveletModel, annotation: string) => ["true", "yes", "1"].includes((wm.metadata.annotations?.[annotation] ?? "").toLowerCase());
+
+/**
+ * The spec the pods of `color` serve once `plan` is applied: the active colour's last good
+ * spec, any other colour the desired one (what the Services' protocol and the endpoints follow).
+ */
+export function servedSpec(wm: WaveletModel, plan: Plan, color: Color): WaveletModelSpec {
+  const lastGood = plan.status.lastGoodSpec as unknown as WaveletModelSpec | undefined;
+  return color === plan.status.activeColor && lastGood ? lastGood : wm.spec;
+}
 
 /**
  * Colour `color` runs template `hash` on every replica it should have, and at least
@@ -131,6 +149,9 @@ export function decide(o: Observation): Plan {
   const deadlineMs = wm.spec.rollout.progressDeadlineSeconds * 1000;
   const events: PlanEvent[] = [];
   const clearAnnotations: string[] = [];
+  // A rollout of the desired template that began (before its pods stopped being able to serve) goes on to its verdict.
+  const underWay = !!rollout && rollout.templateHash === desiredHash && rollout.phase !== "ScalingDown" && rollout.phase !== "Failed";
+  const held = !underWay && !!o.problems?.some((p) => p.holdsRollout);
 
   // First deployment: blue, no traffic to protect.
   if (!status.activeColor || !status.activeTemplateHash) {
@@ -147,6 +168,10 @@ export function decide(o: Observation): Plan {
     if (ready(o.colors.blue, desiredHash)) {
       events.push({ type: "Normal", reason: "Deployed", message: `blue serves bundle ${wm.spec.bundle.digest}` });
       plan.status = { activeColor: "blue", previewColor: "blue", activeTemplateHash: desiredHash, lastGoodSpec: wm.spec as never };
+      return plan;
+    }
+    if (held) {
+      plan.colors.blue = "keep";
       return plan;
     }
     const since = rollout?.templateHash === desiredHash ? rollout.since : iso(now);
@@ -279,9 +304,17 @@ export function decide(o: Observation): Plan {
 
   if (!clearAnnotations.includes(ANNOTATIONS.retry)) ignoreStaleAnnotations(wm, "nothing has failed", events, clearAnnotations, [ANNOTATIONS.retry]);
 
+  // Pods that could not serve are not deployed: the active colour keeps the traffic, and
+  // what fixes the problem (a new version of the Secret) queues the model again.
+  if (held) {
+    plan.status.rollout = undefined;
+    scaleIdleToZero();
+    return plan;
+  }
+
   // Roll out the desired template on the idle colour.
   let current: RolloutStatus;
-  if (rollout && rollout.templateHash === desiredHash && rollout.phase !== "ScalingDown" && rollout.phase !== "Failed") {
+  if (rollout && underWay) {
     current = rollout;
   } else {
     current = { phase: "Deploying", color: idle, templateHash: desiredHash, startedAt: iso(now), since: iso(now) };

@@ -54,7 +54,7 @@ export interface PassDeps {
  */
 export class Pass {
   private readonly namespace: string;
-  private readonly cache: Record<string, ObjectCache<KubernetesObject>>;
+  private readonly cache: Record<string, ObjectCache<KubernetesObject> | undefined>;
   /** The model's version as this pass last knew it (read, then after each of its writes). */
   private modelVersion: string;
   /** The status as this pass last knew it. */
@@ -79,6 +79,8 @@ export class Pass {
       Service: caches.services,
       HorizontalPodAutoscaler: caches.hpas,
       PodDisruptionBudget: caches.pdbs,
+      Ingress: caches.ingresses,
+      HTTPRoute: caches.httproutes,
     };
     this.modelVersion = raw.metadata?.resourceVersion ?? ABSENT;
     this.status = (raw as { status?: WaveletModelStatus }).status;

@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import type { KubernetesObject, V1Pod, V1ReplicaSet, V1Service } from "@kubernetes/client-node";
+import type { KubernetesObject, ObjectCache, V1Pod, V1ReplicaSet, V1Service } from "@kubernetes/client-node";
 import {
   COLORS,
   type Color,
@@ -14,18 +14,21 @@ import {
 import type { ReconcileResult } from "../controller/controller.js";
 import { type EventRecord, statusCode } from "../kube/client.js";
 import type { AnalysisRuns } from "./analysis.js";
-import { type ColorState, decide, type Observation, type Plan } from "./bluegreen.js";
+import { type ColorState, decide, type Observation, type Plan, type SpecProblem, servedSpec } from "./bluegreen.js";
 import { colorState, podsOf } from "./colorstate.js";
 import { Expectations } from "./expectations.js";
 import { activeReplicas, desiredHpa } from "./hpa.js";
 import { desiredPdb } from "./pdb.js";
+import { desiredHttpRoutes, desiredIngress } from "./routes.js";
 import { FIELD_MANAGER, LABELS, TEMPLATE_HASH, podReady } from "../api/labels.js";
 import { podMetricsUrl } from "../api/metrics.js";
 import { activeServiceName, hpaName, previewServiceName, replicaSetName } from "./names.js";
+import { HTTPROUTE_API_VERSION } from "../api/gatewayapi.js";
 import { recoverStatus } from "./recover.js";
 import { type PodSettings, type TemplateInputs, desiredReplicaSet, stalePods, templateHash } from "./replicaset.js";
 import { desiredServices, endpoint } from "./service.js";
-import { buildStatus, failureOf, failureStatus } from "./status.js";
+import { buildStatus, failureOf, failureStatus, problemReported } from "./status.js";
+import { tlsSecretProblem, trustAnchor } from "./tls.js";
 import { servingColors } from "./serving.js";
 import { ChildFailed, controlledBy, Pass, type PassDeps } from "./pass.js";
 import { applyIsNoop, stamped } from "./unchanged.js";
@@ -48,6 +51,8 @@ export interface ReconcilerDeps extends PassDeps {
 
 export class Reconciler {
   private readonly expectations = new Expectations();
+  /** By model: its TLS Secret as last checked ("name@resourceVersion") and what was wrong with it. */
+  private readonly tlsChecked = new Map<string, { secret: string; problem: string | undefined }>();
 
   constructor(private readonly deps: ReconcilerDeps) {}
 
@@ -58,6 +63,7 @@ export class Reconciler {
     if (!raw || raw.metadata?.deletionTimestamp) {
       this.expectations.forget(key);
       this.deps.analyses.forget(key);
+      this.tlsChecked.delete(key);
       return {};
     }
     const pass = new Pass(this.deps, this.expectations, key, raw);
@@ -107,6 +113,9 @@ export class Reconciler {
     const { observation, live } = observed;
     const plan = decide(observation);
     if (recovered) plan.events.unshift(recovered.event);
+    for (const problem of observation.problems ?? []) {
+      if (!problemReported(pass.status, problem)) plan.events.push({ type: "Warning", reason: problem.reason, message: problem.message });
+    }
 
     // A failure reported by an earlier pass stays reported until a pass gets through.
     const reported = failureOf(pass.status);
@@ -172,6 +181,7 @@ export class Reconciler {
       legacyReplicas: this.legacyReplicas(wm, colors),
       activeServiceColor: activeService?.spec?.selector?.[LABELS.color],
       activeServiceExternal: { nodePort: activeService?.spec?.ports?.[0]?.nodePort, loadBalancer: ingress?.ip ?? ingress?.hostname },
+      problems: await this.specProblems(key, wm),
     };
     const rollout = wm.status?.rollout;
     const ofColor = (p: V1Pod, color: string | undefined) => p.metadata?.labels?.[LABELS.model] === name && p.metadata.labels[LABELS.color] === color;
@@ -188,10 +198,12 @@ export class Reconciler {
         .flatMap((p) => podMetricsUrl(p) ?? []);
       const targets = async () => ({
         preview: endpoint(wm, previewServiceName(wm)),
-        active: endpoint(wm),
+        active: endpoint(wm, activeServiceName(wm), activeSpec),
         previewMetrics,
         apiKey: await this.key(wm, wm.spec.server.apiKeySecretRef),
         metricsKey: await this.key(wm, wm.spec.server.metricsApiKeySecretRef),
+        // The preview's trust; the active colour's for a rollout that turns TLS off.
+        ca: await this.trust(wm, wm.spec.tls ?? activeSpec?.tls),
       });
       observation.analysis = this.deps.analyses.poll(key, `${rollout.templateHash}#${rollout.analysis?.runs ?? 0}`, wm, targets);
     } else {
@@ -199,6 +211,45 @@ export class Reconciler {
       this.deps.analyses.forget(key);
     }
     return { observation, live };
+  }
+
+  /**
+   * What the spec asks for that cannot be served: a TLS Secret the pods could not serve with
+   * (read from the API server once per version the Secrets' metadata cache shows), routes on
+   * a cluster without the Gateway API (none are made there; everything else is).
+   */
+  private async specProblems(key: string, wm: WaveletModel): Promise<SpecProblem[]> {
+    const problems: SpecProblem[] = [];
+    const tls = wm.spec.tls;
+    const tlsProblem = tls && (await this.tlsProblem(key, wm.metadata.namespace, tls.secretName));
+    if (tlsProblem) {
+      const message = `spec.tls: Secret ${tls.secretName} ${tlsProblem}; no rollout to this spec starts until it is fixed (running pods keep the certificate they loaded)`;
+      problems.push({ reason: "TLSSecretInvalid", message, holdsRollout: true });
+    }
+    if (wm.spec.route && !this.deps.caches.httproutes) {
+      const message = "spec.route: this cluster does not serve gateway.networking.k8s.io/v1 HTTPRoutes; install the Gateway API CRDs (standard channel v1.x), then restart the operator";
+      problems.push({ reason: "GatewayAPIMissing", message });
+    }
+    return problems;
+  }
+
+  private async tlsProblem(key: string, namespace: string, name: string): Promise<string | undefined> {
+    const version = this.deps.caches.secrets.get(name, namespace)?.metadata?.resourceVersion;
+    if (!version) return tlsSecretProblem(undefined);
+    const checked = this.tlsChecked.get(key);
+    if (checked?.secret === `${name}@${version}`) return checked.problem;
+    const secret = await this.deps.writer.secret(namespace, name);
+    const problem = tlsSecretProblem(secret);
+    this.tlsChecked.set(key, { secret: `${name}@${secret?.resourceVersion ?? version}`, problem });
+    return problem;
+  }
+
+  /** The certificates analysis trusts for a colour serving `tls` (reconcile/tls.ts). */
+  private async trust(wm: WaveletModel, tls: WaveletModelSpec["tls"]): Promise<string | undefined> {
+    if (!tls) return undefined;
+    const ca = trustAnchor(await this.deps.writer.secret(wm.metadata.namespace, tls.secretName));
+    if (!ca) throw new Error(`Secret ${tls.secretName} holds no certificate to verify the colours' HTTPS with`);
+    return ca;
   }
 
   /** One of the keys a Secret holds for the server (it takes a comma-separated list; any one will do), for analysis. */
@@ -281,11 +332,14 @@ export class Reconciler {
     const { caches, settings } = this.deps;
     const namespace = wm.metadata.namespace;
     const hpa = desiredHpa(wm, plan.active);
-    const services = desiredServices(wm, plan.active, plan.preview);
+    const services = desiredServices(wm, plan.active, plan.preview, (color) => servedSpec(wm, plan, color));
     const pdb = desiredPdb(wm, plan.active);
+    const routes = caches.httproutes ? desiredHttpRoutes(wm) : [];
+    const ingress = desiredIngress(wm);
+    const optional = [...(hpa ? [hpa] : []), ...routes, ...(ingress ? [ingress] : [])];
     const replicaSets = COLORS.filter((c) => plan.colors[c] !== "keep").map((c) => ({ apiVersion: "apps/v1", kind: "ReplicaSet", metadata: { name: replicaSetName(wm, c), namespace } }));
     // Children the cache does not have are read first (whose are they?): all at once, not step by step.
-    pass.prefetch([...replicaSets, ...services, pdb, ...(hpa ? [hpa] : [])]);
+    pass.prefetch([...replicaSets, ...services, pdb, ...optional]);
     const replicaSet = async (color: Color) => {
       const target = plan.colors[color];
       if (target === "keep") return;
@@ -315,16 +369,35 @@ export class Reconciler {
     // what routes traffic to them; then the colours going to zero, once traffic has left.
     const zero = (color: Color) => plan.colors[color] !== "keep" && (plan.colors[color] as { replicas: number }).replicas === 0;
     await allInOrder(COLORS.filter((c) => !zero(c)).map(replicaSet));
-    const stale = hpa ? undefined : caches.hpas.get(hpaName(wm), namespace);
     await allInOrder([
       ...services.map((service) => pass.apply(service)),
       pass.apply(pdb),
-      ...(hpa ? [pass.apply(hpa)] : []),
-      ...(stale && controlledBy(stale, wm.metadata.uid)
-        ? [pass.delete({ apiVersion: "autoscaling/v2", kind: "HorizontalPodAutoscaler", metadata: { name: hpaName(wm), namespace } })]
-        : []),
+      ...optional.map((child) => pass.apply(child)),
+      ...this.dropped(wm, optional).map((child) => pass.delete(child)),
     ]);
     await allInOrder(COLORS.filter(zero).map(replicaSet));
+  }
+
+  /**
+   * The children the spec may ask for or not (an HPA, routes, an Ingress) that it does not ask
+   * for now: those of them this model owns, to delete (never another owner's of the same name).
+   */
+  private dropped(wm: WaveletModel, wanted: KubernetesObject[]): KubernetesObject[] {
+    const { caches } = this.deps;
+    const namespace = wm.metadata.namespace;
+    const candidates: [string, string, string, ObjectCache<KubernetesObject> | undefined][] = [
+      ["autoscaling/v2", "HorizontalPodAutoscaler", hpaName(wm), caches.hpas],
+      [HTTPROUTE_API_VERSION, "HTTPRoute", activeServiceName(wm), caches.httproutes],
+      [HTTPROUTE_API_VERSION, "HTTPRoute", previewServiceName(wm), caches.httproutes],
+      ["networking.k8s.io/v1", "Ingress", activeServiceName(wm), caches.ingresses],
+    ];
+    const kept = new Set(wanted.map((o) => `${o.kind}/${o.metadata!.name}`));
+    return candidates
+      .filter(([, kind, name, cache]) => {
+        const found = kept.has(`${kind}/${name}`) ? undefined : cache?.get(name, namespace);
+        return found && controlledBy(found, wm.metadata.uid);
+      })
+      .map(([apiVersion, kind, name]) => ({ apiVersion, kind, metadata: { name, namespace } }));
   }
 
   /**

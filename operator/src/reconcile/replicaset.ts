@@ -27,7 +27,8 @@ export interface PodSettings {
 /**
  * What the pods get from outside the spec, hashed into the template so a change rolls out
  * blue-green: the API key Secrets' values (env from a Secret is read at container start
- * only, so a rotated key reaches pods only through new ones). Never the values themselves.
+ * only, so a rotated key reaches pods only through new ones). Never the values themselves,
+ * nor the TLS Secret's version: a mounted Secret reaches running pods by itself.
  */
 export interface TemplateInputs {
   secretsHash?: string;
@@ -36,6 +37,8 @@ export interface TemplateInputs {
 export const SERVER_PORT = 8000;
 export const PRE_STOP_SECONDS = 5;
 const BUNDLE_MOUNT = "/models/bundle";
+/** spec.tls: the Secret as a volume, never by subPath, so kubelet brings a renewed certificate to running pods (the server re-reads it). */
+export const TLS_MOUNT = "/etc/wavelet/tls";
 /** Where the server image keeps its built-in bundles (Dockerfile.server). */
 export const BUILTIN_BUNDLES = "/app/models/bundles";
 
@@ -48,6 +51,7 @@ function serverEnv(spec: WaveletModelSpec): V1EnvVar[] {
     { name: "PORT", value: String(SERVER_PORT) },
     { name: "METRICS_PORT", value: String(METRICS_PORT) },
   ];
+  if (spec.tls) env.push({ name: "TLS_CERT_FILE", value: `${TLS_MOUNT}/tls.crt` }, { name: "TLS_KEY_FILE", value: `${TLS_MOUNT}/tls.key` });
   if (spec.models) env.push({ name: "MODELS", value: spec.models.join(",") });
   if (spec.defaultModel) env.push({ name: "DEFAULT_MODEL", value: spec.defaultModel });
   for (const [variable, ref] of [
@@ -65,6 +69,8 @@ function serverEnv(spec: WaveletModelSpec): V1EnvVar[] {
 
 /** The pod template without the colour label: identical for both colours of one spec. */
 function podTemplate(wm: WaveletModel, spec: WaveletModelSpec, settings: PodSettings, inputs: TemplateInputs): V1PodTemplateSpec {
+  // With spec.tls the API port speaks only HTTPS (kubelet's HTTPS probes do not verify the certificate).
+  const probe = (path: string) => ({ httpGet: { path, port: "http", ...(spec.tls ? { scheme: "HTTPS" } : {}) } });
   const server: V1Container = {
     name: "server",
     image: spec.server.image ?? settings.defaultServerImage,
@@ -75,15 +81,19 @@ function podTemplate(wm: WaveletModel, spec: WaveletModelSpec, settings: PodSett
     ],
     env: serverEnv(spec),
     // Loading, verifying and warming the models takes seconds to a minute: liveness waits for it.
-    startupProbe: { httpGet: { path: "/livez", port: "http" }, periodSeconds: 2, failureThreshold: 90, timeoutSeconds: 2 },
-    readinessProbe: { httpGet: { path: "/health", port: "http" }, periodSeconds: 5, failureThreshold: 2, timeoutSeconds: 2 },
+    startupProbe: { ...probe("/livez"), periodSeconds: 2, failureThreshold: 90, timeoutSeconds: 2 },
+    readinessProbe: { ...probe("/health"), periodSeconds: 5, failureThreshold: 2, timeoutSeconds: 2 },
     // A deleted pod leaves the Service's endpoints at once, but kube-proxies apply that a
     // moment later: serve normally meanwhile, then SIGTERM starts the server's drain.
     lifecycle: { preStop: { sleep: { seconds: PRE_STOP_SECONDS } } },
-    livenessProbe: { httpGet: { path: "/livez", port: "http" }, periodSeconds: 10, timeoutSeconds: 2 },
+    livenessProbe: { ...probe("/livez"), periodSeconds: 10, timeoutSeconds: 2 },
     resources: spec.server.resources as V1Container["resources"],
     securityContext: { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, runAsNonRoot: true, capabilities: { drop: ["ALL"] } },
-    volumeMounts: [{ name: "tmp", mountPath: "/tmp" }, ...(spec.bundle.image ? [{ name: "bundle", mountPath: BUNDLE_MOUNT, readOnly: true }] : [])],
+    volumeMounts: [
+      { name: "tmp", mountPath: "/tmp" },
+      ...(spec.bundle.image ? [{ name: "bundle", mountPath: BUNDLE_MOUNT, readOnly: true }] : []),
+      ...(spec.tls ? [{ name: "tls", mountPath: TLS_MOUNT, readOnly: true }] : []),
+    ],
   };
   // A bundle image is copied into a volume the server reads: the image only needs `cp`.
   const initContainers: V1Container[] = spec.bundle.image
@@ -120,7 +130,12 @@ function podTemplate(wm: WaveletModel, spec: WaveletModelSpec, settings: PodSett
       ...(pod.priorityClassName ? { priorityClassName: pod.priorityClassName } : {}),
       ...(initContainers.length ? { initContainers } : {}),
       containers: [server],
-      volumes: [{ name: "tmp", emptyDir: {} }, ...(spec.bundle.image ? [{ name: "bundle", emptyDir: {} }] : [])],
+      volumes: [
+        { name: "tmp", emptyDir: {} },
+        ...(spec.bundle.image ? [{ name: "bundle", emptyDir: {} }] : []),
+        // Its name is in the template (another Secret rolls out); its version is not (TemplateInputs).
+        ...(spec.tls ? [{ name: "tls", secret: { secretName: spec.tls.secretName } }] : []),
+      ],
       // preStop, then the server's drain: SHUTDOWN_DELAY_MS (5 s) of `Connection: close`
       // answers and up to SHUTDOWN_GRACE_MS (20 s) for in-flight requests and streams.
       terminationGracePeriodSeconds: PRE_STOP_SECONDS + 5 + 20 + 5,

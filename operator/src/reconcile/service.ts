@@ -1,15 +1,18 @@
 import type { V1Service } from "@kubernetes/client-node";
-import type { Color, WaveletModel } from "../api/waveletmodel.js";
+import type { Color, WaveletModel, WaveletModelSpec } from "../api/waveletmodel.js";
 import { LABELS } from "../api/labels.js";
 import { activeServiceName, commonLabels, ownerReference, previewServiceName } from "./names.js";
 
 /**
  * The active Service (the model's endpoint, of the type and port the spec asks for) and the
  * preview Service (in-cluster only) that reaches the colour being rolled out. Switching
- * traffic is changing the active Service's colour selector.
+ * traffic is changing the active Service's colour selector. Each says in appProtocol whether
+ * the colour it selects speaks HTTPS (spec.tls), for meshes and gateways that read it.
  */
 
-function service(wm: WaveletModel, name: string, role: "active" | "preview", color: Color, type: string, port: number): V1Service {
+export const scheme = (spec: WaveletModelSpec) => (spec.tls ? "https" : "http");
+
+function service(wm: WaveletModel, name: string, role: "active" | "preview", color: Color, served: WaveletModelSpec, type: string, port: number): V1Service {
   return {
     apiVersion: "v1",
     kind: "Service",
@@ -22,19 +25,20 @@ function service(wm: WaveletModel, name: string, role: "active" | "preview", col
     spec: {
       type,
       selector: { [LABELS.instance]: wm.metadata.name, [LABELS.model]: wm.metadata.name, [LABELS.color]: color },
-      ports: [{ name: "http", port, targetPort: "http", protocol: "TCP" }],
+      ports: [{ name: "http", port, targetPort: "http", protocol: "TCP", ...(served.tls ? { appProtocol: "https" } : {}) }],
     },
   };
 }
 
-export function desiredServices(wm: WaveletModel, active: Color, preview: Color): V1Service[] {
+/** `served`: the spec the pods of a colour serve (bluegreen.ts servedSpec). */
+export function desiredServices(wm: WaveletModel, active: Color, preview: Color, served: (color: Color) => WaveletModelSpec = () => wm.spec): V1Service[] {
   return [
-    service(wm, activeServiceName(wm), "active", active, wm.spec.service.type, wm.spec.service.port),
-    service(wm, previewServiceName(wm), "preview", preview, "ClusterIP", wm.spec.service.port),
+    service(wm, activeServiceName(wm), "active", active, served(active), wm.spec.service.type, wm.spec.service.port),
+    service(wm, previewServiceName(wm), "preview", preview, served(preview), "ClusterIP", wm.spec.service.port),
   ];
 }
 
-/** Where clients reach the model: the active Service's cluster DNS name and port. */
-export function endpoint(wm: WaveletModel, name: string = activeServiceName(wm)): string {
-  return `http://${name}.${wm.metadata.namespace}.svc:${wm.spec.service.port}`;
+/** Where clients reach the model: a Service's cluster DNS name and port, by the scheme of the spec its colour serves. */
+export function endpoint(wm: WaveletModel, name: string = activeServiceName(wm), served: WaveletModelSpec = wm.spec): string {
+  return `${scheme(served)}://${name}.${wm.metadata.namespace}.svc:${wm.spec.service.port}`;
 }

@@ -1,8 +1,8 @@
 import type { Condition, WaveletModelSpec, WaveletModelStatus } from "../api/waveletmodel.js";
-import type { Observation, Plan } from "./bluegreen.js";
+import { type Observation, type Plan, type SpecProblem, servedSpec } from "./bluegreen.js";
 import { canonical } from "./canonical.js";
-import { previewServiceName } from "./names.js";
-import { endpoint } from "./service.js";
+import { activeServiceName, previewServiceName } from "./names.js";
+import { endpoint, scheme } from "./service.js";
 
 /**
  * The status a reconcile pass writes (once per pass): conditions with observedGeneration,
@@ -53,11 +53,14 @@ export function buildStatus(o: Observation, plan: Plan, failure?: string): Wavel
   // Ready means done (kubectl wait, kstatus, Flux and Argo CD read it so): the active colour
   // serves this generation's template. A rollout waiting, failed or under way is not Ready.
   const current = plan.status.activeTemplateHash === o.desiredHash;
-  // ...and nothing keeps the operator from doing its work (a Service it cannot create).
-  const ready = activeReady && current && failure === undefined;
+  // ...and nothing keeps the operator from doing its work (a Service it cannot create, a TLS Secret it cannot serve).
+  const problems = o.problems ?? [];
+  const ready = activeReady && current && failure === undefined && !problems.length;
   const serving = `${activeColor} serves ${lastGood ? `bundle ${lastGood.bundle.digest}` : "an unrecorded bundle"}`;
   const notReady: [string, string] = failure !== undefined
     ? ["ReconcileFailed", failure]
+    : problems.length
+    ? [problems[0]!.reason, problemsMessage(problems)]
     : !activeColor
     ? ["NotDeployed", "no colour is serving yet"]
     : !activeReady
@@ -77,7 +80,10 @@ export function buildStatus(o: Observation, plan: Plan, failure?: string): Wavel
       now,
       generation,
     ),
+    // The spec's problems before a pass's failure: each stays said in one condition or the
+    // other while both last (failureOf reads Ready), so neither is announced again.
     degradedCondition(previous, now, generation, [
+      [problems.length > 0, problems[0]?.reason ?? "", problemsMessage(problems)],
       [failure !== undefined, "ReconcileFailed", failure ?? ""],
       [failed, "RolloutFailed", rollout?.message ?? "rollout failed"],
       [!!activeColor && !activeReady, "ActiveUnavailable", `${activeColor} is not fully available`],
@@ -94,18 +100,22 @@ export function buildStatus(o: Observation, plan: Plan, failure?: string): Wavel
     previewBundle: bundleRef(plan.preview === activeColor ? lastGood : wm.spec),
     replicas: activeState?.specReplicas ?? 0,
     readyReplicas: activeState?.readyReplicas ?? 0,
-    ...(activeColor ? { endpoint: endpoint(wm), previewEndpoint: endpoint(wm, previewServiceName(wm)) } : {}),
-    ...externalEndpoints(o),
+    ...(activeColor
+      ? { endpoint: endpoint(wm, activeServiceName(wm), servedSpec(wm, plan, plan.active)), previewEndpoint: endpoint(wm, previewServiceName(wm), servedSpec(wm, plan, plan.preview)) }
+      : {}),
+    ...externalEndpoints(o, servedSpec(wm, plan, plan.active)),
   };
 }
 
-function externalEndpoints(o: Observation): Pick<WaveletModelStatus, "nodePort" | "externalEndpoint"> {
+function externalEndpoints(o: Observation, served: WaveletModelSpec): Pick<WaveletModelStatus, "nodePort" | "externalEndpoint"> {
   const { type, port } = o.wm.spec.service;
   const external = o.activeServiceExternal ?? {};
   if (type === "NodePort" && external.nodePort) return { nodePort: external.nodePort };
-  if (type === "LoadBalancer" && external.loadBalancer) return { externalEndpoint: `http://${external.loadBalancer}:${port}` };
+  if (type === "LoadBalancer" && external.loadBalancer) return { externalEndpoint: `${scheme(served)}://${external.loadBalancer}:${port}` };
   return {};
 }
+
+const problemsMessage = (problems: SpecProblem[]) => problems.map((p) => p.message).join("; ");
 
 /** Degraded, from the first of `causes` that holds ([holds, reason, message]), else AsExpected. */
 function degradedCondition(previous: Condition[] | undefined, now: string, generation: number | undefined, causes: [boolean, string, string][]): Condition {
@@ -136,8 +146,13 @@ export function failureStatus(previous: WaveletModelStatus | undefined, generati
 const degradedBy = (status: WaveletModelStatus | undefined, reason: string) =>
   status?.conditions?.find((c) => c.type === "Degraded" && c.status === "True" && c.reason === reason)?.message;
 
-/** The pass failure a status reports (buildStatus's `failure`), to tell a new one from one already reported. */
-export const failureOf = (status: WaveletModelStatus | undefined) => degradedBy(status, "ReconcileFailed");
+/** The pass failure a status reports (buildStatus's `failure`: Ready says it first), to tell a new one from one already reported. */
+export const failureOf = (status: WaveletModelStatus | undefined) =>
+  status?.conditions?.find((c) => c.type === "Ready" && c.status === "False" && c.reason === "ReconcileFailed")?.message;
+
+/** Whether a status already reports `problem` (Degraded says the spec's problems first). */
+export const problemReported = (status: WaveletModelStatus | undefined, problem: SpecProblem) =>
+  !!status?.conditions?.some((c) => c.type === "Degraded" && c.status === "True" && c.message.includes(problem.message));
 
 /** The invalid-spec message a status reports. */
 export const invalidSpecOf = (status: WaveletModelStatus | undefined) => degradedBy(status, "InvalidSpec");

@@ -271,6 +271,8 @@ describe("review of 2026-12-07 on the real control plane (issue 21)", () => {
     const ns = uniqueNamespace("secrets");
     await a.core.createNamespace({ body: { metadata: { name: ns } } });
     await models(a, ns).create("keyed", spec({ server: { apiKeySecretRef: { name: "keys" } } }));
+    // As its TLS Secret (issue 26): checked again, though its version rolls nothing out.
+    await models(a, ns).create("https", spec({ tls: { secretName: "keys" } }));
     await models(a, ns).create("open", spec());
     // As `kubectl apply` leaves a Secret: its data in an annotation too.
     await a.core.createNamespacedSecret({
@@ -278,7 +280,7 @@ describe("review of 2026-12-07 on the real control plane (issue 21)", () => {
       body: { metadata: { name: "keys", annotations: { "kubectl.kubernetes.io/last-applied-configuration": '{"data":{"api-key":"czNjcjN0"}}' } }, stringData: { "api-key": "s3cr3t-key-0000001" } },
     });
     const queued: string[] = [];
-    const informers = createInformers(a.kc, [ns], (key) => void queued.push(key), systemClock, { warn: () => undefined }, { deployments: false });
+    const informers = createInformers(a.kc, [ns], (key) => void queued.push(key), systemClock, { warn: () => undefined }, { deployments: false, httpRoutes: false });
     await informers.start();
     try {
       const cached = await waitFor("the Secret cached", async () => informers.caches.secrets.get("keys", ns));
@@ -291,7 +293,7 @@ describe("review of 2026-12-07 on the real control plane (issue 21)", () => {
         setHeaderOptions("Content-Type", "application/merge-patch+json"),
       );
       await waitFor("the new version cached", async () => informers.caches.secrets.get("keys", ns)?.metadata?.resourceVersion === rotated.metadata?.resourceVersion, 10_000);
-      await waitFor("the model naming it queued", async () => queued.includes(`${ns}/keyed`), 10_000);
+      await waitFor("the models naming it queued", async () => queued.includes(`${ns}/keyed`) && queued.includes(`${ns}/https`), 10_000);
       expect(queued).not.toContain(`${ns}/open`);
     } finally {
       await informers.stop();
