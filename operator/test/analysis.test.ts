@@ -5,7 +5,7 @@ import type { AnalysisVerdict } from "../src/reconcile/bluegreen.js";
 import { AnalysisRuns, BODY_LIMITS, httpAnalyzer } from "../src/reconcile/analysis.js";
 import { freePort } from "../../test-support/wait.js";
 import { DIGEST_A, DIGEST_B, model } from "./fixtures.js";
-import { type Pair, makeCA, makeCert, pkiDir } from "./pki.js";
+import { type Pair, makeCA, makeCert, pkiDir } from "../../test-support/pki.js";
 
 /**
  * A stand-in for one colour of the inference server over real HTTP: /health, /models/golden,

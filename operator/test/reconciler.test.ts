@@ -4,7 +4,7 @@ import type { WaveletModel } from "../src/api/waveletmodel.js";
 import { desiredReplicaSet, templateHash } from "../src/reconcile/replicaset.js";
 import { type Harness, harness, settings } from "./fakeapi.js";
 import { DIGEST_B, model } from "./fixtures.js";
-import { makeCA, makeCert, pkiDir } from "./pki.js";
+import { makeCA, makeCert, pkiDir } from "../../test-support/pki.js";
 
 /**
  * The reconciler over a fake API server and caches that lag it (fakeapi.ts): what a pass

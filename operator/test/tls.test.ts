@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { tlsSecretProblem, trustAnchor } from "../src/reconcile/tls.js";
-import { makeCA, makeCert, pkiDir } from "./pki.js";
+import { makeCA, makeCert, pkiDir } from "../../test-support/pki.js";
 
 /** spec.tls's Secret, checked as the server would load it, with real PEM pairs made by openssl. */
 

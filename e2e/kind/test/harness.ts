@@ -1,5 +1,7 @@
 import { execFileSync } from "node:child_process";
 import { Agent, request } from "node:http";
+import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
+import type { TLSSocket } from "node:tls";
 import { expect, inject, onTestFinished } from "vitest";
 import { type Clients, type Model, SwitchWatch, activeColor, eventReasons, kubeClients, models, readyPods } from "../../../test-support/kube.js";
 import { waitFor } from "../../../test-support/wait.js";
@@ -63,18 +65,34 @@ export async function waitReady(k: Kube, namespace: string, name: string, timeou
  * Ready says the pods serve; kube-proxy programs their endpoints a moment later, and until
  * then it rejects connections (ECONNREFUSED), as for any Service. Load starts after that.
  */
-export async function nodePortUrl(k: Kube, namespace: string, name: string): Promise<string> {
+export async function nodePortUrl(k: Kube, namespace: string, name: string, tls?: { ca: string }): Promise<string> {
   const svc = await k.core.readNamespacedService({ name, namespace });
   const port = svc.spec?.ports?.[0]?.nodePort;
   if (!port) throw new Error(`${namespace}/${name} is not a NodePort Service`);
-  const url = `http://${inject("node").ip}:${port}`;
+  const url = `${tls ? "https" : "http"}://${inject("node").ip}:${port}`;
   let answered = 0;
   await waitFor(`${namespace}/${name} to route`, async () => {
-    const ok = await fetch(`${url}/livez`, { signal: AbortSignal.timeout(2000) }).then((r) => r.ok, () => false);
+    const ok = tls
+      ? await peerCertificate(`${url}/livez`, tls.ca).then((c) => c.status === 200, () => false)
+      : await fetch(`${url}/livez`, { signal: AbortSignal.timeout(2000) }).then((r) => r.ok, () => false);
     answered = ok ? answered + 1 : 0;
     return answered >= 10;
   }, 60_000);
   return url;
+}
+
+/** A GET on a fresh HTTPS connection verified against `ca`: its status and the certificate the server showed. */
+export function peerCertificate(url: string, ca: string): Promise<{ status: number; serial: string }> {
+  return new Promise((resolve, reject) => {
+    const req = httpsRequest(url, { ca, agent: false, timeout: 2000 }, (res) => {
+      const serial = (res.socket as TLSSocket).getPeerCertificate().serialNumber;
+      res.resume();
+      res.on("end", () => resolve({ status: res.statusCode!, serial }));
+    });
+    req.on("timeout", () => req.destroy(new Error("timeout")));
+    req.on("error", reject);
+    req.end();
+  });
 }
 
 // ---- load ---------------------------------------------------------------------------------
@@ -119,18 +137,24 @@ export interface LoadSummary {
  */
 export class Load {
   readonly samples: Sample[] = [];
-  private readonly agent = new Agent({ keepAlive: true, maxSockets: 64 });
+  private readonly agent: Agent;
+  private readonly send: typeof request;
   private timer: NodeJS.Timeout | undefined;
   private inflight = new Set<Promise<void>>();
   private sent = 0;
   private started = 0;
 
+  /** An https:// URL is verified against `tls.ca`. */
   constructor(
     private readonly url: string,
     private readonly rate: number,
     private readonly body = PREDICT_BODY,
     private readonly path = "/predict",
-  ) {}
+    tls?: { ca: string },
+  ) {
+    this.agent = tls ? new HttpsAgent({ keepAlive: true, maxSockets: 64, ca: tls.ca }) : new Agent({ keepAlive: true, maxSockets: 64 });
+    this.send = (tls ? httpsRequest : request) as typeof request;
+  }
 
   start(): this {
     this.started = Date.now();
@@ -149,7 +173,7 @@ export class Load {
         this.samples.push({ at, ms: Date.now() - at, ...s });
         resolveDone();
       };
-      const req = request(
+      const req = this.send(
         `${this.url}${this.path}`,
         { method: "POST", agent: this.agent, headers: { "content-type": "application/json" }, timeout: 10_000 },
         (res) => {

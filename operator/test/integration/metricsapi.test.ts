@@ -6,7 +6,7 @@ import { dirname, join } from "node:path";
 import { PatchStrategy } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { freePort } from "../../../test-support/wait.js";
-import { makeCA, makeCert, pkiDir } from "../pki.js";
+import { makeCA, makeCert, pkiDir } from "../../../test-support/pki.js";
 import { admin, models, modelSpec, type OperatorProcess, operatorNamespace, serviceAccountKubeconfig, startOperator, uniqueNamespace, waitFor } from "./harness.js";
 
 /**

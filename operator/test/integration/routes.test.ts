@@ -6,7 +6,7 @@ import { waitEstablished } from "../../../test-support/crds.js";
 import { HTTPROUTE } from "../../src/api/gatewayapi.js";
 import { waveletModel } from "../../src/api/waveletmodel.js";
 import { desiredHttpRoutes, desiredIngress } from "../../src/reconcile/routes.js";
-import { makeCA, makeCert, pkiDir } from "../pki.js";
+import { makeCA, makeCert, pkiDir } from "../../../test-support/pki.js";
 import {
   type Admin,
   type OperatorProcess,

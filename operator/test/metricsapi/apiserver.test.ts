@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Answer, MetricsApiServer, type Routed } from "../../src/metricsapi/apiserver.js";
 import { AuthConfigError, parseAuthConfig, type RequestHeaderConfig } from "../../src/metricsapi/authn.js";
 import { Authorizer, type Attributes } from "../../src/metricsapi/authz.js";
-import { makeCA, makeCert, type Pair, pkiDir } from "../pki.js";
+import { makeCA, makeCert, type Pair, pkiDir } from "../../../test-support/pki.js";
 
 /**
  * The listener the aggregator proxies to, over real TLS: only the front proxy's client
