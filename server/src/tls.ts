@@ -155,11 +155,13 @@ export class CertificateReloader {
 
   /** A poll: if the files hold another pair than the one served, serve it if it is a pair, else warn (once for this state of the files). */
   check(): void {
-    const outcome = this.#read();
-    if (outcome.state === this.#served) {
+    const files = this.#files();
+    if (files.state === this.#served) {
       this.#refused = undefined; // back to the served pair: a later bad state is news again
       return;
     }
+    // Only a change is validated: most polls find the served pair and build no context.
+    const outcome = "error" in files ? files : this.#contextOf(files);
     if ("error" in outcome) {
       this.#refuse(outcome.state, () =>
         this.log.warn(
@@ -174,13 +176,21 @@ export class CertificateReloader {
 
   /** The files now: a context to serve, or why not; either way the state they are in. */
   #read(): { state: string; context: TlsContext } | { state: string; error: unknown } {
-    let pair: { cert: Buffer; key: Buffer };
+    const files = this.#files();
+    return "error" in files ? files : this.#contextOf(files);
+  }
+
+  /** The pair the files hold and its digest (the state they are in), or why they cannot be read. */
+  #files(): { state: string; pair: { cert: Buffer; key: Buffer } } | { state: string; error: unknown } {
     try {
-      pair = readPair(this.config.TLS_CERT_FILE, this.config.TLS_KEY_FILE);
+      const pair = readPair(this.config.TLS_CERT_FILE, this.config.TLS_KEY_FILE);
+      return { state: digest(pair), pair };
     } catch (error) {
       return { state: `unreadable: ${(error as Error).message}`, error };
     }
-    const state = digest(pair);
+  }
+
+  #contextOf({ state, pair }: { state: string; pair: { cert: Buffer; key: Buffer } }): { state: string; context: TlsContext } | { state: string; error: unknown } {
     try {
       return { state, context: secureContext(pair, this.config) };
     } catch (error) {

@@ -25,6 +25,9 @@ export interface SecretData {
   data: Record<string, string>;
 }
 
+/** One of the keys a Secret's `key` holds for the server, which takes a comma-separated list (any one will do). */
+export const firstKey = (secret: Pick<SecretData, "data"> | undefined, key: string): string | undefined => secret?.data[key]?.split(",")[0]?.trim() || undefined;
+
 export interface EventRecord {
   type: "Normal" | "Warning";
   reason: string;

@@ -32,7 +32,7 @@ export class Authorizer {
 
   constructor(
     private readonly review: Review,
-    private readonly options: AuthorizerOptions = { ttlMs: 10_000, maxEntries: 4096, now: Date.now },
+    private readonly options: AuthorizerOptions,
   ) {}
 
   async authorize(who: Identity, what: Attributes): Promise<Decision> {

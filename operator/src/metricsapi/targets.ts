@@ -1,5 +1,6 @@
 import type { KubernetesObject, V1Pod } from "@kubernetes/client-node";
 import { LABELS } from "../api/labels.js";
+import { firstKey } from "../kube/client.js";
 import { podMetricsUrl, scalesOnServerMetrics } from "../api/metrics.js";
 import { waveletModelSpec, type WaveletModelSpec } from "../api/waveletmodel.js";
 import type { Target } from "./scraper.js";
@@ -26,9 +27,12 @@ function specOf(o: KubernetesObject): WaveletModelSpec | undefined {
 export function scrapeTargets(sources: TargetSources): Target[] {
   const targets: Target[] = [];
   for (const model of sources.models()) {
+    // Every round reads every model: the full parse only for those that ask for these metrics.
+    const raw = (model as { spec?: Pick<WaveletModelSpec, "autoscaling"> }).spec;
+    if (!raw || !scalesOnServerMetrics({ spec: raw })) continue;
     const spec = specOf(model);
     const { name, namespace } = model.metadata ?? {};
-    if (!spec || !name || !namespace || !scalesOnServerMetrics({ spec })) continue;
+    if (!spec || !name || !namespace) continue;
     const ref = spec.server.metricsApiKeySecretRef;
     const key = ref && sources.metricsKey(namespace, ref);
     for (const pod of sources.pods(namespace)) {
@@ -63,7 +67,7 @@ export class MetricsKeys {
       this.reading.add(id);
       this.read(namespace, ref.name)
         .then(
-          (secret) => this.keys.set(id, { version, value: secret?.data[ref.key]?.split(",")[0]?.trim() || undefined }),
+          (secret) => this.keys.set(id, { version, value: firstKey(secret, ref.key) }),
           (error: unknown) => this.log.warn(`cannot read the metrics key ${id}: ${(error as Error).message}`),
         )
         .finally(() => this.reading.delete(id));

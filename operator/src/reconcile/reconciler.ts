@@ -12,7 +12,7 @@ import {
   waveletModelStatus,
 } from "../api/waveletmodel.js";
 import type { ReconcileResult } from "../controller/controller.js";
-import { type EventRecord, statusCode } from "../kube/client.js";
+import { type EventRecord, firstKey, statusCode } from "../kube/client.js";
 import type { AnalysisRuns } from "./analysis.js";
 import { type ColorState, decide, type Observation, type Plan, type SpecProblem, servedSpec } from "./bluegreen.js";
 import { colorState, podsOf } from "./colorstate.js";
@@ -252,9 +252,9 @@ export class Reconciler {
     return ca;
   }
 
-  /** One of the keys a Secret holds for the server (it takes a comma-separated list; any one will do), for analysis. */
+  /** A key the server takes, from the Secret `ref` names, for analysis. */
   private async key(wm: WaveletModel, ref: { name: string; key: string } | undefined): Promise<string | undefined> {
-    return ref ? (await this.deps.writer.secret(wm.metadata.namespace, ref.name))?.data[ref.key]?.split(",")[0]?.trim() : undefined;
+    return ref ? firstKey(await this.deps.writer.secret(wm.metadata.namespace, ref.name), ref.key) : undefined;
   }
 
   /**

@@ -143,12 +143,13 @@ export function failureStatus(previous: WaveletModelStatus | undefined, generati
   };
 }
 
-const degradedBy = (status: WaveletModelStatus | undefined, reason: string) =>
-  status?.conditions?.find((c) => c.type === "Degraded" && c.status === "True" && c.reason === reason)?.message;
+/** The message of the condition `type` when it is `value` for `reason`. */
+const reportedBy = (status: WaveletModelStatus | undefined, type: string, value: string, reason: string) =>
+  status?.conditions?.find((c) => c.type === type && c.status === value && c.reason === reason)?.message;
+const degradedBy = (status: WaveletModelStatus | undefined, reason: string) => reportedBy(status, "Degraded", "True", reason);
 
 /** The pass failure a status reports (buildStatus's `failure`: Ready says it first), to tell a new one from one already reported. */
-export const failureOf = (status: WaveletModelStatus | undefined) =>
-  status?.conditions?.find((c) => c.type === "Ready" && c.status === "False" && c.reason === "ReconcileFailed")?.message;
+export const failureOf = (status: WaveletModelStatus | undefined) => reportedBy(status, "Ready", "False", "ReconcileFailed");
 
 /** Whether a status already reports `problem` (Degraded says the spec's problems first). */
 export const problemReported = (status: WaveletModelStatus | undefined, problem: SpecProblem) =>
